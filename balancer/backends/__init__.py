@@ -1,0 +1,1 @@
+"""Backends: registry, per-backend state and the prober."""

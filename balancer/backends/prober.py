@@ -1,0 +1,83 @@
+"""The prober: GET /queue and /system_stats of every backend on an interval.
+
+A backend goes down after `unhealthy_after` consecutive failures and up after
+`healthy_after` successes, so one slow answer (ComfyUI can stall ~0.3 s after
+a job) is not death. Data ages out through `Backend.is_fresh`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from balancer.backends.registry import Registry
+from balancer.backends.state import Backend, Clock, LoadSnapshot
+from balancer.config.model import ProbeSettings
+from balancer.logs import get_logger
+from balancer.upstream import Upstream, UpstreamError
+
+log = get_logger("balancer.prober")
+
+
+def parse_queue(data: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """prompt_ids running and pending from a GET /queue answer."""
+    if not isinstance(data, dict):
+        raise UpstreamError("GET /queue: not an object")
+
+    def ids(key: str) -> tuple[str, ...]:
+        items = data.get(key)
+        if not isinstance(items, list):
+            raise UpstreamError(f"GET /queue: {key} is not a list")
+        return tuple(str(item[1]) for item in items if isinstance(item, list) and len(item) > 1)
+
+    return ids("queue_running"), ids("queue_pending")
+
+
+def parse_vram(data: Any) -> tuple[int | None, int | None]:
+    """(vram_total, vram_free) of the first device of a /system_stats answer."""
+    devices = data.get("devices") if isinstance(data, dict) else None
+    if not isinstance(devices, list) or not devices or not isinstance(devices[0], dict):
+        return None, None
+    total, free = devices[0].get("vram_total"), devices[0].get("vram_free")
+    ok = isinstance(total, int) and isinstance(free, int)
+    return (total, free) if ok else (None, None)
+
+
+class Prober:
+    def __init__(
+        self, registry: Registry, upstream: Upstream, settings: ProbeSettings, clock: Clock
+    ) -> None:
+        self.registry = registry
+        self.upstream = upstream
+        self.settings = settings
+        self.clock = clock
+        self.rounds = 0
+
+    async def probe_all(self) -> None:
+        """One round: every backend at once, each bounded by the probe timeout."""
+        await asyncio.gather(*(self.probe(b) for b in self.registry))
+        self.rounds += 1
+
+    async def probe(self, backend: Backend) -> None:
+        started = self.clock()
+        timeout = self.settings.timeout
+        try:
+            queue, stats = await asyncio.gather(
+                self.upstream.get_json(backend.url + "/queue", timeout=timeout),
+                self.upstream.get_json(backend.url + "/system_stats", timeout=timeout),
+            )
+            running, pending = parse_queue(queue)
+        except UpstreamError as exc:
+            if backend.record_failure(str(exc), self.settings):
+                log.warning("backend_down", backend=backend.name, error=str(exc))
+            return
+        total, free = parse_vram(stats)
+        snapshot = LoadSnapshot(started, running, pending, total, free)
+        if backend.record_success(snapshot, self.settings):
+            log.info("backend_up", backend=backend.name, queue=snapshot.queue_size)
+
+    async def run(self) -> None:
+        """Probe forever; the caller cancels the task at shutdown."""
+        while True:
+            await self.probe_all()
+            await asyncio.sleep(self.settings.interval)

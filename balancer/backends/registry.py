@@ -1,0 +1,36 @@
+"""The ordered set of backends the balancer fronts, as registered in YAML."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from balancer.backends.state import Backend
+from balancer.config.model import BackendSettings
+
+
+class Registry:
+    """Backends in file order, by name."""
+
+    def __init__(self, settings: tuple[BackendSettings, ...]) -> None:
+        self._backends = {s.name: Backend(s, i) for i, s in enumerate(settings)}
+
+    def __iter__(self) -> Iterator[Backend]:
+        return iter(self._backends.values())
+
+    def __len__(self) -> int:
+        return len(self._backends)
+
+    def get(self, name: str) -> Backend | None:
+        return self._backends.get(name)
+
+    def healthy(self) -> list[Backend]:
+        return [b for b in self if b.healthy]
+
+    def primary(self) -> Backend | None:
+        """Where unpinned traffic goes: the healthy `primary: true` backend,
+        else the first healthy one in file order."""
+        healthy = self.healthy()
+        for backend in healthy:
+            if backend.settings.primary:
+                return backend
+        return healthy[0] if healthy else None

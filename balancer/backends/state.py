@@ -1,0 +1,110 @@
+"""What the balancer knows about one backend, and how that knowledge ages.
+
+Load is counted from the newest probe plus the prompts the balancer sent that
+the probe cannot have seen yet: a prompt whose POST is still in flight, or one
+accepted after the probe's request left. Counting them keeps a burst of
+submissions from all landing on the backend that looked idle a second ago.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from balancer.config.model import BackendSettings, ProbeSettings
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class LoadSnapshot:
+    """One successful probe: `/queue` and `/system_stats` as of `taken_at`.
+
+    `taken_at` is when the probe's requests left, so anything the balancer
+    dispatched after it is not in these numbers.
+    """
+
+    taken_at: float
+    running: tuple[str, ...]
+    pending: tuple[str, ...]
+    vram_total: int | None
+    vram_free: int | None
+
+    @property
+    def queue_size(self) -> int:
+        return len(self.running) + len(self.pending)
+
+
+class Backend:
+    """Health, freshest load data and unseen dispatches of one backend."""
+
+    def __init__(self, settings: BackendSettings, order: int) -> None:
+        self.settings = settings
+        self.order = order
+        self.healthy = False
+        self.failures = 0
+        self.successes = 0
+        self.snapshot: LoadSnapshot | None = None
+        self.last_error: str | None = None
+        self.inflight = 0
+        self._accepted_at: deque[float] = deque()
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def url(self) -> str:
+        return self.settings.url
+
+    def record_success(self, snapshot: LoadSnapshot, probe: ProbeSettings) -> bool:
+        """Store a probe result; return True when this flips the backend up."""
+        self.snapshot = snapshot
+        self.failures = 0
+        self.successes += 1
+        self.last_error = None
+        while self._accepted_at and self._accepted_at[0] < snapshot.taken_at:
+            self._accepted_at.popleft()
+        if not self.healthy and self.successes >= probe.healthy_after:
+            self.healthy = True
+            return True
+        return False
+
+    def record_failure(self, error: str, probe: ProbeSettings) -> bool:
+        """Count a failed probe; return True when this flips the backend down."""
+        self.successes = 0
+        self.failures += 1
+        self.last_error = error
+        if self.healthy and self.failures >= probe.unhealthy_after:
+            self.healthy = False
+            return True
+        return False
+
+    def mark_down(self, error: str) -> None:
+        """A request failed to connect: do not wait for the prober to agree."""
+        self.healthy = False
+        self.successes = 0
+        self.last_error = error
+
+    def dispatch_started(self) -> None:
+        self.inflight += 1
+
+    def dispatch_finished(self, accepted: bool, now: float) -> None:
+        self.inflight -= 1
+        if accepted:
+            self._accepted_at.append(now)
+
+    @property
+    def unseen(self) -> int:
+        """Prompts sent to this backend that its latest probe has not counted."""
+        return self.inflight + len(self._accepted_at)
+
+    def load(self) -> int | None:
+        """queue_running + queue_pending + unseen dispatches; None if unknown."""
+        if self.snapshot is None:
+            return None
+        return self.snapshot.queue_size + self.unseen
+
+    def is_fresh(self, now: float, probe: ProbeSettings) -> bool:
+        return self.snapshot is not None and now - self.snapshot.taken_at <= probe.stale_after

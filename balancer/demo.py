@@ -1,0 +1,57 @@
+"""`comfyui-balancer demo`: N emulated ComfyUI backends of different speeds on
+free loopback ports, and the balancer in front of them. No GPU, no network."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from balancer.app import create_app
+from balancer.config.model import BackendSettings, ListenSettings, Settings
+from balancer.emulator import EmulatorOptions, create_emulator_app
+from balancer.runner import Running, start, stop_all, wait_for_stop
+
+DEMO_PROMPT = {
+    "1": {
+        "class_type": "EmptyImage",
+        "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 16744192},
+    },
+    "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+    "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "demo"}},
+}
+
+
+def demo_emulators(count: int, root: Path) -> list[EmulatorOptions]:
+    """Backend i runs (1 + i/2) times slower than a CPU ComfyUI, so the pool is uneven."""
+    return [
+        EmulatorOptions(name=f"gpu{i}", base_dir=root / f"gpu{i}", time_scale=1.0 + i / 2)
+        for i in range(count)
+    ]
+
+
+def curl_line(url: str) -> str:
+    body = json.dumps({"prompt": DEMO_PROMPT}, separators=(",", ":"))
+    return f"curl -s -X POST {url}/prompt -H 'Content-Type: application/json' -d '{body}'"
+
+
+async def run_demo(host: str, port: int, count: int) -> None:
+    root = Path(tempfile.mkdtemp(prefix="comfyui-balancer-demo-"))
+    running: list[Running] = []
+    try:
+        for options in demo_emulators(max(1, count), root):
+            running.append(await start(create_emulator_app(options), "127.0.0.1", 0))
+        backends = tuple(
+            BackendSettings(name=f"gpu{i}", url=r.url, primary=i == 0)
+            for i, r in enumerate(running)
+        )
+        settings = Settings(backends=backends, listen=ListenSettings(host=host, port=port))
+        front = await start(create_app(settings), host, port)
+        running.append(front)
+        print(f"comfyui-balancer demo: {front.url} in front of {len(backends)} emulated backends")
+        for backend in backends:
+            print(f"  {backend.name}: {backend.url}")
+        print(f"status: {front.url}/queue   try:\n{curl_line(front.url)}", flush=True)
+        await wait_for_stop()
+    finally:
+        await stop_all(running)

@@ -1,0 +1,57 @@
+"""create_emulator_app: every ComfyUI route at its bare path and under /api, plus control routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from functools import partial
+
+from aiohttp import web
+
+from .control import ControlRoutes
+from .emulator import Emulator
+from .faults import faults_middleware
+from .options import EmulatorOptions
+from .routes_files import FileRoutes
+from .routes_info import InfoRoutes
+from .routes_queue import QueueRoutes
+from .ws import websocket_handler
+
+EMULATOR: web.AppKey[Emulator] = web.AppKey("emulator", Emulator)
+
+
+def _comfy_routes(emu: Emulator) -> web.RouteTableDef:
+    routes = web.RouteTableDef()
+    QueueRoutes(emu).add_to(routes)
+    InfoRoutes(emu).add_to(routes)
+    FileRoutes(emu).add_to(routes)
+
+    async def ws(request: web.Request) -> web.StreamResponse:
+        return await websocket_handler(
+            request, emu.hub, emu.status, emu.server_flags, emu.on_connect
+        )
+
+    routes.get("/ws")(ws)
+    return routes
+
+
+def create_emulator_app(options: EmulatorOptions | None = None) -> web.Application:
+    emu = Emulator(options if options is not None else EmulatorOptions())
+    app = web.Application(
+        client_max_size=emu.options.max_upload_size, middlewares=[faults_middleware(emu.faults)]
+    )
+    app[EMULATOR] = emu
+    routes = _comfy_routes(emu)
+    app.add_routes(routes)
+    for route in routes:
+        if isinstance(route, web.RouteDef):
+            app.router.add_route(route.method, "/api" + route.path, route.handler, **route.kwargs)
+    ControlRoutes(emu).add_to(app)
+    app.cleanup_ctx.append(partial(_lifecycle, emu))
+    return app
+
+
+async def _lifecycle(emu: Emulator, app: web.Application) -> AsyncIterator[None]:
+    emu.start()
+    yield
+    await emu.stop()
+    emu.hub.abort_all()

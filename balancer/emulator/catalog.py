@@ -1,0 +1,92 @@
+"""Node definitions as ComfyUI 0.3.64 reports them (recorded), with per-instance lists."""
+
+from __future__ import annotations
+
+import copy
+import json
+import mimetypes
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+NODE_INFO_FILE = Path(__file__).with_name("node_info.json")
+
+MODEL_FOLDERS = (
+    "checkpoints",
+    "configs",
+    "loras",
+    "vae",
+    "text_encoders",
+    "diffusion_models",
+    "clip_vision",
+    "style_models",
+    "embeddings",
+    "diffusers",
+    "vae_approx",
+    "controlnet",
+    "gligen",
+    "upscale_models",
+    "hypernetworks",
+    "photomaker",
+    "classifiers",
+    "model_patches",
+    "audio_encoders",
+    "custom_nodes",
+)
+
+
+@cache
+def _recorded_node_info() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(NODE_INFO_FILE.read_text(encoding="utf-8"))
+    return data
+
+
+def input_image_files(input_dir: Path) -> list[str]:
+    """Top-level image files of input/, sorted, as LoadImage's combo lists them."""
+    if not input_dir.is_dir():
+        return []
+    names = []
+    for entry in input_dir.iterdir():
+        kind = mimetypes.guess_type(entry.name)[0] or ""
+        if entry.is_file() and kind.startswith("image/"):
+            names.append(entry.name)
+    return sorted(names)
+
+
+class Catalog:
+    """Answers INPUT_TYPES-like questions for this instance (input/ files, checkpoints)."""
+
+    def __init__(self, input_dir: Path, checkpoints: tuple[str, ...]) -> None:
+        self._input_dir = input_dir
+        self._checkpoints = list(checkpoints)
+
+    def class_names(self) -> list[str]:
+        return list(_recorded_node_info())
+
+    def has(self, class_type: Any) -> bool:
+        return isinstance(class_type, str) and class_type in _recorded_node_info()
+
+    def info(self, class_type: str) -> dict[str, Any]:
+        info: dict[str, Any] = copy.deepcopy(_recorded_node_info()[class_type])
+        required = info["input"]["required"]
+        if class_type in ("LoadImage", "LoadImageMask"):
+            required["image"][0] = input_image_files(self._input_dir)
+        elif class_type == "CheckpointLoaderSimple":
+            required["ckpt_name"][0] = list(self._checkpoints)
+        return info
+
+    def all_info(self) -> dict[str, Any]:
+        return {name: self.info(name) for name in self.class_names()}
+
+    def input_types(self, class_type: str) -> dict[str, dict[str, list[Any]]]:
+        inputs = self.info(class_type)["input"]
+        return {category: dict(specs) for category, specs in inputs.items()}
+
+    def return_types(self, class_type: str) -> list[str]:
+        return list(_recorded_node_info()[class_type]["output"])
+
+    def is_output_node(self, class_type: str) -> bool:
+        return bool(_recorded_node_info()[class_type]["output_node"])
+
+    def display_name(self, class_type: str) -> str:
+        return str(_recorded_node_info()[class_type].get("display_name") or class_type)

@@ -1,0 +1,55 @@
+"""Emulator settings: one frozen dataclass, plus a parser for byte sizes like "24GiB"."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_CHECKPOINTS = (
+    "sd_xl_base_1.0.safetensors",
+    "v1-5-pruned-emaonly.safetensors",
+    "v1-5-pruned-emaonly-fp16.safetensors",
+)
+
+
+@dataclass(frozen=True)
+class EmulatorOptions:
+    name: str = "emulator"
+    base_dir: Path | None = None
+    time_scale: float = 1.0
+    vram_total: int = 24 * 1024**3
+    vram_base_used: int = 512 * 1024**2
+    vram_per_checkpoint: int = 6 * 1024**3
+    checkpoints: tuple[str, ...] = DEFAULT_CHECKPOINTS
+    checkpoint_load_time: float = 2.0
+    step_time: float = 0.05
+    max_upload_size: int = 100 * 1024**2
+    device_name: str = "cuda:0 Emulated GPU : cudaMallocAsync"
+
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(text: str) -> int:
+    """Parse "25769803776", "24GiB", "512MiB" or "1.5GB" into bytes."""
+    match = _SIZE_RE.match(text)
+    if match is None or match.group(2).lower() not in _UNITS:
+        raise ValueError(f"not a byte size: {text!r}")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])

@@ -1,0 +1,1 @@
+"""Files: output naming across backends (uploads follow later)."""

@@ -1,0 +1,1 @@
+"""Jobs: prompt ids, submission and dispatch."""

@@ -1,0 +1,1 @@
+"""Operations: the balancer's own routes under /balancer/."""

@@ -1,0 +1,1 @@
+"""HTTP routes: pinned, aggregated, fan-out and pass-through."""

@@ -1,0 +1,63 @@
+"""Reads that span every backend: /queue, /history, /system_stats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from balancer.errors import error_response
+from balancer.proxy import merge
+from balancer.proxy.context import Balancer, ctx
+from balancer.upstream import UpstreamError
+
+
+async def healthy_json(b: Balancer, path: str) -> list[tuple[str, Any]]:
+    """(backend name, parsed answer) of every healthy backend that answered 200."""
+    out: list[tuple[str, Any]] = []
+    for backend, reply in await b.each_healthy("GET", path):
+        if isinstance(reply, UpstreamError) or reply.status != 200:
+            continue
+        try:
+            out.append((backend.name, reply.json()))
+        except UpstreamError:
+            continue
+    return out
+
+
+async def get_queue(request: web.Request) -> web.StreamResponse:
+    answers = await healthy_json(ctx(request), "/queue")
+    return web.json_response(merge.merge_queues([data for _, data in answers]))
+
+
+def _int_param(request: web.Request, name: str) -> int | web.Response | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        return error_response(
+            400, "invalid_query", f"{name} must be a non-negative integer", f"{name}={raw}"
+        )
+    return value
+
+
+async def get_history(request: web.Request) -> web.StreamResponse:
+    max_items = _int_param(request, "max_items")
+    offset = _int_param(request, "offset")
+    if isinstance(max_items, web.Response):
+        return max_items
+    if isinstance(offset, web.Response):
+        return offset
+    query = merge.upstream_history_query(max_items, offset)
+    answers = await healthy_json(ctx(request), "/history" + query)
+    items = merge.page(merge.merge_histories(answers), max_items, offset)
+    return web.json_response(dict(items))
+
+
+async def get_system_stats(request: web.Request) -> web.StreamResponse:
+    answers = await healthy_json(ctx(request), "/system_stats")
+    return web.json_response(merge.merge_system_stats(answers))

@@ -1,0 +1,100 @@
+"""Routes that belong to one prompt and go to the backend that owns it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from balancer.files.naming import rewrite_file_item, rewrite_history_entry, rewrite_ui_output
+from balancer.proxy.context import (
+    ctx,
+    read_json_object,
+    reply_response,
+    upstream_failed,
+)
+from balancer.upstream import UpstreamError
+
+
+async def get_history_item(request: web.Request) -> web.StreamResponse:
+    """GET /history/{id}: the owner's entry with outputs renamed; `{}` if unknown."""
+    b = ctx(request)
+    prompt_id = request.match_info["prompt_id"]
+    backend = b.owner_of(prompt_id)
+    if backend is None:
+        return web.json_response({})
+    try:
+        reply = await b.upstream.call("GET", f"{backend.url}/history/{prompt_id}")
+        data = reply.json() if reply.status == 200 else None
+    except UpstreamError as exc:
+        return upstream_failed(backend, exc)
+    if not isinstance(data, dict):
+        return reply_response(reply)
+    return web.json_response(
+        {pid: rewrite_history_entry(backend.name, entry) for pid, entry in data.items()}
+    )
+
+
+def rewrite_job(backend: str, job: Any) -> Any:
+    """A newer server's /api/jobs/{id} answer with its outputs renamed."""
+    if not isinstance(job, dict):
+        return job
+    out = dict(job)
+    if isinstance(job.get("outputs"), dict):
+        out["outputs"] = {n: rewrite_ui_output(backend, o) for n, o in job["outputs"].items()}
+    if "preview_output" in job:
+        out["preview_output"] = rewrite_file_item(backend, job["preview_output"])
+    return out
+
+
+async def get_job(request: web.Request) -> web.StreamResponse:
+    b = ctx(request)
+    job_id = request.match_info["job_id"]
+    backend = b.owner_of(job_id)
+    if backend is None:
+        return web.json_response({"error": "Job not found"}, status=404)
+    try:
+        reply = await b.upstream.call("GET", f"{backend.url}/api/jobs/{job_id}")
+        data = reply.json() if reply.status == 200 else None
+    except UpstreamError as exc:
+        return upstream_failed(backend, exc)
+    if data is None:
+        return reply_response(reply)
+    return web.json_response(rewrite_job(backend.name, data))
+
+
+async def cancel_job(request: web.Request) -> web.StreamResponse:
+    b = ctx(request)
+    job_id = request.match_info["job_id"]
+    backend = b.owner_of(job_id)
+    if backend is None:
+        return web.json_response({"cancelled": False})
+    try:
+        reply = await b.upstream.call("POST", f"{backend.url}/api/jobs/{job_id}/cancel", body=b"")
+    except UpstreamError as exc:
+        return upstream_failed(backend, exc)
+    return reply_response(reply)
+
+
+async def post_interrupt(request: web.Request) -> web.StreamResponse:
+    """With a prompt_id: the owner only (unknown ids are a no-op, as in
+    ComfyUI). Without: every backend, ComfyUI's "stop whatever runs"."""
+    b = ctx(request)
+    body = await read_json_object(request, empty_ok=True)
+    if isinstance(body, web.Response):
+        return body
+    prompt_id = body.get("prompt_id")
+    if prompt_id is None:
+        targets = b.registry.healthy()
+    else:
+        owner = b.owner_of(str(prompt_id))
+        targets = [owner] if owner else []
+    for backend, reply in await b.each(targets, "POST", "/interrupt", body):
+        if isinstance(reply, UpstreamError):
+            return upstream_failed(backend, reply)
+    return web.Response(status=200)
+
+
+def encode(data: Any) -> bytes:
+    return json.dumps(data).encode()

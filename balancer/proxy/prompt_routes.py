@@ -1,0 +1,49 @@
+"""POST /prompt (dispatch) and GET /prompt (pool-wide queue_remaining)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from balancer.errors import error_response
+from balancer.proxy.context import ctx, read_json_object
+from balancer.upstream import UpstreamError
+
+
+async def post_prompt(request: web.Request) -> web.StreamResponse:
+    body = await read_json_object(request)
+    if isinstance(body, web.Response):
+        return body
+    if "prompt" not in body:
+        return error_response(400, "no_prompt", "No prompt provided", "No prompt provided")
+    if not isinstance(body["prompt"], dict):
+        return error_response(400, "invalid_prompt", "Prompt must be a JSON object")
+    answer = await ctx(request).submitter.submit(body)
+    return web.Response(
+        status=answer.status,
+        body=answer.body,
+        content_type=answer.content_type,
+        headers=answer.headers,
+    )
+
+
+def queue_remaining(data: Any) -> int:
+    try:
+        value = data["exec_info"]["queue_remaining"]
+    except (KeyError, TypeError):
+        return 0
+    return value if isinstance(value, int) else 0
+
+
+async def get_prompt(request: web.Request) -> web.StreamResponse:
+    replies = await ctx(request).each_healthy("GET", "/prompt")
+    total = 0
+    for _, reply in replies:
+        if isinstance(reply, UpstreamError) or reply.status != 200:
+            continue
+        try:
+            total += queue_remaining(reply.json())
+        except UpstreamError:
+            continue
+    return web.json_response({"exec_info": {"queue_remaining": total}})

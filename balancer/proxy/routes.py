@@ -1,0 +1,53 @@
+"""The route table: each ComfyUI route at its bare path and under `/api`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from balancer.ops.health import get_health
+from balancer.proxy import aggregate_routes, fanout_routes, pinned_routes, prompt_routes
+from balancer.proxy.passthrough import passthrough
+from balancer.proxy.view_routes import get_view
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# (method, path, handler); every one is also served at "/api" + path.
+COMFY_ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("POST", "/prompt", prompt_routes.post_prompt),
+    ("GET", "/prompt", prompt_routes.get_prompt),
+    ("GET", "/queue", aggregate_routes.get_queue),
+    ("POST", "/queue", fanout_routes.post_queue),
+    ("GET", "/history", aggregate_routes.get_history),
+    ("POST", "/history", fanout_routes.post_history),
+    ("GET", "/history/{prompt_id}", pinned_routes.get_history_item),
+    ("POST", "/interrupt", pinned_routes.post_interrupt),
+    ("POST", "/free", fanout_routes.post_free),
+    ("GET", "/system_stats", aggregate_routes.get_system_stats),
+    ("GET", "/view", get_view),
+)
+
+# The newer server registers these with a literal /api prefix.
+JOB_ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("GET", "/api/jobs/{job_id}", pinned_routes.get_job),
+    ("POST", "/api/jobs/{job_id}/cancel", pinned_routes.cancel_job),
+)
+
+
+def add_route(router: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:
+    if method == "GET":
+        router.add_get(path, handler, allow_head=True)
+    else:
+        router.add_route(method, path, handler)
+
+
+def setup_routes(app: web.Application) -> None:
+    router = app.router
+    for method, path, handler in COMFY_ROUTES:
+        add_route(router, method, path, handler)
+        add_route(router, method, "/api" + path, handler)
+    for method, path, handler in JOB_ROUTES:
+        add_route(router, method, path, handler)
+    add_route(router, "GET", "/balancer/health", get_health)
+    router.add_route("*", "/{tail:.*}", passthrough)

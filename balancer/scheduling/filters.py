@@ -1,0 +1,49 @@
+"""Filters: which backends may take a prompt at all.
+
+Each is a pure predicate with the outcome name the picker reports when it
+removes the last candidate (a 503's reason, later a metric label).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from balancer.scheduling.candidate import Candidate
+
+
+@dataclass(frozen=True)
+class Filter:
+    outcome: str
+    message: str
+    keep: Callable[[Candidate], bool]
+
+
+def is_up(c: Candidate) -> bool:
+    """Healthy by the prober's thresholds. Trade-off: a backend that just died
+    may still pass for up to `unhealthy_after` probe intervals; a failed
+    dispatch marks it down at once to close that gap."""
+    return c.healthy
+
+
+def has_fresh_load(c: Candidate) -> bool:
+    """Load data younger than `probe.stale_after`. Unknown is never idle: a
+    backend we cannot see is skipped even if it is probably fine, because
+    sending work blind can queue it behind minutes of someone else's jobs."""
+    return c.fresh and c.load is not None
+
+
+def has_free_vram(c: Candidate) -> bool:
+    """Free VRAM >= the backend's `min_free_vram`. With no requirement set any
+    backend passes, including one that reports no VRAM figures; with one set,
+    missing figures fail (unknown is not free)."""
+    if c.min_free_vram <= 0:
+        return True
+    return c.vram_free is not None and c.vram_free >= c.min_free_vram
+
+
+DEFAULT_FILTERS: tuple[Filter, ...] = (
+    Filter("all_down", "no backend is up", is_up),
+    Filter("all_stale", "no backend has fresh load data", has_fresh_load),
+    Filter("not_enough_vram", "no backend has enough free VRAM", has_free_vram),
+)

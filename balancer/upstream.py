@@ -1,0 +1,76 @@
+"""Small JSON calls to backends (probes, aggregation, fan-out).
+
+Streaming pass-through lives in `balancer.proxy.forward`; this module is for
+answers the balancer reads itself. It asks for `identity` encoding so a
+backend started with `--enable-compress-response-body` still gives plain JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+JSON_HEADERS = {"Accept-Encoding": "identity", "Accept": "application/json"}
+
+
+class UpstreamError(Exception):
+    """A backend could not be reached, timed out, or answered garbage."""
+
+
+class UpstreamConnectError(UpstreamError):
+    """The connection was never made, so the backend saw nothing."""
+
+
+@dataclass(frozen=True)
+class UpstreamReply:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body) if self.body else None
+        except ValueError as exc:
+            raise UpstreamError(f"invalid JSON from backend: {exc}") from exc
+
+
+class Upstream:
+    """JSON requests to backends through one shared session."""
+
+    def __init__(self, session: aiohttp.ClientSession, request_timeout: float) -> None:
+        self.session = session
+        self.request_timeout = request_timeout
+
+    async def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None = None,
+        timeout: float | None = None,
+    ) -> UpstreamReply:
+        headers = dict(JSON_HEADERS)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        limit = aiohttp.ClientTimeout(total=timeout or self.request_timeout)
+        try:
+            async with self.session.request(
+                method, url, data=body, headers=headers, timeout=limit
+            ) as resp:
+                return UpstreamReply(resp.status, await resp.read(), resp.content_type)
+        except aiohttp.ClientConnectorError as exc:
+            raise UpstreamConnectError(f"{type(exc).__name__}: {exc}") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise UpstreamError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def get_json(self, url: str, *, timeout: float | None = None) -> Any:
+        reply = await self.call("GET", url, timeout=timeout)
+        if reply.status != 200:
+            raise UpstreamError(f"HTTP {reply.status} from {url}")
+        return reply.json()
+
+    async def post_json(self, url: str, payload: Any) -> UpstreamReply:
+        return await self.call("POST", url, body=json.dumps(payload).encode())

@@ -1,0 +1,70 @@
+"""Shared fixtures: emulated ComfyUI backends and a balancer in front of them,
+all in-process. The prober loop is off; tests probe by hand with an injected
+clock, so nothing waits on wall-clock time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from support import FakeClock, Pool, PoolFactory
+
+from balancer.app import create_app
+from balancer.config.model import BackendSettings, ProbeSettings, Settings
+from balancer.emulator import EMULATOR, Emulator, EmulatorOptions, create_emulator_app
+
+
+@pytest.fixture
+async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFactory]:
+    async def factory(
+        count: int = 3,
+        *,
+        options: dict[str, Any] | None = None,
+        backend: dict[str, Any] | None = None,
+        probe: ProbeSettings | None = None,
+        extra_apps: dict[str, web.Application] | None = None,
+        primary: str | None = None,
+        probe_first: bool = True,
+    ) -> Pool:
+        emulators: dict[str, Emulator] = {}
+        servers: dict[str, TestServer] = {}
+        apps: dict[str, web.Application] = {}
+        for i in range(count):
+            name = f"gpu{i}"
+            opts = EmulatorOptions(name=name, base_dir=tmp_path / name, time_scale=0.0)
+            apps[name] = create_emulator_app(replace(opts, **(options or {})))
+            emulators[name] = apps[name][EMULATOR]
+        apps.update(extra_apps or {})
+        for name, app in apps.items():
+            servers[name] = TestServer(app)
+            await servers[name].start_server()
+        settings = Settings(
+            backends=tuple(
+                BackendSettings(
+                    name=name,
+                    url=str(server.make_url("")).rstrip("/"),
+                    primary=name == primary,
+                    **(backend or {}),
+                )
+                for name, server in servers.items()
+            ),
+            probe=probe or ProbeSettings(),
+        )
+        clock = FakeClock()
+        client = await aiohttp_client(create_app(settings, clock=clock, run_prober=False))
+        pool = Pool(client, emulators, servers, clock)
+        if probe_first:
+            await pool.probe()
+        cleanup.append(servers)
+        return pool
+
+    cleanup: list[dict[str, TestServer]] = []
+    yield factory
+    for servers in cleanup:
+        for server in servers.values():
+            await server.close()

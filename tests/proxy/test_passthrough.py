@@ -1,0 +1,159 @@
+"""Pass-through: headers, encoded paths, streaming, ranges, failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from support import PoolFactory
+
+BIG = 6 * 1024 * 1024
+
+
+def echo_backend(tmp_path: Path) -> tuple[web.Application, list[dict[str, Any]]]:
+    """A stand-in backend that answers probes and echoes what reached it."""
+    seen: list[dict[str, Any]] = []
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    media = tmp_path / "clip.bin"
+    media.write_bytes(bytes(range(256)) * 64)
+
+    async def queue(_: web.Request) -> web.Response:
+        return web.json_response({"queue_running": [], "queue_pending": []})
+
+    async def stats(_: web.Request) -> web.Response:
+        return web.json_response({"system": {"argv": []}, "devices": []})
+
+    async def big(_: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        await resp.prepare(_)
+        for _i in range(BIG // 65536):
+            await resp.write(b"z" * 65536)
+        return resp
+
+    async def clip(_: web.Request) -> web.FileResponse:
+        return web.FileResponse(media)
+
+    async def die(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        request.transport.close()
+        return web.Response()
+
+    async def echo(request: web.Request) -> web.Response:
+        body = await request.read()
+        record = {
+            "method": request.method,
+            "raw_path": request.raw_path,
+            "headers": dict(request.headers),
+            "body_len": len(body),
+            "body": body.decode(errors="replace")[:200],
+        }
+        seen.append(record)
+        return web.json_response(record, headers={"X-Backend": "echo", "Keep-Alive": "timeout=5"})
+
+    app = web.Application(client_max_size=BIG * 2)
+    app.router.add_get("/queue", queue)
+    app.router.add_get("/system_stats", stats)
+    app.router.add_get("/big", big)
+    app.router.add_get("/clip.bin", clip)
+    app.router.add_get("/die", die)
+    app.router.add_route("*", "/{tail:.*}", echo)
+    return app, seen
+
+
+async def test_encoded_slash_and_query_reach_the_backend_as_sent(
+    make_pool: PoolFactory, tmp_path: Path
+) -> None:
+    app, _ = echo_backend(tmp_path)
+    pool = await make_pool(0, extra_apps={"echo": app})
+    resp = await pool.client.get("/api/userdata/workflows%2Fa%20b.json?overwrite=true")
+    assert (await resp.json())["raw_path"] == "/api/userdata/workflows%2Fa%20b.json?overwrite=true"
+
+
+async def test_origin_host_and_forwarding_headers_are_rewritten(
+    make_pool: PoolFactory, tmp_path: Path
+) -> None:
+    app, _ = echo_backend(tmp_path)
+    pool = await make_pool(0, extra_apps={"echo": app})
+    backend_url = pool.balancer.registry.get("echo").url  # type: ignore[union-attr]
+    resp = await pool.client.post(
+        "/api/settings/Comfy.Theme",
+        data=b'"dark"',
+        headers={
+            "Origin": "https://balancer.example",
+            "Connection": "keep-alive, X-Hop",
+            "X-Hop": "drop me",
+            "Comfy-User": "alice",
+        },
+    )
+    echoed = (await resp.json())["headers"]
+    assert echoed["Origin"] == backend_url
+    assert echoed["Host"] == backend_url.removeprefix("http://")
+    assert echoed["X-Forwarded-For"] == "127.0.0.1"
+    assert echoed["X-Forwarded-Proto"] == "http"
+    assert echoed["Comfy-User"] == "alice"
+    assert "X-Hop" not in echoed
+    assert resp.headers["X-Backend"] == "echo"
+    assert "Keep-Alive" not in resp.headers
+
+
+async def test_large_bodies_stream_both_ways(make_pool: PoolFactory, tmp_path: Path) -> None:
+    app, _seen = echo_backend(tmp_path)
+    pool = await make_pool(0, extra_apps={"echo": app})
+    resp = await pool.client.get("/big")
+    assert len(await resp.read()) == BIG
+    resp = await pool.client.post("/upload/anything", data=b"u" * BIG)
+    assert (await resp.json())["body_len"] == BIG
+
+
+async def test_range_and_conditional_requests_pass_through(
+    make_pool: PoolFactory, tmp_path: Path
+) -> None:
+    app, _ = echo_backend(tmp_path)
+    pool = await make_pool(0, extra_apps={"echo": app})
+    resp = await pool.client.get("/clip.bin", headers={"Range": "bytes=10-19"})
+    assert resp.status == 206
+    assert await resp.read() == bytes(range(10, 20))
+    etag = resp.headers["ETag"]
+    again = await pool.client.get("/clip.bin", headers={"If-None-Match": etag})
+    assert again.status == 304
+
+
+async def test_backend_failing_mid_request_is_502_in_comfy_shape(
+    make_pool: PoolFactory, tmp_path: Path
+) -> None:
+    app, _ = echo_backend(tmp_path)
+    pool = await make_pool(0, extra_apps={"echo": app})
+    resp = await pool.client.get("/die")
+    assert resp.status == 502
+    body = await resp.json()
+    assert body["error"]["type"] == "bad_gateway" and body["node_errors"] == {}
+
+
+async def test_pass_through_goes_to_the_primary_then_first_healthy(
+    make_pool: PoolFactory, tmp_path: Path
+) -> None:
+    first, seen_first = echo_backend(tmp_path / "a")
+    second, seen_second = echo_backend(tmp_path / "b")
+    pool = await make_pool(0, extra_apps={"a": first, "b": second}, primary="b")
+    await pool.client.get("/object_info")
+    assert [r["raw_path"] for r in seen_second] == ["/object_info"] and seen_first == []
+    await pool.servers["b"].close()
+    for _ in range(3):
+        await pool.probe()
+    await pool.client.get("/api/object_info")
+    assert [r["raw_path"] for r in seen_first] == ["/api/object_info"]
+
+
+async def test_fan_out_writes_reach_every_backend(make_pool: PoolFactory, tmp_path: Path) -> None:
+    first, seen_first = echo_backend(tmp_path / "a")
+    second, seen_second = echo_backend(tmp_path / "b")
+    pool = await make_pool(0, extra_apps={"a": first, "b": second})
+    assert (await pool.client.post("/free", json={"unload_models": True})).status == 200
+    assert (await pool.client.post("/api/queue", json={"clear": True})).status == 200
+    for seen in (seen_first, seen_second):
+        assert [(r["raw_path"], json.loads(r["body"])) for r in seen] == [
+            ("/free", {"unload_models": True}),
+            ("/queue", {"clear": True}),
+        ]

@@ -1,0 +1,61 @@
+from balancer.scheduling import Candidate, Chosen, NoBackend, Picker
+
+GiB = 1024**3
+
+
+def cand(name: str, order: int, load: int | None = 0, **kw: object) -> Candidate:
+    fields: dict[str, object] = {
+        "healthy": True,
+        "fresh": True,
+        "vram_free": 20 * GiB,
+        "min_free_vram": 0,
+    }
+    fields.update(kw)
+    return Candidate(name=name, order=order, load=load, **fields)  # type: ignore[arg-type]
+
+
+def test_least_loaded_wins() -> None:
+    picker = Picker()
+    assert picker.pick([cand("a", 0, 3), cand("b", 1, 1), cand("c", 2, 2)]) == Chosen("b")
+
+
+def test_ties_rotate_in_file_order() -> None:
+    picker = Picker()
+    pool = [cand("a", 0, 1), cand("b", 1, 1), cand("c", 2, 5)]
+    picks = [picker.pick(pool) for _ in range(4)]
+    assert picks == [Chosen("a"), Chosen("b"), Chosen("a"), Chosen("b")]
+
+
+def test_down_backends_are_skipped_even_when_idle() -> None:
+    picker = Picker()
+    assert picker.pick([cand("a", 0, 0, healthy=False), cand("b", 1, 9)]) == Chosen("b")
+
+
+def test_stale_or_unknown_load_is_never_idle() -> None:
+    picker = Picker()
+    pool = [cand("a", 0, 0, fresh=False), cand("b", 1, None), cand("c", 2, 7)]
+    assert picker.pick(pool) == Chosen("c")
+
+
+def test_vram_filter_uses_each_backends_requirement() -> None:
+    picker = Picker()
+    pool = [
+        cand("a", 0, 0, vram_free=4 * GiB, min_free_vram=8 * GiB),
+        cand("b", 1, 3, vram_free=9 * GiB, min_free_vram=8 * GiB),
+    ]
+    assert picker.pick(pool) == Chosen("b")
+
+
+def test_missing_vram_figures_fail_a_vram_requirement() -> None:
+    picker = Picker()
+    pool = [cand("a", 0, 0, vram_free=None, min_free_vram=1)]
+    assert picker.pick(pool) == NoBackend("not_enough_vram", "no backend has enough free VRAM")
+
+
+def test_no_backend_names_the_filter_that_emptied_the_pool() -> None:
+    picker = Picker()
+    assert isinstance(picker.pick([]), NoBackend)
+    down = picker.pick([cand("a", 0, healthy=False)])
+    stale = picker.pick([cand("a", 0, fresh=False)])
+    assert isinstance(down, NoBackend) and down.outcome == "all_down"
+    assert isinstance(stale, NoBackend) and stale.outcome == "all_stale"
