@@ -49,6 +49,10 @@ class Backend:
         self.last_error: str | None = None
         self.inflight = 0
         self._accepted_at: deque[float] = deque()
+        # The client_id of the open channel; None while the channel is down.
+        self.channel_id: str | None = None
+        # queue_remaining from the newest `status` push, and when it came.
+        self.pushed: tuple[float, int] | None = None
 
     @property
     def name(self) -> str:
@@ -64,12 +68,21 @@ class Backend:
         self.failures = 0
         self.successes += 1
         self.last_error = None
-        while self._accepted_at and self._accepted_at[0] < snapshot.taken_at:
-            self._accepted_at.popleft()
+        self._forget_accepted_before(snapshot.taken_at)
         if not self.healthy and self.successes >= probe.healthy_after:
             self.healthy = True
             return True
         return False
+
+    def record_push(self, queue_remaining: int, now: float) -> None:
+        """A `status` push from the channel: the queue count as of `now`.
+        The scheduler uses the newer of the latest probe and the latest push."""
+        self.pushed = (now, queue_remaining)
+        self._forget_accepted_before(now)
+
+    def _forget_accepted_before(self, when: float) -> None:
+        while self._accepted_at and self._accepted_at[0] < when:
+            self._accepted_at.popleft()
 
     def record_failure(self, error: str, probe: ProbeSettings) -> bool:
         """Count a failed probe; return True when this flips the backend down."""
@@ -100,11 +113,21 @@ class Backend:
         """Prompts sent to this backend that its latest probe has not counted."""
         return self.inflight + len(self._accepted_at)
 
+    def _newest(self) -> tuple[float, int] | None:
+        """(as of when, queue size) from the newer of the last probe and push."""
+        probed = (self.snapshot.taken_at, self.snapshot.queue_size) if self.snapshot else None
+        return max((x for x in (probed, self.pushed) if x is not None), default=None)
+
+    def queue_size(self) -> int | None:
+        """queue_running + queue_pending as last seen."""
+        newest = self._newest()
+        return None if newest is None else newest[1]
+
     def load(self) -> int | None:
-        """queue_running + queue_pending + unseen dispatches; None if unknown."""
-        if self.snapshot is None:
-            return None
-        return self.snapshot.queue_size + self.unseen
+        """The queue size plus unseen dispatches; None if unknown."""
+        size = self.queue_size()
+        return None if size is None else size + self.unseen
 
     def is_fresh(self, now: float, probe: ProbeSettings) -> bool:
-        return self.snapshot is not None and now - self.snapshot.taken_at <= probe.stale_after
+        newest = self._newest()
+        return newest is not None and now - newest[0] <= probe.stale_after

@@ -44,7 +44,9 @@ def create_emulator_app(options: EmulatorOptions | None = None) -> web.Applicati
     app.add_routes(routes)
     for route in routes:
         if isinstance(route, web.RouteDef):
-            app.router.add_route(route.method, "/api" + route.path, route.handler, **route.kwargs)
+            web.RouteDef(route.method, "/api" + route.path, route.handler, route.kwargs).register(
+                app.router
+            )
     ControlRoutes(emu).add_to(app)
     app.cleanup_ctx.append(partial(_lifecycle, emu))
     return app

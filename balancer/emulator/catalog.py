@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import mimetypes
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,12 @@ class Catalog:
     def __init__(self, input_dir: Path, checkpoints: tuple[str, ...]) -> None:
         self._input_dir = input_dir
         self._checkpoints = list(checkpoints)
+        # (class, input) -> the combo list this instance offers, computed on each request
+        self._dynamic_lists: dict[tuple[str, str], Callable[[], list[str]]] = {
+            ("LoadImage", "image"): lambda: input_image_files(self._input_dir),
+            ("LoadImageMask", "image"): lambda: input_image_files(self._input_dir),
+            ("CheckpointLoaderSimple", "ckpt_name"): lambda: list(self._checkpoints),
+        }
 
     def class_names(self) -> list[str]:
         return list(_recorded_node_info())
@@ -69,10 +76,9 @@ class Catalog:
     def info(self, class_type: str) -> dict[str, Any]:
         info: dict[str, Any] = copy.deepcopy(_recorded_node_info()[class_type])
         required = info["input"]["required"]
-        if class_type in ("LoadImage", "LoadImageMask"):
-            required["image"][0] = input_image_files(self._input_dir)
-        elif class_type == "CheckpointLoaderSimple":
-            required["ckpt_name"][0] = list(self._checkpoints)
+        for (owner, name), listing in self._dynamic_lists.items():
+            if owner == class_type:
+                required[name][0] = listing()
         return info
 
     def all_info(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ JSON = dict[str, Any]
 T = TypeVar("T")
 
 # Simulated cost, at time_scale 1.0, of one node of any kind (dispatch, bookkeeping).
-NODE_OVERHEAD_S = 0.001
+NODE_OVERHEAD_S = 0.0003
 
 
 class NodeContext(Protocol):

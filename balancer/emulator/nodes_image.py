@@ -22,12 +22,12 @@ COST_PER_MP = {
     "ImageSharpen": 0.72,
     "ImageScale": 0.003,
     "ImageScaleBy": 0.01,
-    "ImageAddNoise": 0.1,
+    "ImageAddNoise": 0.02,
     "ImageToMask": 0.01,
     "MaskToImage": 0.01,
     "SaveImage": 0.05,
     "PreviewImage": 0.02,
-    "SaveImageWebsocket": 0.04,
+    "SaveImageWebsocket": 0.01,
 }
 
 

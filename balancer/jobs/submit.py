@@ -45,13 +45,14 @@ def error_answer(
 
 class BeforeDispatch(Protocol):
     """Runs after a backend is chosen and before the prompt is forwarded to it
-    (for example: put the files the prompt references on that backend)."""
+    (for example: put the files the prompt references on that backend, and
+    rename them in the prompt). Returns the request body to forward."""
 
-    async def __call__(self, request: dict[str, Any], backend: Backend) -> None: ...
+    async def __call__(self, request: dict[str, Any], backend: Backend) -> dict[str, Any]: ...
 
 
-async def nothing_before_dispatch(request: dict[str, Any], backend: Backend) -> None:
-    return None
+async def nothing_before_dispatch(request: dict[str, Any], backend: Backend) -> dict[str, Any]:
+    return request
 
 
 class Submitter:
@@ -126,7 +127,6 @@ class Submitter:
 
     async def _dispatch(self, prompt_id: str, digest: str, request: dict[str, Any]) -> Answer:
         """Try backends best-first; only a connection that was never made moves on."""
-        body = json.dumps(request).encode()
         tried: set[str] = set()
         while True:
             backend = self._choose(tried)
@@ -139,7 +139,7 @@ class Submitter:
             backend.dispatch_started()
             accepted = False
             try:
-                await self.before_dispatch(request, backend)
+                body = json.dumps(await self.before_dispatch(request, backend)).encode()
                 reply = await self.upstream.call("POST", backend.url + "/prompt", body=body)
                 accepted = reply.status == 200
             except UpstreamConnectError as exc:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from balancer.store.model import Pin
 
 
 class MemoryStore:
     def __init__(self) -> None:
         self._pins: dict[str, Pin] = {}
+        self._history: dict[str, Any] = {}
 
     def get_pin(self, prompt_id: str) -> Pin | None:
         return self._pins.get(prompt_id)
@@ -20,3 +23,15 @@ class MemoryStore:
 
     def pins_of(self, backend: str) -> list[Pin]:
         return [p for p in self._pins.values() if p.backend == backend]
+
+    def put_history(self, prompt_id: str, entry: Any) -> None:
+        self._history[prompt_id] = entry
+
+    def get_history(self, prompt_id: str) -> Any | None:
+        return self._history.get(prompt_id)
+
+    def remove_history(self, prompt_id: str) -> None:
+        self._history.pop(prompt_id, None)
+
+    def histories(self) -> dict[str, Any]:
+        return dict(self._history)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -29,3 +29,11 @@ class Store(Protocol):
     def remove_pin(self, prompt_id: str) -> None: ...
 
     def pins_of(self, backend: str) -> list[Pin]: ...
+
+    def put_history(self, prompt_id: str, entry: Any) -> None: ...
+
+    def get_history(self, prompt_id: str) -> Any | None: ...
+
+    def remove_history(self, prompt_id: str) -> None: ...
+
+    def histories(self) -> dict[str, Any]: ...

@@ -60,9 +60,12 @@ async def collect_until_done(ws: Any, prompt_id: str) -> list[dict[str, Any]]:
         parsed = json.loads(msg.data)
         messages.append(parsed)
         data = parsed["data"]
-        if parsed["type"] == "executing" and data["node"] is None:
-            if data["prompt_id"] == prompt_id:
-                return messages
+        if (
+            parsed["type"] == "executing"
+            and data["node"] is None
+            and data["prompt_id"] == prompt_id
+        ):
+            return messages
 
 
 async def receive_json(ws: Any) -> dict[str, Any]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from .emu_helpers import emulator_of, post_prompt, transcript, workflow
+from .emu_helpers import emulator_of, post_prompt, receive_json, transcript, workflow
 
 INVALID_CASES = {case["case"]: case for case in transcript("post_prompt_invalid.json")}
 
@@ -35,7 +34,9 @@ async def test_invalid_prompt_matches_recording(client: TestClient[Any, Any], na
 
 
 async def test_exception_traceback_is_a_list_of_strings(client: TestClient[Any, Any]) -> None:
-    resp = await client.post("/prompt", json={"prompt": INVALID_CASES["link_to_missing_node"]["prompt"]})
+    resp = await client.post(
+        "/prompt", json={"prompt": INVALID_CASES["link_to_missing_node"]["prompt"]}
+    )
     extra = (await resp.json())["node_errors"]["2"]["errors"][0]["extra_info"]
     assert extra["traceback"] and all(isinstance(line, str) for line in extra["traceback"])
 
@@ -80,8 +81,10 @@ async def test_success_shape_and_counter(client: TestClient[Any, Any]) -> None:
 async def test_number_and_front_ordering(client: TestClient[Any, Any]) -> None:
     emu = emulator_of(client)
     emu.pause()
-    blocker = await post_prompt(client, workflow("fast.json"), prompt_id="blocker")
-    await _wait_running(client, blocker["prompt_id"])
+    async with client.ws_connect("/ws?clientId=watch") as ws:
+        await post_prompt(client, workflow("fast.json"), prompt_id="blocker", client_id="watch")
+        while (await receive_json(ws))["type"] != "execution_start":
+            pass  # the blocker now runs (held before its first node by pause)
     normal = await post_prompt(client, workflow("fast.json"), prompt_id="normal-1")
     front = await post_prompt(client, workflow("fast.json"), prompt_id="front-1", front=True)
     explicit = await post_prompt(
@@ -140,9 +143,8 @@ async def test_more_rejections(client: TestClient[Any, Any]) -> None:
     cases = {
         "value_bigger_than_max": with_input("1", "width", 99999),
         "bad_linked_input": with_input("2", "image", ["1", 0, 0]),
-        "return_type_mismatch": with_input(
-            "3", "images", ["9", 0]
-        ) | {"9": {"class_type": "ImageToMask", "inputs": {"image": ["1", 0], "channel": "red"}}},
+        "return_type_mismatch": with_input("3", "images", ["9", 0])
+        | {"9": {"class_type": "ImageToMask", "inputs": {"image": ["1", 0], "channel": "red"}}},
     }
     for kind, prompt in cases.items():
         resp = await client.post("/prompt", json={"prompt": prompt})
@@ -167,12 +169,3 @@ async def test_unknown_extra_inputs_pass(client: TestClient[Any, Any]) -> None:
     prompt["2"]["inputs"]["_nonce"] = 123
     answer = await post_prompt(client, prompt)
     assert answer["node_errors"] == {}
-
-
-async def _wait_running(client: TestClient[Any, Any], prompt_id: str) -> None:
-    emu = emulator_of(client)
-    for _ in range(1000):
-        if emu.queue.running is not None and emu.queue.running.prompt_id == prompt_id:
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("never started")

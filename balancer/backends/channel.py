@@ -1,0 +1,128 @@
+"""One WebSocket per backend: the balancer's channel to its events.
+
+Prompts are dispatched with the channel's own `client_id`, so the backend
+sends the channel every targeted event, which the layer above routes to the
+client that owns the prompt. While a channel is down its backend takes no new
+prompts. Each connection uses a fresh id (`<base>-<generation>`): ComfyUI
+drops a reconnecting sid's registration when the old socket's close is handled
+late, which could mute a reused id (comfyui-api.md 8.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import aiohttp
+
+from balancer.backends.state import Backend
+from balancer.logs import get_logger
+
+log = get_logger("balancer.channel")
+
+# Sent first on every channel, so backends send type-4 previews with metadata
+# (prompt_id inside) that the balancer can route and convert per client.
+CHANNEL_FEATURES = {"type": "feature_flags", "data": {"supports_preview_metadata": True}}
+
+
+class ChannelHandler(Protocol):
+    def on_json(self, backend: Backend, message: dict[str, Any]) -> None: ...
+
+    def on_binary(self, backend: Backend, frame: bytes) -> None: ...
+
+    def on_channel(self, backend: Backend, up: bool) -> None: ...
+
+
+class Channel:
+    def __init__(
+        self,
+        backend: Backend,
+        session: aiohttp.ClientSession,
+        handler: ChannelHandler,
+        base_id: str,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.backend = backend
+        self.session = session
+        self.handler = handler
+        self.base_id = base_id
+        self.sleep = sleep
+        self.generation = 0
+        self.connected = asyncio.Event()
+
+    async def run(self, max_backoff: float = 5.0) -> None:
+        """Connect, relay, reconnect with exponential backoff; until cancelled."""
+        backoff = 0.1
+        while True:
+            self.generation += 1
+            client_id = f"{self.base_id}-{self.generation}"
+            try:
+                await self._session(client_id)
+                backoff = 0.1
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                log.debug("channel_error", backend=self.backend.name, error=type(exc).__name__)
+            finally:
+                self._set_down()
+            await self.sleep(backoff)
+            backoff = min(max_backoff, backoff * 2)
+
+    async def _session(self, client_id: str) -> None:
+        url = f"{self.backend.url}/ws?clientId={client_id}"
+        async with self.session.ws_connect(url, heartbeat=30.0, max_msg_size=0) as ws:
+            await ws.send_str(json.dumps(CHANNEL_FEATURES))
+            self.backend.channel_id = client_id
+            self.connected.set()
+            self.handler.on_channel(self.backend, True)
+            log.info("channel_up", backend=self.backend.name, client_id=client_id)
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    self._text(msg.data)
+                elif msg.type == aiohttp.WSMsgType.BINARY:
+                    self.handler.on_binary(self.backend, msg.data)
+
+    def _text(self, raw: str) -> None:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            return
+        if isinstance(message, dict) and isinstance(message.get("type"), str):
+            self.handler.on_json(self.backend, message)
+
+    def _set_down(self) -> None:
+        if self.backend.channel_id is not None:
+            log.warning("channel_down", backend=self.backend.name)
+            self.backend.channel_id = None
+            self.connected.clear()
+            self.handler.on_channel(self.backend, False)
+
+
+class Channels:
+    """A running Channel per backend, started and stopped with the registry."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, handler: ChannelHandler, base_id: str
+    ) -> None:
+        self.session = session
+        self.handler = handler
+        self.base_id = base_id
+        self.channels: dict[str, Channel] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def start(self, backend: Backend) -> Channel:
+        channel = Channel(backend, self.session, self.handler, f"{self.base_id}-{backend.name}")
+        self.channels[backend.name] = channel
+        self._tasks[backend.name] = asyncio.create_task(channel.run())
+        return channel
+
+    async def stop(self, name: str) -> None:
+        task = self._tasks.pop(name, None)
+        self.channels.pop(name, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def close(self) -> None:
+        for name in list(self._tasks):
+            await self.stop(name)

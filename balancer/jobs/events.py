@@ -1,0 +1,48 @@
+"""Job phases as events: logs, metrics and later webhooks observe them here
+instead of being called from every place a job moves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Phase = Literal[
+    "submitted",
+    "queued",
+    "dispatched",
+    "rejected",
+    "running",
+    "completed",
+    "failed",
+    "interrupted",
+    "retried",
+]
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    prompt_id: str
+    phase: Phase
+    backend: str | None = None
+    # seconds: submit -> start (queue wait) and start -> end (run time), when known
+    queue_wait: float | None = None
+    run_time: float | None = None
+    detail: str | None = None
+
+
+class JobObserver(Protocol):
+    def job_event(self, event: JobEvent) -> None: ...
+
+
+class JobEvents:
+    """Fan one event out to every observer; an observer must not raise."""
+
+    def __init__(self) -> None:
+        self._observers: list[JobObserver] = []
+
+    def subscribe(self, observer: JobObserver) -> None:
+        self._observers.append(observer)
+
+    def emit(self, event: JobEvent) -> None:
+        for observer in self._observers:
+            observer.job_event(event)
