@@ -8,24 +8,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
+from balancer.backends.channel import Channels
 from balancer.backends.prober import Prober
 from balancer.backends.registry import Registry
 from balancer.backends.state import Clock
 from balancer.config.model import Settings
 from balancer.errors import error_response
+from balancer.jobs.events import JobEvents
 from balancer.jobs.ids import IdFactory, mint_prompt_id
 from balancer.jobs.submit import Submitter
+from balancer.jobs.tracker import Tracker
 from balancer.logs import get_logger
+from balancer.ops.setup import install_ops
 from balancer.proxy.context import BALANCER, Balancer
+from balancer.proxy.file_context import FILES, attach_files
 from balancer.proxy.forward import Forwarder, too_large
 from balancer.proxy.routes import setup_routes
+from balancer.proxy.ws_hub import ClientHub
+from balancer.proxy.ws_relay import EventRelay
 from balancer.scheduling import Picker
 from balancer.store import MemoryStore, Store
 from balancer.upstream import Upstream
@@ -70,6 +78,42 @@ def error_middleware(
     return middleware
 
 
+def assemble(
+    settings: Settings,
+    registry: Registry,
+    http: aiohttp.ClientSession,
+    clock: Clock,
+    new_id: IdFactory,
+    store: Store,
+) -> Balancer:
+    """Wire the parts together; nothing here does I/O."""
+    upstream = Upstream(http, settings.timeouts.request)
+    events = JobEvents()
+    tracker = Tracker(store, events, clock)
+    hub = ClientHub()
+    relay = EventRelay(registry, tracker, hub, store, upstream, clock)
+    prober = Prober(registry, upstream, settings.probe, clock)
+    prober.listeners.append(relay.reconcile)
+    submitter = Submitter(
+        registry, Picker(), store, tracker, upstream, settings.probe, clock, new_id
+    )
+    return Balancer(
+        settings=settings,
+        registry=registry,
+        prober=prober,
+        upstream=upstream,
+        forwarder=Forwarder(http, settings.limits.max_body),
+        submitter=submitter,
+        store=store,
+        clock=clock,
+        events=events,
+        tracker=tracker,
+        hub=hub,
+        relay=relay,
+        channels=Channels(http, relay, f"lb{secrets.token_hex(4)}"),
+    )
+
+
 def create_app(
     settings: Settings,
     *,
@@ -78,6 +122,7 @@ def create_app(
     run_prober: bool = True,
     session: aiohttp.ClientSession | None = None,
     store: Store | None = None,
+    config_path: str | None = None,
 ) -> web.Application:
     max_body = settings.limits.max_body
     middlewares: list[Any] = [error_middleware(max_body)]
@@ -86,29 +131,28 @@ def create_app(
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         http = session or make_session(settings)
-        upstream = Upstream(http, settings.timeouts.request)
-        prober = Prober(registry, upstream, settings.probe, clock)
-        pins = store or MemoryStore()
-        submitter = Submitter(registry, Picker(), pins, upstream, settings.probe, clock, new_id)
-        app[BALANCER] = Balancer(
-            settings=settings,
-            registry=registry,
-            prober=prober,
-            upstream=upstream,
-            forwarder=Forwarder(http, max_body),
-            submitter=submitter,
-            store=pins,
-            clock=clock,
-        )
-        task = asyncio.create_task(prober.run()) if run_prober else None
+        b = assemble(settings, registry, http, clock, new_id, store or MemoryStore())
+        app[BALANCER] = b
+        app[FILES] = attach_files(settings, b, http)
+        for backend in registry:
+            b.channels.start(backend)
+        task = asyncio.create_task(b.prober.run()) if run_prober else None
         yield
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await b.channels.close()
         if session is None:
             await http.close()
 
+    async def close_client_sockets(app: web.Application) -> None:
+        """Shutdown: tell every client socket the server is going away (1001)."""
+        if BALANCER in app:
+            await app[BALANCER].hub.close_all(WSCloseCode.GOING_AWAY, b"server shutdown")
+
+    app.on_shutdown.append(close_client_sockets)
     app.cleanup_ctx.append(lifecycle)
+    install_ops(app, config_path)  # before the catch-all route; watches config_path
     setup_routes(app)
     return app

@@ -29,7 +29,8 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log)
 
     async def main() -> None:
-        running = await start(create_app(settings), listen.host, listen.port)
+        app = create_app(settings, config_path=args.config)
+        running = await start(app, listen.host, listen.port, settings.shutdown.timeout)
         get_logger("balancer").info(
             "listening", url=running.url, backends=[b.name for b in settings.backends]
         )

@@ -30,6 +30,7 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
         extra_apps: dict[str, web.Application] | None = None,
         primary: str | None = None,
         probe_first: bool = True,
+        settings_overrides: dict[str, Any] | None = None,
     ) -> Pool:
         emulators: dict[str, Emulator] = {}
         servers: dict[str, TestServer] = {}
@@ -54,17 +55,21 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
                 for name, server in servers.items()
             ),
             probe=probe or ProbeSettings(),
+            data_dir=str(tmp_path / "balancer-data"),
         )
+        settings = replace(settings, **(settings_overrides or {}))
         clock = FakeClock()
         client = await aiohttp_client(create_app(settings, clock=clock, run_prober=False))
         pool = Pool(client, emulators, servers, clock)
+        await pool.channels_up(list(emulators))
         if probe_first:
             await pool.probe()
-        cleanup.append(servers)
+        pools.append(pool)
         return pool
 
-    cleanup: list[dict[str, TestServer]] = []
+    pools: list[Pool] = []
     yield factory
-    for servers in cleanup:
-        for server in servers.values():
+    for pool in pools:
+        await pool.client.close()  # the balancer first: it holds channels to the backends
+        for server in pool.servers.values():
             await server.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -51,6 +52,12 @@ class Pool:
     @property
     def balancer(self) -> Balancer:
         return self.client.app[BALANCER]  # type: ignore[index]
+
+    async def channels_up(self, names: list[str], timeout: float = 5.0) -> None:
+        """Wait until the balancer's event channel to each backend is open."""
+        channels = self.balancer.channels.channels
+        for name in names:
+            await asyncio.wait_for(channels[name].connected.wait(), timeout)
 
     async def probe(self) -> None:
         await self.balancer.prober.probe_all()

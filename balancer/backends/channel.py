@@ -28,9 +28,11 @@ CHANNEL_FEATURES = {"type": "feature_flags", "data": {"supports_preview_metadata
 
 
 class ChannelHandler(Protocol):
-    def on_json(self, backend: Backend, message: dict[str, Any]) -> None: ...
+    """Called in the order the backend sent, one message at a time."""
 
-    def on_binary(self, backend: Backend, frame: bytes) -> None: ...
+    async def on_json(self, backend: Backend, message: dict[str, Any]) -> None: ...
+
+    async def on_binary(self, backend: Backend, frame: bytes) -> None: ...
 
     def on_channel(self, backend: Backend, up: bool) -> None: ...
 
@@ -78,17 +80,17 @@ class Channel:
             log.info("channel_up", backend=self.backend.name, client_id=client_id)
             async for msg in ws:
                 if msg.type == aiohttp.WSMsgType.TEXT:
-                    self._text(msg.data)
+                    await self._text(msg.data)
                 elif msg.type == aiohttp.WSMsgType.BINARY:
-                    self.handler.on_binary(self.backend, msg.data)
+                    await self.handler.on_binary(self.backend, msg.data)
 
-    def _text(self, raw: str) -> None:
+    async def _text(self, raw: str) -> None:
         try:
             message = json.loads(raw)
         except ValueError:
             return
         if isinstance(message, dict) and isinstance(message.get("type"), str):
-            self.handler.on_json(self.backend, message)
+            await self.handler.on_json(self.backend, message)
 
     def _set_down(self) -> None:
         if self.backend.channel_id is not None:

@@ -8,6 +8,7 @@ a job) is not death. Data ages out through `Backend.is_fresh`.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from balancer.backends.registry import Registry
@@ -17,6 +18,9 @@ from balancer.logs import get_logger
 from balancer.upstream import Upstream, UpstreamError
 
 log = get_logger("balancer.prober")
+
+# Called after every successful probe of a backend (job reconciliation, drains).
+ProbeListener = Callable[[Backend, LoadSnapshot], Awaitable[None]]
 
 
 def parse_queue(data: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -52,6 +56,7 @@ class Prober:
         self.settings = settings
         self.clock = clock
         self.rounds = 0
+        self.listeners: list[ProbeListener] = []
 
     async def probe_all(self) -> None:
         """One round: every backend at once, each bounded by the probe timeout."""
@@ -75,6 +80,8 @@ class Prober:
         snapshot = LoadSnapshot(started, running, pending, total, free)
         if backend.record_success(snapshot, self.settings):
             log.info("backend_up", backend=backend.name, queue=snapshot.queue_size)
+        for listener in self.listeners:
+            await listener(backend, snapshot)
 
     async def run(self) -> None:
         """Probe forever; the caller cancels the task at shutdown."""

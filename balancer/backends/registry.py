@@ -15,7 +15,25 @@ class Registry:
         self._backends = {s.name: Backend(s, i) for i, s in enumerate(settings)}
 
     def __iter__(self) -> Iterator[Backend]:
-        return iter(self._backends.values())
+        # A copy: backends come and go (admin API, reload) while callers await.
+        return iter(list(self._backends.values()))
+
+    def add(self, settings: BackendSettings) -> Backend:
+        """Register a new backend after the others; it is down until probed."""
+        if settings.name in self._backends:
+            raise ValueError(f"backend {settings.name!r} already exists")
+        order = max((b.order for b in self._backends.values()), default=-1) + 1
+        backend = self._backends[settings.name] = Backend(settings, order)
+        return backend
+
+    def remove(self, name: str) -> Backend | None:
+        return self._backends.pop(name, None)
+
+    def update(self, settings: BackendSettings) -> Backend:
+        """New settings for a registered backend; its state is kept."""
+        backend = self._backends[settings.name]
+        backend.settings = settings
+        return backend
 
     def __len__(self) -> int:
         return len(self._backends)

@@ -53,6 +53,15 @@ class Backend:
         self.channel_id: str | None = None
         # queue_remaining from the newest `status` push, and when it came.
         self.pushed: tuple[float, int] | None = None
+        # Why it takes no new prompts (vram, manual, config, removed); see
+        # balancer.backends.drain. `freed` is set once POST /free was sent in
+        # the current drain episode.
+        self.drain_reasons: set[str] = set()
+        self.freed = False
+
+    @property
+    def draining(self) -> bool:
+        return bool(self.drain_reasons)
 
     @property
     def name(self) -> str:

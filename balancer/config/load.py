@@ -20,13 +20,16 @@ from urllib.parse import urlsplit
 import yaml
 
 from balancer.config.model import (
+    AdminSettings,
     BackendSettings,
     LimitSettings,
     ListenSettings,
     ProbeSettings,
     Settings,
     TimeoutSettings,
+    UploadSettings,
 )
+from balancer.config.thresholds import parse_threshold, threshold_relation
 from balancer.config.units import format_duration, format_size, parse_duration, parse_size
 
 Parser = Callable[[object], Any]
@@ -71,6 +74,15 @@ def _backend_name(value: object) -> str:
     return value
 
 
+def _token(value: object) -> str | None:
+    """An optional secret: null, or a non-empty string (never echoed in errors)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string or null")
+    return value
+
+
 def _positive(value: float) -> str | None:
     return None if value > 0 else "must be > 0"
 
@@ -93,9 +105,14 @@ def _probe_relations(probe: ProbeSettings) -> Iterator[tuple[str, str]]:
 # Fields parsed by something other than their Python type (sizes, URLs, names).
 _PARSERS: dict[tuple[type, str], Parser] = {
     (LimitSettings, "max_body"): parse_size,
+    (LimitSettings, "max_upload"): parse_size,
+    (UploadSettings, "max_bytes"): parse_size,
     (BackendSettings, "min_free_vram"): parse_size,
     (BackendSettings, "url"): _http_url,
     (BackendSettings, "name"): _backend_name,
+    (BackendSettings, "vram_limit"): parse_threshold,
+    (BackendSettings, "vram_resume"): parse_threshold,
+    (AdminSettings, "token"): _token,
 }
 
 # Range checks applied after parsing.
@@ -107,6 +124,9 @@ _CHECKS: dict[tuple[type, str], Check] = {
     (ProbeSettings, "healthy_after"): _at_least(1),
     (ProbeSettings, "stale_after"): _positive,
     (LimitSettings, "max_body"): _positive,
+    (LimitSettings, "max_upload"): _positive,
+    (UploadSettings, "max_age"): _positive,
+    (UploadSettings, "max_bytes"): _positive,
     (TimeoutSettings, "connect"): _positive,
     (TimeoutSettings, "request"): _positive,
 }
@@ -237,7 +257,12 @@ def _backend(
         errors.append(f"{path}.url: required")
     if len(errors) > before:
         return None
-    return BackendSettings(**{"name": f"node{index}", **defaults, **parsed})
+    backend = BackendSettings(**{"name": f"node{index}", **defaults, **parsed})
+    problem = threshold_relation(backend.vram_limit, backend.vram_resume)
+    if problem is not None:
+        errors.append(f"{path}.{problem[0]}: {problem[1]}")
+        return None
+    return backend
 
 
 def _backends(
@@ -296,9 +321,23 @@ def parse_settings(data: object) -> Settings:
         for name, hint in types.items()
         if isinstance(hint, type) and dataclasses.is_dataclass(hint)
     }
+    scalar_keys = [k for k, hint in types.items() if hint is str and k in doc]
+    scalars = _parse_fields(Settings, {k: doc[k] for k in scalar_keys}, "", errors) or {}
     if errors:
         raise ConfigError(errors)
-    return Settings(backends=tuple(backends), **sections)
+    return Settings(backends=tuple(backends), **sections, **scalars)
+
+
+def parse_backend(data: object) -> BackendSettings:
+    """One backend on its own (the admin API's POST body), without `defaults`;
+    raise ConfigError with every problem."""
+    errors: list[str] = []
+    backend = _backend(0, data, {}, errors)
+    if isinstance(data, Mapping) and "name" not in data:
+        errors.append("backends[0].name: required")
+    if errors or backend is None:
+        raise ConfigError(errors)
+    return backend
 
 
 def load_settings(path: str | Path) -> Settings:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from balancer.config.thresholds import VramThreshold
+
 MiB = 1024 * 1024
 
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -35,6 +37,20 @@ class ProbeSettings:
 @dataclass(frozen=True)
 class LimitSettings:
     max_body: int = 100 * MiB
+    # Largest POST /upload/image|mask body the balancer's upload store accepts.
+    max_upload: int = 100 * MiB
+
+
+@dataclass(frozen=True)
+class UploadSettings:
+    """The balancer's upload store (content-addressed blobs on disk)."""
+
+    # Empty: `<data_dir>/uploads`.
+    dir: str = ""
+    # Blobs unused for longer than this are evicted (unless a job needs them).
+    max_age: float = 7 * 24 * 3600.0
+    # The store is trimmed, oldest first, to at most this many bytes.
+    max_bytes: int = 10 * 1024 * MiB
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,27 @@ class BackendSettings:
     url: str
     primary: bool = False
     min_free_vram: int = 0
+    # Drain (no new prompts) when used VRAM goes over `vram_limit`; take
+    # prompts again only below `vram_resume` (default: 90 % of the limit).
+    vram_limit: VramThreshold | None = None
+    vram_resume: VramThreshold | None = None
+    # Once drained and idle, POST /free {"unload_models": true} (once per drain).
+    free_on_drain: bool = False
+    # Drained by the operator in the file.
+    drain: bool = False
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    # With a token, /balancer/backends... need `Authorization: Bearer <token>`;
+    # without one they answer loopback peers only.
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class ShutdownSettings:
+    # On SIGTERM, how long in-flight requests may take to finish.
+    timeout: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -68,3 +105,8 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     timeouts: TimeoutSettings = field(default_factory=TimeoutSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    uploads: UploadSettings = field(default_factory=UploadSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
+    shutdown: ShutdownSettings = field(default_factory=ShutdownSettings)
+    # Where the balancer keeps its own files (uploads, later the SQLite store).
+    data_dir: str = "./data"

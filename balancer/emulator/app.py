@@ -49,7 +49,13 @@ def create_emulator_app(options: EmulatorOptions | None = None) -> web.Applicati
             )
     ControlRoutes(emu).add_to(app)
     app.cleanup_ctx.append(partial(_lifecycle, emu))
+    app.on_shutdown.append(partial(_drop_sockets, emu))
     return app
+
+
+async def _drop_sockets(emu: Emulator, app: web.Application) -> None:
+    """A stopping server drops its sockets instead of waiting for clients to leave."""
+    emu.hub.abort_all()
 
 
 async def _lifecycle(emu: Emulator, app: web.Application) -> AsyncIterator[None]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,7 +18,9 @@ from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, Clock
 from balancer.config.model import ProbeSettings
 from balancer.errors import error_body
+from balancer.jobs.events import JobEvent
 from balancer.jobs.ids import IdFactory, is_safe_prompt_id, mint_prompt_id, workflow_digest
+from balancer.jobs.tracker import Tracker
 from balancer.logs import get_logger
 from balancer.scheduling import NoBackend, Picker, candidates_from
 from balancer.store import Pin, Store
@@ -61,6 +63,7 @@ class Submitter:
         registry: Registry,
         picker: Picker,
         store: Store,
+        tracker: Tracker,
         upstream: Upstream,
         probe: ProbeSettings,
         clock: Clock,
@@ -70,12 +73,15 @@ class Submitter:
         self.registry = registry
         self.picker = picker
         self.store = store
+        self.tracker = tracker
         self.upstream = upstream
         self.probe = probe
         self.clock = clock
         self.new_id = new_id
         self.before_dispatch = before_dispatch
         self._pending: dict[str, tuple[str, asyncio.Future[Answer]]] = {}
+        # Told every scheduling outcome ("chosen", "all_down", ...), for metrics.
+        self.decision_listeners: list[Callable[[str], None]] = []
 
     async def submit(self, request: dict[str, Any]) -> Answer:
         """`request` is the parsed POST /prompt body, already known to hold `prompt`."""
@@ -94,10 +100,14 @@ class Submitter:
         if known is not None:
             return known
         log.info("submitted", prompt_id=prompt_id)
+        self.tracker.events.emit(JobEvent(prompt_id, "submitted"))
+        submitted_at = self.clock()
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._pending[prompt_id] = (digest, future)
         try:
-            answer = await self._dispatch(prompt_id, digest, {**request, "prompt_id": prompt_id})
+            answer = await self._dispatch(
+                prompt_id, digest, {**request, "prompt_id": prompt_id}, submitted_at
+            )
         except BaseException:
             future.cancel()
             raise
@@ -125,7 +135,9 @@ class Submitter:
         assert pin is not None
         return Answer(200, pin.answer)
 
-    async def _dispatch(self, prompt_id: str, digest: str, request: dict[str, Any]) -> Answer:
+    async def _dispatch(
+        self, prompt_id: str, digest: str, request: dict[str, Any], submitted_at: float
+    ) -> Answer:
         """Try backends best-first; only a connection that was never made moves on."""
         tried: set[str] = set()
         while True:
@@ -133,13 +145,17 @@ class Submitter:
             if isinstance(backend, NoBackend):
                 return self._no_backend(backend, tried)
             tried.add(backend.name)
-            client_id = request.get("client_id")
-            self.store.put_pin(Pin(prompt_id, backend.name, digest, b"", _str(client_id)))
+            client_id = _str(request.get("client_id"))
+            self.store.put_pin(Pin(prompt_id, backend.name, digest, b"", client_id))
             started = self.clock()
             backend.dispatch_started()
             accepted = False
             try:
-                body = json.dumps(await self.before_dispatch(request, backend)).encode()
+                forwarded = await self.before_dispatch(request, backend)
+                # Events come back on the backend's channel; the relay routes
+                # them to the client by prompt_id.
+                forwarded = {**forwarded, "client_id": backend.channel_id}
+                body = json.dumps(forwarded).encode()
                 reply = await self.upstream.call("POST", backend.url + "/prompt", body=body)
                 accepted = reply.status == 200
             except UpstreamConnectError as exc:
@@ -153,14 +169,21 @@ class Submitter:
                 return error_answer(502, "bad_gateway", "Backend failed", str(exc))
             finally:
                 backend.dispatch_finished(accepted, self.clock())
-            return self._settle(
+            answer = self._settle(
                 prompt_id, digest, backend, reply.status, reply.body, started, reply.content_type
             )
+            if answer.status == 200:
+                pinned_id = _answered_id(answer.body, prompt_id)
+                self.tracker.dispatched(pinned_id, backend.name, client_id, submitted_at)
+            return answer
 
     def _choose(self, tried: set[str]) -> Backend | NoBackend:
         now = self.clock()
         left = [b for b in self.registry if b.name not in tried]
         decision = self.picker.pick(candidates_from(left, now, self.probe))
+        outcome = decision.outcome if isinstance(decision, NoBackend) else "chosen"
+        for listener in self.decision_listeners:
+            listener(outcome)
         if isinstance(decision, NoBackend):
             return decision
         backend = self.registry.get(decision.name)
@@ -181,6 +204,7 @@ class Submitter:
         if status != 200:
             self.store.remove_pin(prompt_id)
             log.info("rejected", prompt_id=prompt_id, backend=backend.name, status=status)
+            self.tracker.events.emit(JobEvent(prompt_id, "rejected", backend.name, detail=str(status)))
             return Answer(status, body, content_type=content_type)
         pin = self.store.get_pin(prompt_id)
         client_id = pin.client_id if pin else None
@@ -189,6 +213,7 @@ class Submitter:
             self.store.remove_pin(prompt_id)
         self.store.put_pin(Pin(answered_id, backend.name, digest, body, client_id))
         log.info("dispatched", prompt_id=answered_id, backend=backend.name, dispatch_ms=ms)
+        self.tracker.events.emit(JobEvent(answered_id, "dispatched", backend.name))
         return Answer(200, body)
 
     def _no_backend(self, decision: NoBackend, tried: set[str]) -> Answer:

@@ -9,6 +9,7 @@ from aiohttp import web
 from balancer.errors import error_response
 from balancer.proxy import merge
 from balancer.proxy.context import Balancer, ctx
+from balancer.proxy.presenter import present_entry, present_queue_item
 from balancer.upstream import UpstreamError
 
 
@@ -26,8 +27,12 @@ async def healthy_json(b: Balancer, path: str) -> list[tuple[str, Any]]:
 
 
 async def get_queue(request: web.Request) -> web.StreamResponse:
-    answers = await healthy_json(ctx(request), "/queue")
-    return web.json_response(merge.merge_queues([data for _, data in answers]))
+    b = ctx(request)
+    answers = await healthy_json(b, "/queue")
+    queues = [data for _, data in answers]
+    return web.json_response(
+        merge.merge_queues(queues, lambda item: present_queue_item(b.store, item))
+    )
 
 
 def _int_param(request: web.Request, name: str) -> int | web.Response | None:
@@ -52,10 +57,15 @@ async def get_history(request: web.Request) -> web.StreamResponse:
         return max_items
     if isinstance(offset, web.Response):
         return offset
+    b = ctx(request)
     query = merge.upstream_history_query(max_items, offset)
-    answers = await healthy_json(ctx(request), "/history" + query)
-    items = merge.page(merge.merge_histories(answers), max_items, offset)
-    return web.json_response(dict(items))
+    answers = await healthy_json(b, "/history" + query)
+    merged = merge.merge_histories(
+        answers,
+        lambda backend, pid, e: present_entry(b.store, backend, pid, e),
+        b.store.histories(),
+    )
+    return web.json_response(dict(merge.page(merged, max_items, offset)))
 
 
 async def get_system_stats(request: web.Request) -> web.StreamResponse:

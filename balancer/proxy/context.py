@@ -9,13 +9,18 @@ from typing import Any
 
 from aiohttp import web
 
+from balancer.backends.channel import Channels
 from balancer.backends.prober import Prober
 from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, Clock
 from balancer.config.model import Settings
 from balancer.errors import error_response
+from balancer.jobs.events import JobEvents
 from balancer.jobs.submit import Submitter
+from balancer.jobs.tracker import Tracker
 from balancer.proxy.forward import Forwarder
+from balancer.proxy.ws_hub import ClientHub
+from balancer.proxy.ws_relay import EventRelay
 from balancer.store import Store
 from balancer.upstream import Upstream, UpstreamError, UpstreamReply
 
@@ -30,6 +35,11 @@ class Balancer:
     submitter: Submitter
     store: Store
     clock: Clock
+    events: JobEvents
+    tracker: Tracker
+    hub: ClientHub
+    relay: EventRelay
+    channels: Channels
 
     def owner_of(self, prompt_id: str) -> Backend | None:
         pin = self.store.get_pin(prompt_id)

@@ -45,11 +45,19 @@ async def clear_or_delete(request: web.Request, path: str) -> web.StreamResponse
     replies = []
     if body.get("clear"):
         replies += await b.each_healthy("POST", path, {"clear": True})
+    if path == "/history":
+        forget_kept_history(b, delete, bool(body.get("clear")))
     for name, ids in by_owner(b, delete).items():
         backend = b.registry.get(name)
         if backend is not None:
             replies += await b.each([backend], "POST", path, {"delete": ids})
     return first_failure(replies) or web.Response(status=200)
+
+
+def forget_kept_history(b: Balancer, delete: list[Any], clear: bool) -> None:
+    """History the balancer keeps follows the client's deletes and clears."""
+    for prompt_id in list(b.store.histories()) if clear else delete:
+        b.store.remove_history(str(prompt_id))
 
 
 async def post_queue(request: web.Request) -> web.StreamResponse:

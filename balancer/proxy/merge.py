@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from balancer.files.naming import rewrite_history_entry
@@ -23,7 +24,9 @@ def clean_queue_item(item: Any) -> Any:
     return item
 
 
-def merge_queues(queues: list[Any]) -> dict[str, list[Any]]:
+def merge_queues(
+    queues: list[Any], present: Callable[[Any], Any] = clean_queue_item
+) -> dict[str, list[Any]]:
     merged: dict[str, list[Any]] = {"queue_running": [], "queue_pending": []}
     for queue in queues:
         if not isinstance(queue, dict):
@@ -31,7 +34,7 @@ def merge_queues(queues: list[Any]) -> dict[str, list[Any]]:
         for key, items in merged.items():
             value = queue.get(key)
             if isinstance(value, list):
-                items.extend(clean_queue_item(item) for item in value)
+                items.extend(present(item) for item in value)
     return merged
 
 
@@ -52,16 +55,22 @@ def entry_time(entry: Any) -> float:
     return 0.0
 
 
-def merge_histories(per_backend: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
-    """All entries, outputs prefixed per backend, oldest first by start time."""
-    items: list[tuple[str, Any]] = []
+def merge_histories(
+    per_backend: list[tuple[str, Any]],
+    present: Callable[[str, str, Any], Any] = lambda backend, _pid, e: rewrite_history_entry(
+        backend, e
+    ),
+    kept: dict[str, Any] | None = None,
+) -> list[tuple[str, Any]]:
+    """All entries, presented per backend, plus the entries the balancer kept
+    (which win: they outlive backend restarts), oldest first by start time."""
+    merged: dict[str, Any] = {}
     for backend, history in per_backend:
         if isinstance(history, dict):
-            items.extend(
-                (pid, rewrite_history_entry(backend, entry)) for pid, entry in history.items()
-            )
-    items.sort(key=lambda item: entry_time(item[1]))
-    return items
+            for pid, entry in history.items():
+                merged[pid] = present(backend, pid, entry)
+    merged.update(kept or {})
+    return sorted(merged.items(), key=lambda item: entry_time(item[1]))
 
 
 def page(items: list[Any], max_items: int | None, offset: int | None) -> list[Any]:

@@ -7,13 +7,15 @@ from typing import Any
 
 from aiohttp import web
 
-from balancer.files.naming import rewrite_file_item, rewrite_history_entry, rewrite_ui_output
+from balancer.files.naming import rewrite_file_item, rewrite_ui_output
 from balancer.proxy.context import (
+    Balancer,
     ctx,
     read_json_object,
     reply_response,
     upstream_failed,
 )
+from balancer.proxy.presenter import client_extra_data, present_entry
 from balancer.upstream import UpstreamError
 
 
@@ -21,6 +23,9 @@ async def get_history_item(request: web.Request) -> web.StreamResponse:
     """GET /history/{id}: the owner's entry with outputs renamed; `{}` if unknown."""
     b = ctx(request)
     prompt_id = request.match_info["prompt_id"]
+    kept = b.store.get_history(prompt_id)
+    if kept is not None:  # finished: answered by the balancer, whatever the backend does
+        return web.json_response({prompt_id: kept})
     backend = b.owner_of(prompt_id)
     if backend is None:
         return web.json_response({})
@@ -32,15 +37,20 @@ async def get_history_item(request: web.Request) -> web.StreamResponse:
     if not isinstance(data, dict):
         return reply_response(reply)
     return web.json_response(
-        {pid: rewrite_history_entry(backend.name, entry) for pid, entry in data.items()}
+        {pid: present_entry(b.store, backend.name, pid, e) for pid, e in data.items()}
     )
 
 
-def rewrite_job(backend: str, job: Any) -> Any:
-    """A newer server's /api/jobs/{id} answer with its outputs renamed."""
+def rewrite_job(b: Balancer, backend: str, job: Any) -> Any:
+    """A newer server's /api/jobs/{id} answer with its outputs renamed and the
+    client's own client_id."""
     if not isinstance(job, dict):
         return job
     out = dict(job)
+    workflow = job.get("workflow")
+    if isinstance(workflow, dict) and "extra_data" in workflow:
+        extra = client_extra_data(b.store, job.get("id"), workflow["extra_data"])
+        out["workflow"] = {**workflow, "extra_data": extra}
     if isinstance(job.get("outputs"), dict):
         out["outputs"] = {n: rewrite_ui_output(backend, o) for n, o in job["outputs"].items()}
     if "preview_output" in job:
@@ -61,7 +71,7 @@ async def get_job(request: web.Request) -> web.StreamResponse:
         return upstream_failed(backend, exc)
     if data is None:
         return reply_response(reply)
-    return web.json_response(rewrite_job(backend.name, data))
+    return web.json_response(rewrite_job(b, backend.name, data))
 
 
 async def cancel_job(request: web.Request) -> web.StreamResponse:

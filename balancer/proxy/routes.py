@@ -7,9 +7,17 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from balancer.ops.health import get_health
-from balancer.proxy import aggregate_routes, fanout_routes, pinned_routes, prompt_routes
+from balancer.proxy import (
+    aggregate_routes,
+    fanout_routes,
+    object_info_routes,
+    pinned_routes,
+    prompt_routes,
+    upload_routes,
+)
 from balancer.proxy.passthrough import passthrough
 from balancer.proxy.view_routes import get_view
+from balancer.proxy.ws_routes import websocket
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -26,6 +34,11 @@ COMFY_ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/free", fanout_routes.post_free),
     ("GET", "/system_stats", aggregate_routes.get_system_stats),
     ("GET", "/view", get_view),
+    ("POST", "/upload/image", upload_routes.upload_image),
+    ("POST", "/upload/mask", upload_routes.upload_mask),
+    ("GET", "/object_info", object_info_routes.get_object_info),
+    ("GET", "/object_info/{node_class}", object_info_routes.get_object_info_class),
+    ("GET", "/ws", websocket),
 )
 
 # The newer server registers these with a literal /api prefix.

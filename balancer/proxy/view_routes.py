@@ -6,7 +6,9 @@ from aiohttp import web
 
 from balancer.backends.state import Backend
 from balancer.files.naming import BACKEND_FILE_TYPES, from_client_subfolder
+from balancer.files.paths import split_annotation
 from balancer.proxy.context import Balancer, ctx
+from balancer.proxy.input_view import in_store, view_stored
 
 ANNOTATIONS = {" [output]": "output", " [input]": "input", " [temp]": "temp"}
 
@@ -32,6 +34,9 @@ async def get_view(request: web.Request) -> web.StreamResponse:
     b = ctx(request)
     filename = request.query.get("filename", "")
     kind = file_type(filename, request.query.get("type", "output"))
+    plain, _ = split_annotation(filename, kind)
+    if filename and (kind == "input" or in_store(request, plain, kind)):
+        return await view_stored(request, plain, kind)  # the balancer's upload store
     if not filename or kind not in BACKEND_FILE_TYPES:
         primary = b.registry.primary()
         if primary is None:

@@ -14,10 +14,12 @@ class Candidate:
     name: str
     order: int
     healthy: bool
+    channel_up: bool
     fresh: bool
     load: int | None
     vram_free: int | None
     min_free_vram: int
+    draining: bool = False
 
 
 def candidates_from(
@@ -29,10 +31,12 @@ def candidates_from(
             name=b.name,
             order=b.order,
             healthy=b.healthy,
+            channel_up=b.channel_id is not None,
             fresh=b.is_fresh(now, probe),
             load=b.load(),
             vram_free=b.snapshot.vram_free if b.snapshot else None,
             min_free_vram=b.settings.min_free_vram,
+            draining=b.draining,
         )
         for b in backends
     ]

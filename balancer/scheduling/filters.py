@@ -20,10 +20,20 @@ class Filter:
 
 
 def is_up(c: Candidate) -> bool:
-    """Healthy by the prober's thresholds. Trade-off: a backend that just died
-    may still pass for up to `unhealthy_after` probe intervals; a failed
-    dispatch marks it down at once to close that gap."""
-    return c.healthy
+    """Healthy by the prober's thresholds, and its event channel is open (a
+    prompt sent without a channel would run with nobody told of its events).
+    Trade-off: a backend that just died may still pass for up to
+    `unhealthy_after` probe intervals, unless its channel closed first; a
+    failed dispatch marks it down at once to close that gap."""
+    return c.healthy and c.channel_up
+
+
+def not_draining(c: Candidate) -> bool:
+    """Not drained for any reason (VRAM over its limit, an operator, the file,
+    removal). Trade-off: a drained backend sits idle even when every other
+    backend is backed up; running out of VRAM mid-job or ignoring an operator
+    costs more than the wait, and pinned follow-ups still reach it."""
+    return not c.draining
 
 
 def has_fresh_load(c: Candidate) -> bool:
@@ -44,6 +54,7 @@ def has_free_vram(c: Candidate) -> bool:
 
 DEFAULT_FILTERS: tuple[Filter, ...] = (
     Filter("all_down", "no backend is up", is_up),
+    Filter("all_draining", "every backend that is up is draining", not_draining),
     Filter("all_stale", "no backend has fresh load data", has_fresh_load),
     Filter("not_enough_vram", "no backend has enough free VRAM", has_free_vram),
 )

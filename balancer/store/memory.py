@@ -6,6 +6,9 @@ from typing import Any
 
 from balancer.store.model import Pin
 
+# ComfyUI keeps at most this many history entries; so does the balancer.
+MAX_HISTORY = 10_000
+
 
 class MemoryStore:
     def __init__(self) -> None:
@@ -25,7 +28,10 @@ class MemoryStore:
         return [p for p in self._pins.values() if p.backend == backend]
 
     def put_history(self, prompt_id: str, entry: Any) -> None:
+        self._history.pop(prompt_id, None)
         self._history[prompt_id] = entry
+        while len(self._history) > MAX_HISTORY:
+            del self._history[next(iter(self._history))]
 
     def get_history(self, prompt_id: str) -> Any | None:
         return self._history.get(prompt_id)

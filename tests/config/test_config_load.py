@@ -97,7 +97,7 @@ def test_defaults_section_inherited_and_overridden() -> None:
 def test_defaults_section_rejects_identity_keys() -> None:
     errors = errors_of(doc(defaults={"url": "http://x:1", "min_free_vram": "lots"}))
     assert len(errors) == 2
-    assert errors[0].startswith("defaults.url: unknown key (allowed: min_free_vram)")
+    assert errors[0].startswith("defaults.url: unknown key (allowed: drain, free_on_drain,")
     assert errors[1].startswith("defaults.min_free_vram: must be a size")
 
 

@@ -58,6 +58,7 @@ def echo_backend(tmp_path: Path) -> tuple[web.Application, list[dict[str, Any]]]
     app.router.add_get("/big", big)
     app.router.add_get("/clip.bin", clip)
     app.router.add_get("/die", die)
+    app.router.add_get("/ws", lambda _: web.Response(status=404))  # no event channel here
     app.router.add_route("*", "/{tail:.*}", echo)
     return app, seen
 
@@ -137,13 +138,13 @@ async def test_pass_through_goes_to_the_primary_then_first_healthy(
     first, seen_first = echo_backend(tmp_path / "a")
     second, seen_second = echo_backend(tmp_path / "b")
     pool = await make_pool(0, extra_apps={"a": first, "b": second}, primary="b")
-    await pool.client.get("/object_info")
-    assert [r["raw_path"] for r in seen_second] == ["/object_info"] and seen_first == []
+    await pool.client.get("/embeddings")
+    assert [r["raw_path"] for r in seen_second] == ["/embeddings"] and seen_first == []
     await pool.servers["b"].close()
     for _ in range(3):
         await pool.probe()
-    await pool.client.get("/api/object_info")
-    assert [r["raw_path"] for r in seen_first] == ["/api/object_info"]
+    await pool.client.get("/api/embeddings")
+    assert [r["raw_path"] for r in seen_first] == ["/api/embeddings"]
 
 
 async def test_fan_out_writes_reach_every_backend(make_pool: PoolFactory, tmp_path: Path) -> None:

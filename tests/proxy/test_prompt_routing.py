@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from support import PoolFactory, colored, workflow
@@ -173,8 +174,10 @@ async def test_vram_filter_skips_backends_without_enough_free_vram(make_pool: Po
 
 async def test_refused_connection_moves_on_to_the_next_backend(make_pool: PoolFactory) -> None:
     pool = await make_pool(2)
-    await pool.servers["gpu0"].close()  # gone, but the prober has not noticed yet
+    gpu0 = pool.balancer.registry.get("gpu0")
+    assert gpu0 is not None
+    # Its HTTP port now refuses connections; its channel and last probe say all is well.
+    gpu0.settings = replace(gpu0.settings, url="http://127.0.0.1:1")
     owners = {pool.owner((await pool.submit(colored(i)))["prompt_id"]) for i in range(2)}
     assert owners == {"gpu1"}
-    gpu0 = pool.balancer.registry.get("gpu0")
-    assert gpu0 is not None and not gpu0.healthy
+    assert not gpu0.healthy

@@ -6,6 +6,7 @@ GiB = 1024**3
 def cand(name: str, order: int, load: int | None = 0, **kw: object) -> Candidate:
     fields: dict[str, object] = {
         "healthy": True,
+        "channel_up": True,
         "fresh": True,
         "vram_free": 20 * GiB,
         "min_free_vram": 0,
@@ -59,3 +60,8 @@ def test_no_backend_names_the_filter_that_emptied_the_pool() -> None:
     stale = picker.pick([cand("a", 0, fresh=False)])
     assert isinstance(down, NoBackend) and down.outcome == "all_down"
     assert isinstance(stale, NoBackend) and stale.outcome == "all_stale"
+
+
+def test_a_backend_without_an_event_channel_takes_no_prompts() -> None:
+    picker = Picker()
+    assert picker.pick([cand("a", 0, 0, channel_up=False), cand("b", 1, 4)]) == Chosen("b")

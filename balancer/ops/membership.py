@@ -1,0 +1,79 @@
+"""Which backends the balancer fronts, changed while it runs (admin API, reload).
+
+Adding starts the backend's channel; it takes prompts once probed up.
+Removing drains it with reason `removed`; it leaves the registry once idle
+(its probe shows an empty queue and nothing is on the way to it), so pinned
+follow-ups of its last jobs still reach it. A removed backend that is down
+leaves at once: nothing can reach it anyway.
+"""
+
+from __future__ import annotations
+
+from balancer.backends.drain import Drainer, is_idle
+from balancer.backends.state import Backend, LoadSnapshot
+from balancer.config.model import BackendSettings
+from balancer.logs import get_logger
+from balancer.proxy.context import Balancer
+
+log = get_logger("balancer.membership")
+
+
+class Membership:
+    def __init__(self, balancer: Balancer, drainer: Drainer) -> None:
+        self.b = balancer
+        self.drainer = drainer
+
+    async def add(self, settings: BackendSettings) -> Backend:
+        """Register and start a backend; a removed one coming back is revived."""
+        existing = self.b.registry.get(settings.name)
+        if existing is not None:
+            if "removed" not in existing.drain_reasons:
+                raise ValueError(f"backend {settings.name!r} already exists")
+            self.drainer.undrain(existing, "removed")
+            return await self.update(settings)
+        backend = self.b.registry.add(settings)
+        self.drainer.apply_settings(backend)
+        self.b.channels.start(backend)
+        log.info("backend_added", backend=backend.name, url=backend.url)
+        return backend
+
+    async def update(self, settings: BackendSettings) -> Backend:
+        """New settings; a new URL is a new server, so health starts over."""
+        backend = self.b.registry.get(settings.name)
+        if backend is None:
+            raise KeyError(settings.name)
+        moved = backend.url != settings.url
+        if backend.settings != settings:
+            self.b.registry.update(settings)
+            log.info("backend_updated", backend=backend.name, url=settings.url)
+        self.drainer.apply_settings(backend)
+        if moved:
+            backend.healthy = False
+            backend.successes = 0
+            backend.snapshot = None
+            backend.pushed = None
+            await self.b.channels.stop(backend.name)
+            self.b.channels.start(backend)
+        return backend
+
+    async def remove(self, name: str) -> Backend | None:
+        backend = self.b.registry.get(name)
+        if backend is None:
+            return None
+        self.drainer.drain(backend, "removed")
+        if not backend.healthy or is_idle(backend):
+            await self._forget(backend)
+        return backend
+
+    async def on_probe(self, backend: Backend, snapshot: LoadSnapshot) -> None:
+        """Prober listener: a removed backend leaves once idle."""
+        if "removed" in backend.drain_reasons and is_idle(backend):
+            await self._forget(backend)
+
+    async def _forget(self, backend: Backend) -> None:
+        if self.b.registry.get(backend.name) is not backend:
+            return
+        self.b.registry.remove(backend.name)
+        await self.b.channels.stop(backend.name)
+        pins = len(self.b.store.pins_of(backend.name))
+        log.info("backend_removed", backend=backend.name, pins=pins)

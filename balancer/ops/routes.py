@@ -1,0 +1,40 @@
+"""GET /balancer (HTML), /balancer/status (JSON) and /metrics."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from aiohttp import web
+
+from balancer.ops.context import OPS
+from balancer.ops.metrics import CONTENT_TYPE
+from balancer.ops.status import status_document
+from balancer.proxy.context import ctx
+
+PAGE = files("balancer.ops").joinpath("status.html")
+
+
+async def get_page(request: web.Request) -> web.StreamResponse:
+    return web.Response(
+        text=PAGE.read_text(encoding="utf-8"),
+        content_type="text/html",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def get_status(request: web.Request) -> web.StreamResponse:
+    b = ctx(request)
+    doc = status_document(list(b.registry), b.clock(), request.app[OPS].tally, b.tracker)
+    return web.json_response(doc, headers={"Cache-Control": "no-store"})
+
+
+async def get_metrics(request: web.Request) -> web.StreamResponse:
+    body = request.app[OPS].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+def add_status_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/balancer", get_page)
+    router.add_get("/balancer/", get_page)
+    router.add_get("/balancer/status", get_status)
+    router.add_get("/metrics", get_metrics)

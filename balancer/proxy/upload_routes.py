@@ -1,0 +1,205 @@
+"""POST /upload/image and /upload/mask, answered from the balancer's store.
+
+The multipart body is streamed to disk while it is hashed; the answer has
+ComfyUI's shape and naming (see `UploadStore.assign`). Unlike ComfyUI, bad
+names, a bad `type` and an unusable `original_ref` are 400s in ComfyUI's
+error shape, never a 500 or a silent success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+from PIL import UnidentifiedImageError
+
+from balancer.errors import error_response
+from balancer.files import transfer
+from balancer.files.masks import apply_mask
+from balancer.files.naming import PREFIX, from_client_subfolder
+from balancer.files.paths import BadPath, FileKey, file_key, split_annotation
+from balancer.files.store import BlobWriter
+from balancer.logs import get_logger
+from balancer.proxy.context import ctx
+from balancer.proxy.file_context import Files, files_of
+from balancer.proxy.forward import too_large
+
+log = get_logger("balancer.files")
+
+CHUNK = 256 * 1024
+MAX_FIELD = 64 * 1024
+
+
+class Refused(Exception):
+    def __init__(self, response: web.Response) -> None:
+        self.response = response
+
+
+@dataclass
+class Form:
+    fields: dict[str, str] = field(default_factory=dict)
+    filename: str | None = None
+    image: BlobWriter | None = None
+
+    def abort(self) -> None:
+        if self.image is not None:
+            self.image.abort()
+
+
+def bad(message: str, details: str = "") -> Refused:
+    return Refused(error_response(400, "invalid_upload", message, details))
+
+
+async def read_form(request: web.Request, files: Files) -> Form:
+    """Fields as text, the `image` part streamed into a blob writer."""
+    limit = files.max_upload
+    if request.content_length is not None and request.content_length > limit:
+        raise Refused(too_large(limit))
+    try:
+        reader = await request.multipart()
+    except (AssertionError, ValueError, KeyError) as exc:
+        raise bad("Expected a multipart/form-data body", str(exc)) from None
+    form = Form()
+    seen = 0
+    try:
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise bad("Nested multipart bodies are not supported")
+            image = None
+            if part.name == "image" and part.filename is not None and form.image is None:
+                form.filename = part.filename
+                form.image = image = files.store.writer()
+            chunks: list[bytes] = []
+            while chunk := await part.read_chunk(CHUNK):
+                seen += len(chunk)
+                if seen > limit:
+                    raise Refused(too_large(limit))
+                if image is not None:
+                    image.write(chunk)
+                elif sum(map(len, chunks)) + len(chunk) > MAX_FIELD:
+                    raise bad(f"Form field {part.name!r} is too long")
+                else:
+                    chunks.append(chunk)
+            if image is None and part.name:
+                form.fields[part.name] = b"".join(chunks).decode("utf-8", "replace")
+    except BaseException:
+        form.abort()
+        raise
+    return form
+
+
+def target_key(form: Form) -> FileKey:
+    if form.image is None or not form.filename:
+        raise bad("No image file in the upload", "the 'image' part with a filename is required")
+    subfolder = form.fields.get("subfolder", "")
+    try:
+        if subfolder.startswith(PREFIX):
+            raise BadPath(f"subfolders starting with {PREFIX!r} name backends and are reserved")
+        return file_key(form.fields.get("type") or "input", subfolder, form.filename)
+    except BadPath as exc:
+        raise bad("Invalid upload path", str(exc)) from None
+
+
+def answer(form: Form, final: FileKey) -> web.Response:
+    subfolder = form.fields.get("subfolder", "")
+    return web.json_response({"name": final.name, "subfolder": subfolder, "type": final.type})
+
+
+async def upload_image(request: web.Request) -> web.StreamResponse:
+    files = files_of(request)
+    started = time.perf_counter()
+    try:
+        form = await read_form(request, files)
+        key = _validated(form)
+    except Refused as refused:
+        return refused.response
+    assert form.image is not None
+    sha = form.image.finish()
+    overwrite = form.fields.get("overwrite") in ("true", "1")
+    final = files.store.assign(key, sha, overwrite)
+    _log_upload("upload", key, final, form.image.size, started)
+    files.placement.evict()
+    return answer(form, final)
+
+
+def _validated(form: Form) -> FileKey:
+    try:
+        return target_key(form)
+    except Refused:
+        form.abort()
+        raise
+
+
+async def upload_mask(request: web.Request) -> web.StreamResponse:
+    files = files_of(request)
+    started = time.perf_counter()
+    try:
+        form = await read_form(request, files)
+        key = _validated(form)
+    except Refused as refused:
+        return refused.response
+    assert form.image is not None
+    try:
+        original = await _original(request, files, form.fields.get("original_ref"))
+        mask_path = form.image.flush()
+        merged = await asyncio.to_thread(apply_mask, files.store.blob_path(original), mask_path)
+    except Refused as refused:
+        return refused.response
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        return error_response(400, "invalid_upload", "Cannot apply the mask", str(exc))
+    finally:
+        form.image.abort()
+    sha = files.store.add_bytes(merged)
+    overwrite = form.fields.get("overwrite") in ("true", "1")
+    final = files.store.assign(key, sha, overwrite)
+    _log_upload("upload_mask", key, final, len(merged), started)
+    files.placement.evict()
+    return answer(form, final)
+
+
+async def _original(request: web.Request, files: Files, raw: str | None) -> str:
+    """The sha256 of the image `original_ref` names, fetched into the store."""
+    try:
+        ref: Any = json.loads(raw or "")
+        if not isinstance(ref, dict):
+            raise ValueError("not an object")
+        name, kind = split_annotation(str(ref.get("filename") or ""), ref.get("type") or "output")
+        subfolder = str(ref.get("subfolder") or "")
+        owner = None
+        if subfolder.startswith(PREFIX):
+            split = from_client_subfolder(subfolder)
+            owner, subfolder = split.backend, split.subfolder
+        key = file_key(str(kind), subfolder, name)
+    except (ValueError, BadPath) as exc:
+        raise bad("Invalid original_ref", str(exc)) from None
+    sha = None if owner is not None else files.store.lookup(key)
+    if sha is None:
+        sha = await _fetch_original(request, files, key, owner)
+    if sha is None:
+        raise bad("The original image of the mask was not found", key.relative)
+    return sha
+
+
+async def _fetch_original(
+    request: web.Request, files: Files, key: FileKey, owner: str | None
+) -> str | None:
+    registry = ctx(request).registry
+    backends = list(registry)
+    holder = registry.get(owner) if owner else (backends[0] if len(backends) == 1 else None)
+    if holder is None or (key.type == "input" and owner is None):
+        return None
+    return await transfer.fetch(files.session, holder.url, key, files.store, files.max_upload)
+
+
+def _log_upload(event: str, key: FileKey, final: FileKey, size: int, started: float) -> None:
+    log.info(
+        event,
+        type=final.type,
+        bytes=size,
+        renamed=final.name != key.name,
+        ms=round((time.perf_counter() - started) * 1000, 2),
+    )

@@ -1,0 +1,149 @@
+"""Events from backend channels to the client sockets that own them.
+
+ComfyUI's targeting rules (comfyui-api.md 8.3) are kept per job: a job whose
+client sent a `client_id` gets every event on that client's sockets; a job
+without one produces only what ComfyUI broadcasts (progress, progress_state,
+execution_interrupted, previews), sent to every socket. Backend `status`
+pushes are not relayed: they refresh the backend's load, and the hub sends the
+pool-wide count instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from balancer.backends.registry import Registry
+from balancer.backends.state import Backend, Clock
+from balancer.files.naming import rewrite_ui_output
+from balancer.jobs.model import Job
+from balancer.jobs.tracker import Tracker
+from balancer.proxy import frames
+from balancer.proxy.presenter import present_entry
+from balancer.proxy.ws_hub import ClientHub, event
+from balancer.store import Store
+from balancer.upstream import Upstream, UpstreamError
+
+# Sent to every socket when the job has no client_id (ComfyUI's "(B)" events).
+BROADCAST_WITHOUT_CLIENT = frozenset({"progress", "progress_state", "execution_interrupted"})
+END_EVENTS = frozenset({"execution_success", "execution_error", "execution_interrupted"})
+
+
+class EventRelay:
+    def __init__(
+        self,
+        registry: Registry,
+        tracker: Tracker,
+        hub: ClientHub,
+        store: Store,
+        upstream: Upstream,
+        clock: Clock,
+    ) -> None:
+        self.registry = registry
+        self.tracker = tracker
+        self.hub = hub
+        self.store = store
+        self.upstream = upstream
+        self.clock = clock
+
+    def refresh_status(self) -> None:
+        """Send the pool-wide queue count if it changed."""
+        self.hub.set_queue_remaining(sum(b.queue_size() or 0 for b in self.registry))
+
+    def on_channel(self, backend: Backend, up: bool) -> None:
+        self.refresh_status()
+
+    async def on_json(self, backend: Backend, message: dict[str, Any]) -> None:
+        type_, data = message["type"], message.get("data")
+        if type_ == "status":
+            self._status_push(backend, data)
+            return
+        if type_ == "feature_flags" or not isinstance(data, dict):
+            return
+        prompt_id = data.get("prompt_id")
+        job = self.tracker.jobs.get(prompt_id) if isinstance(prompt_id, str) else None
+        if job is None:
+            self._unowned(type_, data, prompt_id)
+            return
+        if type_ == "execution_start":
+            self.tracker.started(job.prompt_id)
+        elif type_ == "executing":
+            if data.get("node") is None:
+                await self.finish(backend, job.prompt_id)
+            job.node = data.get("node")
+        elif type_ == "executed":
+            data = {**data, "output": rewrite_ui_output(backend.name, data.get("output"))}
+        self._to_owner(job, type_, data)
+
+    def _status_push(self, backend: Backend, data: Any) -> None:
+        try:
+            count = data["status"]["exec_info"]["queue_remaining"]
+        except (KeyError, TypeError):
+            return
+        if isinstance(count, int):
+            backend.record_push(count, self.clock())
+            self.refresh_status()
+
+    def _to_owner(self, job: Job, type_: str, data: dict[str, Any]) -> None:
+        if job.client_id is not None:
+            self.hub.to_sid(job.client_id, event(type_, data))
+        elif type_ in BROADCAST_WITHOUT_CLIENT:
+            self.hub.broadcast(event(type_, data))
+
+    def _unowned(self, type_: str, data: dict[str, Any], prompt_id: Any) -> None:
+        """Events of prompts the balancer did not send (posted to a backend
+        directly): only what ComfyUI would broadcast to every socket."""
+        # `executing` without a prompt_id is ComfyUI's reconnect hint to our own sid.
+        broadcast = prompt_id is None or type_ in BROADCAST_WITHOUT_CLIENT
+        if broadcast and type_ != "executing":
+            self.hub.broadcast(event(type_, data))
+
+    async def finish(self, backend: Backend, prompt_id: str) -> Job | None:
+        """Fetch the history entry once, keep it, and end the job."""
+        try:
+            answer = await self.upstream.get_json(f"{backend.url}/history/{prompt_id}")
+            raw = answer.get(prompt_id) if isinstance(answer, dict) else None
+        except UpstreamError:
+            raw = None
+        entry = present_entry(self.store, backend.name, prompt_id, raw) if raw else None
+        return self.tracker.finish(prompt_id, entry)
+
+    async def reconcile(self, backend: Backend, snapshot: Any) -> None:
+        """A probe shows jobs gone from their backend without their end event
+        (the channel dropped): end them from history and tell their clients."""
+        for job in self.tracker.lost_from(backend.name, snapshot):
+            await self.finish(backend, job.prompt_id)
+            for type_, data in end_events(self.store.get_history(job.prompt_id), job.prompt_id):
+                self._to_owner(job, type_, data)
+
+    async def on_binary(self, backend: Backend, frame: bytes) -> None:
+        preview = frames.parse_metadata_preview(frame)
+        if preview is not None:
+            job = self.tracker.jobs.get(preview.prompt_id or "")
+            self._preview(job, frame, preview)
+            return
+        job = self.tracker.running_on(backend.name)
+        if job is not None and job.client_id is not None:
+            self.hub.to_sid(job.client_id, frame)
+        else:
+            self.hub.broadcast(frame)
+
+    def _preview(self, job: Job | None, frame: bytes, preview: frames.MetadataPreview) -> None:
+        """Type 4 to clients that asked for metadata, type 1 to the others; with
+        no client_id, type 1 to every socket (as ComfyUI broadcasts it)."""
+        if job is None or job.client_id is None:
+            self.hub.broadcast(preview.as_legacy())
+            return
+        for sock in self.hub.of(job.client_id):
+            sock.send(frame if sock.wants_metadata else preview.as_legacy())
+
+
+def end_events(entry: Any, prompt_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """The end event recorded in a history entry, then `executing` null."""
+    status = entry.get("status") if isinstance(entry, dict) else None
+    messages = status.get("messages") if isinstance(status, dict) else None
+    ends = [
+        (m[0], m[1])
+        for m in (messages if isinstance(messages, list) else [])
+        if isinstance(m, list) and len(m) == 2 and m[0] in END_EVENTS and isinstance(m[1], dict)
+    ]
+    return [*ends[-1:], ("executing", {"node": None, "prompt_id": prompt_id})]
