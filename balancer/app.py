@@ -11,6 +11,7 @@ import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,8 +23,10 @@ from balancer.backends.registry import Registry
 from balancer.backends.state import Clock
 from balancer.config.model import Settings
 from balancer.errors import error_response
+from balancer.jobs.dispatch import Dispatcher, room_filter
 from balancer.jobs.events import JobEvents
 from balancer.jobs.ids import IdFactory, mint_prompt_id
+from balancer.jobs.late import LateBinder
 from balancer.jobs.submit import Submitter
 from balancer.jobs.tracker import Tracker
 from balancer.logs import get_logger
@@ -35,7 +38,8 @@ from balancer.proxy.routes import setup_routes
 from balancer.proxy.ws_hub import ClientHub
 from balancer.proxy.ws_relay import EventRelay
 from balancer.scheduling import Picker
-from balancer.store import MemoryStore, Store
+from balancer.scheduling.filters import DEFAULT_FILTERS
+from balancer.store import MemoryStore, SqliteStore, Store
 from balancer.upstream import Upstream
 
 log = get_logger("balancer.app")
@@ -78,6 +82,14 @@ def error_middleware(
     return middleware
 
 
+def open_store(settings: Settings) -> Store:
+    """The store the settings ask for: SQLite by default, under the data dir."""
+    if settings.store.kind == "memory":
+        return MemoryStore()
+    path = settings.store.path or str(Path(settings.data_dir) / "balancer.db")
+    return SqliteStore(path)
+
+
 def assemble(
     settings: Settings,
     registry: Registry,
@@ -93,17 +105,27 @@ def assemble(
     hub = ClientHub()
     relay = EventRelay(registry, tracker, hub, store, upstream, clock)
     prober = Prober(registry, upstream, settings.probe, clock)
-    prober.listeners.append(relay.reconcile)
-    submitter = Submitter(
-        registry, Picker(), store, tracker, upstream, settings.probe, clock, new_id
+    max_pending = settings.routing.max_pending_per_backend
+    filters = (
+        DEFAULT_FILTERS if max_pending is None else (*DEFAULT_FILTERS, room_filter(max_pending))
     )
+    dispatcher = Dispatcher(
+        registry, Picker(filters), store, tracker, upstream, settings.probe, clock
+    )
+    binder = LateBinder(dispatcher, settings.routing, clock, relay.notify)
+    relay.lost = binder.lost_by_id
+    relay.wake = binder.wake
+    relay.waiting = binder.queue.__len__
+    prober.listeners.append(relay.reconcile)
+    prober.down_listeners.append(binder.backend_lost)
     return Balancer(
         settings=settings,
         registry=registry,
         prober=prober,
         upstream=upstream,
         forwarder=Forwarder(http, settings.limits.max_body),
-        submitter=submitter,
+        submitter=Submitter(dispatcher, binder, clock, new_id),
+        binder=binder,
         store=store,
         clock=clock,
         events=events,
@@ -131,13 +153,20 @@ def create_app(
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         http = session or make_session(settings)
-        b = assemble(settings, registry, http, clock, new_id, store or MemoryStore())
+        pins = store or open_store(settings)
+        b = assemble(settings, registry, http, clock, new_id, pins)
         app[BALANCER] = b
+        restored = b.binder.restore()
+        if restored:
+            log.info("restored", jobs=restored)
         app[FILES] = attach_files(settings, b, http)
         for backend in registry:
             b.channels.start(backend)
         task = asyncio.create_task(b.prober.run()) if run_prober else None
+        binding = asyncio.create_task(b.binder.run())
         yield
+        binding.cancel()
+        await asyncio.gather(binding, return_exceptions=True)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -145,6 +174,8 @@ def create_app(
         await b.channels.close()
         if session is None:
             await http.close()
+        if isinstance(pins, SqliteStore) and store is None:
+            pins.close()
 
     async def close_client_sockets(app: web.Application) -> None:
         """Shutdown: tell every client socket the server is going away (1001)."""

@@ -15,8 +15,15 @@ from aiohttp.test_utils import TestServer
 from support import FakeClock, Pool, PoolFactory
 
 from balancer.app import create_app
-from balancer.config.model import BackendSettings, ProbeSettings, Settings
+from balancer.config.model import BackendSettings, ProbeSettings, RoutingSettings, Settings
 from balancer.emulator import EMULATOR, Emulator, EmulatorOptions, create_emulator_app
+from balancer.store import MemoryStore
+
+
+@pytest.fixture(autouse=True)
+def _work_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Relative paths (the default data dir `./data`) land in the test's tmp dir."""
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture
@@ -29,6 +36,7 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
         probe: ProbeSettings | None = None,
         extra_apps: dict[str, web.Application] | None = None,
         primary: str | None = None,
+        routing: RoutingSettings | None = None,
         probe_first: bool = True,
         settings_overrides: dict[str, Any] | None = None,
     ) -> Pool:
@@ -55,11 +63,13 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
                 for name, server in servers.items()
             ),
             probe=probe or ProbeSettings(),
+            routing=routing or RoutingSettings(),
             data_dir=str(tmp_path / "balancer-data"),
         )
         settings = replace(settings, **(settings_overrides or {}))
         clock = FakeClock()
-        client = await aiohttp_client(create_app(settings, clock=clock, run_prober=False))
+        app = create_app(settings, clock=clock, run_prober=False, store=MemoryStore())
+        client = await aiohttp_client(app)
         pool = Pool(client, emulators, servers, clock)
         await pool.channels_up(list(emulators))
         if probe_first:

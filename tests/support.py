@@ -60,6 +60,8 @@ class Pool:
             await asyncio.wait_for(channels[name].connected.wait(), timeout)
 
     async def probe(self) -> None:
+        """One probe round, a moment after whatever the test did last."""
+        self.clock.advance(0.001)
         await self.balancer.prober.probe_all()
 
     async def submit(self, prompt: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -72,6 +74,52 @@ class Pool:
         pin = self.balancer.store.get_pin(prompt_id)
         assert pin is not None
         return pin.backend
+
+    async def done(self, prompt_id: str, timeout: float = 10.0) -> None:
+        """Wait until the balancer has ended this job (it keeps its history)."""
+        ended = asyncio.Event()
+        store = self.balancer.store
+
+        class Watch:
+            def job_event(self, event: Any) -> None:
+                if event.prompt_id == prompt_id and store.get_history(prompt_id) is not None:
+                    ended.set()
+
+        self.balancer.events.subscribe(Watch())
+        if store.get_history(prompt_id) is None:
+            await asyncio.wait_for(ended.wait(), timeout)
+
+    def watch(self, phase: str, prompt_id: str) -> asyncio.Event:
+        """An event set when `prompt_id` next reaches `phase` (subscribe first, then act)."""
+        seen = asyncio.Event()
+
+        class Watch:
+            def job_event(self, event: Any) -> None:
+                if event.phase == phase and event.prompt_id == prompt_id:
+                    seen.set()
+
+        self.balancer.events.subscribe(Watch())
+        return seen
+
+    async def settle(self, prompt_ids: list[str], timeout: float = 30.0) -> None:
+        """Probe (as the prober would) until every job has ended, waking on
+        each job event; fail with the missing ids after `timeout`."""
+        events: asyncio.Queue[Any] = asyncio.Queue()
+
+        class Watch:
+            def job_event(self, event: Any) -> None:
+                events.put_nowait(event)
+
+        self.balancer.events.subscribe(Watch())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while missing := [i for i in prompt_ids if self.balancer.store.get_history(i) is None]:
+            assert loop.time() < deadline, f"{len(missing)} jobs never ended: {missing[:5]}"
+            await self.probe()
+            try:
+                await asyncio.wait_for(events.get(), 0.05)
+            except TimeoutError:
+                pass
 
     async def wait_idle(self, timeout: float = 10.0) -> None:
         for emulator in self.emulators.values():

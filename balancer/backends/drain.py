@@ -105,9 +105,9 @@ class Drainer:
             "vram" in backend.drain_reasons,
         )
         self.set(backend, "vram", drained)
-        if backend.settings.free_on_drain and backend.draining and not backend.freed:
-            if is_idle(backend):
-                await self.free(backend)
+        wants_free = backend.settings.free_on_drain and backend.draining and not backend.freed
+        if wants_free and is_idle(backend):
+            await self.free(backend)
 
     async def free(self, backend: Backend) -> None:
         backend.freed = True

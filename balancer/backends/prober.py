@@ -57,6 +57,8 @@ class Prober:
         self.clock = clock
         self.rounds = 0
         self.listeners: list[ProbeListener] = []
+        # Called with a backend's name when it goes down (failover).
+        self.down_listeners: list[Callable[[str], None]] = []
 
     async def probe_all(self) -> None:
         """One round: every backend at once, each bounded by the probe timeout."""
@@ -75,6 +77,8 @@ class Prober:
         except UpstreamError as exc:
             if backend.record_failure(str(exc), self.settings):
                 log.warning("backend_down", backend=backend.name, error=str(exc))
+                for down in self.down_listeners:
+                    down(backend.name)
             return
         total, free = parse_vram(stats)
         snapshot = LoadSnapshot(started, running, pending, total, free)

@@ -90,7 +90,7 @@ class Backend:
         self._forget_accepted_before(now)
 
     def _forget_accepted_before(self, when: float) -> None:
-        while self._accepted_at and self._accepted_at[0] < when:
+        while self._accepted_at and self._accepted_at[0] <= when:
             self._accepted_at.popleft()
 
     def record_failure(self, error: str, probe: ProbeSettings) -> bool:

@@ -10,9 +10,32 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     proxy = sub.add_parser("proxy", help="balancer vs direct: req/s and p50/p99")
     proxy.add_argument("--seconds", type=float, default=3.0, help="per measurement")
     proxy.add_argument("--concurrency", default="1,32")
+    upload = sub.add_parser("upload", help="time placement adds before dispatch (10 MB input)")
+    upload.add_argument("--rounds", type=int, default=10)
+    upload.add_argument("--megabytes", type=float, default=10.0)
+    ws = sub.add_parser("ws", help="1,000 sockets: added event latency and balancer memory")
+    ws.add_argument("--sockets", type=int, default=1000, help="client sockets on the balancer")
+    ws.add_argument("--samples", type=int, default=10, help="of which this process measures")
+    ws.add_argument("--jobs", type=int, default=200, help="broadcast burst size")
+    ws.add_argument("--targeted", type=int, default=80, help="targeted jobs each way")
+    ws.add_argument("--time-scale", type=float, default=0.05, help="emulator time scale")
+    ops = sub.add_parser("ops", help="one probe round and /metrics with many backends")
+    ops.add_argument("--backends", type=int, default=200)
+    ops.add_argument("--repeat", type=int, default=20)
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from balancer.bench.proxy import run_proxy_bench
+    if args.bench == "ops":
+        from balancer.bench.ops import run_ops_bench
 
+        return run_ops_bench(args)
+    if args.bench == "ws":
+        from balancer.bench.ws import run_ws_bench
+
+        return run_ws_bench(args)
+    from balancer.bench.proxy import run_proxy_bench
+    from balancer.bench.upload import run_upload_bench
+
+    if args.bench == "upload":
+        return run_upload_bench(args)
     return run_proxy_bench(args)

@@ -25,7 +25,9 @@ from balancer.config.model import (
     LimitSettings,
     ListenSettings,
     ProbeSettings,
+    RoutingSettings,
     Settings,
+    StoreSettings,
     TimeoutSettings,
     UploadSettings,
 )
@@ -83,6 +85,23 @@ def _token(value: object) -> str | None:
     return value
 
 
+def _optional_count(value: object) -> int | None:
+    """A count >= 0, or null for no limit."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ValueError(f"must be an integer >= 0 or null (got {value!r})")
+
+
+def _optional_path(value: object) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"must be a path (got {value!r})")
+
+
 def _positive(value: float) -> str | None:
     return None if value > 0 else "must be > 0"
 
@@ -113,6 +132,8 @@ _PARSERS: dict[tuple[type, str], Parser] = {
     (BackendSettings, "vram_limit"): parse_threshold,
     (BackendSettings, "vram_resume"): parse_threshold,
     (AdminSettings, "token"): _token,
+    (RoutingSettings, "max_pending_per_backend"): _optional_count,
+    (StoreSettings, "path"): _optional_path,
 }
 
 # Range checks applied after parsing.
@@ -129,6 +150,8 @@ _CHECKS: dict[tuple[type, str], Check] = {
     (UploadSettings, "max_bytes"): _positive,
     (TimeoutSettings, "connect"): _positive,
     (TimeoutSettings, "request"): _positive,
+    (RoutingSettings, "max_queue"): _at_least(1),
+    (RoutingSettings, "max_attempts"): _at_least(1),
 }
 
 # Checks between fields of one section, run only once the section is valid.

@@ -92,6 +92,28 @@ class ShutdownSettings:
 
 
 @dataclass(frozen=True)
+class RoutingSettings:
+    """The balancer-side queue (late binding) and failover."""
+
+    # Prompts a backend may hold beyond the one it runs; more wait in the
+    # balancer. None = unbounded (send every prompt at once).
+    max_pending_per_backend: int | None = 1
+    # Prompts waiting in the balancer; beyond it POST /prompt gets 429.
+    max_queue: int = 10_000
+    # Dispatches of one prompt (first run plus failovers) before it fails.
+    max_attempts: int = 3
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Where jobs, pins and kept history live."""
+
+    kind: Literal["sqlite", "memory"] = "sqlite"
+    # Empty: `<data_dir>/balancer.db`.
+    path: str = ""
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: LogLevel = "info"
     format: Literal["json", "console"] = "json"
@@ -108,5 +130,7 @@ class Settings:
     uploads: UploadSettings = field(default_factory=UploadSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     shutdown: ShutdownSettings = field(default_factory=ShutdownSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
     # Where the balancer keeps its own files (uploads, later the SQLite store).
     data_dir: str = "./data"

@@ -40,7 +40,9 @@ class BackendDiff:
     changed: tuple[BackendSettings, ...]
 
 
-def diff_backends(current: Iterable[BackendSettings], new: Iterable[BackendSettings]) -> BackendDiff:
+def diff_backends(
+    current: Iterable[BackendSettings], new: Iterable[BackendSettings]
+) -> BackendDiff:
     """What a reload does to the backends: by name, in the new file's order."""
     old = {s.name: s for s in current}
     fresh = {s.name: s for s in new}

@@ -14,16 +14,20 @@ from .options import EmulatorOptions
 from .routes_files import FileRoutes
 from .routes_info import InfoRoutes
 from .routes_queue import QueueRoutes
+from .routes_ui import UiRoutes
+from .routes_user import add_user_routes
 from .ws import websocket_handler
 
 EMULATOR: web.AppKey[Emulator] = web.AppKey("emulator", Emulator)
 
 
-def _comfy_routes(emu: Emulator) -> web.RouteTableDef:
+def _comfy_routes(emu: Emulator, ui: UiRoutes) -> web.RouteTableDef:
     routes = web.RouteTableDef()
     QueueRoutes(emu).add_to(routes)
     InfoRoutes(emu).add_to(routes)
     FileRoutes(emu).add_to(routes)
+    ui.add_to(routes)
+    add_user_routes(emu, routes)
 
     async def ws(request: web.Request) -> web.StreamResponse:
         return await websocket_handler(
@@ -40,7 +44,8 @@ def create_emulator_app(options: EmulatorOptions | None = None) -> web.Applicati
         client_max_size=emu.options.max_upload_size, middlewares=[faults_middleware(emu.faults)]
     )
     app[EMULATOR] = emu
-    routes = _comfy_routes(emu)
+    ui = UiRoutes(emu)
+    routes = _comfy_routes(emu, ui)
     app.add_routes(routes)
     for route in routes:
         if isinstance(route, web.RouteDef):
@@ -48,6 +53,7 @@ def create_emulator_app(options: EmulatorOptions | None = None) -> web.Applicati
                 app.router
             )
     ControlRoutes(emu).add_to(app)
+    ui.add_unaliased(app)  # last: the web root catches every other GET
     app.cleanup_ctx.append(partial(_lifecycle, emu))
     app.on_shutdown.append(partial(_drop_sockets, emu))
     return app

@@ -34,7 +34,6 @@ class InfoRoutes:
         routes.get("/models")(self.models)
         routes.get("/models/{folder}")(self.models_folder)
         routes.get("/embeddings")(self.empty_list)
-        routes.get("/extensions")(self.empty_list)
 
     def system_stats_body(self) -> JSON:
         emu = self.emu

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,12 +52,14 @@ class Placement:
         session: aiohttp.ClientSession,
         is_unfinished: Callable[[str], bool],
         fetch_limit: int,
+        waiting: Callable[[], Iterable[dict[str, Any]]] = tuple,
     ) -> None:
         self.store = store
         self.registry = registry
         self.session = session
         self.is_unfinished = is_unfinished
         self.fetch_limit = fetch_limit
+        self.waiting = waiting
         self._held: dict[str, Holdings] = {}
         self._fetched: dict[tuple[str, FileKey], tuple[str, str | None]] = {}
         self._inflight: dict[str, set[str]] = {}
@@ -178,10 +180,17 @@ class Placement:
         self.evict()
 
     def protected(self) -> set[str]:
-        """Content hashes of prompts that are still queued, running or being placed."""
+        """Content hashes of prompts still waiting in the balancer's queue,
+        being placed, queued on a backend or running."""
         for prompt_id in [p for p in self._inflight if not self.is_unfinished(p)]:
             del self._inflight[prompt_id]
-        return set().union(*self._inflight.values()) if self._inflight else set()
+        shas = set().union(*self._inflight.values()) if self._inflight else set()
+        for request in self.waiting():
+            for ref in find_refs(request.get("prompt"), lambda _: False):
+                sha = self.store.index.get(ref.key) if ref.owner is None else None
+                if sha is not None:
+                    shas.add(sha)
+        return shas
 
     def evict(self) -> list[str]:
         return self.store.evict(self.protected())

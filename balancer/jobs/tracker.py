@@ -71,6 +71,7 @@ class Tracker:
         job.state = end_state(entry) if entry is not None else JobState.FAILED
         if entry is not None:
             self.store.put_history(prompt_id, entry)
+        self.store.remove_job(prompt_id)
         phase = {JobState.DONE: "completed", JobState.INTERRUPTED: "interrupted"}.get(
             job.state, "failed"
         )

@@ -98,7 +98,10 @@ class Metrics:
             registry=r,
         )
         self.drains = Counter(
-            f"{PREFIX}_drains", "drain reasons added to a backend", ["backend", "reason"], registry=r
+            f"{PREFIX}_drains",
+            "drain reasons added to a backend",
+            ["backend", "reason"],
+            registry=r,
         )
         self.proxy_errors = Counter(
             f"{PREFIX}_proxy_errors",
@@ -113,7 +116,10 @@ class Metrics:
             registry=r,
         )
         self.run_time = Histogram(
-            f"{PREFIX}_job_run_seconds", "start to end of execution", buckets=JOB_BUCKETS, registry=r
+            f"{PREFIX}_job_run_seconds",
+            "start to end of execution",
+            buckets=JOB_BUCKETS,
+            registry=r,
         )
         self.request_time = Histogram(
             f"{PREFIX}_proxy_request_seconds",

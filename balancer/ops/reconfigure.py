@@ -32,7 +32,7 @@ async def apply_settings(b: Balancer, members: Membership, new: Settings) -> Non
     diff = diff_backends(live, new.backends)
     old, b.settings = b.settings, new
     b.prober.settings = new.probe
-    b.submitter.probe = new.probe
+    b.submitter.dispatcher.probe = new.probe
     b.upstream.request_timeout = new.timeouts.request
     for settings in diff.added:
         await members.add(settings)

@@ -54,7 +54,7 @@ def wire(b: Balancer, metrics: Metrics) -> Ops:
     tally = JobTally()
     b.events.subscribe(metrics)
     b.events.subscribe(tally)
-    b.submitter.decision_listeners.append(metrics.routing)
+    b.submitter.dispatcher.decision_listeners.append(metrics.routing)
     drainer.listeners.append(metrics.drain_changed)
     b.prober.listeners.append(drainer.on_probe)
     b.prober.listeners.append(members.on_probe)
@@ -63,9 +63,7 @@ def wire(b: Balancer, metrics: Metrics) -> Ops:
     return Ops(metrics, tally, drainer, members)
 
 
-def start_watcher(
-    b: Balancer, ops: Ops, path: str
-) -> tuple[ConfigWatcher, asyncio.Task[None]]:
+def start_watcher(b: Balancer, ops: Ops, path: str) -> tuple[ConfigWatcher, asyncio.Task[None]]:
     """Poll the file every probe interval; SIGHUP reloads at once."""
 
     async def on_change(settings: Settings) -> None:

@@ -57,7 +57,9 @@ def route_class(request: web.Request) -> str:
     return "pass-through"
 
 
-def timing_middleware(metrics: Metrics, clock: Callable[[], float] = time.perf_counter) -> Middleware:
+def timing_middleware(
+    metrics: Metrics, clock: Callable[[], float] = time.perf_counter
+) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         kind = route_class(request)

@@ -9,7 +9,7 @@ from aiohttp import web
 from balancer.errors import error_response
 from balancer.proxy import merge
 from balancer.proxy.context import Balancer, ctx
-from balancer.proxy.presenter import present_entry, present_queue_item
+from balancer.proxy.presenter import present_entry, present_queue_item, waiting_item
 from balancer.upstream import UpstreamError
 
 
@@ -30,9 +30,9 @@ async def get_queue(request: web.Request) -> web.StreamResponse:
     b = ctx(request)
     answers = await healthy_json(b, "/queue")
     queues = [data for _, data in answers]
-    return web.json_response(
-        merge.merge_queues(queues, lambda item: present_queue_item(b.store, item))
-    )
+    merged = merge.merge_queues(queues, lambda item: present_queue_item(b.store, item))
+    merged["queue_pending"] += [waiting_item(job) for job in b.binder.queue]
+    return web.json_response(merged)
 
 
 def _int_param(request: web.Request, name: str) -> int | web.Response | None:

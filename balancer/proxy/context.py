@@ -16,6 +16,7 @@ from balancer.backends.state import Backend, Clock
 from balancer.config.model import Settings
 from balancer.errors import error_response
 from balancer.jobs.events import JobEvents
+from balancer.jobs.late import LateBinder
 from balancer.jobs.submit import Submitter
 from balancer.jobs.tracker import Tracker
 from balancer.proxy.forward import Forwarder
@@ -33,6 +34,7 @@ class Balancer:
     upstream: Upstream
     forwarder: Forwarder
     submitter: Submitter
+    binder: LateBinder
     store: Store
     clock: Clock
     events: JobEvents

@@ -45,6 +45,8 @@ async def clear_or_delete(request: web.Request, path: str) -> web.StreamResponse
     replies = []
     if body.get("clear"):
         replies += await b.each_healthy("POST", path, {"clear": True})
+    if path == "/queue":
+        forget_waiting(b, delete, bool(body.get("clear")))
     if path == "/history":
         forget_kept_history(b, delete, bool(body.get("clear")))
     for name, ids in by_owner(b, delete).items():
@@ -52,6 +54,13 @@ async def clear_or_delete(request: web.Request, path: str) -> web.StreamResponse
         if backend is not None:
             replies += await b.each([backend], "POST", path, {"delete": ids})
     return first_failure(replies) or web.Response(status=200)
+
+
+def forget_waiting(b: Balancer, delete: list[Any], clear: bool) -> None:
+    """Jobs waiting in the balancer follow the client's queue deletes and clears."""
+    for prompt_id in [j.prompt_id for j in b.binder.queue] if clear else delete:
+        b.binder.remove(str(prompt_id))
+    b.relay.refresh_status()
 
 
 def forget_kept_history(b: Balancer, delete: list[Any], clear: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -43,8 +44,12 @@ def attach_files(settings: Settings, b: Balancer, session: aiohttp.ClientSession
         return pin is not None and not pin.answer  # still being dispatched
 
     limit = settings.limits.max_upload
-    placement = Placement(store, b.registry, session, is_unfinished, limit)
-    b.submitter.before_dispatch = placement
+
+    def waiting() -> list[dict[str, Any]]:
+        return [job.request for job in b.submitter.binder.queue]
+
+    placement = Placement(store, b.registry, session, is_unfinished, limit, waiting)
+    b.submitter.dispatcher.before_dispatch = placement
     b.prober.listeners.append(placement.on_probe)
     return Files(store, placement, session, limit)
 

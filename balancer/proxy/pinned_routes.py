@@ -77,6 +77,9 @@ async def get_job(request: web.Request) -> web.StreamResponse:
 async def cancel_job(request: web.Request) -> web.StreamResponse:
     b = ctx(request)
     job_id = request.match_info["job_id"]
+    if b.binder.remove(job_id):  # still waiting in the balancer
+        b.relay.refresh_status()
+        return web.json_response({"cancelled": True})
     backend = b.owner_of(job_id)
     if backend is None:
         return web.json_response({"cancelled": False})

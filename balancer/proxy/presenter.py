@@ -8,7 +8,7 @@ from typing import Any
 
 from balancer.files.naming import rewrite_history_entry
 from balancer.proxy.merge import strip_secrets
-from balancer.store import Store
+from balancer.store import Store, StoredJob
 
 
 def client_extra_data(store: Store, prompt_id: Any, extra_data: Any) -> Any:
@@ -36,3 +36,32 @@ def present_entry(store: Store, backend: str, prompt_id: str, entry: Any) -> Any
     if isinstance(entry, dict) and isinstance(entry.get("prompt"), list):
         entry = {**entry, "prompt": present_queue_item(store, entry["prompt"])}
     return entry
+
+
+def output_nodes(prompt: Any) -> list[str]:
+    """Nodes no other node reads from: the outputs ComfyUI will run, as far as
+    the balancer can tell before a backend validates the prompt."""
+    if not isinstance(prompt, dict):
+        return []
+    linked = {
+        value[0]
+        for node in prompt.values()
+        if isinstance(node, dict) and isinstance(node.get("inputs"), dict)
+        for value in node["inputs"].values()
+        if isinstance(value, list) and len(value) == 2
+    }
+    return [node_id for node_id in prompt if node_id not in linked]
+
+
+def display_number(number: float) -> float | int:
+    return int(number) if float(number).is_integer() else number
+
+
+def waiting_item(job: StoredJob) -> list[Any]:
+    """A job waiting in the balancer, shaped like ComfyUI's pending items."""
+    extra = strip_secrets(job.request.get("extra_data") or {})
+    extra = dict(extra) if isinstance(extra, dict) else {}
+    if job.client_id is not None:
+        extra["client_id"] = job.client_id
+    prompt = job.request.get("prompt")
+    return [display_number(job.number), job.prompt_id, prompt, extra, output_nodes(prompt)]

@@ -37,8 +37,9 @@ def queue_remaining(data: Any) -> int:
 
 
 async def get_prompt(request: web.Request) -> web.StreamResponse:
-    replies = await ctx(request).each_healthy("GET", "/prompt")
-    total = 0
+    b = ctx(request)
+    replies = await b.each_healthy("GET", "/prompt")
+    total = len(b.binder.queue)
     for _, reply in replies:
         if isinstance(reply, UpstreamError) or reply.status != 200:
             continue

@@ -16,6 +16,7 @@ from balancer.proxy import (
     upload_routes,
 )
 from balancer.proxy.passthrough import passthrough
+from balancer.proxy.userdata_routes import user_data_routes
 from balancer.proxy.view_routes import get_view
 from balancer.proxy.ws_routes import websocket
 
@@ -57,7 +58,7 @@ def add_route(router: web.UrlDispatcher, method: str, path: str, handler: Handle
 
 def setup_routes(app: web.Application) -> None:
     router = app.router
-    for method, path, handler in COMFY_ROUTES:
+    for method, path, handler in (*COMFY_ROUTES, *user_data_routes()):
         add_route(router, method, path, handler)
         add_route(router, method, "/api" + path, handler)
     for method, path, handler in JOB_ROUTES:

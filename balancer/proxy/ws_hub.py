@@ -2,7 +2,9 @@
 
 Each socket has its own outbox and writer task, so one slow client never
 stalls the channel that feeds everyone; a client whose outbox overflows is
-disconnected rather than allowed to grow memory without bound. Several
+disconnected rather than allowed to grow memory without bound. A frame for an
+idle socket is written at once; a backlog is written as one buffer, since a
+send per frame per socket is what a broadcast to many sockets costs. Several
 sockets may share a sid (a reconnect that overlaps the old socket): each gets
 the events, unlike ComfyUI, where the late close of the old one mutes the new.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +22,22 @@ from typing import Any
 from aiohttp import web
 
 OUTBOX_LIMIT = 4096
+WRITE_BUFFER_LIMIT = 64 * 1024  # bytes the kernel has not taken yet
+BATCH_LIMIT = 256
 Frame = str | bytes
+
+
+def ws_frame(frame: Frame) -> bytes:
+    """An unmasked, uncompressed server frame (RFC 6455 5.2): text or binary."""
+    payload, opcode = (frame.encode(), 0x1) if isinstance(frame, str) else (frame, 0x2)
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", 0x80 | opcode, size)
+    elif size < 1 << 16:
+        header = struct.pack("!BBH", 0x80 | opcode, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x80 | opcode, 127, size)
+    return header + payload
 
 
 @dataclass(eq=False)
@@ -27,9 +45,28 @@ class ClientSocket:
     sid: str
     ws: web.WebSocketResponse
     wants_metadata: bool = False
+    # The connection's transport: frames go to it directly unless compressed.
+    transport: asyncio.Transport | None = None
     outbox: asyncio.Queue[Frame | None] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
+    busy: bool = False  # the writer holds frames not yet handed to the transport
+
+    def _raw(self) -> asyncio.Transport | None:
+        transport = self.transport
+        if transport is None or self.ws.compress or transport.is_closing():
+            return None
+        return transport
 
     def send(self, frame: Frame) -> None:
+        transport = self._raw()
+        if (
+            transport is not None
+            and not self.busy
+            and self.outbox.empty()
+            and transport.get_write_buffer_size() <= WRITE_BUFFER_LIMIT
+        ):
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                transport.write(ws_frame(frame))
+            return
         try:
             self.outbox.put_nowait(frame)
         except asyncio.QueueFull:
@@ -45,14 +82,39 @@ class ClientSocket:
     async def write_loop(self) -> None:
         """Drain the outbox until it says stop or the socket breaks."""
         while (frame := await self.outbox.get()) is not None:
+            batch, stop = [frame], False
+            while not stop and len(batch) < BATCH_LIMIT and not self.outbox.empty():
+                more = self.outbox.get_nowait()
+                stop = more is None
+                if more is not None:
+                    batch.append(more)
+            self.busy = True
             try:
+                await self._write(batch)
+            except (ConnectionError, RuntimeError):
+                break
+            finally:
+                self.busy = False
+            if stop:
+                break
+        await self.ws.close()
+
+    async def _write(self, batch: list[Frame]) -> None:
+        transport = self._raw()
+        if transport is None:
+            for frame in batch:
                 if isinstance(frame, str):
                     await self.ws.send_str(frame)
                 else:
                     await self.ws.send_bytes(frame)
-            except (ConnectionError, RuntimeError):
-                break
-        await self.ws.close()
+            return
+        transport.write(b"".join(ws_frame(frame) for frame in batch))
+        # Back-pressure: a client that does not read keeps its frames queued
+        # here, and is dropped when the outbox overflows.
+        while transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+            if transport.is_closing():
+                raise ConnectionError("client socket closed")
+            await asyncio.sleep(0.01)
 
 
 def event(type_: str, data: Any) -> str:

@@ -10,6 +10,7 @@ pool-wide count instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from balancer.backends.registry import Registry
@@ -44,13 +45,25 @@ class EventRelay:
         self.store = store
         self.upstream = upstream
         self.clock = clock
+        # Set by the app: failover for a job its backend lost, a nudge to the
+        # late binder when room may have freed, and the balancer queue length.
+        self.lost: Callable[[str, str], None] = lambda prompt_id, reason: None
+        self.wake: Callable[[], None] = lambda: None
+        self.waiting: Callable[[], int] = lambda: 0
 
     def refresh_status(self) -> None:
         """Send the pool-wide queue count if it changed."""
-        self.hub.set_queue_remaining(sum(b.queue_size() or 0 for b in self.registry))
+        held = sum(b.queue_size() or 0 for b in self.registry)
+        self.hub.set_queue_remaining(held + self.waiting())
 
     def on_channel(self, backend: Backend, up: bool) -> None:
         self.refresh_status()
+        self.wake()
+
+    def notify(self, client_id: str | None, type_: str, data: dict[str, Any]) -> None:
+        """Send a job event the balancer makes itself (a late failure)."""
+        if client_id is not None:
+            self.hub.to_sid(client_id, event(type_, data))
 
     async def on_json(self, backend: Backend, message: dict[str, Any]) -> None:
         type_, data = message["type"], message.get("data")
@@ -61,6 +74,8 @@ class EventRelay:
             return
         prompt_id = data.get("prompt_id")
         job = self.tracker.jobs.get(prompt_id) if isinstance(prompt_id, str) else None
+        if job is not None and job.backend != backend.name:
+            return  # a backend that lost this job (failover) runs it late: not its owner
         if job is None:
             self._unowned(type_, data, prompt_id)
             return
@@ -82,6 +97,7 @@ class EventRelay:
         if isinstance(count, int):
             backend.record_push(count, self.clock())
             self.refresh_status()
+            self.wake()
 
     def _to_owner(self, job: Job, type_: str, data: dict[str, Any]) -> None:
         if job.client_id is not None:
@@ -104,16 +120,21 @@ class EventRelay:
             raw = answer.get(prompt_id) if isinstance(answer, dict) else None
         except UpstreamError:
             raw = None
-        entry = present_entry(self.store, backend.name, prompt_id, raw) if raw else None
+        if raw is None:  # neither queued nor kept by its backend: lost
+            self.lost(prompt_id, f"{backend.name} no longer has it")
+            return None
+        entry = present_entry(self.store, backend.name, prompt_id, raw)
         return self.tracker.finish(prompt_id, entry)
 
     async def reconcile(self, backend: Backend, snapshot: Any) -> None:
         """A probe shows jobs gone from their backend without their end event
         (the channel dropped): end them from history and tell their clients."""
         for job in self.tracker.lost_from(backend.name, snapshot):
-            await self.finish(backend, job.prompt_id)
+            if await self.finish(backend, job.prompt_id) is None:
+                continue
             for type_, data in end_events(self.store.get_history(job.prompt_id), job.prompt_id):
                 self._to_owner(job, type_, data)
+        self.wake()
 
     async def on_binary(self, backend: Backend, frame: bytes) -> None:
         preview = frames.parse_metadata_preview(frame)

@@ -32,7 +32,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     given = request.query.get("clientId", "")
     sid = given if 0 < len(given) <= MAX_SID else uuid.uuid4().hex
-    sock = ClientSocket(sid, ws)
+    sock = ClientSocket(sid, ws, transport=request.transport)
     b.hub.add(sock)
     writer = asyncio.create_task(sock.write_loop())
     sock.send(b.hub.status(sid))

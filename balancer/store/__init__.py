@@ -1,7 +1,9 @@
-"""Where pins live. In memory for now; the interface is what SQLite and
-Redis stores implement later."""
+"""Where pins, unfinished jobs and kept history live: in memory (tests) or in
+SQLite (the embedded default). Redis for several replicas would implement the
+same interface."""
 
 from balancer.store.memory import MemoryStore
-from balancer.store.model import Pin, Store
+from balancer.store.model import Pin, Store, StoredJob
+from balancer.store.sqlite import SqliteStore
 
-__all__ = ["MemoryStore", "Pin", "Store"]
+__all__ = ["MemoryStore", "Pin", "SqliteStore", "Store", "StoredJob"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from balancer.store.model import Pin
+from balancer.store.model import Pin, StoredJob
 
 # ComfyUI keeps at most this many history entries; so does the balancer.
 MAX_HISTORY = 10_000
@@ -14,6 +14,19 @@ class MemoryStore:
     def __init__(self) -> None:
         self._pins: dict[str, Pin] = {}
         self._history: dict[str, Any] = {}
+        self._jobs: dict[str, StoredJob] = {}
+
+    def put_job(self, job: StoredJob) -> None:
+        self._jobs[job.prompt_id] = job
+
+    def get_job(self, prompt_id: str) -> StoredJob | None:
+        return self._jobs.get(prompt_id)
+
+    def remove_job(self, prompt_id: str) -> None:
+        self._jobs.pop(prompt_id, None)
+
+    def unfinished_jobs(self) -> list[StoredJob]:
+        return sorted(self._jobs.values(), key=lambda j: j.number)
 
     def get_pin(self, prompt_id: str) -> Pin | None:
         return self._pins.get(prompt_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,39 @@ class Pin:
     client_id: str | None = None
 
 
+JobStateName = Literal["queued", "dispatched"]
+
+
+@dataclass(frozen=True)
+class StoredJob:
+    """An accepted job that has not ended: enough to dispatch it again after
+    a backend or balancer crash. `request` is the body to forward (the
+    client's own client_id inside); `number` orders the balancer queue."""
+
+    prompt_id: str
+    request: dict[str, Any]
+    digest: str
+    client_id: str | None
+    number: float
+    state: JobStateName = "queued"
+    backend: str | None = None
+    attempts: int = 0
+    submitted_at: float = 0.0  # wall-clock seconds
+    answer: bytes = b""  # what POST /prompt answered
+
+
 class Store(Protocol):
+    """Pins, unfinished jobs and kept history. Calls are synchronous and
+    short: an implementation must not block the event loop noticeably."""
+
+    def put_job(self, job: StoredJob) -> None: ...
+
+    def get_job(self, prompt_id: str) -> StoredJob | None: ...
+
+    def remove_job(self, prompt_id: str) -> None: ...
+
+    def unfinished_jobs(self) -> list[StoredJob]: ...
+
     def get_pin(self, prompt_id: str) -> Pin | None: ...
 
     def put_pin(self, pin: Pin) -> None: ...

@@ -17,6 +17,7 @@ from balancer.emulator import (
     options_from_args,
     serve_emulator,
 )
+from balancer.emulator.frontend import core_extensions, web_root
 
 from .emu_helpers import (
     TIMEOUT,
@@ -186,7 +187,8 @@ async def test_catalogue_routes(client: TestClient[Any, Any]) -> None:
     missing = await client.get("/models/nope")
     assert missing.status == 404 and await missing.read() == b""
     assert await (await client.get("/embeddings")).json() == []
-    assert await (await client.get("/extensions")).json() == []
+    extensions = core_extensions(web_root())  # [] without the `ui` extra
+    assert await (await client.get("/extensions")).json() == extensions
     assert (await client.get("/no/such/path")).status == 404
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from support import Pool, PoolFactory, colored
 
+from balancer.config.model import RoutingSettings
+
 
 async def held_pool(make_pool: PoolFactory, jobs: int) -> tuple[Pool, list[str]]:
     pool = await make_pool(3)
@@ -97,7 +99,7 @@ async def test_system_stats_lists_every_device_and_hides_argv(make_pool: PoolFac
 async def test_down_after_consecutive_failures_and_up_after_success(
     make_pool: PoolFactory,
 ) -> None:
-    pool = await make_pool(2)
+    pool = await make_pool(2, routing=RoutingSettings(max_pending_per_backend=None))
     gpu0 = pool.balancer.registry.get("gpu0")
     assert gpu0 is not None and gpu0.healthy
     pool.emulators["gpu0"].faults.drop_connections = True

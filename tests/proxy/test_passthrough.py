@@ -68,8 +68,10 @@ async def test_encoded_slash_and_query_reach_the_backend_as_sent(
 ) -> None:
     app, _ = echo_backend(tmp_path)
     pool = await make_pool(0, extra_apps={"echo": app})
-    resp = await pool.client.get("/api/userdata/workflows%2Fa%20b.json?overwrite=true")
-    assert (await resp.json())["raw_path"] == "/api/userdata/workflows%2Fa%20b.json?overwrite=true"
+    resp = await pool.client.get("/api/my_custom_node/files/a%2Fb%20c.json?overwrite=true")
+    assert (await resp.json())[
+        "raw_path"
+    ] == "/api/my_custom_node/files/a%2Fb%20c.json?overwrite=true"
 
 
 async def test_origin_host_and_forwarding_headers_are_rewritten(
@@ -79,7 +81,7 @@ async def test_origin_host_and_forwarding_headers_are_rewritten(
     pool = await make_pool(0, extra_apps={"echo": app})
     backend_url = pool.balancer.registry.get("echo").url  # type: ignore[union-attr]
     resp = await pool.client.post(
-        "/api/settings/Comfy.Theme",
+        "/api/my_custom_node/settings",
         data=b'"dark"',
         headers={
             "Origin": "https://balancer.example",

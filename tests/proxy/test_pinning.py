@@ -56,8 +56,7 @@ async def test_many_concurrent_clients_each_get_their_own_outputs(make_pool: Poo
 
 
 async def wait_and_fetch(pool: Pool, prompt_id: str) -> tuple[int, int, int]:
-    owner = pool.emulators[pool.owner(prompt_id)]
-    await owner.wait_idle(10.0)
+    await pool.done(prompt_id)
     return await fetch_output_pixel(pool, prompt_id)
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from support import PoolFactory, colored, workflow
 
+from balancer.config.model import RoutingSettings
+
 GiB = 1024**3
 
 
@@ -160,7 +162,12 @@ async def test_stale_load_data_makes_backends_ineligible(make_pool: PoolFactory)
 
 
 async def test_vram_filter_skips_backends_without_enough_free_vram(make_pool: PoolFactory) -> None:
-    pool = await make_pool(2, options={"vram_total": 24 * GiB}, backend={"min_free_vram": 8 * GiB})
+    pool = await make_pool(
+        2,
+        options={"vram_total": 24 * GiB},
+        backend={"min_free_vram": 8 * GiB},
+        routing=RoutingSettings(max_pending_per_backend=None),
+    )
     pool.emulators["gpu0"].set_vram_used(20 * GiB)
     await pool.probe()
     owners = {pool.owner((await pool.submit(colored(i)))["prompt_id"]) for i in range(3)}

@@ -140,9 +140,13 @@ async def test_one_clients_prompts_on_three_backends_all_report_back(
     make_pool: PoolFactory,
 ) -> None:
     pool = await make_pool(3)
+    for emulator in pool.emulators.values():
+        emulator.pause()  # no job ends (and frees its backend) before all three are placed
     sock = await connect(pool, "wide")
     ids = [(await pool.submit(colored(i), client_id="wide"))["prompt_id"] for i in range(3)]
     assert {pool.owner(i) for i in ids} == {"gpu0", "gpu1", "gpu2"}
+    for emulator in pool.emulators.values():
+        emulator.resume()
     done: set[str] = set()
     while done != set(ids):
         frame = await sock.next()

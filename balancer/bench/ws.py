@@ -1,0 +1,279 @@
+"""`comfyui-balancer bench ws`: event latency and memory with 1,000 sockets.
+
+Processes, all on 127.0.0.1: 8 emulated backends, one balancer, one holder
+(`python -m balancer.bench.hold`) that keeps N-k idle client sockets open on
+the balancer, and this process, which holds k sample sockets on the balancer
+plus one socket straight to each backend. The sample sockets are opened
+between chunks of the holder's, so they sit spread through the balancer's
+fan-out order rather than all first or all last.
+
+Added latency (broadcast events). ComfyUI broadcasts what a prompt without a
+`client_id` produces (progress_state, progress, binary previews) to every
+socket of that backend, and the balancer relays such events to every client
+socket. A prompt posted *through* the balancer always reaches its backend with
+the balancer's channel id as `client_id`, so the backend would send its events
+to the channel only and a direct socket would see none of them. The burst is
+therefore posted straight to the backends, without `client_id`: each backend
+then writes every event to its direct socket and to the balancer's channel at
+the same moment, and the balancer relays it to all 1,000 client sockets (the
+same read, route and fan-out path as for its own jobs). Added latency = arrival
+on a sample socket minus arrival of the same event on the direct socket, on
+this process's perf_counter; p50/p99/max over all (event, sample socket) pairs.
+Every job has its own image colour, so its preview frames are unique too.
+
+End-to-end (targeted jobs). The same burst shape with a `client_id`: posted
+straight to the backends with each backend's direct socket as client, then
+through the balancer with the sample sockets as clients; time from POST to
+`executing` with node null on that socket. This covers the balancer's own
+path (dispatch, routing by prompt_id, the history fetch it does before it
+forwards the end event), including queue wait on the backends.
+
+Memory: the balancer's VmRSS from /proc/<pid>/status after start-up, with the
+sockets open, and after the bursts. Every process shares this machine's cores,
+so the figures include that contention, as a real deployment's would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from balancer.bench.harness import child, free_port, table, wait_ready
+from balancer.bench.ws_probe import (
+    Probe,
+    close_all,
+    connect,
+    median,
+    ms,
+    pair,
+    quantile,
+    quiet,
+    until,
+)
+
+BACKENDS = 8
+
+
+def workflow(color: int) -> dict[str, Any]:
+    """tests/fixtures/workflows/progress_ws.json with its own colour."""
+    return {
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 64, "height": 64, "batch_size": 4, "color": color},
+        },
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImageWebsocket", "inputs": {"images": ["2", 0]}},
+    }
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+class HolderProcess:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    async def ask(self, line: str, timeout: float = 60.0) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{line}\n".encode())
+        await self.proc.stdin.drain()
+        answer = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        if not answer:
+            raise RuntimeError("the holder process exited")
+        return answer.decode().strip()
+
+
+@contextlib.asynccontextmanager
+async def holder(ws_url: str) -> AsyncIterator[HolderProcess]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "balancer.bench.hold", ws_url,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        yield HolderProcess(proc)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def post(session: aiohttp.ClientSession, base: str, body: dict[str, Any]) -> str:
+    async with session.post(base + "/prompt", json=body) as resp:
+        answer = await resp.json()
+        if resp.status != 200:
+            raise RuntimeError(f"POST {base}/prompt: HTTP {resp.status} {answer}")
+        prompt_id: str = answer["prompt_id"]
+        return prompt_id
+
+
+async def idle(session: aiohttp.ClientSession, backends: list[str]) -> bool:
+    for base in backends:
+        async with session.get(base + "/queue") as resp:
+            queue = await resp.json()
+        if queue["queue_running"] or queue["queue_pending"]:
+            return False
+    return True
+
+
+class Bench:
+    def __init__(self, session: aiohttp.ClientSession, backends: list[str], front: str) -> None:
+        self.session = session
+        self.backends = backends
+        self.front = front
+        self.direct: list[Probe] = []
+        self.sampled: list[Probe] = []
+        self.colors = iter(range(1, 1 << 24))
+
+    async def open_sockets(self, hold: HolderProcess, total: int, samples: int) -> None:
+        for i, base in enumerate(self.backends):
+            ws_url = base.replace("http", "ws", 1) + "/ws"
+            self.direct.append(await connect(self.session, ws_url, f"direct-{i}"))
+        front_ws = self.front.replace("http", "ws", 1) + "/ws"
+        held = total - samples
+        for i in range(samples):
+            chunk = held * (i + 1) // (samples + 1) - held * i // (samples + 1)
+            await hold.ask(f"open {chunk}")
+            self.sampled.append(await connect(self.session, front_ws, f"sample-{i}"))
+        answer = await hold.ask(f"open {held - held * samples // (samples + 1)}")
+        if answer != f"open {held}":
+            raise RuntimeError(f"the holder answered {answer!r}")
+
+    async def warm_up(self) -> None:
+        """One job per backend until every sample socket sees it: channels are up."""
+        for base in self.backends:
+            for _ in range(3):
+                body = {"prompt": workflow(next(self.colors))}
+                prompt_id = await post(self.session, base, body)
+                await until(partial(self.all_saw, prompt_id), 30, f"warm-up from {base}")
+        await self.settle()
+
+    def all_saw(self, prompt_id: str) -> bool:
+        return all(p.saw_prompt(prompt_id) for p in self.sampled)
+
+    async def settle(self) -> None:
+        await until(lambda: idle(self.session, self.backends), 120, "the backends to finish")
+        await quiet(self.direct + self.sampled, 0.5, 60)
+
+    async def broadcast_burst(self, jobs: int) -> tuple[list[float], int, float]:
+        for probe in self.direct + self.sampled:
+            probe.reset()
+        began = time.perf_counter()
+        bodies = [
+            (self.backends[i % len(self.backends)], {"prompt": workflow(next(self.colors))})
+            for i in range(jobs)
+        ]
+        await asyncio.gather(*(post(self.session, base, body) for base, body in bodies))
+        await self.settle()
+        seconds = max(p.last for p in self.sampled) - began
+        added, missing = pair(self.direct, self.sampled)
+        return added, missing, seconds
+
+    async def targeted_burst(self, jobs: int, via: bool) -> list[float]:
+        async def one(i: int) -> float:
+            if via:
+                base, probe = self.front, self.sampled[i % len(self.sampled)]
+            else:
+                probe = self.direct[i % len(self.direct)]
+                base = self.backends[i % len(self.backends)]
+            body = {"prompt": workflow(next(self.colors)), "client_id": probe.sid}
+            began = time.perf_counter()
+            prompt_id = await post(self.session, base, body)
+            await until(lambda: prompt_id in probe.done, 120, f"{prompt_id} to finish")
+            return probe.done[prompt_id] - began
+
+        times = await asyncio.gather(*(one(i) for i in range(jobs)))
+        await self.settle()
+        return list(times)
+
+
+def write_config(folder: Path, ports: list[int], port: int) -> Path:
+    backends = [{"name": f"gpu{i}", "url": f"http://127.0.0.1:{p}"} for i, p in enumerate(ports)]
+    config = {
+        "listen": {"host": "127.0.0.1", "port": port},
+        "backends": backends,
+        "log": {"level": "warning"},
+    }
+    path = folder / "balancer.yaml"
+    path.write_text(json.dumps(config))
+    return path
+
+
+async def measure(args: argparse.Namespace) -> str:
+    ports, port = [free_port() for _ in range(BACKENDS)], free_port()
+    folder = Path(tempfile.mkdtemp(prefix="bench-ws-"))
+    config = write_config(folder, ports, port)
+    backends = [f"http://127.0.0.1:{p}" for p in ports]
+    front = f"http://127.0.0.1:{port}"
+    rss: dict[str, float] = {}
+    with contextlib.ExitStack() as stack:
+        for i, p in enumerate(ports):
+            emulate = ["emulate", "--port", str(p), "--time-scale", str(args.time_scale)]
+            stack.enter_context(child([*emulate, "--base-dir", str(folder / f"gpu{i}")]))
+        balancer = stack.enter_context(child(["serve", "--config", str(config)]))
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            for base in backends:
+                await wait_ready(session, base + "/queue")
+            await wait_ready(session, front + "/balancer/health")
+            await asyncio.sleep(1.0)  # let start-up settle before the first reading
+            rss["start"] = rss_mb(balancer.pid)
+            bench = Bench(session, backends, front)
+            async with holder(front + "/ws") as hold:
+                try:
+                    await bench.open_sockets(hold, args.sockets, args.samples)
+                    await asyncio.sleep(1.0)
+                    rss["sockets"] = rss_mb(balancer.pid)
+                    await bench.warm_up()
+                    added, missing, seconds = await bench.broadcast_burst(args.jobs)
+                    direct = await bench.targeted_burst(args.targeted, via=False)
+                    via = await bench.targeted_burst(args.targeted, via=True)
+                    rss["burst"] = rss_mb(balancer.pid)
+                    frames = await hold.ask("frames")
+                finally:
+                    await close_all(bench.direct + bench.sampled)
+    per_socket_kb = (rss["sockets"] - rss["start"]) * 1024 / args.sockets
+    rows: list[list[object]] = [
+        ["broadcast burst", f"{args.jobs} jobs, {seconds:.1f} s, {len(added)} pairs", ""],
+        ["  pairs missing (dropped)", missing, "0"],
+        ["  added latency p50", ms(median(added)), "< 1 ms"],
+        ["  added latency p99", ms(quantile(added, 0.99)), ""],
+        ["  added latency max", ms(max(added, default=float("nan"))), ""],
+        ["targeted jobs, POST to done", f"{args.targeted} jobs each way", ""],
+        ["  p50 direct / via / ratio", ratio(median(direct), median(via)), ""],
+        ["  p99 direct / via / ratio", ratio(quantile(direct, 0.99), quantile(via, 0.99)), ""],
+        ["balancer RSS at start", f"{rss['start']:.1f} MB", ""],
+        [f"  with {args.sockets} sockets", f"{rss['sockets']:.1f} MB", "< 200 MB"],
+        ["  per socket", f"{per_socket_kb:.1f} KB", ""],
+        ["  after the bursts", f"{rss['burst']:.1f} MB", ""],
+        ["holder frames received", frames.split()[-1], ""],
+    ]
+    note = f"({BACKENDS} emulators at time scale {args.time_scale}, {args.samples} sample sockets)"
+    return table(["measure", "value", "target"], rows) + "\n" + note
+
+
+def ratio(direct: float, via: float) -> str:
+    return f"{ms(direct)} / {ms(via)} / {via / direct:.2f}x"
+
+
+def run_ws_bench(args: argparse.Namespace) -> int:
+    print(asyncio.run(measure(args)))
+    return 0

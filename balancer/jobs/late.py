@@ -1,0 +1,168 @@
+"""The late binder: jobs wait in the balancer and are bound to a backend only
+when one has room, to the least-loaded one. Also failover (a lost job is
+dispatched again under the same prompt_id, up to `max_attempts`), visible
+failure, and restoring unfinished jobs after a balancer restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from balancer.backends.state import Clock
+from balancer.config.model import RoutingSettings
+from balancer.jobs.dispatch import Broken, Dispatcher, Sent, Unreachable
+from balancer.jobs.events import JobEvent
+from balancer.jobs.failure import failed_entry, rejection_error
+from balancer.jobs.model import Job
+from balancer.jobs.queue import WaitingQueue
+from balancer.logs import get_logger
+from balancer.scheduling import NoBackend
+from balancer.store import StoredJob
+
+log = get_logger("balancer.jobs")
+
+# Sends one event to a job's client the way ComfyUI targets it.
+Notify = Callable[[str | None, str, dict[str, Any]], None]
+
+
+class LateBinder:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        settings: RoutingSettings,
+        clock: Clock,
+        notify: Notify,
+        wall: Clock = time.time,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.store = dispatcher.store
+        self.tracker = dispatcher.tracker
+        self.settings = settings
+        self.clock = clock
+        self.wall = wall
+        self.notify = notify
+        self.queue = WaitingQueue()
+        self.counter = 0
+        self._wake = asyncio.Event()
+        self._done_at: deque[float] = deque(maxlen=50)
+        self.tracker.events.subscribe(self)
+
+    @property
+    def max_queue(self) -> int:
+        return self.settings.max_queue
+
+    def number_for(self, request: dict[str, Any]) -> float | None:
+        """ComfyUI's numbering: an explicit `number`, `front` jumps ahead of
+        everything queued, else the next counter value."""
+        given = request.get("number")
+        if given is not None:
+            if isinstance(given, bool) or not isinstance(given, int | float):
+                return None
+            return float(given)
+        self.counter += 1
+        return float(-self.counter if request.get("front") else self.counter)
+
+    def enqueue(self, job: StoredJob) -> None:
+        self.store.put_job(job)
+        self.queue.push(job)
+        log.info("queued", prompt_id=job.prompt_id, waiting=len(self.queue))
+        self.tracker.events.emit(JobEvent(job.prompt_id, "queued"))
+        self.wake()
+
+    def remove(self, prompt_id: str) -> bool:
+        """Delete a waiting job (POST /queue delete, cancel)."""
+        if self.queue.remove(prompt_id) is None:
+            return False
+        self.store.remove_job(prompt_id)
+        return True
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Dispatch waiting jobs whenever something may have freed room."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.pump()
+
+    async def pump(self) -> None:
+        while (job := self.queue.peek()) is not None:
+            backend = self.dispatcher.choose(set())
+            if isinstance(backend, NoBackend):
+                return
+            self.queue.pop()
+            result = await self.dispatcher.send(job, backend, job.answer)
+            if isinstance(result, Unreachable):
+                self.queue.push(job)
+            elif isinstance(result, Broken):
+                self.lost(replace(job, attempts=job.attempts + 1), result.detail)
+            elif isinstance(result, Sent) and not result.accepted:
+                self.fail(job, *rejection_error(result.answer.body, result.answer.status))
+
+    def lost(self, job: StoredJob, reason: str) -> None:
+        """A job its backend no longer has: again, or failed after max_attempts."""
+        self.tracker.jobs.pop(job.prompt_id, None)
+        self.store.remove_pin(job.prompt_id)
+        if job.attempts >= self.settings.max_attempts:
+            self.fail(job, "job_lost", f"lost {job.attempts} times: {reason}", {})
+            return
+        log.warning("retried", prompt_id=job.prompt_id, attempt=job.attempts + 1, reason=reason)
+        self.tracker.events.emit(JobEvent(job.prompt_id, "retried", job.backend, detail=reason))
+        self.enqueue(replace(job, state="queued", backend=None))
+
+    def lost_by_id(self, prompt_id: str, reason: str) -> None:
+        stored = self.store.get_job(prompt_id)
+        if stored is not None:
+            self.lost(stored, reason)
+
+    def backend_lost(self, backend: str) -> None:
+        """A backend went down: its unfinished jobs go elsewhere."""
+        for job in [j for j in self.tracker.jobs.values() if j.backend == backend]:
+            self.lost_by_id(job.prompt_id, f"backend {backend} lost")
+
+    def fail(self, job: StoredJob, type_: str, message: str, node_errors: dict[str, Any]) -> None:
+        """End a job visibly: a history entry with the error, and on its
+        client's socket `execution_error` then `executing` null."""
+        entry, error = failed_entry(job, type_, message, node_errors, self.wall())
+        self.store.put_history(job.prompt_id, entry)
+        self.store.remove_job(job.prompt_id)
+        self.tracker.jobs.pop(job.prompt_id, None)
+        log.warning("failed", prompt_id=job.prompt_id, error=type_)
+        self.tracker.events.emit(JobEvent(job.prompt_id, "failed", job.backend, detail=type_))
+        self.notify(job.client_id, "execution_error", error)
+        self.notify(job.client_id, "executing", {"node": None, "prompt_id": job.prompt_id})
+
+    def restore(self) -> int:
+        """After a restart: waiting jobs wait again; dispatched ones are
+        followed, and the first probe of their backend reconciles them."""
+        jobs = self.store.unfinished_jobs()
+        for job in jobs:
+            if job.state == "queued" or job.backend is None:
+                self.queue.push(job)
+            else:
+                restored = Job(job.prompt_id, job.backend, job.client_id, -math.inf, -math.inf)
+                self.tracker.jobs[job.prompt_id] = restored
+        numbers = [abs(j.number) for j in jobs]
+        self.counter = int(max(numbers, default=0))
+        self.wake()
+        return len(jobs)
+
+    def job_event(self, event: JobEvent) -> None:
+        if event.phase in ("completed", "failed", "interrupted"):
+            self._done_at.append(self.clock())
+            self.wake()
+
+    def retry_after(self) -> int:
+        """Seconds until the queue has room, from recent throughput."""
+        done = self._done_at
+        if len(done) < 2 or done[-1] <= done[0]:
+            return 5
+        rate = (len(done) - 1) / (done[-1] - done[0])
+        return max(1, min(600, math.ceil(len(self.queue) / rate)))

@@ -1,0 +1,64 @@
+"""The balancer and its emulated backends on real loopback ports, in this
+process, plus a Chromium page that records every response the UI got."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from balancer.app import create_app
+from balancer.config.model import BackendSettings, ProbeSettings, Settings
+from balancer.emulator import EMULATOR, Emulator, EmulatorOptions, create_emulator_app
+from balancer.runner import Running, start, stop_all
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@dataclass
+class UiPool:
+    url: str
+    emulators: dict[str, Emulator]
+    backends: dict[str, str]
+    running: list[Running] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def ui_pool(root: Path, count: int = 2, **options: Any) -> AsyncIterator[UiPool]:
+    """`count` emulators (gpu0 primary) and the balancer, prober on a fast interval."""
+    running: list[Running] = []
+    emulators: dict[str, Emulator] = {}
+    backends: dict[str, str] = {}
+    try:
+        for i in range(count):
+            name = f"gpu{i}"
+            opts = EmulatorOptions(name=name, base_dir=root / name, **options)
+            app = create_emulator_app(opts)
+            emulators[name] = app[EMULATOR]
+            served = await start(app, "127.0.0.1", 0, shutdown_timeout=1.0)
+            running.append(served)
+            backends[name] = served.url
+        settings = Settings(
+            backends=tuple(
+                BackendSettings(name=name, url=url, primary=name == "gpu0")
+                for name, url in backends.items()
+            ),
+            probe=ProbeSettings(interval=0.1, timeout=1.0, stale_after=2.0),
+            data_dir=str(root / "balancer-data"),
+        )
+        front = await start(create_app(settings), "127.0.0.1", 0, shutdown_timeout=1.0)
+        running.append(front)  # stop_all stops it first: it holds channels to the backends
+        yield UiPool(front.url, emulators, backends, running)
+    finally:
+        await stop_all(running)

@@ -1,0 +1,97 @@
+"""Nothing accepted is lost: backend crashes, restarts, losses, balancer restarts."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from balancer.app import create_app
+from balancer.config.model import RoutingSettings
+from balancer.store import SqliteStore
+from support import Pool, PoolFactory, colored
+
+
+def successes(pool: Pool, ids: list[str]) -> int:
+    kept = [pool.balancer.store.get_history(i) for i in ids]
+    return sum(1 for e in kept if e and e["status"]["status_str"] == "success")
+
+
+async def test_a_backend_crash_mid_burst_loses_nothing(make_pool: PoolFactory) -> None:
+    pool = await make_pool(3)
+    crashing = pool.emulators["gpu0"]
+    crashing.pause()  # its jobs are held when it dies
+    ids = [(await pool.submit(colored(i)))["prompt_id"] for i in range(50)]
+    assert any(pool.balancer.store.get_job(i).backend == "gpu0" for i in ids)  # type: ignore[union-attr]
+    await crashing.crash()  # SIGKILL + restart: its queue, running job and history are gone
+    crashing.resume()
+    await pool.settle(ids)
+    assert successes(pool, ids) == 50
+
+
+async def test_a_lost_backend_hands_its_jobs_to_the_others(make_pool: PoolFactory) -> None:
+    pool = await make_pool(2)
+    lost = pool.emulators["gpu0"]
+    lost.pause()
+    ids = [(await pool.submit(colored(i)))["prompt_id"] for i in range(6)]
+    lost.faults.drop_connections = True
+    lost.hub.abort_all()
+    for _ in range(3):
+        await pool.probe()  # three failures: down, and its jobs go back to the queue
+    gpu0 = pool.balancer.registry.get("gpu0")
+    assert gpu0 is not None and not gpu0.healthy
+    await pool.settle(ids)
+    assert successes(pool, ids) == 6
+    assert all(pool.owner(i) == "gpu1" for i in ids)
+
+
+async def test_a_job_lost_too_often_fails_visibly(make_pool: PoolFactory) -> None:
+    pool = await make_pool(1, routing=RoutingSettings(max_attempts=2))
+    emulator = pool.emulators["gpu0"]
+    emulator.pause()
+    prompt_id = (await pool.submit(colored(1)))["prompt_id"]
+    redispatched = pool.watch("dispatched", prompt_id)
+    await emulator.crash()
+    await pool.probe()  # lost once: queued again, sent again once the channel is back
+    await asyncio.wait_for(redispatched.wait(), 5.0)
+    await emulator.crash()
+    await pool.probe()  # lost twice: that is max_attempts
+    entry = pool.balancer.store.get_history(prompt_id)
+    assert entry is not None and entry["status"]["status_str"] == "error"
+    assert entry["status"]["messages"][-1][1]["exception_type"] == "job_lost"
+    history = await (await pool.client.get(f"/history/{prompt_id}")).json()
+    assert history[prompt_id]["status"]["status_str"] == "error"
+
+
+async def test_balancer_restart_with_a_hundred_jobs_queued_loses_none_and_runs_none_twice(
+    make_pool: PoolFactory, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    pool = await make_pool(2)
+    path = tmp_path / "balancer.db"
+    settings = pool.balancer.settings
+    first: TestClient = await aiohttp_client(  # type: ignore[type-arg]
+        create_app(settings, clock=pool.clock, run_prober=False, store=SqliteStore(path))
+    )
+    for emulator in pool.emulators.values():
+        emulator.pause()
+    first_pool = Pool(first, pool.emulators, pool.servers, pool.clock)
+    await first_pool.channels_up(list(pool.emulators))
+    await first_pool.probe()
+    ids = [(await first_pool.submit(colored(i)))["prompt_id"] for i in range(100)]
+    assert len(first_pool.balancer.binder.queue) == 96  # 2 per backend were sent at once
+    await first.close()  # the balancer stops; the backends keep their 4 jobs
+
+    second: TestClient = await aiohttp_client(  # type: ignore[type-arg]
+        create_app(settings, clock=pool.clock, run_prober=False, store=SqliteStore(path))
+    )
+    again = Pool(second, pool.emulators, pool.servers, pool.clock)
+    await again.channels_up(list(pool.emulators))
+    assert len(again.balancer.binder.queue) == 96
+    for emulator in pool.emulators.values():
+        emulator.resume()
+    await again.settle(ids)
+    assert successes(again, ids) == 100
+    runs = [i for e in pool.emulators.values() for i in e.executed]
+    assert sorted(runs) == sorted(ids), "each job ran exactly once"

@@ -1,0 +1,106 @@
+"""The balancer queue: late binding, ordering, bounds, late validation errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from balancer.config.model import RoutingSettings
+from support import PoolFactory, colored, workflow
+
+
+async def test_prompts_beyond_a_backends_room_wait_in_the_balancer(
+    make_pool: PoolFactory,
+) -> None:
+    pool = await make_pool(1)
+    emulator = pool.emulators["gpu0"]
+    emulator.pause()
+    answers = [await pool.submit(colored(i)) for i in range(5)]
+    assert [a["node_errors"] for a in answers] == [{}] * 5
+    assert len(pool.balancer.binder.queue) == 3, "one running + one pending on the backend"
+    await pool.probe()
+    queue = await (await pool.client.get("/queue")).json()
+    assert len(queue["queue_running"]) == 1 and len(queue["queue_pending"]) == 4
+    assert {item[1] for item in queue["queue_pending"]} >= {a["prompt_id"] for a in answers[2:]}
+    remaining = await (await pool.client.get("/prompt")).json()
+    assert remaining["exec_info"]["queue_remaining"] == 5
+    emulator.resume()
+    ids = [a["prompt_id"] for a in answers]
+    await pool.settle(ids)
+    assert sorted(emulator.executed) == sorted(ids), "every job ran exactly once"
+
+
+async def test_waiting_jobs_run_in_comfyui_order_and_front_jumps_ahead(
+    make_pool: PoolFactory,
+) -> None:
+    pool = await make_pool(1)
+    emulator = pool.emulators["gpu0"]
+    emulator.pause()
+    first = [(await pool.submit(colored(i)))["prompt_id"] for i in range(4)]
+    urgent = (await pool.submit(colored(9), front=True))["prompt_id"]
+    emulator.resume()
+    await pool.settle([*first, urgent])
+    assert emulator.executed == [first[0], first[1], urgent, first[2], first[3]]
+
+
+async def test_waiting_jobs_can_be_deleted_and_cleared(make_pool: PoolFactory) -> None:
+    pool = await make_pool(1)
+    emulator = pool.emulators["gpu0"]
+    emulator.pause()
+    ids = [(await pool.submit(colored(i)))["prompt_id"] for i in range(6)]
+    await pool.client.post("/queue", json={"delete": [ids[2]]})
+    cancel = await pool.client.post(f"/api/jobs/{ids[3]}/cancel")
+    assert await cancel.json() == {"cancelled": True}
+    assert [j.prompt_id for j in pool.balancer.binder.queue] == ids[4:]
+    await pool.client.post("/queue", json={"clear": True})
+    assert len(pool.balancer.binder.queue) == 0
+    emulator.resume()
+    await pool.settle(ids[:1])
+    assert ids[2] not in emulator.executed and ids[5] not in emulator.executed
+
+
+async def test_a_full_queue_answers_429_with_retry_after(make_pool: PoolFactory) -> None:
+    pool = await make_pool(1, routing=RoutingSettings(max_queue=2))
+    pool.emulators["gpu0"].pause()
+    for i in range(4):
+        await pool.submit(colored(i))
+    resp = await pool.client.post("/prompt", json={"prompt": colored(99)})
+    assert resp.status == 429
+    assert int(resp.headers["Retry-After"]) >= 1
+    body = await resp.json()
+    assert body["error"]["type"] == "queue_full" and body["node_errors"] == {}
+
+
+async def test_a_late_validation_error_fails_the_job_visibly(make_pool: PoolFactory) -> None:
+    pool = await make_pool(1)
+    pool.emulators["gpu0"].pause()
+    for i in range(2):
+        await pool.submit(colored(i))
+    bad: dict[str, Any] = workflow("fast")
+    bad["1"]["inputs"]["width"] = 0
+    ws = await pool.client.ws_connect("/ws?clientId=late")
+    await ws.receive()  # status
+    answer = await pool.submit(bad, client_id="late")
+    assert answer["node_errors"] == {}, "accepted while waiting: validated later"
+    pool.emulators["gpu0"].resume()
+    await pool.settle([answer["prompt_id"]])
+    entry = (await (await pool.client.get(f"/history/{answer['prompt_id']}")).json())[
+        answer["prompt_id"]
+    ]
+    assert entry["status"]["status_str"] == "error"
+    error = entry["status"]["messages"][-1][1]
+    assert error["exception_type"] == "prompt_outputs_failed_validation"
+    assert error["node_errors"]["1"]["errors"][0]["type"] == "value_smaller_than_min"
+    seen = []
+    while not seen or seen[-1] != ("executing", None):
+        msg = await ws.receive_json(timeout=5)
+        if msg["type"] in ("execution_error", "executing"):
+            seen.append((msg["type"], msg["data"].get("node", "-")))
+    assert seen[-2:] == [("execution_error", "-"), ("executing", None)]
+
+
+async def test_send_at_once_when_unbounded(make_pool: PoolFactory) -> None:
+    pool = await make_pool(1, routing=RoutingSettings(max_pending_per_backend=None))
+    pool.emulators["gpu0"].pause()
+    for i in range(5):
+        await pool.submit(colored(i))
+    assert len(pool.balancer.binder.queue) == 0
