@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from balancer.app import create_app
-from balancer.config.model import BackendSettings, ListenSettings, Settings
+from balancer.config.model import BackendSettings, ListenSettings, Settings, StoreSettings
 from balancer.emulator import EmulatorOptions, create_emulator_app
 from balancer.runner import Running, start, stop_all, wait_for_stop
 
@@ -45,7 +45,13 @@ async def run_demo(host: str, port: int, count: int) -> None:
             BackendSettings(name=f"gpu{i}", url=r.url, primary=i == 0)
             for i, r in enumerate(running)
         )
-        settings = Settings(backends=backends, listen=ListenSettings(host=host, port=port))
+        settings = Settings(
+            backends=backends,
+            listen=ListenSettings(host=host, port=port),
+            # A demo starts from nothing each time: its backends are new too.
+            store=StoreSettings(kind="memory"),
+            data_dir=str(root / "balancer"),
+        )
         front = await start(create_app(settings), host, port)
         running.append(front)
         print(f"comfyui-balancer demo: {front.url} in front of {len(backends)} emulated backends")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -116,10 +117,8 @@ class Pool:
         while missing := [i for i in prompt_ids if self.balancer.store.get_history(i) is None]:
             assert loop.time() < deadline, f"{len(missing)} jobs never ended: {missing[:5]}"
             await self.probe()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(events.get(), 0.05)
-            except TimeoutError:
-                pass
 
     async def wait_idle(self, timeout: float = 10.0) -> None:
         for emulator in self.emulators.values():

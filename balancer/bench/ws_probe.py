@@ -29,6 +29,8 @@ class Probe:
     seen: Counter[Key] = field(default_factory=Counter)
     done: dict[str, float] = field(default_factory=dict)  # prompt_id -> `executing` null
     last: float = 0.0
+    frames: int = 0
+    closed: bool = False  # by the other end, before the bench closed it
     task: asyncio.Task[None] | None = None
 
     def reset(self) -> None:
@@ -44,6 +46,7 @@ class Probe:
     async def read(self) -> None:
         async for msg in self.ws:
             at = time.perf_counter()
+            self.frames += 1
             if msg.type == aiohttp.WSMsgType.BINARY:
                 self._record(("binary", bytes(msg.data)), at)
             elif msg.type == aiohttp.WSMsgType.TEXT:
@@ -55,6 +58,7 @@ class Probe:
                 if type_ == "executing" and data.get("node") is None and prompt_id:
                     self.done[prompt_id] = at
                 self._record((type_, prompt_id), at)
+        self.closed = True
 
     def saw_prompt(self, prompt_id: str) -> bool:
         return any(key[1] == prompt_id for key in self.arrivals)
@@ -70,6 +74,8 @@ async def connect(session: aiohttp.ClientSession, ws_url: str, sid: str) -> Prob
 
 async def close_all(probes: Iterable[Probe]) -> None:
     for probe in probes:
+        if probe.task is not None:
+            probe.task.cancel()
         await probe.ws.close()
         if probe.task is not None:
             await asyncio.gather(probe.task, return_exceptions=True)

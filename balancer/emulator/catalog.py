@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Any
 
 NODE_INFO_FILE = Path(__file__).with_name("node_info.json")
+# The model loaders the web UI's model library expects to exist (written from
+# ComfyUI 0.3.64's node definitions, not recorded). Their model lists are empty,
+# so a prompt using one fails validation as on a server without those files.
+LOADERS_FILE = Path(__file__).with_name("node_info_loaders.json")
 
 MODEL_FOLDERS = (
     "checkpoints",
@@ -39,6 +43,7 @@ MODEL_FOLDERS = (
 @cache
 def _recorded_node_info() -> dict[str, Any]:
     data: dict[str, Any] = json.loads(NODE_INFO_FILE.read_text(encoding="utf-8"))
+    data.update(json.loads(LOADERS_FILE.read_text(encoding="utf-8")))
     return data
 
 

@@ -137,7 +137,9 @@ class Dispatcher:
     ) -> Sent | Unreachable | Broken:
         """Forward `job` to `backend`. `answer` is what the client was already
         told (a queued job); without it the backend's answer is the client's."""
-        self.store.put_pin(Pin(job.prompt_id, backend.name, job.digest, b"", job.client_id))
+        self.store.put_pin(
+            Pin(job.prompt_id, backend.name, job.digest, b"", job.client_id, job.tenant)
+        )
         started = self.clock()
         backend.dispatch_started()
         accepted = False
@@ -167,7 +169,7 @@ class Dispatcher:
         return Sent(self._accepted(job, backend, answer or reply.body, started))
 
     def _accepted(self, job: StoredJob, backend: Backend, body: bytes, started: float) -> Answer:
-        pin = Pin(job.prompt_id, backend.name, job.digest, body, job.client_id)
+        pin = Pin(job.prompt_id, backend.name, job.digest, body, job.client_id, job.tenant)
         self.store.put_pin(pin)
         attempts = job.attempts + 1
         self.store.put_job(

@@ -13,6 +13,7 @@ import asyncio
 import json
 import math
 import time
+from dataclasses import replace
 from typing import Any
 
 from balancer.backends.state import Clock
@@ -44,8 +45,9 @@ class Submitter:
         self.new_id = new_id
         self._pending: dict[str, tuple[str, asyncio.Future[Answer]]] = {}
 
-    async def submit(self, request: dict[str, Any]) -> Answer:
-        """`request` is the parsed POST /prompt body, already known to hold `prompt`."""
+    async def submit(self, request: dict[str, Any], tenant: str | None = None) -> Answer:
+        """`request` is the parsed POST /prompt body, already known to hold
+        `prompt`; `tenant` names the API key that sent it, if keys are on."""
         prompt_id = request.get("prompt_id")
         if prompt_id is None:
             prompt_id = self.new_id()
@@ -63,7 +65,7 @@ class Submitter:
         number = self.binder.number_for(request)
         if number is None:
             return error_answer(400, "invalid_number", "number must be a number")
-        job = self._job(prompt_id, digest, request, number)
+        job = replace(self._job(prompt_id, digest, request, number), tenant=tenant)
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._pending[prompt_id] = (digest, future)
         try:

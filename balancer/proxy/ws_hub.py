@@ -2,9 +2,10 @@
 
 Each socket has its own outbox and writer task, so one slow client never
 stalls the channel that feeds everyone; a client whose outbox overflows is
-disconnected rather than allowed to grow memory without bound. A frame for an
-idle socket is written at once; a backlog is written as one buffer, since a
-send per frame per socket is what a broadcast to many sockets costs. Several
+disconnected rather than allowed to grow memory without bound. What an idle
+socket is sent goes out at the next turn of the event loop, with whatever else
+it was sent meanwhile, in one write: a send per frame per socket is what a
+burst of broadcasts to many sockets would otherwise cost. Several
 sockets may share a sid (a reconnect that overlaps the old socket): each gets
 the events, unlike ComfyUI, where the late close of the old one mutes the new.
 """
@@ -49,6 +50,7 @@ class ClientSocket:
     transport: asyncio.Transport | None = None
     outbox: asyncio.Queue[Frame | None] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     busy: bool = False  # the writer holds frames not yet handed to the transport
+    pending: list[Frame] = field(default_factory=list)  # to write at the next loop turn
 
     def _raw(self) -> asyncio.Transport | None:
         transport = self.transport
@@ -57,15 +59,20 @@ class ClientSocket:
         return transport
 
     def send(self, frame: Frame) -> None:
-        transport = self._raw()
-        if (
-            transport is not None
+        if self.pending:
+            if len(self.pending) < OUTBOX_LIMIT:
+                self.pending.append(frame)
+                return
+        elif (
+            (transport := self._raw()) is not None
             and not self.busy
             and self.outbox.empty()
             and transport.get_write_buffer_size() <= WRITE_BUFFER_LIMIT
         ):
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                transport.write(ws_frame(frame))
+            # Everything sent to this socket until the loop turns goes out in
+            # one write: in a burst, one send per socket, not one per frame.
+            self.pending.append(frame)
+            asyncio.get_running_loop().call_soon(self.flush)
             return
         try:
             self.outbox.put_nowait(frame)
@@ -73,6 +80,13 @@ class ClientSocket:
             # Too slow to keep up: drop the socket; the client reconnects.
             self.outbox = asyncio.Queue(1)
             self.outbox.put_nowait(None)
+
+    def flush(self) -> None:
+        frames, self.pending = self.pending, []
+        transport = self._raw()
+        if frames and transport is not None:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                transport.write(b"".join(ws_frame(frame) for frame in frames))
 
     def send_stop(self) -> None:
         """Let the writer finish what is queued, then close."""
@@ -97,6 +111,7 @@ class ClientSocket:
                 self.busy = False
             if stop:
                 break
+        self.flush()
         await self.ws.close()
 
     async def _write(self, batch: list[Frame]) -> None:

@@ -19,6 +19,7 @@ class Pin:
     digest: str
     answer: bytes
     client_id: str | None = None
+    tenant: str | None = None  # the API key (by name) that submitted it
 
 
 JobStateName = Literal["queued", "dispatched"]
@@ -40,6 +41,7 @@ class StoredJob:
     attempts: int = 0
     submitted_at: float = 0.0  # wall-clock seconds
     answer: bytes = b""  # what POST /prompt answered
+    tenant: str | None = None  # the API key (by name) that submitted it
 
 
 class Store(Protocol):

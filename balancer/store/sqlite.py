@@ -17,10 +17,12 @@ from typing import Any
 from balancer.store.memory import MAX_HISTORY
 from balancer.store.model import Pin, StoredJob
 
+PIN_COLUMNS = "prompt_id, backend, digest, answer, client_id, tenant"
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pins (
     prompt_id TEXT PRIMARY KEY, backend TEXT NOT NULL, digest TEXT NOT NULL,
-    answer BLOB NOT NULL, client_id TEXT);
+    answer BLOB NOT NULL, client_id TEXT, tenant TEXT);
 CREATE INDEX IF NOT EXISTS pins_backend ON pins (backend);
 CREATE TABLE IF NOT EXISTS jobs (prompt_id TEXT PRIMARY KEY, number REAL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS history (
@@ -47,15 +49,15 @@ class SqliteStore:
     # ---- pins
     def get_pin(self, prompt_id: str) -> Pin | None:
         row = self._db.execute(
-            "SELECT prompt_id, backend, digest, answer, client_id FROM pins WHERE prompt_id=?",
+            f"SELECT {PIN_COLUMNS} FROM pins WHERE prompt_id=?",
             (prompt_id,),
         ).fetchone()
-        return Pin(row[0], row[1], row[2], bytes(row[3]), row[4]) if row else None
+        return Pin(row[0], row[1], row[2], bytes(row[3]), row[4], row[5]) if row else None
 
     def put_pin(self, pin: Pin) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO pins VALUES (?, ?, ?, ?, ?)",
-            (pin.prompt_id, pin.backend, pin.digest, pin.answer, pin.client_id),
+            "INSERT OR REPLACE INTO pins VALUES (?, ?, ?, ?, ?, ?)",
+            (pin.prompt_id, pin.backend, pin.digest, pin.answer, pin.client_id, pin.tenant),
         )
 
     def remove_pin(self, prompt_id: str) -> None:
@@ -63,10 +65,10 @@ class SqliteStore:
 
     def pins_of(self, backend: str) -> list[Pin]:
         rows = self._db.execute(
-            "SELECT prompt_id, backend, digest, answer, client_id FROM pins WHERE backend=?",
+            f"SELECT {PIN_COLUMNS} FROM pins WHERE backend=?",
             (backend,),
         )
-        return [Pin(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
+        return [Pin(r[0], r[1], r[2], bytes(r[3]), r[4], r[5]) for r in rows]
 
     # ---- unfinished jobs
     def put_job(self, job: StoredJob) -> None:

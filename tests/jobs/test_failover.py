@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from support import Pool, PoolFactory, colored
 
 from balancer.app import create_app
 from balancer.config.model import RoutingSettings
 from balancer.store import SqliteStore
-from support import Pool, PoolFactory, colored
 
 
 def successes(pool: Pool, ids: list[str]) -> int:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from balancer.config.model import RoutingSettings
 from support import PoolFactory, colored, workflow
+
+from balancer.config.model import RoutingSettings
 
 
 async def test_prompts_beyond_a_backends_room_wait_in_the_balancer(
