@@ -16,6 +16,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     ws = sub.add_parser("ws", help="1,000 sockets: added event latency and balancer memory")
     ws.add_argument("--sockets", type=int, default=1000, help="client sockets on the balancer")
     ws.add_argument("--samples", type=int, default=10, help="of which this process measures")
+    ws.add_argument("--paced", type=int, default=40, help="paced broadcast jobs")
+    ws.add_argument("--gap", type=float, default=100.0, help="ms between paced jobs")
     ws.add_argument("--jobs", type=int, default=200, help="broadcast burst size")
     ws.add_argument("--targeted", type=int, default=80, help="targeted jobs each way")
     ws.add_argument("--time-scale", type=float, default=0.05, help="emulator time scale")

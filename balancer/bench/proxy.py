@@ -27,6 +27,8 @@ def write_config(folder: Path, backend_port: int, port: int) -> Path:
                 "listen": {"host": "127.0.0.1", "port": port},
                 "backends": [{"name": "gpu0", "url": f"http://127.0.0.1:{backend_port}"}],
                 "log": {"level": "warning"},
+                "store": {"kind": "memory"},
+                "data_dir": str(folder / "data"),
             }
         )
     )

@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,25 @@ async def idle(session: aiohttp.ClientSession, backends: list[str]) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Phase:
+    jobs: int
+    seconds: float
+    added: list[float]
+    missing: int
+    dropped: int
+
+    def rows(self, title: str, samples: int) -> list[list[object]]:
+        events = (len(self.added) + self.missing) // max(1, samples)
+        return [
+            [title, f"{self.jobs} jobs, {events} events, {self.seconds:.1f} s", ""],
+            ["  added latency p50", ms(median(self.added)), "< 1 ms"],
+            ["  added latency p99", ms(quantile(self.added, 0.99)), ""],
+            ["  added latency max", ms(max(self.added, default=float("nan"))), ""],
+            ["  pairs missing / sockets dropped", f"{self.missing} / {self.dropped}", "0 / 0"],
+        ]
+
+
 class Bench:
     def __init__(self, session: aiohttp.ClientSession, backends: list[str], front: str) -> None:
         self.session = session
@@ -173,19 +193,30 @@ class Bench:
         await until(lambda: idle(self.session, self.backends), 120, "the backends to finish")
         await quiet(self.direct + self.sampled, 0.5, 60)
 
-    async def broadcast_burst(self, jobs: int) -> tuple[list[float], int, float]:
+    def caught_up(self) -> bool:
+        expected = sum(len(p.arrivals) for p in self.direct)
+        return all(len(p.arrivals) >= expected for p in self.sampled if not p.closed)
+
+    async def broadcast(self, jobs: int, gap: float) -> Phase:
+        """`jobs` jobs without client_id straight to the backends, in turn,
+        `gap` seconds apart (0: all at once); pairs of each event's arrivals."""
         for probe in self.direct + self.sampled:
             probe.reset()
         began = time.perf_counter()
-        bodies = [
-            (self.backends[i % len(self.backends)], {"prompt": workflow(next(self.colors))})
-            for i in range(jobs)
-        ]
-        await asyncio.gather(*(post(self.session, base, body) for base, body in bodies))
+        posts = []
+        for i in range(jobs):
+            body = {"prompt": workflow(next(self.colors))}
+            posts.append(asyncio.create_task(post(self.session, self.backends[i % BACKENDS], body)))
+            if gap:
+                await asyncio.sleep(gap)
+        await asyncio.gather(*posts)
         await self.settle()
+        with contextlib.suppress(RuntimeError):  # reported as missing pairs
+            await until(self.caught_up, 120, "the balancer's sockets to catch up")
         seconds = max(p.last for p in self.sampled) - began
         added, missing = pair(self.direct, self.sampled)
-        return added, missing, seconds
+        dropped = sum(p.closed for p in self.sampled)
+        return Phase(jobs, seconds, added, missing, dropped)
 
     async def targeted_burst(self, jobs: int, via: bool) -> list[float]:
         async def one(i: int) -> float:
@@ -243,15 +274,8 @@ async def measure(args: argparse.Namespace) -> str:
                     await asyncio.sleep(1.0)
                     rss["sockets"] = rss_mb(balancer.pid)
                     await bench.warm_up()
-                    added, missing, seconds = await bench.broadcast_burst(args.jobs)
-                    dropped = sum(p.closed for p in bench.sampled)
-                    print(
-                        "DEBUG",
-                        [
-                            (p.frames, len(p.arrivals), p.closed)
-                            for p in bench.direct + bench.sampled
-                        ],
-                    )
+                    paced = await bench.broadcast(args.paced, args.gap / 1000)
+                    burst = await bench.broadcast(args.jobs, 0)
                     direct = await bench.targeted_burst(args.targeted, via=False)
                     via = await bench.targeted_burst(args.targeted, via=True)
                     rss["burst"] = rss_mb(balancer.pid)
@@ -260,12 +284,8 @@ async def measure(args: argparse.Namespace) -> str:
                     await close_all(bench.direct + bench.sampled)
     per_socket_kb = (rss["sockets"] - rss["start"]) * 1024 / args.sockets
     rows: list[list[object]] = [
-        ["broadcast burst", f"{args.jobs} jobs, {seconds:.1f} s, {len(added)} pairs", ""],
-        ["  pairs missing", missing, "0"],
-        ["  sample sockets dropped", f"{dropped} of {args.samples}", "0"],
-        ["  added latency p50", ms(median(added)), "< 1 ms"],
-        ["  added latency p99", ms(quantile(added, 0.99)), ""],
-        ["  added latency max", ms(max(added, default=float("nan"))), ""],
+        *paced.rows(f"broadcast, one job per {args.gap:g} ms", args.samples),
+        *burst.rows("broadcast burst, all at once", args.samples),
         ["targeted jobs, POST to done", f"{args.targeted} jobs each way", ""],
         ["  p50 direct / via / ratio", ratio(median(direct), median(via)), ""],
         ["  p99 direct / via / ratio", ratio(quantile(direct, 0.99), quantile(via, 0.99)), ""],

@@ -14,7 +14,13 @@ from balancer.upstream import UpstreamError
 
 
 async def healthy_json(b: Balancer, path: str) -> list[tuple[str, Any]]:
-    """(backend name, parsed answer) of every healthy backend that answered 200."""
+    """(backend name, parsed answer) of every healthy backend that answered 200;
+    concurrent calls for the same path share one round."""
+    answers: list[tuple[str, Any]] = await b.reads.get(path, lambda: _fetch_all(b, path))
+    return answers
+
+
+async def _fetch_all(b: Balancer, path: str) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     for backend, reply in await b.each_healthy("GET", path):
         if isinstance(reply, UpstreamError) or reply.status != 200:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +20,7 @@ from balancer.jobs.late import LateBinder
 from balancer.jobs.submit import Submitter
 from balancer.jobs.tracker import Tracker
 from balancer.proxy.forward import Forwarder
+from balancer.proxy.shared_reads import SharedReads
 from balancer.proxy.ws_hub import ClientHub
 from balancer.proxy.ws_relay import EventRelay
 from balancer.store import Store
@@ -42,6 +43,7 @@ class Balancer:
     hub: ClientHub
     relay: EventRelay
     channels: Channels
+    reads: SharedReads = field(default_factory=SharedReads)
 
     def owner_of(self, prompt_id: str) -> Backend | None:
         pin = self.store.get_pin(prompt_id)

@@ -7,8 +7,8 @@ from typing import Any
 from aiohttp import web
 
 from balancer.errors import error_response
+from balancer.proxy.aggregate_routes import healthy_json
 from balancer.proxy.context import ctx, read_json_object
-from balancer.upstream import UpstreamError
 
 
 async def post_prompt(request: web.Request) -> web.StreamResponse:
@@ -37,14 +37,8 @@ def queue_remaining(data: Any) -> int:
 
 
 async def get_prompt(request: web.Request) -> web.StreamResponse:
+    """Pool-wide queue_remaining: every backend's plus the balancer's waiting jobs."""
     b = ctx(request)
-    replies = await b.each_healthy("GET", "/prompt")
-    total = len(b.binder.queue)
-    for _, reply in replies:
-        if isinstance(reply, UpstreamError) or reply.status != 200:
-            continue
-        try:
-            total += queue_remaining(reply.json())
-        except UpstreamError:
-            continue
+    answers = await healthy_json(b, "/prompt")
+    total = len(b.binder.queue) + sum(queue_remaining(data) for _, data in answers)
     return web.json_response({"exec_info": {"queue_remaining": total}})
