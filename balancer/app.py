@@ -39,6 +39,7 @@ from balancer.proxy.ws_hub import ClientHub
 from balancer.proxy.ws_relay import EventRelay
 from balancer.scheduling import Picker
 from balancer.scheduling.filters import DEFAULT_FILTERS
+from balancer.scheduling.policies import POLICIES
 from balancer.store import MemoryStore, SqliteStore, Store
 from balancer.upstream import Upstream
 
@@ -105,12 +106,12 @@ def assemble(
     hub = ClientHub()
     relay = EventRelay(registry, tracker, hub, store, upstream, clock)
     prober = Prober(registry, upstream, settings.probe, clock)
+    policy = POLICIES[settings.routing.policy]
     max_pending = settings.routing.max_pending_per_backend
-    filters = (
-        DEFAULT_FILTERS if max_pending is None else (*DEFAULT_FILTERS, room_filter(max_pending))
-    )
+    room = (room_filter(max_pending),) if max_pending is not None and policy.binds_late else ()
+    filters = (*DEFAULT_FILTERS, *room)
     dispatcher = Dispatcher(
-        registry, Picker(filters), store, tracker, upstream, settings.probe, clock
+        registry, Picker(filters, policy.score), store, tracker, upstream, settings.probe, clock
     )
     binder = LateBinder(dispatcher, settings.routing, clock, relay.notify)
     relay.lost = binder.lost_by_id

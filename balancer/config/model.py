@@ -14,6 +14,7 @@ from balancer.config.thresholds import VramThreshold
 MiB = 1024 * 1024
 
 LogLevel = Literal["debug", "info", "warning", "error"]
+RoutingPolicy = Literal["least_loaded", "round_robin"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,11 @@ class RoutingSettings:
     max_queue: int = 10_000
     # Dispatches of one prompt (first run plus failovers) before it fails.
     max_attempts: int = 3
+    # How a backend is chosen (balancer.scheduling.policies): `least_loaded`
+    # binds late to the least-loaded backend with room; `round_robin` sends
+    # every prompt at once to the next backend in turn (a baseline; it ignores
+    # max_pending_per_backend).
+    policy: RoutingPolicy = "least_loaded"
 
 
 @dataclass(frozen=True)

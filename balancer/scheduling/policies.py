@@ -1,0 +1,27 @@
+"""Routing policies by name (`routing.policy`): a score, and whether prompts
+wait in the balancer until a backend has room (late binding) or go out at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from balancer.scheduling.scores import Score, least_loaded, round_robin
+
+
+@dataclass(frozen=True)
+class Policy:
+    score: Score
+    # True: the room filter (`routing.max_pending_per_backend`) applies.
+    # False: every prompt is sent the moment it arrives, whatever the load.
+    binds_late: bool
+
+
+POLICIES: dict[str, Policy] = {
+    # The default: late binding to the least-loaded backend with room.
+    "least_loaded": Policy(least_loaded, binds_late=True),
+    # Round robin sends at once: with a room filter it would only ever pick
+    # among backends with room, which is late binding with a fixed order, not
+    # the classic baseline. It ignores `max_pending_per_backend`.
+    "round_robin": Policy(round_robin, binds_late=False),
+}

@@ -1,0 +1,49 @@
+"""End-to-end fixtures: 2 emulated backends, the balancer, and headless Chromium
+(Debian's /usr/bin/chromium driven by Playwright; no browser download)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from .harness import CHROMIUM, CHROMIUM_ARGS, UiPool, ui_pool
+
+playwright_api = pytest.importorskip("playwright.async_api")
+frontend = pytest.importorskip("comfyui_frontend_package")
+if shutil.which(CHROMIUM) is None:
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+
+from .browser import UiPage  # noqa: E402
+
+# 20 sampler steps of 40 ms: a job takes about a second, long enough to watch.
+SPEED = {"time_scale": 1.0, "step_time": 0.04, "checkpoint_load_time": 0.1}
+
+
+@pytest.fixture
+async def pool(tmp_path: Path) -> AsyncIterator[UiPool]:
+    async with ui_pool(tmp_path / "servers", **SPEED) as running:
+        async with aiohttp.ClientSession() as http:
+            # a returning user: no first-run template browser over the graph
+            done = {"Comfy.TutorialCompleted": True}
+            async with http.post(running.url + "/api/settings", json=done) as resp:
+                assert resp.status == 200
+        yield running
+
+
+@pytest.fixture
+async def ui(pool: UiPool, tmp_path: Path) -> AsyncIterator[UiPage]:
+    async with playwright_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 800})
+            # the UI asks api.comfy.org for release notes: answer it offline
+            await page.route(lambda url: not url.startswith(pool.url), lambda r: r.abort())
+            ui_page = UiPage(page, pool.url, tmp_path)
+            ui_page.attach()
+            yield ui_page
+        finally:
+            await browser.close()
