@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from pathlib import Path
@@ -11,36 +10,13 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.web_request import FileField
-from PIL import Image
-from PIL.PngImagePlugin import PngInfo
+
+# Pixel work shared with the balancer's own /view and mask handling.
+from balancer.files.masks import apply_mask, variant
 
 from .emulator import Emulator
 from .files import FOLDER_TYPES, PathEscapeError, inside, join_subfolder, split_annotation
 from .routes_queue import internal_error
-
-
-def _variant(path: Path, preview: str | None, channel: str) -> tuple[bytes, str]:
-    """Re-encode for ?preview=fmt;quality or ?channel=rgb|a; returns (bytes, content type)."""
-    with Image.open(path) as opened:
-        opened.load()
-        img: Image.Image = opened
-    buffer = io.BytesIO()
-    if preview:
-        parts = preview.split(";")
-        fmt = parts[0] if parts[0] in ("webp", "jpeg") else "webp"
-        if "a" in channel:
-            fmt = "webp"
-        quality = int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 90
-        if fmt == "jpeg" or channel == "rgb":
-            img = img.convert("RGB")
-        img.save(buffer, format=fmt.upper(), quality=quality)
-        return buffer.getvalue(), f"image/{fmt}"
-    if channel == "rgb":
-        img.convert("RGB").save(buffer, format="PNG")
-    else:
-        alpha = img.convert("RGBA").getchannel("A")
-        Image.merge("RGBA", (alpha, alpha, alpha, alpha)).save(buffer, format="PNG")
-    return buffer.getvalue(), "image/png"
 
 
 class FileRoutes:
@@ -73,7 +49,7 @@ class FileRoutes:
         preview = query.get("preview")
         channel = query.get("channel", "rgba")
         if preview or channel in ("rgb", "a"):
-            body, content_type = _variant(path, preview, channel)
+            body, content_type = variant(path, preview, channel)
             headers = {"Content-Disposition": disposition}
             return web.Response(body=body, content_type=content_type, headers=headers)
         response = web.FileResponse(path, headers={"Content-Disposition": disposition})
@@ -144,23 +120,7 @@ class FileRoutes:
         original_path = folder / os.path.basename(filename)
         if not original_path.is_file():
             return None
-        with Image.open(original_path) as original:
-            original.load()
-        text = {str(k): v for k, v in original.info.items() if isinstance(v, str)}
-        with Image.open(io.BytesIO(mask_bytes)) as mask:
-            alpha = mask.convert("RGBA").getchannel("A")
-        rgba = original.convert("RGBA")
-        rgba.putalpha(alpha.resize(rgba.size))
-        return _png_with_text(rgba, text)
-
-
-def _png_with_text(img: Image.Image, text: dict[str, str]) -> bytes:
-    info = PngInfo()
-    for key, value in text.items():
-        info.add_text(key, value)
-    buffer = io.BytesIO()
-    img.save(buffer, format="PNG", pnginfo=info, compress_level=4)
-    return buffer.getvalue()
+        return apply_mask(original_path, mask_bytes)
 
 
 def _sha256(path: Path) -> str:

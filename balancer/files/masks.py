@@ -15,12 +15,12 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 
-def apply_mask(original: Path, mask: Path) -> bytes:
+def apply_mask(original: Path, mask: Path | bytes) -> bytes:
     with Image.open(original) as opened:
         opened.load()
         text = {str(k): v for k, v in opened.info.items() if isinstance(v, str)}
         rgba = opened.convert("RGBA")
-    with Image.open(mask) as mask_image:
+    with Image.open(io.BytesIO(mask) if isinstance(mask, bytes) else mask) as mask_image:
         alpha = mask_image.convert("RGBA").getchannel("A")
     if alpha.size != rgba.size:
         alpha = alpha.resize(rgba.size)

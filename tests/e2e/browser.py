@@ -60,7 +60,9 @@ class UiPage:
     def unexpected_failures(self) -> list[tuple[str, str, int]]:
         def allowed(method: str, path: str, status: int) -> bool:
             return any(
-                method == m and (path == p or (p.endswith("&") and path.startswith(p))) and s == status
+                method == m
+                and (path == p or (p.endswith("&") and path.startswith(p)))
+                and s == status
                 for m, p, s in ALLOWED_FAILURES
             )
 
@@ -78,6 +80,10 @@ class UiPage:
 
     async def open(self) -> None:
         await self.page.goto(self.base + "/")
+        await self.loaded()
+
+    async def loaded(self) -> None:
+        """The graph is drawn and the socket is open; start recording API events."""
         await self.page.wait_for_function(LOADED, timeout=30_000)
         await self.page.evaluate(FIT)
         await self.page.evaluate(RECORD, list(EVENTS))
@@ -88,7 +94,9 @@ class UiPage:
 
     async def wait_event(self, type_: str, where: str = "true", timeout: float = 15_000) -> Any:
         """The first recorded event of that type for which `where` (JS over `d`) holds."""
-        script = f"() => window.__events.find(e => e.type === {type_!r} && ((d) => {where})(e.detail))"
+        script = (
+            f"() => window.__events.find(e => e.type === {type_!r} && ((d) => {where})(e.detail))"
+        )
         handle = await self.page.wait_for_function(script, timeout=timeout)
         return await handle.json_value()
 

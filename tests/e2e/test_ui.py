@@ -1,0 +1,151 @@
+"""The real ComfyUI web UI (comfyui-frontend-package 1.27.10) through the
+balancer with 2 emulated backends, driven in headless Chromium."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from PIL import Image
+
+from .browser import UiPage
+from .harness import UiPool
+
+# LoadImage -> ImageInvert -> SaveImage, built with the UI's own graph API.
+BUILD_I2I = """() => {
+  app.graph.clear();
+  const load = LiteGraph.createNode('LoadImage');
+  const invert = LiteGraph.createNode('ImageInvert');
+  const save = LiteGraph.createNode('SaveImage');
+  load.pos = [50, 100]; invert.pos = [420, 100]; save.pos = [700, 100];
+  for (const node of [load, invert, save]) app.graph.add(node);
+  load.connect(0, invert, 0);
+  invert.connect(0, save, 0);
+  app.canvas.setDirty(true, true);
+}"""
+
+
+def running_on(pool: UiPool, prompt_id: str) -> str | None:
+    for name, emu in pool.emulators.items():
+        running = emu.queue.running
+        if running is not None and running.prompt_id == prompt_id:
+            return name
+    return None
+
+
+async def get_json(url: str) -> Any:
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        assert resp.status == 200
+        return await resp.json()
+
+
+async def test_ui_loads_without_failed_requests(ui: UiPage) -> None:
+    async with ui.step("1-load"):
+        await ui.open()
+        types = await ui.page.evaluate("() => app.graph.nodes.map((n) => n.type).sort()")
+        assert "CheckpointLoaderSimple" in types and "SaveImage" in types
+        await ui.page.wait_for_load_state("networkidle")
+        assert ui.unexpected_failures() == []
+
+
+async def test_default_workflow_runs_and_shows_in_queue_panel(ui: UiPage, pool: UiPool) -> None:
+    await ui.open()
+    async with ui.step("2-run"):
+        await ui.run()
+        progress = await ui.wait_event("progress")
+        prompt_id = progress["prompt_id"]
+        await ui.wait_event("execution_success", f"d.prompt_id === {prompt_id!r}")
+        owner = next(n for n, e in pool.emulators.items() if prompt_id in e.history)
+        src = await ui.save_image_src(f"@{owner}")
+        assert "filename=ComfyUI_00001_.png" in src
+    async with ui.step("2-queue-panel"):
+        await ui.page.locator(".queue-tab-button").click()
+        panel = ui.page.locator(".sidebar-content-container")
+        await panel.locator("img").first.wait_for(timeout=10_000)
+        history = await get_json(f"{pool.url}/history")
+        assert list(history) == [prompt_id]
+    assert ui.unexpected_failures() == []
+
+
+async def test_second_job_runs_on_the_other_backend(ui: UiPage, pool: UiPool) -> None:
+    await ui.open()
+    async with ui.step("3-first"):
+        await ui.run()
+        first = (await ui.wait_event("progress"))["prompt_id"]
+        busy = running_on(pool, first)
+        assert busy is not None
+        pool.emulators[busy].pause()  # holds the first job at its next node
+    async with ui.step("3-second"):
+        other = next(name for name in pool.emulators if name != busy)
+        await ui.run()
+        done = await ui.wait_event("execution_success", f"d.prompt_id !== {first!r}")
+        assert done["prompt_id"] in pool.emulators[other].history
+        await ui.save_image_src(f"@{other}")
+        history = await get_json(f"{pool.url}/history/{done['prompt_id']}")
+        images = history[done["prompt_id"]]["outputs"]["9"]["images"]
+        assert images[0]["subfolder"] == f"@{other}"
+    pool.emulators[busy].resume()
+    await ui.wait_event("execution_success", f"d.prompt_id === {first!r}")
+
+
+async def test_upload_then_image_to_image(ui: UiPage, pool: UiPool, tmp_path: Path) -> None:
+    await ui.open()
+    picture = tmp_path / "mine.png"
+    Image.new("RGB", (32, 24), (200, 40, 10)).save(picture)
+    async with ui.step("4-upload"):
+        await ui.page.evaluate(BUILD_I2I)
+        async with ui.page.expect_response(lambda r: "/upload/image" in r.url) as uploaded:
+            await ui.page.locator("input[type=file][accept^='image']").first.set_input_files(
+                picture
+            )
+        assert (await uploaded.value).status == 200
+        value = await ui.page.evaluate(
+            "() => app.graph.nodes.find((n) => n.type === 'LoadImage').widgets[0].value"
+        )
+        assert value == "mine.png"
+        holders = [
+            n for n, e in pool.emulators.items() if (e.dirs.folder("input") / value).exists()
+        ]
+    async with ui.step("4-run"):
+        await ui.run()
+        done = await ui.wait_event("execution_success")
+        owner = next(n for n, e in pool.emulators.items() if done["prompt_id"] in e.history)
+        assert owner not in holders  # the upload reached it only through the balancer
+        await ui.save_image_src(f"@{owner}")
+    assert ui.unexpected_failures() == []
+
+
+async def test_interrupt_from_the_ui(ui: UiPage, pool: UiPool) -> None:
+    await ui.open()
+    async with ui.step("5-interrupt"):
+        await ui.run()
+        prompt_id = (await ui.wait_event("progress"))["prompt_id"]
+        owner = running_on(pool, prompt_id)
+        assert owner is not None
+        pool.emulators[owner].pause()  # the job stays running until interrupted
+        await ui.page.get_by_role("button", name="Cancel current run").first.click()
+        await ui.wait_event("execution_interrupted", f"d.prompt_id === {prompt_id!r}")
+        await pool.emulators[owner].wait_idle(5.0)
+        await ui.page.locator(".queue-tab-button").click()
+        panel = ui.page.locator(".sidebar-content-container")
+        await panel.get_by_text("Cancelled").first.wait_for(timeout=10_000)
+
+
+async def test_reload_mid_job_keeps_progress_and_result(ui: UiPage, pool: UiPool) -> None:
+    await ui.open()
+    async with ui.step("6-before-reload"):
+        sid = await ui.client_id()
+        await ui.run()
+        prompt_id = (await ui.wait_event("progress"))["prompt_id"]
+        owner = running_on(pool, prompt_id)
+        assert owner is not None
+        pool.emulators[owner].pause()
+    async with ui.step("6-after-reload"):
+        await ui.page.reload()
+        await ui.loaded()
+        assert await ui.client_id() == sid  # reconnected with its sid
+        pool.emulators[owner].resume()
+        await ui.wait_event("progress", f"d.prompt_id === {prompt_id!r}")
+        await ui.wait_event("execution_success", f"d.prompt_id === {prompt_id!r}")
+        await ui.save_image_src(f"@{owner}")
