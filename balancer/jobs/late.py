@@ -94,7 +94,7 @@ class LateBinder:
 
     async def pump(self) -> None:
         while (job := self.queue.peek()) is not None:
-            backend = self.dispatcher.choose(set())
+            backend = self.dispatcher.choose(set(), count_misses=False)
             if isinstance(backend, NoBackend):
                 return
             self.queue.pop()

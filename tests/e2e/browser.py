@@ -39,7 +39,11 @@ RECORD = """(types) => {
     app.api.addEventListener(t, (e) => window.__events.push({type: t, detail: e.detail}));
 }"""
 # The default graph spans ~1700 px; zoom out so every node, Save Image too, is drawn.
-FIT = "() => { app.canvas.ds.scale = 0.7; app.canvas.ds.offset = [10, 30]; app.canvas.setDirty(true, true) }"
+FIT = """() => {
+  app.canvas.ds.scale = 0.7;
+  app.canvas.ds.offset = [10, 30];
+  app.canvas.setDirty(true, true);
+}"""
 
 
 @dataclass
