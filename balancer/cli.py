@@ -12,10 +12,11 @@ from balancer.config.model import ListenSettings, LogSettings, Settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from balancer.app import create_app
+    from balancer.app import create_app, open_store
     from balancer.config import ConfigError, load_settings
     from balancer.logs import configure_logging, get_logger
     from balancer.runner import run, start, stop_all, wait_for_stop
+    from balancer.store.sqlite import StoreInUse
 
     try:
         settings = load_settings(args.config)
@@ -27,9 +28,14 @@ def _serve(args: argparse.Namespace) -> int:
     )
     settings = replace(settings, listen=listen)
     configure_logging(settings.log)
+    try:
+        store = open_store(settings)
+    except StoreInUse as exc:
+        print(exc, file=sys.stderr)
+        return 1
 
     async def main() -> None:
-        app = create_app(settings, config_path=args.config)
+        app = create_app(settings, config_path=args.config, store=store)
         running = await start(app, listen.host, listen.port, settings.shutdown.timeout)
         get_logger("balancer").info(
             "listening", url=running.url, backends=[b.name for b in settings.backends]

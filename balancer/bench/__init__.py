@@ -24,9 +24,21 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     ops = sub.add_parser("ops", help="one probe round and /metrics with many backends")
     ops.add_argument("--backends", type=int, default=200)
     ops.add_argument("--repeat", type=int, default=20)
+    schedule = sub.add_parser("schedule", help="late binding vs send-at-once vs round robin")
+    schedule.add_argument("--jobs", type=int, default=2000, help="per run")
+    schedule.add_argument("--loads", type=lambda s: [float(x) for x in s.split(",")],
+                          default=[0.7, 0.9], help="fractions of capacity")  # fmt: skip
+    schedule.add_argument("--short-ms", type=float, default=25.0, help="short job, fast backend")
+    schedule.add_argument("--fast", type=int, default=4, help="backends at time scale 1")
+    schedule.add_argument("--slow", type=int, default=4, help="backends at time scale 2")
+    schedule.add_argument("--seed", type=int, default=1)
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    if args.bench == "schedule":
+        from balancer.bench.schedule import run_schedule_bench
+
+        return run_schedule_bench(args)
     if args.bench == "ops":
         from balancer.bench.ops import run_ops_bench
 

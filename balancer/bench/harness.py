@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import statistics
 import subprocess
@@ -12,8 +13,30 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import aiohttp
+
+
+def write_balancer_config(
+    folder: Path, backend_ports: Sequence[int], port: int, **extra: Any
+) -> Path:
+    """A config for a benchmark's balancer: loopback, quiet logs, an in-memory
+    store and a data dir of its own (two balancers must never share a store)."""
+    config: dict[str, Any] = {
+        "listen": {"host": "127.0.0.1", "port": port},
+        "backends": [
+            {"name": f"gpu{i}", "url": f"http://127.0.0.1:{p}"} for i, p in enumerate(backend_ports)
+        ],
+        "log": {"level": "warning"},
+        "store": {"kind": "memory"},
+        "data_dir": str(folder / "data"),
+        **extra,
+    }
+    path = folder / "balancer.yaml"
+    path.write_text(json.dumps(config))
+    return path
 
 
 def free_port() -> int:

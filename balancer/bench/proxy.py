@@ -9,36 +9,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import tempfile
 from pathlib import Path
 
 import aiohttp
 
-from balancer.bench.harness import child, closed_loop, free_port, table, wait_ready
+from balancer.bench.harness import (
+    child,
+    closed_loop,
+    free_port,
+    table,
+    wait_ready,
+    write_balancer_config,
+)
 from balancer.demo import DEMO_PROMPT
-
-
-def write_config(folder: Path, backend_port: int, port: int) -> Path:
-    path = folder / "balancer.yaml"
-    path.write_text(
-        json.dumps(
-            {
-                "listen": {"host": "127.0.0.1", "port": port},
-                "backends": [{"name": "gpu0", "url": f"http://127.0.0.1:{backend_port}"}],
-                "log": {"level": "warning"},
-                "store": {"kind": "memory"},
-                "data_dir": str(folder / "data"),
-            }
-        )
-    )
-    return path
 
 
 async def measure(seconds: float, concurrencies: list[int]) -> str:
     backend_port, balancer_port = free_port(), free_port()
     folder = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
-    config = write_config(folder, backend_port, balancer_port)
+    config = write_balancer_config(folder, [backend_port], balancer_port)
     direct = f"http://127.0.0.1:{backend_port}"
     front = f"http://127.0.0.1:{balancer_port}"
     emulate = ["emulate", "--port", str(backend_port), "--time-scale", "0"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import json
 import os
 import statistics
 import tempfile
@@ -23,7 +22,7 @@ from typing import Any
 import aiohttp
 from PIL import Image
 
-from balancer.bench.harness import child, free_port, table, wait_ready
+from balancer.bench.harness import child, free_port, table, wait_ready, write_balancer_config
 
 
 def noise_png(megabytes: float) -> bytes:
@@ -40,20 +39,6 @@ def prompt_for(name: str, nonce: int) -> dict[str, Any]:
         "1": {"class_type": "LoadImage", "inputs": {"image": name, "_nonce": nonce}},
         "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
     }
-
-
-def write_config(folder: Path, backend_port: int, port: int) -> Path:
-    path = folder / "balancer.yaml"
-    config = {
-        "listen": {"host": "127.0.0.1", "port": port},
-        "backends": [{"name": "gpu0", "url": f"http://127.0.0.1:{backend_port}"}],
-        "log": {"level": "warning"},
-        "data_dir": str(folder / "data"),
-        # Dispatch inline, so POST /prompt's latency includes placement.
-        "routing": {"max_pending_per_backend": None},
-    }
-    path.write_text(json.dumps(config))
-    return path
 
 
 async def timed_prompt(session: aiohttp.ClientSession, front: str, name: str, n: int) -> float:
@@ -78,7 +63,10 @@ async def one_round(session: aiohttp.ClientSession, front: str, i: int, data: by
 async def measure(rounds: int, megabytes: float) -> str:
     backend_port, balancer_port = free_port(), free_port()
     folder = Path(tempfile.mkdtemp(prefix="bench-upload-"))
-    config = write_config(folder, backend_port, balancer_port)
+    # Dispatch inline (no balancer queue), so POST /prompt's latency includes placement.
+    config = write_balancer_config(
+        folder, [backend_port], balancer_port, routing={"max_pending_per_backend": None}
+    )
     front = f"http://127.0.0.1:{balancer_port}"
     emulate = ["emulate", "--port", str(backend_port), "--time-scale", "0"]
     emulate += ["--base-dir", str(folder / "gpu0")]

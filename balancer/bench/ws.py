@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import sys
 import tempfile
 import time
@@ -54,7 +53,7 @@ from typing import Any
 
 import aiohttp
 
-from balancer.bench.harness import child, free_port, table, wait_ready
+from balancer.bench.harness import child, free_port, table, wait_ready, write_balancer_config
 from balancer.bench.ws_probe import (
     Probe,
     close_all,
@@ -240,22 +239,10 @@ class Bench:
         return list(times)
 
 
-def write_config(folder: Path, ports: list[int], port: int) -> Path:
-    backends = [{"name": f"gpu{i}", "url": f"http://127.0.0.1:{p}"} for i, p in enumerate(ports)]
-    config = {
-        "listen": {"host": "127.0.0.1", "port": port},
-        "backends": backends,
-        "log": {"level": "warning"},
-    }
-    path = folder / "balancer.yaml"
-    path.write_text(json.dumps(config))
-    return path
-
-
 async def measure(args: argparse.Namespace) -> str:
     ports, port = [free_port() for _ in range(BACKENDS)], free_port()
     folder = Path(tempfile.mkdtemp(prefix="bench-ws-"))
-    config = write_config(folder, ports, port)
+    config = write_balancer_config(folder, ports, port)
     backends = [f"http://127.0.0.1:{p}" for p in ports]
     front = f"http://127.0.0.1:{port}"
     rss: dict[str, float] = {}

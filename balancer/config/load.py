@@ -19,9 +19,19 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from balancer.config.access import (
+    FieldErrors,
+    parse_hosts,
+    parse_keys,
+    parse_origins,
+    parse_webhook_url,
+    webhook_relations,
+)
 from balancer.config.model import (
     AdminSettings,
+    AuthSettings,
     BackendSettings,
+    CorsSettings,
     LimitSettings,
     ListenSettings,
     ProbeSettings,
@@ -30,6 +40,7 @@ from balancer.config.model import (
     StoreSettings,
     TimeoutSettings,
     UploadSettings,
+    WebhookSettings,
 )
 from balancer.config.thresholds import parse_threshold, threshold_relation
 from balancer.config.units import format_duration, format_size, parse_duration, parse_size
@@ -134,6 +145,11 @@ _PARSERS: dict[tuple[type, str], Parser] = {
     (AdminSettings, "token"): _token,
     (RoutingSettings, "max_pending_per_backend"): _optional_count,
     (StoreSettings, "path"): _optional_path,
+    (AuthSettings, "keys"): parse_keys,
+    (CorsSettings, "origins"): parse_origins,
+    (WebhookSettings, "url"): parse_webhook_url,
+    (WebhookSettings, "secret"): _token,
+    (WebhookSettings, "allow"): parse_hosts,
 }
 
 # Range checks applied after parsing.
@@ -152,11 +168,14 @@ _CHECKS: dict[tuple[type, str], Check] = {
     (TimeoutSettings, "request"): _positive,
     (RoutingSettings, "max_queue"): _at_least(1),
     (RoutingSettings, "max_attempts"): _at_least(1),
+    (WebhookSettings, "max_attempts"): _at_least(1),
+    (WebhookSettings, "timeout"): _positive,
 }
 
 # Checks between fields of one section, run only once the section is valid.
 _RELATIONS: dict[type, Callable[[Any], Iterator[tuple[str, str]]]] = {
     ProbeSettings: _probe_relations,
+    WebhookSettings: webhook_relations,
 }
 
 # Backend fields that a top-level `defaults:` mapping may supply.
@@ -241,6 +260,9 @@ def _parse_fields(
         parser = _PARSERS.get((cls, key)) or partial(_by_type, types[key])
         try:
             value = parser(raw)
+        except FieldErrors as exc:  # several problems inside one field
+            errors.extend(f"{where}{sub}: {message}" for sub, message in exc.items)
+            continue
         except ValueError as exc:
             errors.append(f"{where}: {exc}")
             continue

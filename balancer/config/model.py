@@ -125,6 +125,54 @@ class LogSettings:
     format: Literal["json", "console"] = "json"
 
 
+KeyScope = Literal["client", "admin"]
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One API key: only its SHA-256 is kept (never the key itself)."""
+
+    name: str
+    sha256: bytes = field(repr=False)
+    scope: KeyScope = "client"
+    # Token bucket: `rate` prompts per second, up to `burst` at once.
+    rate: float | None = None
+    burst: int | None = None
+    # Jobs of this key that may wait or run at once; more get 429.
+    max_queued: int | None = None
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Access control (balancer.auth). No keys: everyone is anonymous."""
+
+    keys: tuple[ApiKey, ...] = ()
+    # Without keys, listening on a non-loopback address needs this.
+    allow_anonymous: bool = False
+    # /metrics, /balancer and /balancer/status open to everyone.
+    public_status: bool = True
+
+
+@dataclass(frozen=True)
+class CorsSettings:
+    # Origins (scheme://host[:port]) browsers may call from; empty: none.
+    origins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Completion callbacks (balancer.webhooks)."""
+
+    # Default URL when a job carries no `extra_data.webhook`.
+    url: str | None = None
+    # HMAC-SHA256 key for `X-Balancer-Signature`.
+    secret: str | None = field(default=None, repr=False)
+    # Hosts webhooks may be sent to; anything else is refused.
+    allow: tuple[str, ...] = ()
+    max_attempts: int = 5
+    timeout: float = 10.0
+
+
 @dataclass(frozen=True)
 class Settings:
     backends: tuple[BackendSettings, ...] = ()
@@ -138,5 +186,8 @@ class Settings:
     shutdown: ShutdownSettings = field(default_factory=ShutdownSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    cors: CorsSettings = field(default_factory=CorsSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     # Where the balancer keeps its own files (uploads, later the SQLite store).
     data_dir: str = "./data"

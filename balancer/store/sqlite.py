@@ -9,10 +9,11 @@ calls stay on the event loop thread. (An OS crash may lose the last commits.)
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from balancer.store.memory import MAX_HISTORY
 from balancer.store.model import Pin, StoredJob
@@ -30,11 +31,29 @@ CREATE TABLE IF NOT EXISTS history (
 """
 
 
+class StoreInUse(RuntimeError):
+    """Another balancer holds this store: two would both restore its jobs."""
+
+
+def _lock(path: Path) -> TextIO:
+    """An exclusive lock beside the database, held while the store is open."""
+    handle = open(f"{path}.lock", "w")  # noqa: SIM115 - held until close()
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise StoreInUse(f"{path} is in use by another balancer process") from None
+    return handle
+
+
 class SqliteStore:
     def __init__(self, path: str | Path) -> None:
+        self._lock: TextIO | None = None
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._lock = _lock(Path(path))
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
@@ -45,6 +64,9 @@ class SqliteStore:
 
     def close(self) -> None:
         self._db.close()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     # ---- pins
     def get_pin(self, prompt_id: str) -> Pin | None:

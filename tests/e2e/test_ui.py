@@ -25,6 +25,19 @@ BUILD_I2I = """() => {
   app.canvas.setDirty(true, true);
 }"""
 
+# Where the LoadImage node's "choose file to upload" button is on the screen.
+UPLOAD_BUTTON = """() => {
+  const node = app.graph.nodes.find((n) => n.type === 'LoadImage');
+  const button = node.widgets.find((w) => w.type === 'button');
+  const y = button.y ?? button.last_y;
+  if (!(y > 0)) return null;  // not drawn yet
+  const [cx, cy] = app.canvas.ds.convertOffsetToCanvas(
+      [node.pos[0] + node.size[0] / 2, node.pos[1] + y + 10]);
+  const rect = app.canvas.canvas.getBoundingClientRect();
+  const ratio = app.canvas.canvas.width / rect.width;
+  return [rect.left + cx / ratio, rect.top + cy / ratio];
+}"""
+
 
 def running_on(pool: UiPool, prompt_id: str) -> str | None:
     for name, emu in pool.emulators.items():
@@ -95,10 +108,11 @@ async def test_upload_then_image_to_image(ui: UiPage, pool: UiPool, tmp_path: Pa
     Image.new("RGB", (32, 24), (200, 40, 10)).save(picture)
     async with ui.step("4-upload"):
         await ui.page.evaluate(BUILD_I2I)
+        x, y = await (await ui.page.wait_for_function(UPLOAD_BUTTON)).json_value()
         async with ui.page.expect_response(lambda r: "/upload/image" in r.url) as uploaded:
-            await ui.page.locator("input[type=file][accept^='image']").first.set_input_files(
-                picture
-            )
+            async with ui.page.expect_file_chooser() as chooser:
+                await ui.page.mouse.click(x, y)
+            await (await chooser.value).set_files(picture)
         assert (await uploaded.value).status == 200
         value = await ui.page.evaluate(
             "() => app.graph.nodes.find((n) => n.type === 'LoadImage').widgets[0].value"
@@ -113,7 +127,7 @@ async def test_upload_then_image_to_image(ui: UiPage, pool: UiPool, tmp_path: Pa
         owner = next(n for n, e in pool.emulators.items() if done["prompt_id"] in e.history)
         assert owner not in holders  # the upload reached it only through the balancer
         await ui.save_image_src(f"@{owner}")
-    assert ui.unexpected_failures() == []
+    assert ui.unexpected_failures() == [], ui.failures
 
 
 async def test_interrupt_from_the_ui(ui: UiPage, pool: UiPool) -> None:
@@ -136,16 +150,18 @@ async def test_reload_mid_job_keeps_progress_and_result(ui: UiPage, pool: UiPool
     await ui.open()
     async with ui.step("6-before-reload"):
         sid = await ui.client_id()
+        for emulator in pool.emulators.values():
+            emulator.pause()  # the job starts, then waits before its first node
         await ui.run()
-        prompt_id = (await ui.wait_event("progress"))["prompt_id"]
+        prompt_id = (await ui.wait_event("execution_start"))["prompt_id"]
         owner = running_on(pool, prompt_id)
         assert owner is not None
-        pool.emulators[owner].pause()
     async with ui.step("6-after-reload"):
         await ui.page.reload()
         await ui.loaded()
         assert await ui.client_id() == sid  # reconnected with its sid
-        pool.emulators[owner].resume()
+        for emulator in pool.emulators.values():
+            emulator.resume()
         await ui.wait_event("progress", f"d.prompt_id === {prompt_id!r}")
         await ui.wait_event("execution_success", f"d.prompt_id === {prompt_id!r}")
         await ui.save_image_src(f"@{owner}")

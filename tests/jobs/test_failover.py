@@ -71,8 +71,9 @@ async def test_balancer_restart_with_a_hundred_jobs_queued_loses_none_and_runs_n
     pool = await make_pool(2)
     path = tmp_path / "balancer.db"
     settings = pool.balancer.settings
+    kept = SqliteStore(path)
     first: TestClient = await aiohttp_client(  # type: ignore[type-arg]
-        create_app(settings, clock=pool.clock, run_prober=False, store=SqliteStore(path))
+        create_app(settings, clock=pool.clock, run_prober=False, store=kept)
     )
     for emulator in pool.emulators.values():
         emulator.pause()
@@ -82,6 +83,7 @@ async def test_balancer_restart_with_a_hundred_jobs_queued_loses_none_and_runs_n
     ids = [(await first_pool.submit(colored(i)))["prompt_id"] for i in range(100)]
     assert len(first_pool.balancer.binder.queue) == 96  # 2 per backend were sent at once
     await first.close()  # the balancer stops; the backends keep their 4 jobs
+    kept.close()
 
     second: TestClient = await aiohttp_client(  # type: ignore[type-arg]
         create_app(settings, clock=pool.clock, run_prober=False, store=SqliteStore(path))

@@ -1,0 +1,184 @@
+"""`comfyui-balancer bench schedule`: late binding vs send-at-once vs round robin.
+
+Four rows per load: late binding as configured by default (one prompt
+pending per backend), late binding with none pending (`max_pending 0`, for
+comparison), send-at-once least loaded (`max_pending_per_backend: null`) and
+round robin (`routing.policy: round_robin`, which sends at once).
+
+Processes, all on 127.0.0.1: two children with 4 emulated backends each
+(half of the 8 at time scale 1, half at 2: twice as slow), one balancer per
+(policy, load) run in its own child, and the open-loop load generator here.
+Each run posts the same seeded trace per load (Poisson arrivals, 90 % short
+jobs of 1 sampler step, 10 % of 30 steps) and times each job from just before
+its POST /prompt to `executing` with node null on the client's socket.
+
+Capacity = sum over backends of 1 / (mean emulated job time on it); the
+arrival rate is `load x capacity`. Every latency is set against the ideal
+central queue on the same trace (balancer.bench.ideal), computed from the
+actual submit times and the jobs' emulated times: no HTTP, no event delivery,
+no decision time, which the measured runs do pay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from balancer.bench.harness import child, free_port, table
+from balancer.bench.ideal import ideal_latencies, mean, quantile
+from balancer.bench.schedule_load import SHORT_STEPS, drive, mean_work, plan, workflow
+
+
+@dataclass(frozen=True)
+class Policy:
+    label: str
+    routing: dict[str, Any]
+
+
+POLICIES = (
+    Policy("late binding (default)", {"max_pending_per_backend": 1}),
+    Policy("late binding, max_pending 0", {"max_pending_per_backend": 0}),
+    Policy("send at once, least loaded", {"max_pending_per_backend": None}),
+    Policy("round robin", {"policy": "round_robin"}),
+)
+
+
+@contextlib.contextmanager
+def emulator_hosts(
+    step_time: float, folder: Path, ports: list[int], scales: list[float]
+) -> Iterator[None]:
+    specs = [f"{port}:{scale}" for port, scale in zip(ports, scales, strict=True)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "balancer.bench.emulators", str(step_time), str(folder), *part],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for part in (specs[0::2], specs[1::2])  # fast and slow in each host
+    ]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def write_config(folder: Path, port: int, ports: list[int], routing: dict[str, Any]) -> Path:
+    path = folder / f"balancer-{port}.yaml"
+    backends = [{"name": f"gpu{i}", "url": f"http://127.0.0.1:{p}"} for i, p in enumerate(ports)]
+    config = {
+        "listen": {"host": "127.0.0.1", "port": port},
+        "backends": backends,
+        "log": {"level": "warning"},
+        "store": {"kind": "memory"},
+        "routing": routing,
+        "data_dir": str(folder / "data"),
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
+async def wait_json(
+    session: aiohttp.ClientSession, url: str, ok: Any, timeout: float = 30.0
+) -> None:
+    for _ in range(int(timeout / 0.1)):
+        with contextlib.suppress(aiohttp.ClientError):
+            async with session.get(url) as resp:
+                if resp.status == 200 and ok(await resp.json()):
+                    return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} was not ready in {timeout:.0f} s")
+
+
+def contains(key: str, mapping: Any) -> bool:
+    return key in mapping
+
+
+async def warm_up(session: aiohttp.ClientSession, ports: list[int]) -> None:
+    """One job straight to each backend, so the shared nodes are cached."""
+    for port in ports:
+        base = f"http://127.0.0.1:{port}"
+        await wait_json(session, base + "/queue", lambda _: True)
+        body = {"prompt": workflow(10**9, SHORT_STEPS)}  # a seed no measured job has
+        async with session.post(base + "/prompt", json=body) as resp:
+            answer = await resp.json()
+            if resp.status != 200:
+                raise RuntimeError(f"warm-up on {base}: HTTP {resp.status}: {answer}")
+            prompt_id = answer["prompt_id"]
+        await wait_json(session, f"{base}/history/{prompt_id}", partial(contains, prompt_id))
+
+
+async def measure(args: argparse.Namespace) -> tuple[str, list[str]]:
+    step_time = args.short_ms / 1000 / SHORT_STEPS
+    scales = [1.0] * args.fast + [2.0] * args.slow
+    capacity = sum(1 / (mean_work(step_time) * s) for s in scales)
+    ports = [free_port() for _ in scales]
+    folder = Path(tempfile.mkdtemp(prefix="bench-schedule-"))
+    rows: list[list[object]] = []
+    ratios: dict[tuple[str, float], tuple[float, float]] = {}
+    try:
+        with emulator_hosts(step_time, folder, ports, scales):
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+                await warm_up(session, ports)
+                for load in args.loads:
+                    jobs = plan(random.Random(f"{args.seed}/{load}"), args.jobs, load * capacity)
+                    for policy in POLICIES:
+                        port = free_port()
+                        config = write_config(folder, port, ports, policy.routing)
+                        base = f"http://127.0.0.1:{port}"
+                        with child(["serve", "--config", str(config)]):
+                            everyone_up = lambda h: h.get("backends_up") == len(ports)  # noqa: E731
+                            await wait_json(session, base + "/balancer/health", everyone_up)
+                            outcome = await drive(session, base, jobs, step_time)
+                        bound = ideal_latencies(outcome.trace, scales)
+                        got = (mean(outcome.latencies), quantile(outcome.latencies, 0.99))
+                        best = (mean(bound), quantile(bound, 0.99))
+                        ratios[policy.label, load] = got
+                        rows.append(
+                            [policy.label, f"{load:.0%}", len(jobs)]
+                            + [f"{1000 * v:.0f}" for v in (*got, *best)]
+                            + [f"{got[0] / best[0]:.2f}", f"{got[1] / best[1]:.2f}"]
+                        )
+                        print(" ".join(str(c) for c in rows[-1]), file=sys.stderr)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    headers = ["policy", "load", "jobs", "mean ms", "p99 ms", "bound mean", "bound p99"]
+    headers += ["mean/bound", "p99/bound"]
+    notes = [
+        f"{args.fast} backends at time scale 1 and {args.slow} at 2; short job {args.short_ms:g} ms"
+        f" of emulated sampling on a fast backend, long {30 * args.short_ms:g} ms, 10 % long;"
+        f" capacity {capacity:.1f} jobs/s; seed {args.seed}.",
+    ]
+    late, rr = POLICIES[0].label, POLICIES[-1].label
+    for load in args.loads:
+        if (late, load) in ratios and (rr, load) in ratios:
+            factor = ratios[rr, load][0] / ratios[late, load][0]
+            notes.append(f"at {load:.0%}: round robin mean / late binding mean = {factor:.1f}x")
+    return table(headers, rows), notes
+
+
+def run_schedule_bench(args: argparse.Namespace) -> int:
+    text, notes = asyncio.run(measure(args))
+    print(text)
+    for note in notes:
+        print(note)
+    return 0
