@@ -54,7 +54,9 @@ def _demo(args: argparse.Namespace) -> int:
     from balancer.logs import configure_logging
 
     configure_logging(LogSettings(level="info"))
-    asyncio.run(run_demo(args.host, args.port, args.backends))
+    from balancer.runner import run
+
+    run(run_demo(args.host, args.port, args.backends))
     return 0
 
 
