@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 from aiohttp import WSCloseCode, web
 
+from balancer.auth.setup import install_access
 from balancer.backends.channel import Channels
 from balancer.backends.prober import Prober
 from balancer.backends.registry import Registry
@@ -42,6 +43,7 @@ from balancer.scheduling.filters import DEFAULT_FILTERS
 from balancer.scheduling.policies import POLICIES
 from balancer.store import MemoryStore, SqliteStore, Store
 from balancer.upstream import Upstream
+from balancer.webhooks.setup import install_webhooks
 
 log = get_logger("balancer.app")
 
@@ -187,4 +189,6 @@ def create_app(
     app.cleanup_ctx.append(lifecycle)
     install_ops(app, config_path)  # before the catch-all route; watches config_path
     setup_routes(app)
+    install_access(app, settings)  # after the routes: CORS wraps them
+    install_webhooks(app)
     return app

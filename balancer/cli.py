@@ -28,6 +28,14 @@ def _serve(args: argparse.Namespace) -> int:
     )
     settings = replace(settings, listen=listen)
     configure_logging(settings.log)
+    from balancer.auth.setup import anonymous_refusal, is_loopback_host
+
+    refused = anonymous_refusal(settings, listen.host)
+    if refused is not None:
+        print(refused, file=sys.stderr)
+        return 1
+    if not settings.auth.keys and not is_loopback_host(listen.host):
+        get_logger("balancer").warning("anonymous_access", host=listen.host)
     try:
         store = open_store(settings)
     except StoreInUse as exc:

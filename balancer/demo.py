@@ -57,6 +57,7 @@ async def run_demo(host: str, port: int, count: int) -> None:
         print(f"comfyui-balancer demo: {front.url} in front of {len(backends)} emulated backends")
         for backend in backends:
             print(f"  {backend.name}: {backend.url}")
+        print(f"web UI: open {front.url}/ in a browser (needs the `ui` extra)")
         print(f"status: {front.url}/queue   try:\n{curl_line(front.url)}", flush=True)
         await wait_for_stop()
     finally:

@@ -19,8 +19,8 @@ from balancer.config.model import RoutingSettings
 from balancer.jobs.dispatch import Broken, Dispatcher, Sent, Unreachable
 from balancer.jobs.events import JobEvent
 from balancer.jobs.failure import failed_entry, rejection_error
+from balancer.jobs.fair import FairQueue
 from balancer.jobs.model import Job
-from balancer.jobs.queue import WaitingQueue
 from balancer.logs import get_logger
 from balancer.scheduling import NoBackend
 from balancer.store import StoredJob
@@ -47,7 +47,7 @@ class LateBinder:
         self.clock = clock
         self.wall = wall
         self.notify = notify
-        self.queue = WaitingQueue()
+        self.queue = FairQueue()  # round-robin across API keys
         self.counter = 0
         self._wake = asyncio.Event()
         self._done_at: deque[float] = deque(maxlen=50)

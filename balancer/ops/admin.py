@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from balancer.auth.principal import is_admin_key
 from balancer.config.load import ConfigError, parse_backend
 from balancer.errors import error_response
 from balancer.ops.context import OPS
@@ -31,9 +32,11 @@ def is_loopback(remote: str | None) -> bool:
 
 def refusal(request: web.Request) -> web.Response | None:
     """None if the caller may use the admin API, else the answer to give."""
+    if is_admin_key(request):  # an admin-scope API key (balancer.auth)
+        return None
     token = ctx(request).settings.admin.token
     if token is None:
-        if is_loopback(request.remote):
+        if is_loopback(request.remote) and not ctx(request).settings.auth.keys:
             return None
         return error_response(
             403, "forbidden", "Admin API answers loopback only", "set admin.token to allow others"

@@ -6,6 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
+from balancer.auth.access import visible_ids
+from balancer.auth.tenancy import filter_queue
 from balancer.errors import error_response
 from balancer.proxy import merge
 from balancer.proxy.context import Balancer, ctx
@@ -38,7 +40,8 @@ async def get_queue(request: web.Request) -> web.StreamResponse:
     queues = [data for _, data in answers]
     merged = merge.merge_queues(queues, lambda item: present_queue_item(b.store, item))
     merged["queue_pending"] += [waiting_item(job) for job in b.binder.queue]
-    return web.json_response(merged)
+    visible = visible_ids(request)  # a client key sees only its own jobs
+    return web.json_response(merged if visible is None else filter_queue(merged, visible))
 
 
 def _int_param(request: web.Request, name: str) -> int | web.Response | None:
@@ -64,13 +67,16 @@ async def get_history(request: web.Request) -> web.StreamResponse:
     if isinstance(offset, web.Response):
         return offset
     b = ctx(request)
-    query = merge.upstream_history_query(max_items, offset)
+    visible = visible_ids(request)  # a client key sees only its own jobs: page after filtering
+    query = merge.upstream_history_query(max_items, offset) if visible is None else ""
     answers = await healthy_json(b, "/history" + query)
     merged = merge.merge_histories(
         answers,
         lambda backend, pid, e: present_entry(b.store, backend, pid, e),
         b.store.histories(),
     )
+    if visible is not None:
+        merged = [(pid, entry) for pid, entry in merged if visible(pid)]
     return web.json_response(dict(merge.page(merged, max_items, offset)))
 
 

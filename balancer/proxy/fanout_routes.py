@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from balancer.auth.tenancy import scoped_body
 from balancer.backends.state import Backend
 from balancer.errors import error_response
 from balancer.proxy.context import Balancer, ctx, read_json_object, upstream_failed
@@ -39,6 +40,7 @@ async def clear_or_delete(request: web.Request, path: str) -> web.StreamResponse
     body = await read_json_object(request)
     if isinstance(body, web.Response):
         return body
+    body = scoped_body(request, b, path, body) or body  # a client key: its own ids only
     delete = body.get("delete", [])
     if not isinstance(delete, list):
         return error_response(400, "invalid_request", "delete must be a list of prompt ids")

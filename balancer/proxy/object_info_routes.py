@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from balancer.auth.uploads import visible_inputs
 from balancer.errors import error_response
 from balancer.files.refs import LOADERS
 from balancer.proxy.context import ctx, reply_response, upstream_failed
@@ -48,7 +49,8 @@ async def _answer(request: web.Request, path: str) -> web.StreamResponse:
         info = json.loads(reply.body)
     except ValueError:
         return reply_response(reply)
-    return web.json_response(with_inputs(info, files_of(request).store.input_images()))
+    names = visible_inputs(request, files_of(request).store.input_images())
+    return web.json_response(with_inputs(info, names))
 
 
 async def get_object_info(request: web.Request) -> web.StreamResponse:

@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from balancer.auth.access import may_see, visible_ids
+from balancer.auth.tenancy import interrupt_own
 from balancer.files.naming import rewrite_file_item, rewrite_ui_output
 from balancer.proxy.context import (
     Balancer,
@@ -23,6 +25,8 @@ async def get_history_item(request: web.Request) -> web.StreamResponse:
     """GET /history/{id}: the owner's entry with outputs renamed; `{}` if unknown."""
     b = ctx(request)
     prompt_id = request.match_info["prompt_id"]
+    if not may_see(request, prompt_id):  # another tenant's: like an unknown id
+        return web.json_response({})
     kept = b.store.get_history(prompt_id)
     if kept is not None:  # finished: answered by the balancer, whatever the backend does
         return web.json_response({prompt_id: kept})
@@ -61,7 +65,7 @@ def rewrite_job(b: Balancer, backend: str, job: Any) -> Any:
 async def get_job(request: web.Request) -> web.StreamResponse:
     b = ctx(request)
     job_id = request.match_info["job_id"]
-    backend = b.owner_of(job_id)
+    backend = b.owner_of(job_id) if may_see(request, job_id) else None
     if backend is None:
         return web.json_response({"error": "Job not found"}, status=404)
     try:
@@ -77,6 +81,8 @@ async def get_job(request: web.Request) -> web.StreamResponse:
 async def cancel_job(request: web.Request) -> web.StreamResponse:
     b = ctx(request)
     job_id = request.match_info["job_id"]
+    if not may_see(request, job_id):
+        return web.json_response({"cancelled": False})
     if b.binder.remove(job_id):  # still waiting in the balancer
         b.relay.refresh_status()
         return web.json_response({"cancelled": True})
@@ -98,6 +104,12 @@ async def post_interrupt(request: web.Request) -> web.StreamResponse:
     if isinstance(body, web.Response):
         return body
     prompt_id = body.get("prompt_id")
+    visible = visible_ids(request)
+    if prompt_id is None and visible is not None:  # a client key: its own jobs only
+        await interrupt_own(b, visible)
+        return web.Response(status=200)
+    if prompt_id is not None and not may_see(request, str(prompt_id)):
+        return web.Response(status=200)  # another tenant's: a no-op, like an unknown id
     if prompt_id is None:
         targets = b.registry.healthy()
     else:

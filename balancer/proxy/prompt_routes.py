@@ -6,6 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
+from balancer.auth.principal import principal_of
+from balancer.auth.submission import accepted, admit
 from balancer.errors import error_response
 from balancer.proxy.aggregate_routes import healthy_json
 from balancer.proxy.context import ctx, read_json_object
@@ -19,7 +21,11 @@ async def post_prompt(request: web.Request) -> web.StreamResponse:
         return error_response(400, "no_prompt", "No prompt provided", "No prompt provided")
     if not isinstance(body["prompt"], dict):
         return error_response(400, "invalid_prompt", "Prompt must be a JSON object")
-    answer = await ctx(request).submitter.submit(body)
+    refused = admit(request, body)  # tenant files, webhook, the key's cap and rate
+    if refused is not None:
+        return refused
+    answer = await ctx(request).submitter.submit(body, tenant=principal_of(request).tenant)
+    accepted(request, body, answer.status, answer.body)
     return web.Response(
         status=answer.status,
         body=answer.body,

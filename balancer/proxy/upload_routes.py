@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from PIL import UnidentifiedImageError
 
+from balancer.auth.uploads import may_use, scope_upload_fields
 from balancer.errors import error_response
 from balancer.files import transfer
 from balancer.files.masks import apply_mask
@@ -89,6 +90,7 @@ async def read_form(request: web.Request, files: Files) -> Form:
     except BaseException:
         form.abort()
         raise
+    scope_upload_fields(request, form.fields)  # a client key's uploads: its own folder
     return form
 
 
@@ -169,6 +171,8 @@ async def _original(request: web.Request, files: Files, raw: str | None) -> str:
             raise ValueError("not an object")
         name, kind = split_annotation(str(ref.get("filename") or ""), ref.get("type") or "output")
         subfolder = str(ref.get("subfolder") or "")
+        if not may_use(request, str(kind), subfolder, name):
+            raise ValueError("no such file")  # another tenant's: like a missing one
         owner = None
         if subfolder.startswith(PREFIX):
             split = from_client_subfolder(subfolder)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from balancer.auth.uploads import may_use
 from balancer.backends.state import Backend
 from balancer.files.naming import BACKEND_FILE_TYPES, from_client_subfolder
 from balancer.files.paths import split_annotation
@@ -35,6 +36,8 @@ async def get_view(request: web.Request) -> web.StreamResponse:
     filename = request.query.get("filename", "")
     kind = file_type(filename, request.query.get("type", "output"))
     plain, _ = split_annotation(filename, kind)
+    if filename and not may_use(request, kind, request.query.get("subfolder", ""), plain):
+        return web.Response(status=404)  # another tenant's file: like a missing one
     if filename and (kind == "input" or in_store(request, plain, kind)):
         return await view_stored(request, plain, kind)  # the balancer's upload store
     if not filename or kind not in BACKEND_FILE_TYPES:

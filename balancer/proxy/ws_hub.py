@@ -51,6 +51,12 @@ class ClientSocket:
     outbox: asyncio.Queue[Frame | None] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
     busy: bool = False  # the writer holds frames not yet handed to the transport
     pending: list[Frame] = field(default_factory=list)  # to write at the next loop turn
+    # Whose job events this socket may get: a key's tenant, or everything.
+    tenant: str | None = None
+    sees_all: bool = True
+
+    def may_see(self, owner: str | None) -> bool:
+        return self.sees_all or (owner is not None and owner == self.tenant)
 
     def _raw(self) -> asyncio.Transport | None:
         transport = self.transport
@@ -168,6 +174,18 @@ class ClientHub:
     def broadcast(self, frame: Frame) -> None:
         for sock in self:
             sock.send(frame)
+
+    def to_owner(self, sid: str | None, owner: str | None, frame: Frame) -> None:
+        """To the sockets of `sid` that may see a job of tenant `owner`."""
+        for sock in self.of(sid):
+            if sock.may_see(owner):
+                sock.send(frame)
+
+    def broadcast_owned(self, owner: str | None, frame: Frame) -> None:
+        """A job's broadcast event: to every socket that may see its tenant."""
+        for sock in self:
+            if sock.may_see(owner):
+                sock.send(frame)
 
     def status(self, sid: str | None = None) -> str:
         data: dict[str, Any] = {"status": {"exec_info": {"queue_remaining": self.queue_remaining}}}

@@ -50,6 +50,10 @@ class EventRelay:
         self.lost: Callable[[str, str], None] = lambda prompt_id, reason: None
         self.wake: Callable[[], None] = lambda: None
         self.waiting: Callable[[], int] = lambda: 0
+        # Set by access control: the tenant a prompt belongs to, and a hook
+        # for the output files an `executed` event names.
+        self.owner_of: Callable[[str], str | None] = lambda prompt_id: None
+        self.on_output: Callable[[str, Any], None] = lambda prompt_id, output: None
 
     def refresh_status(self) -> None:
         """Send the pool-wide queue count if it changed."""
@@ -63,7 +67,8 @@ class EventRelay:
     def notify(self, client_id: str | None, type_: str, data: dict[str, Any]) -> None:
         """Send a job event the balancer makes itself (a late failure)."""
         if client_id is not None:
-            self.hub.to_sid(client_id, event(type_, data))
+            owner = self.owner_of(str(data.get("prompt_id")))
+            self.hub.to_owner(client_id, owner, event(type_, data))
 
     async def on_json(self, backend: Backend, message: dict[str, Any]) -> None:
         type_, data = message["type"], message.get("data")
@@ -87,6 +92,7 @@ class EventRelay:
             job.node = data.get("node")
         elif type_ == "executed":
             data = {**data, "output": rewrite_ui_output(backend.name, data.get("output"))}
+            self.on_output(job.prompt_id, data["output"])
         self._to_owner(job, type_, data)
 
     def _status_push(self, backend: Backend, data: Any) -> None:
@@ -100,10 +106,11 @@ class EventRelay:
             self.wake()
 
     def _to_owner(self, job: Job, type_: str, data: dict[str, Any]) -> None:
+        owner = self.owner_of(job.prompt_id)
         if job.client_id is not None:
-            self.hub.to_sid(job.client_id, event(type_, data))
+            self.hub.to_owner(job.client_id, owner, event(type_, data))
         elif type_ in BROADCAST_WITHOUT_CLIENT:
-            self.hub.broadcast(event(type_, data))
+            self.hub.broadcast_owned(owner, event(type_, data))
 
     def _unowned(self, type_: str, data: dict[str, Any], prompt_id: Any) -> None:
         """Events of prompts the balancer did not send (posted to a backend
@@ -111,7 +118,7 @@ class EventRelay:
         # `executing` without a prompt_id is ComfyUI's reconnect hint to our own sid.
         broadcast = prompt_id is None or type_ in BROADCAST_WITHOUT_CLIENT
         if broadcast and type_ != "executing":
-            self.hub.broadcast(event(type_, data))
+            self.hub.broadcast_owned(None, event(type_, data))
 
     async def finish(self, backend: Backend, prompt_id: str) -> Job | None:
         """Fetch the history entry once, keep it, and end the job."""
@@ -143,19 +150,22 @@ class EventRelay:
             self._preview(job, frame, preview)
             return
         job = self.tracker.running_on(backend.name)
+        owner = self.owner_of(job.prompt_id) if job is not None else None
         if job is not None and job.client_id is not None:
-            self.hub.to_sid(job.client_id, frame)
+            self.hub.to_owner(job.client_id, owner, frame)
         else:
-            self.hub.broadcast(frame)
+            self.hub.broadcast_owned(owner, frame)
 
     def _preview(self, job: Job | None, frame: bytes, preview: frames.MetadataPreview) -> None:
         """Type 4 to clients that asked for metadata, type 1 to the others; with
         no client_id, type 1 to every socket (as ComfyUI broadcasts it)."""
+        owner = self.owner_of(job.prompt_id) if job is not None else None
         if job is None or job.client_id is None:
-            self.hub.broadcast(preview.as_legacy())
+            self.hub.broadcast_owned(owner, preview.as_legacy())
             return
         for sock in self.hub.of(job.client_id):
-            sock.send(frame if sock.wants_metadata else preview.as_legacy())
+            if sock.may_see(owner):
+                sock.send(frame if sock.wants_metadata else preview.as_legacy())
 
 
 def end_events(entry: Any, prompt_id: str) -> list[tuple[str, dict[str, Any]]]:

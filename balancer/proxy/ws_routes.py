@@ -15,6 +15,7 @@ import uuid
 
 from aiohttp import WSMsgType, web
 
+from balancer.auth.principal import principal_of
 from balancer.jobs.model import JobState
 from balancer.proxy.context import ctx
 from balancer.proxy.ws_hub import ClientSocket, event
@@ -32,12 +33,16 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     given = request.query.get("clientId", "")
     sid = given if 0 < len(given) <= MAX_SID else uuid.uuid4().hex
-    sock = ClientSocket(sid, ws, transport=request.transport)
+    viewer = principal_of(request)
+    sock = ClientSocket(
+        sid, ws, transport=request.transport, tenant=viewer.tenant, sees_all=viewer.sees_all
+    )
     b.hub.add(sock)
     writer = asyncio.create_task(sock.write_loop())
     sock.send(b.hub.status(sid))
     for job in b.tracker.unfinished_of(sid):
-        if job.state is JobState.RUNNING and job.node is not None:
+        visible = sock.may_see(b.relay.owner_of(job.prompt_id))
+        if visible and job.state is JobState.RUNNING and job.node is not None:
             sock.send(event("executing", {"node": job.node}))
     try:
         await read_client(sock, b.settings.limits.max_body)

@@ -111,7 +111,8 @@ async def test_upload_then_image_to_image(ui: UiPage, pool: UiPool, tmp_path: Pa
         x, y = await (await ui.page.wait_for_function(UPLOAD_BUTTON)).json_value()
         async with ui.page.expect_response(lambda r: "/upload/image" in r.url) as uploaded:
             async with ui.page.expect_file_chooser() as chooser:
-                await ui.page.mouse.click(x, y)
+                await ui.page.mouse.move(x, y)
+                await ui.page.mouse.click(x, y, delay=50)
             await (await chooser.value).set_files(picture)
         assert (await uploaded.value).status == 200
         value = await ui.page.evaluate(

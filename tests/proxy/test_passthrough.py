@@ -85,6 +85,7 @@ async def test_origin_host_and_forwarding_headers_are_rewritten(
         data=b'"dark"',
         headers={
             "Origin": "https://balancer.example",
+            "Host": "balancer.example",  # same origin: a cross-origin POST is refused
             "Connection": "keep-alive, X-Hop",
             "X-Hop": "drop me",
             "Comfy-User": "alice",

@@ -1,0 +1,54 @@
+"""The access-control state of one app: the key ring (rebuilt when a reload
+changes `auth`), prompt and file owners, and the per-key rate limiter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from balancer.auth.limits import Clock, RateLimiter
+from balancer.auth.owners import Owners
+from balancer.auth.principal import KeyRing, Principal, principal_of
+from balancer.config.model import AuthSettings, Settings
+from balancer.store import Store
+
+
+class Access:
+    def __init__(self, settings: Callable[[], Settings], store: Store, clock: Clock) -> None:
+        self.settings = settings
+        self.owners = Owners(store)
+        self.rates = RateLimiter(clock)
+        self._auth: AuthSettings | None = None
+        self._ring = KeyRing(())
+
+    def keyring(self) -> KeyRing:
+        auth = self.settings().auth
+        if auth is not self._auth:
+            self._auth, self._ring = auth, KeyRing(auth.keys)
+        return self._ring
+
+    def may_see(self, principal: Principal, prompt_id: str) -> bool:
+        return principal.sees_all or principal.may_see(self.owners.of(prompt_id))
+
+
+ACCESS: web.AppKey[Access] = web.AppKey("access", Access)
+
+
+def access_of(request: web.Request) -> Access:
+    return request.app[ACCESS]
+
+
+def may_see(request: web.Request, prompt_id: str) -> bool:
+    """Whether the caller may see or touch this prompt (unknown ids: no)."""
+    principal = principal_of(request)
+    return principal.sees_all or access_of(request).may_see(principal, prompt_id)
+
+
+def visible_ids(request: web.Request) -> Callable[[str], bool] | None:
+    """A filter on prompt_ids for this caller; None when it sees everything."""
+    principal = principal_of(request)
+    if principal.sees_all:
+        return None
+    access = access_of(request)
+    return lambda prompt_id: access.may_see(principal, prompt_id)

@@ -1,0 +1,86 @@
+"""Which tenant each prompt belongs to, and which tenant owns each output file.
+
+The pin (or the stored unfinished job) says whose a prompt is; a job that
+failed before it was pinned is remembered here for the process lifetime.
+An output file belongs to the prompt whose history entry or `executed` event
+names it. Unknown means: visible only to callers that see everything.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from balancer.jobs.events import JobEvent
+from balancer.store import Store
+
+MAX_REMEMBERED = 100_000
+FileRef = tuple[str, str, str]  # (type, client subfolder with @backend, filename)
+
+
+class Owners:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._recent: OrderedDict[str, str | None] = OrderedDict()
+        self._files: OrderedDict[FileRef, str | None] = OrderedDict()
+        for prompt_id, entry in store.histories().items():
+            self.index_entry(prompt_id, entry)
+
+    def record(self, prompt_id: str, tenant: str | None) -> None:
+        """At submission; the first owner of an id stays its owner."""
+        stored = self._stored(prompt_id)
+        if prompt_id not in self._recent and (stored is None or stored[0] == tenant):
+            _bounded_put(self._recent, prompt_id, tenant)
+
+    def _stored(self, prompt_id: str) -> tuple[str | None] | None:
+        pin = self.store.get_pin(prompt_id)
+        if pin is not None:
+            return (pin.tenant,)
+        job = self.store.get_job(prompt_id)
+        return (job.tenant,) if job is not None else None
+
+    def of(self, prompt_id: str) -> str | None:
+        if prompt_id in self._recent:
+            return self._recent[prompt_id]
+        stored = self._stored(prompt_id)
+        return stored[0] if stored else None
+
+    def file_owner(self, ref: FileRef) -> tuple[bool, str | None]:
+        """(known, owner) of an output file."""
+        return (ref in self._files, self._files.get(ref))
+
+    def index_outputs(self, prompt_id: str, outputs: Any) -> None:
+        """Remember the files an `executed` event or history entry names."""
+        owner = self.of(prompt_id)
+        for ref in output_refs(outputs):
+            _bounded_put(self._files, ref, owner)
+
+    def index_entry(self, prompt_id: str, entry: Any) -> None:
+        outputs = entry.get("outputs") if isinstance(entry, dict) else None
+        if isinstance(outputs, dict):
+            for node_output in outputs.values():
+                self.index_outputs(prompt_id, node_output)
+
+    def job_event(self, event: JobEvent) -> None:
+        if event.phase in ("completed", "failed", "interrupted"):
+            self.index_entry(event.prompt_id, self.store.get_history(event.prompt_id))
+
+
+def output_refs(node_output: Any) -> list[FileRef]:
+    """File items (`{"filename", "subfolder", "type"}`) in one node's output."""
+    refs: list[FileRef] = []
+    if not isinstance(node_output, dict):
+        return refs
+    for items in node_output.values():
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and isinstance(item.get("filename"), str):
+                kind = item.get("type") or "output"
+                refs.append((str(kind), str(item.get("subfolder") or ""), item["filename"]))
+    return refs
+
+
+def _bounded_put(table: OrderedDict[Any, str | None], key: Any, value: str | None) -> None:
+    table[key] = value
+    table.move_to_end(key)
+    while len(table) > MAX_REMEMBERED:
+        table.popitem(last=False)

@@ -1,0 +1,67 @@
+"""The gate in front of POST /prompt: files of other tenants, the webhook
+allow-list, the key's queue cap and its rate; and noting whose job it is."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from balancer.auth.access import access_of
+from balancer.auth.limits import retry_after
+from balancer.auth.principal import principal_of
+from balancer.auth.uploads import foreign_file
+from balancer.errors import error_response
+from balancer.proxy.context import Balancer, ctx
+from balancer.webhooks.policy import refusal, requested_url
+from balancer.webhooks.setup import WEBHOOKS
+
+
+def unfinished_of(b: Balancer, request: web.Request, tenant: str) -> int:
+    owners = access_of(request).owners
+    running = sum(1 for pid in list(b.tracker.jobs) if owners.of(pid) == tenant)
+    return b.binder.queue.count(tenant) + running
+
+
+def admit(request: web.Request, body: dict[str, Any]) -> web.Response | None:
+    """None if the prompt may be submitted, else the refusal."""
+    b = ctx(request)
+    name = foreign_file(request, body["prompt"])
+    if name is not None:
+        return error_response(400, "invalid_prompt", "Prompt references an unknown file", name)
+    url = requested_url(body)
+    problem = refusal(b.settings.webhooks, url) if url is not None else None
+    if problem is not None:
+        return error_response(400, "invalid_webhook", "Webhook not allowed", problem)
+    key = principal_of(request).key
+    if key is None:
+        return None
+    if key.max_queued is not None and unfinished_of(b, request, key.name) >= key.max_queued:
+        wait = str(b.binder.retry_after())
+        return too_many("Too many queued jobs for this key", f"max_queued={key.max_queued}", wait)
+    delay = access_of(request).rates.take(key)
+    if delay is not None:
+        return too_many("Rate limit exceeded for this key", "", retry_after(delay))
+    return None
+
+
+def too_many(message: str, details: str, retry: str) -> web.Response:
+    return error_response(429, "rate_limited", message, details, {"Retry-After": retry})
+
+
+def accepted(request: web.Request, body: dict[str, Any], status: int, answer: bytes) -> None:
+    """After a 200: remember whose job it is, and its webhook."""
+    if status != 200:
+        return
+    try:
+        prompt_id = json.loads(answer).get("prompt_id")
+    except (ValueError, AttributeError):
+        return
+    if not isinstance(prompt_id, str):
+        return
+    access_of(request).owners.record(prompt_id, principal_of(request).tenant)
+    if WEBHOOKS in request.app:
+        url = requested_url(body)
+        base = str(request.url.origin())
+        request.app[WEBHOOKS].note(prompt_id, url if isinstance(url, str) else None, base)

@@ -1,0 +1,1 @@
+"""Completion callbacks: a signed JSON POST when a job ends (README "Webhooks")."""

@@ -1,0 +1,83 @@
+"""Fair sharing: per-key rate and queue cap (429 + Retry-After), and the
+balancer queue taking keys in turn."""
+
+from __future__ import annotations
+
+from support import FakeClock, PoolFactory, colored
+
+from balancer.auth.limits import RateLimiter
+from balancer.jobs.fair import FairQueue
+from balancer.store import StoredJob
+
+from .auth_helpers import api_key, as_, keyed_pool
+
+
+def job(prompt_id: str, tenant: str | None, number: float) -> StoredJob:
+    return StoredJob(prompt_id, {}, "d", None, number, tenant=tenant)
+
+
+def test_two_floods_do_not_starve_a_light_key() -> None:
+    queue = FairQueue()
+    number = 0
+    for i in range(50):
+        for tenant in ("flood1", "flood2"):
+            number += 1
+            queue.push(job(f"{tenant}-{i}", tenant, number))
+    queue.push(job("light-0", "light", number + 1))
+    queue.push(job("light-1", "light", number + 2))
+    assert [j.prompt_id for j in queue][:6] == [
+        "flood1-0", "flood2-0", "light-0", "flood1-1", "flood2-1", "light-1",
+    ]  # fmt: skip
+    order = [queue.pop().prompt_id for _ in range(len(queue))]
+    # each light job waits at most two other dispatches (one per flooding key)
+    assert order.index("light-0") <= 2
+    assert order.index("light-1") - order.index("light-0") <= 3
+    assert [p for p in order if p.startswith("flood1")] == [f"flood1-{i}" for i in range(50)]
+
+
+def test_fifo_order_within_a_tenant_and_front_jumps() -> None:
+    queue = FairQueue()
+    queue.push(job("a", "t", 1))
+    queue.push(job("b", "t", 2))
+    queue.push(job("c", "t", -3))
+    assert queue.remove("b") is not None
+    assert [queue.pop().prompt_id for _ in range(2)] == ["c", "a"]
+    assert queue.peek() is None
+
+
+def test_token_bucket() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(clock)
+    key = api_key("alice", rate=2.0, burst=3)
+    assert [limiter.take(key) for _ in range(3)] == [None, None, None]
+    wait = limiter.take(key)
+    assert wait is not None and 0 < wait <= 0.5
+    clock.advance(0.5)
+    assert limiter.take(key) is None
+
+
+async def test_rate_limit_gives_429_with_retry_after(make_pool: PoolFactory) -> None:
+    pool = await keyed_pool(make_pool, 1, api_key("alice", rate=1.0, burst=2))
+    codes = []
+    for i in range(3):
+        resp = await pool.client.post("/prompt", json={"prompt": colored(i)}, headers=as_("alice"))
+        codes.append(resp.status)
+    assert codes == [200, 200, 429]
+    assert int(resp.headers["Retry-After"]) >= 1
+    assert (await resp.json())["error"]["type"] == "rate_limited"
+
+
+async def test_queue_cap_gives_429_with_retry_after(make_pool: PoolFactory) -> None:
+    pool = await keyed_pool(make_pool, 1, api_key("alice", max_queued=2), api_key("bob"))
+    for emulator in pool.emulators.values():
+        emulator.pause()
+    codes = []
+    for i in range(3):
+        resp = await pool.client.post("/prompt", json={"prompt": colored(i)}, headers=as_("alice"))
+        codes.append(resp.status)
+    assert codes == [200, 200, 429]
+    assert "Retry-After" in resp.headers
+    other = await pool.client.post("/prompt", json={"prompt": colored(9)}, headers=as_("bob"))
+    assert other.status == 200
+    for emulator in pool.emulators.values():
+        emulator.resume()
