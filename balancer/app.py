@@ -28,6 +28,7 @@ from balancer.jobs.dispatch import Dispatcher, room_filter
 from balancer.jobs.events import JobEvents
 from balancer.jobs.ids import IdFactory, mint_prompt_id
 from balancer.jobs.late import LateBinder
+from balancer.jobs.speed import SpeedObserver
 from balancer.jobs.submit import Submitter
 from balancer.jobs.tracker import Tracker
 from balancer.logs import get_logger
@@ -104,6 +105,7 @@ def assemble(
     """Wire the parts together; nothing here does I/O."""
     upstream = Upstream(http, settings.timeouts.request)
     events = JobEvents()
+    events.subscribe(SpeedObserver(registry))
     tracker = Tracker(store, events, clock)
     hub = ClientHub()
     relay = EventRelay(registry, tracker, hub, store, upstream, clock)

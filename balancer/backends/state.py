@@ -48,6 +48,9 @@ class Backend:
         self.snapshot: LoadSnapshot | None = None
         self.last_error: str | None = None
         self.inflight = 0
+        # Observed run time of its jobs (seconds, moving average) and how many.
+        self.run_time: float | None = None
+        self.runs = 0
         self._accepted_at: deque[float] = deque()
         # The client_id of the open channel; None while the channel is down.
         self.channel_id: str | None = None
@@ -82,6 +85,12 @@ class Backend:
             self.healthy = True
             return True
         return False
+
+    def record_run(self, seconds: float, weight: float = 0.2) -> None:
+        """A job ran this long here: update the moving average."""
+        previous = self.run_time
+        self.run_time = seconds if previous is None else previous + weight * (seconds - previous)
+        self.runs += 1
 
     def record_push(self, queue_remaining: int, now: float) -> None:
         """A `status` push from the channel: the queue count as of `now`.

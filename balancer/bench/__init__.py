@@ -32,6 +32,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     schedule.add_argument("--fast", type=int, default=4, help="backends at time scale 1")
     schedule.add_argument("--slow", type=int, default=4, help="backends at time scale 2")
     schedule.add_argument("--seed", type=int, default=1)
+    schedule.add_argument(
+        "--policies",
+        type=lambda s: s.split(","),
+        default=["default", "pending0", "expected-finish", "at-once", "round-robin"],
+        help="which rows to run (default: all)",
+    )
 
 
 def run_bench(args: argparse.Namespace) -> int:

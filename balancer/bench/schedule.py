@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import random
 import shutil
 import subprocess
@@ -38,22 +37,28 @@ from typing import Any
 
 import aiohttp
 
-from balancer.bench.harness import child, free_port, table
+from balancer.bench.harness import child, free_port, table, write_balancer_config
 from balancer.bench.ideal import ideal_latencies, mean, quantile
 from balancer.bench.schedule_load import SHORT_STEPS, drive, mean_work, plan, workflow
 
 
 @dataclass(frozen=True)
 class Policy:
+    key: str
     label: str
     routing: dict[str, Any]
 
 
 POLICIES = (
-    Policy("late binding (default)", {"max_pending_per_backend": 1}),
-    Policy("late binding, max_pending 0", {"max_pending_per_backend": 0}),
-    Policy("send at once, least loaded", {"max_pending_per_backend": None}),
-    Policy("round robin", {"policy": "round_robin"}),
+    Policy("default", "late binding (default)", {"max_pending_per_backend": 1}),
+    Policy("pending0", "late binding, max_pending 0", {"max_pending_per_backend": 0}),
+    Policy(
+        "expected-finish",
+        "late binding, expected_finish",
+        {"max_pending_per_backend": 1, "policy": "expected_finish"},
+    ),
+    Policy("at-once", "send at once, least loaded", {"max_pending_per_backend": None}),
+    Policy("round-robin", "round robin", {"policy": "round_robin"}),
 )
 
 
@@ -80,21 +85,6 @@ def emulator_hosts(
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-
-
-def write_config(folder: Path, port: int, ports: list[int], routing: dict[str, Any]) -> Path:
-    path = folder / f"balancer-{port}.yaml"
-    backends = [{"name": f"gpu{i}", "url": f"http://127.0.0.1:{p}"} for i, p in enumerate(ports)]
-    config = {
-        "listen": {"host": "127.0.0.1", "port": port},
-        "backends": backends,
-        "log": {"level": "warning"},
-        "store": {"kind": "memory"},
-        "routing": routing,
-        "data_dir": str(folder / "data"),
-    }
-    path.write_text(json.dumps(config))
-    return path
 
 
 async def wait_json(
@@ -141,9 +131,9 @@ async def measure(args: argparse.Namespace) -> tuple[str, list[str]]:
                 await warm_up(session, ports)
                 for load in args.loads:
                     jobs = plan(random.Random(f"{args.seed}/{load}"), args.jobs, load * capacity)
-                    for policy in POLICIES:
+                    for policy in [p for p in POLICIES if p.key in args.policies]:
                         port = free_port()
-                        config = write_config(folder, port, ports, policy.routing)
+                        config = write_balancer_config(folder, ports, port, routing=policy.routing)
                         base = f"http://127.0.0.1:{port}"
                         with child(["serve", "--config", str(config)]):
                             everyone_up = lambda h: h.get("backends_up") == len(ports)  # noqa: E731

@@ -14,7 +14,7 @@ from balancer.config.thresholds import VramThreshold
 MiB = 1024 * 1024
 
 LogLevel = Literal["debug", "info", "warning", "error"]
-RoutingPolicy = Literal["least_loaded", "round_robin"]
+RoutingPolicy = Literal["least_loaded", "expected_finish", "round_robin"]
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,17 @@ class Candidate:
     vram_free: int | None
     min_free_vram: int
     draining: bool = False
+    # How much slower this backend runs jobs than the fastest one (1.0: as
+    # fast, or not known yet).
+    slowness: float = 1.0
 
 
 def candidates_from(
     backends: Iterable[Backend], now: float, probe: ProbeSettings
 ) -> list[Candidate]:
     """Snapshot the backends so the scheduling functions stay pure."""
+    backends = list(backends)
+    speed = relative_slowness(backends)
     return [
         Candidate(
             name=b.name,
@@ -37,6 +42,25 @@ def candidates_from(
             vram_free=b.snapshot.vram_free if b.snapshot else None,
             min_free_vram=b.settings.min_free_vram,
             draining=b.draining,
+            slowness=speed.get(b.name, 1.0),
         )
         for b in backends
     ]
+
+
+# Runs observed before a backend's speed counts, and the spread of run times
+# still taken as "equally fast" (noise, and mixed job sizes, vary them).
+MIN_RUNS = 3
+SAME_SPEED = 1.25
+
+
+def relative_slowness(backends: list[Backend]) -> dict[str, float]:
+    """Observed run time over the fastest backend's, for backends with enough
+    runs; within SAME_SPEED of the fastest counts as 1.0, so equal backends
+    still tie (and rotate)."""
+    known = {b.name: b.run_time for b in backends if b.runs >= MIN_RUNS and b.run_time}
+    if not known:
+        return {}
+    fastest = min(known.values())
+    ratios = {name: time / fastest for name, time in known.items()}
+    return {name: ratio if ratio >= SAME_SPEED else 1.0 for name, ratio in ratios.items()}

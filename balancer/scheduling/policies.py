@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from balancer.scheduling.scores import Score, least_loaded, round_robin
+from balancer.scheduling.scores import Score, expected_finish, least_loaded, round_robin
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,9 @@ class Policy:
 POLICIES: dict[str, Policy] = {
     # The default: late binding to the least-loaded backend with room.
     "least_loaded": Policy(least_loaded, binds_late=True),
+    # Late binding to the backend that would finish the job first, learning
+    # each backend's speed from the jobs it ran.
+    "expected_finish": Policy(expected_finish, binds_late=True),
     # Round robin sends at once: with a room filter it would only ever pick
     # among backends with room, which is late binding with a fixed order, not
     # the classic baseline. It ignores `max_pending_per_backend`.

@@ -17,6 +17,18 @@ def least_loaded(c: Candidate) -> float:
     return float(c.load if c.load is not None else 0)
 
 
+def expected_finish(c: Candidate) -> float:
+    """(load + 1) x slowness: when a job sent now would finish, in units of
+    the fastest backend's run time. With equal speeds it ranks as least_loaded.
+
+    Trade-off: speed is learnt from finished jobs (a moving average of run
+    time), so it needs a few runs per backend and lags a change; a backend
+    that ran only long jobs looks slow. It keeps jobs on fast GPUs when a
+    slow one is idle, which least_loaded (blind to speed) does not.
+    """
+    return float((c.load or 0) + 1) * c.slowness
+
+
 def round_robin(c: Candidate) -> float:
     """The same for every backend: all eligible backends tie and the picker's
     rotation takes them in turn, whatever their load.
@@ -30,4 +42,8 @@ def round_robin(c: Candidate) -> float:
 Score = Callable[[Candidate], float]
 
 # Selectable by name (`routing.policy`).
-SCORES: dict[str, Score] = {"least_loaded": least_loaded, "round_robin": round_robin}
+SCORES: dict[str, Score] = {
+    "least_loaded": least_loaded,
+    "expected_finish": expected_finish,
+    "round_robin": round_robin,
+}

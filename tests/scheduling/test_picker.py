@@ -65,3 +65,29 @@ def test_no_backend_names_the_filter_that_emptied_the_pool() -> None:
 def test_a_backend_without_an_event_channel_takes_no_prompts() -> None:
     picker = Picker()
     assert picker.pick([cand("a", 0, 0, channel_up=False), cand("b", 1, 4)]) == Chosen("b")
+
+
+def test_expected_finish_prefers_the_faster_of_two_idle_backends() -> None:
+    from balancer.scheduling.scores import expected_finish
+
+    picker = Picker(score=expected_finish)
+    pool = [cand("slow", 0, 0, slowness=2.0), cand("fast", 1, 0)]
+    assert [picker.pick(pool) for _ in range(3)] == [Chosen("fast")] * 3
+    busy_fast = [cand("slow", 0, 0, slowness=2.0), cand("fast", 1, 2)]
+    assert picker.pick(busy_fast) == Chosen("slow"), "3 runs on fast > 1 run on slow x 2"
+
+
+def test_relative_slowness_needs_runs_and_ignores_small_spread() -> None:
+    from balancer.backends.state import Backend
+    from balancer.config.model import BackendSettings
+    from balancer.scheduling.candidate import relative_slowness
+
+    def backend(name: str, times: list[float]) -> Backend:
+        b = Backend(BackendSettings(name=name, url="http://x:1"), 0)
+        for t in times:
+            b.record_run(t)
+        return b
+
+    pool = [backend("a", [1.0] * 3), backend("b", [1.1] * 3), backend("c", [2.0] * 3)]
+    pool.append(backend("d", [9.0, 9.0]))  # too few runs to judge
+    assert relative_slowness(pool) == {"a": 1.0, "b": 1.0, "c": 2.0}
