@@ -8,6 +8,7 @@ submissions from all landing on the backend that looked idle a second ago.
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from balancer.config.model import BackendSettings, ProbeSettings
 
 Clock = Callable[[], float]
+
+RECENT_RUNS = 20
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,8 @@ class Backend:
         self.snapshot: LoadSnapshot | None = None
         self.last_error: str | None = None
         self.inflight = 0
-        # Observed run time of its jobs (seconds, moving average) and how many.
-        self.run_time: float | None = None
-        self.runs = 0
+        # Run times of its latest jobs (seconds), for its speed.
+        self._recent_runs: deque[float] = deque(maxlen=RECENT_RUNS)
         self._accepted_at: deque[float] = deque()
         # The client_id of the open channel; None while the channel is down.
         self.channel_id: str | None = None
@@ -86,11 +88,18 @@ class Backend:
             return True
         return False
 
-    def record_run(self, seconds: float, weight: float = 0.2) -> None:
-        """A job ran this long here: update the moving average."""
-        previous = self.run_time
-        self.run_time = seconds if previous is None else previous + weight * (seconds - previous)
-        self.runs += 1
+    def record_run(self, seconds: float) -> None:
+        self._recent_runs.append(seconds)
+
+    @property
+    def runs(self) -> int:
+        return len(self._recent_runs)
+
+    @property
+    def run_time(self) -> float | None:
+        """The median of recent run times: with mixed job sizes a mean would
+        swing with every long job; the median follows the common one."""
+        return statistics.median(self._recent_runs) if self._recent_runs else None
 
     def record_push(self, queue_remaining: int, now: float) -> None:
         """A `status` push from the channel: the queue count as of `now`.

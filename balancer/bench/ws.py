@@ -221,22 +221,28 @@ class Bench:
         dropped = sum(p.closed for p in self.sampled)
         return Phase(jobs, seconds, added, missing, dropped)
 
-    async def targeted_burst(self, jobs: int, via: bool) -> list[float]:
-        async def one(i: int) -> float:
-            if via:
-                base, probe = self.front, self.sampled[i % len(self.sampled)]
-            else:
-                probe = self.direct[i % len(self.direct)]
-                base = self.backends[i % len(self.backends)]
-            body = {"prompt": workflow(next(self.colors)), "client_id": probe.sid}
-            began = time.perf_counter()
-            prompt_id = await post(self.session, base, body)
-            await until(lambda: prompt_id in probe.done, 120, f"{prompt_id} to finish")
-            return probe.done[prompt_id] - began
+    async def targeted_one(self, i: int, via: bool) -> float:
+        """POST one job with a client_id, seconds until its done signal."""
+        if via:
+            base, probe = self.front, self.sampled[i % len(self.sampled)]
+        else:
+            probe = self.direct[i % len(self.direct)]
+            base = self.backends[i % len(self.backends)]
+        body = {"prompt": workflow(next(self.colors)), "client_id": probe.sid}
+        began = time.perf_counter()
+        prompt_id = await post(self.session, base, body)
+        await until(lambda: prompt_id in probe.done, 120, f"{prompt_id} to finish")
+        return probe.done[prompt_id] - began
 
-        times = await asyncio.gather(*(one(i) for i in range(jobs)))
+    async def targeted_burst(self, jobs: int, via: bool) -> list[float]:
+        times = await asyncio.gather(*(self.targeted_one(i, via) for i in range(jobs)))
         await self.settle()
         return list(times)
+
+    async def targeted_paced(self, jobs: int, via: bool) -> list[float]:
+        """One job at a time: no queue wait anywhere, so the difference
+        between the two ways is what the balancer's path adds per job."""
+        return [await self.targeted_one(i, via) for i in range(jobs)]
 
 
 async def measure(args: argparse.Namespace) -> str:
@@ -267,6 +273,8 @@ async def measure(args: argparse.Namespace) -> str:
                     await bench.warm_up()
                     paced = await bench.broadcast(args.paced, args.gap / 1000)
                     burst = await bench.broadcast(args.jobs, 0)
+                    one_direct = await bench.targeted_paced(args.targeted, via=False)
+                    one_via = await bench.targeted_paced(args.targeted, via=True)
                     direct = await bench.targeted_burst(args.targeted, via=False)
                     via = await bench.targeted_burst(args.targeted, via=True)
                     rss["burst"] = rss_mb(balancer.pid)
@@ -277,7 +285,10 @@ async def measure(args: argparse.Namespace) -> str:
     rows: list[list[object]] = [
         *paced.rows(f"broadcast, one job per {args.gap:g} ms", args.samples),
         *burst.rows("broadcast burst, all at once", args.samples),
-        ["targeted jobs, POST to done", f"{args.targeted} jobs each way", ""],
+        ["targeted jobs one at a time, POST to done", f"{args.targeted} jobs each way", ""],
+        ["  p50 direct / via / ratio", ratio(median(one_direct), median(one_via)), ""],
+        ["  p50 added by the balancer", ms(median(one_via) - median(one_direct)), ""],
+        ["targeted jobs in a burst, POST to done", f"{args.targeted} jobs each way", ""],
         ["  p50 direct / via / ratio", ratio(median(direct), median(via)), ""],
         ["  p99 direct / via / ratio", ratio(quantile(direct, 0.99), quantile(via, 0.99)), ""],
         ["balancer RSS at start", f"{rss['start']:.1f} MB", ""],
