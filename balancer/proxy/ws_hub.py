@@ -146,6 +146,8 @@ class ClientHub:
     def __init__(self) -> None:
         self._by_sid: dict[str, set[ClientSocket]] = {}
         self.queue_remaining = 0
+        self._status_sent = 0
+        self._status_due = False
 
     def add(self, sock: ClientSocket) -> None:
         self._by_sid.setdefault(sock.sid, set()).add(sock)
@@ -194,9 +196,19 @@ class ClientHub:
         return event("status", data)
 
     def set_queue_remaining(self, count: int) -> None:
-        """Tell every socket the pool-wide queue count, when it changes."""
-        if count != self.queue_remaining:
-            self.queue_remaining = count
+        """Tell every socket the pool-wide queue count when it changes: once
+        per loop turn, after the events already on their way (a job's own
+        events do not wait behind a status fan-out to every socket), and
+        several changes in one turn make one message with the last count."""
+        self.queue_remaining = count
+        if not self._status_due:
+            self._status_due = True
+            asyncio.get_running_loop().call_soon(self._send_status)
+
+    def _send_status(self) -> None:
+        self._status_due = False
+        if self.queue_remaining != self._status_sent:
+            self._status_sent = self.queue_remaining
             self.broadcast(self.status())
 
     async def close_all(self, code: int, message: bytes) -> None:
