@@ -17,6 +17,19 @@ from balancer.proxy.context import BALANCER, Balancer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
+# Debian's chromium, driven by playwright (never a downloaded browser). Without
+# the background-networking flags it keeps trying hosts this machine cannot reach.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
 
 def workflow(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((FIXTURES / "workflows" / f"{name}.json").read_text())

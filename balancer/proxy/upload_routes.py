@@ -111,21 +111,38 @@ def answer(form: Form, final: FileKey) -> web.Response:
     return web.json_response({"name": final.name, "subfolder": subfolder, "type": final.type})
 
 
-async def upload_image(request: web.Request) -> web.StreamResponse:
+async def _received(request: web.Request) -> tuple[Files, Form, FileKey] | web.Response:
+    """The streamed form with a valid target, or the 4xx that refuses it."""
     files = files_of(request)
-    started = time.perf_counter()
     try:
         form = await read_form(request, files)
         key = _validated(form)
     except Refused as refused:
         return refused.response
     assert form.image is not None
-    sha = form.image.finish()
+    return files, form, key
+
+
+def _keep(
+    files: Files, form: Form, key: FileKey, sha: str, event: str, size: int, started: float
+) -> web.Response:
+    """Name the stored bytes as ComfyUI would, log it, and answer."""
     overwrite = form.fields.get("overwrite") in ("true", "1")
     final = files.store.assign(key, sha, overwrite)
-    _log_upload("upload", key, final, form.image.size, started)
+    _log_upload(event, key, final, size, started)
     files.placement.evict()
     return answer(form, final)
+
+
+async def upload_image(request: web.Request) -> web.StreamResponse:
+    started = time.perf_counter()
+    received = await _received(request)
+    if isinstance(received, web.Response):
+        return received
+    files, form, key = received
+    assert form.image is not None
+    sha = form.image.finish()
+    return _keep(files, form, key, sha, "upload", form.image.size, started)
 
 
 def _validated(form: Form) -> FileKey:
@@ -137,13 +154,11 @@ def _validated(form: Form) -> FileKey:
 
 
 async def upload_mask(request: web.Request) -> web.StreamResponse:
-    files = files_of(request)
     started = time.perf_counter()
-    try:
-        form = await read_form(request, files)
-        key = _validated(form)
-    except Refused as refused:
-        return refused.response
+    received = await _received(request)
+    if isinstance(received, web.Response):
+        return received
+    files, form, key = received
     assert form.image is not None
     try:
         original = await _original(request, files, form.fields.get("original_ref"))
@@ -156,11 +171,7 @@ async def upload_mask(request: web.Request) -> web.StreamResponse:
     finally:
         form.image.abort()
     sha = files.store.add_bytes(merged)
-    overwrite = form.fields.get("overwrite") in ("true", "1")
-    final = files.store.assign(key, sha, overwrite)
-    _log_upload("upload_mask", key, final, len(merged), started)
-    files.placement.evict()
-    return answer(form, final)
+    return _keep(files, form, key, sha, "upload_mask", len(merged), started)
 
 
 async def _original(request: web.Request, files: Files, raw: str | None) -> str:

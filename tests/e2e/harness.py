@@ -9,21 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from support import CHROMIUM, CHROMIUM_ARGS  # noqa: F401  (re-exported for conftest)
+
 from balancer.app import create_app
 from balancer.config.model import BackendSettings, ProbeSettings, Settings
 from balancer.emulator import EMULATOR, Emulator, EmulatorOptions, create_emulator_app
 from balancer.runner import Running, start, stop_all
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @dataclass

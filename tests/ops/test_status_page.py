@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from support import PoolFactory
+from support import CHROMIUM, CHROMIUM_ARGS, PoolFactory
 
 from balancer.config.thresholds import VramThreshold
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 GiB = 1024**3
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed")
@@ -35,7 +24,7 @@ async def test_status_page_renders_rows_in_chromium(make_pool: PoolFactory, tmp_
     url = str(pool.client.make_url("/balancer"))
     shot = tmp_path / "status.png"  # kept by pytest under its tmp_path
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(viewport={"width": 1366, "height": 768})
             await page.goto(url)
