@@ -2,51 +2,31 @@
 
 Parsing is driven by the dataclasses in `model.py`: each section is read by
 walking its fields and their type hints, so adding a setting is one line
-there. Only what the type cannot say lives here: which fields hold sizes or
-URLs (`_PARSERS`), value ranges (`_CHECKS`), relations between fields
-(`_RELATIONS`) and the backend list with its `defaults:` and uniqueness rules.
+there. What the type cannot say is in `rules.py` (which fields hold sizes or
+URLs, value ranges, relations between fields); the backend list with its
+`defaults:` and uniqueness rules is here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 from functools import cache, partial
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
-from urllib.parse import urlsplit
 
 import yaml
 
 from balancer.config.access import (
     FieldErrors,
-    parse_hosts,
-    parse_keys,
-    parse_origins,
-    parse_webhook_url,
-    webhook_relations,
 )
 from balancer.config.model import (
-    AdminSettings,
-    AuthSettings,
     BackendSettings,
-    CorsSettings,
-    LimitSettings,
-    ListenSettings,
-    ProbeSettings,
-    RoutingSettings,
     Settings,
-    StoreSettings,
-    TimeoutSettings,
-    UploadSettings,
-    WebhookSettings,
 )
-from balancer.config.thresholds import parse_threshold, threshold_relation
-from balancer.config.units import format_duration, format_size, parse_duration, parse_size
-
-Parser = Callable[[object], Any]
-Check = Callable[[Any], "str | None"]
+from balancer.config.rules import BACKEND_IDENTITY, CHECKS, PARSERS, RELATIONS
+from balancer.config.thresholds import threshold_relation
+from balancer.config.units import format_duration, format_size, parse_duration
 
 
 class ConfigError(Exception):
@@ -58,128 +38,6 @@ class ConfigError(Exception):
     def __init__(self, errors: list[str]) -> None:
         super().__init__("\n".join(errors))
         self.errors = errors
-
-
-# ---- field rules that the type hint alone cannot express -------------------
-
-_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-def _http_url(value: object) -> str:
-    """A backend base URL; the trailing slash goes so paths can be appended."""
-    text = value.strip() if isinstance(value, str) else ""
-    parts = urlsplit(text)
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        raise ValueError(f"not an http(s) URL: bad port in {value!r}") from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL (got {value!r})")
-    if parts.query or parts.fragment:
-        raise ValueError(f"not an http(s) URL: must not have a query or fragment (got {value!r})")
-    return text.rstrip("/")
-
-
-def _backend_name(value: object) -> str:
-    """Names appear in logs, metrics and headers, so keep them token-safe."""
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise ValueError(f"must be 1-64 characters of A-Z a-z 0-9 _ - (got {value!r})")
-    return value
-
-
-def _token(value: object) -> str | None:
-    """An optional secret: null, or a non-empty string (never echoed in errors)."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("must be a non-empty string or null")
-    return value
-
-
-def _optional_count(value: object) -> int | None:
-    """A count >= 0, or null for no limit."""
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise ValueError(f"must be an integer >= 0 or null (got {value!r})")
-
-
-def _optional_path(value: object) -> str:
-    if value is None or value == "":
-        return ""
-    if isinstance(value, str):
-        return value
-    raise ValueError(f"must be a path (got {value!r})")
-
-
-def _positive(value: float) -> str | None:
-    return None if value > 0 else "must be > 0"
-
-
-def _between(low: int, high: int) -> Check:
-    return lambda value: None if low <= value <= high else f"must be between {low} and {high}"
-
-
-def _at_least(low: int) -> Check:
-    return lambda value: None if value >= low else f"must be >= {low}"
-
-
-def _probe_relations(probe: ProbeSettings) -> Iterator[tuple[str, str]]:
-    """Load data must be allowed to age past one probe interval, or every
-    backend would flap to "stale" between two probes."""
-    if probe.stale_after <= probe.interval:
-        yield "stale_after", f"must be > probe.interval ({format_duration(probe.interval)})"
-
-
-# Fields parsed by something other than their Python type (sizes, URLs, names).
-_PARSERS: dict[tuple[type, str], Parser] = {
-    (LimitSettings, "max_body"): parse_size,
-    (LimitSettings, "max_upload"): parse_size,
-    (UploadSettings, "max_bytes"): parse_size,
-    (BackendSettings, "min_free_vram"): parse_size,
-    (BackendSettings, "url"): _http_url,
-    (BackendSettings, "name"): _backend_name,
-    (BackendSettings, "vram_limit"): parse_threshold,
-    (BackendSettings, "vram_resume"): parse_threshold,
-    (AdminSettings, "token"): _token,
-    (RoutingSettings, "max_pending_per_backend"): _optional_count,
-    (StoreSettings, "path"): _optional_path,
-    (AuthSettings, "keys"): parse_keys,
-    (CorsSettings, "origins"): parse_origins,
-    (WebhookSettings, "url"): parse_webhook_url,
-    (WebhookSettings, "secret"): _token,
-    (WebhookSettings, "allow"): parse_hosts,
-}
-
-# Range checks applied after parsing.
-_CHECKS: dict[tuple[type, str], Check] = {
-    (ListenSettings, "port"): _between(1, 65535),
-    (ProbeSettings, "interval"): _positive,
-    (ProbeSettings, "timeout"): _positive,
-    (ProbeSettings, "unhealthy_after"): _at_least(1),
-    (ProbeSettings, "healthy_after"): _at_least(1),
-    (ProbeSettings, "stale_after"): _positive,
-    (LimitSettings, "max_body"): _positive,
-    (LimitSettings, "max_upload"): _positive,
-    (UploadSettings, "max_age"): _positive,
-    (UploadSettings, "max_bytes"): _positive,
-    (TimeoutSettings, "connect"): _positive,
-    (TimeoutSettings, "request"): _positive,
-    (RoutingSettings, "max_queue"): _at_least(1),
-    (RoutingSettings, "max_attempts"): _at_least(1),
-    (WebhookSettings, "max_attempts"): _at_least(1),
-    (WebhookSettings, "timeout"): _positive,
-}
-
-# Checks between fields of one section, run only once the section is valid.
-_RELATIONS: dict[type, Callable[[Any], Iterator[tuple[str, str]]]] = {
-    ProbeSettings: _probe_relations,
-    WebhookSettings: webhook_relations,
-}
-
-# Backend fields that a top-level `defaults:` mapping may supply.
-_BACKEND_IDENTITY = frozenset({"name", "url", "primary"})
 
 
 # ---- the generic walker ----------------------------------------------------
@@ -257,7 +115,7 @@ def _parse_fields(
         if key not in names:
             errors.append(f"{where}: unknown key (allowed: {', '.join(sorted(names))})")
             continue
-        parser = _PARSERS.get((cls, key)) or partial(_by_type, types[key])
+        parser = PARSERS.get((cls, key)) or partial(_by_type, types[key])
         try:
             value = parser(raw)
         except FieldErrors as exc:  # several problems inside one field
@@ -266,7 +124,7 @@ def _parse_fields(
         except ValueError as exc:
             errors.append(f"{where}: {exc}")
             continue
-        check = _CHECKS.get((cls, key))
+        check = CHECKS.get((cls, key))
         problem = check(value) if check else None
         if problem:
             errors.append(f"{where}: {problem}")
@@ -282,7 +140,7 @@ def _section(cls: type, data: object, path: str, errors: list[str]) -> Any:
     if parsed is None or len(errors) > before:
         return cls()  # never returned to callers: parse_settings raises
     section = cls(**parsed)
-    for key, problem in _RELATIONS.get(cls, lambda _: iter(()))(section):
+    for key, problem in RELATIONS.get(cls, lambda _: iter(()))(section):
         errors.append(f"{_join(path, key)}: {problem}")
     return section
 
@@ -358,7 +216,7 @@ def parse_settings(data: object) -> Settings:
         if key not in types and key != "defaults":
             allowed = ", ".join(sorted([*types, "defaults"]))
             errors.append(f"{key}: unknown key (allowed: {allowed})")
-    defaultable = _field_types(BackendSettings).keys() - _BACKEND_IDENTITY
+    defaultable = _field_types(BackendSettings).keys() - BACKEND_IDENTITY
     defaults = _parse_fields(BackendSettings, doc.get("defaults"), "defaults", errors, defaultable)
     backends = _backends(doc.get("backends"), defaults or {}, errors)
     sections = {

@@ -1,0 +1,161 @@
+"""Field rules the type hints in `model.py` cannot express: which fields hold
+sizes, URLs or names (`PARSERS`), value ranges (`CHECKS`), relations between
+fields of one section (`RELATIONS`). `load.py` applies them while it walks the
+dataclasses; adding a rule is one line in a table here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from balancer.config.access import (
+    parse_hosts,
+    parse_keys,
+    parse_origins,
+    parse_webhook_url,
+    webhook_relations,
+)
+from balancer.config.model import (
+    AdminSettings,
+    AuthSettings,
+    BackendSettings,
+    CorsSettings,
+    LimitSettings,
+    ListenSettings,
+    ProbeSettings,
+    RoutingSettings,
+    StoreSettings,
+    TimeoutSettings,
+    UploadSettings,
+    WebhookSettings,
+)
+from balancer.config.thresholds import parse_threshold
+from balancer.config.units import format_duration, parse_size
+
+Parser = Callable[[object], Any]
+Check = Callable[[Any], "str | None"]
+
+
+# ---- field rules that the type hint alone cannot express -------------------
+
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _http_url(value: object) -> str:
+    """A backend base URL; the trailing slash goes so paths can be appended."""
+    text = value.strip() if isinstance(value, str) else ""
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise ValueError(f"not an http(s) URL: bad port in {value!r}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL (got {value!r})")
+    if parts.query or parts.fragment:
+        raise ValueError(f"not an http(s) URL: must not have a query or fragment (got {value!r})")
+    return text.rstrip("/")
+
+
+def _backend_name(value: object) -> str:
+    """Names appear in logs, metrics and headers, so keep them token-safe."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ValueError(f"must be 1-64 characters of A-Z a-z 0-9 _ - (got {value!r})")
+    return value
+
+
+def _token(value: object) -> str | None:
+    """An optional secret: null, or a non-empty string (never echoed in errors)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string or null")
+    return value
+
+
+def _optional_count(value: object) -> int | None:
+    """A count >= 0, or null for no limit."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ValueError(f"must be an integer >= 0 or null (got {value!r})")
+
+
+def _optional_path(value: object) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"must be a path (got {value!r})")
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else "must be > 0"
+
+
+def _between(low: int, high: int) -> Check:
+    return lambda value: None if low <= value <= high else f"must be between {low} and {high}"
+
+
+def _at_least(low: int) -> Check:
+    return lambda value: None if value >= low else f"must be >= {low}"
+
+
+def _probe_relations(probe: ProbeSettings) -> Iterator[tuple[str, str]]:
+    """Load data must be allowed to age past one probe interval, or every
+    backend would flap to "stale" between two probes."""
+    if probe.stale_after <= probe.interval:
+        yield "stale_after", f"must be > probe.interval ({format_duration(probe.interval)})"
+
+
+# Fields parsed by something other than their Python type (sizes, URLs, names).
+PARSERS: dict[tuple[type, str], Parser] = {
+    (LimitSettings, "max_body"): parse_size,
+    (LimitSettings, "max_upload"): parse_size,
+    (UploadSettings, "max_bytes"): parse_size,
+    (BackendSettings, "min_free_vram"): parse_size,
+    (BackendSettings, "url"): _http_url,
+    (BackendSettings, "name"): _backend_name,
+    (BackendSettings, "vram_limit"): parse_threshold,
+    (BackendSettings, "vram_resume"): parse_threshold,
+    (AdminSettings, "token"): _token,
+    (RoutingSettings, "max_pending_per_backend"): _optional_count,
+    (StoreSettings, "path"): _optional_path,
+    (AuthSettings, "keys"): parse_keys,
+    (CorsSettings, "origins"): parse_origins,
+    (WebhookSettings, "url"): parse_webhook_url,
+    (WebhookSettings, "secret"): _token,
+    (WebhookSettings, "allow"): parse_hosts,
+}
+
+# Range checks applied after parsing.
+CHECKS: dict[tuple[type, str], Check] = {
+    (ListenSettings, "port"): _between(1, 65535),
+    (ProbeSettings, "interval"): _positive,
+    (ProbeSettings, "timeout"): _positive,
+    (ProbeSettings, "unhealthy_after"): _at_least(1),
+    (ProbeSettings, "healthy_after"): _at_least(1),
+    (ProbeSettings, "stale_after"): _positive,
+    (LimitSettings, "max_body"): _positive,
+    (LimitSettings, "max_upload"): _positive,
+    (UploadSettings, "max_age"): _positive,
+    (UploadSettings, "max_bytes"): _positive,
+    (TimeoutSettings, "connect"): _positive,
+    (TimeoutSettings, "request"): _positive,
+    (RoutingSettings, "max_queue"): _at_least(1),
+    (RoutingSettings, "max_attempts"): _at_least(1),
+    (WebhookSettings, "max_attempts"): _at_least(1),
+    (WebhookSettings, "timeout"): _positive,
+}
+
+# Checks between fields of one section, run only once the section is valid.
+RELATIONS: dict[type, Callable[[Any], Iterator[tuple[str, str]]]] = {
+    ProbeSettings: _probe_relations,
+    WebhookSettings: webhook_relations,
+}
+
+# Backend fields that a top-level `defaults:` mapping may supply.
+BACKEND_IDENTITY = frozenset({"name", "url", "primary"})
