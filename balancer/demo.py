@@ -58,7 +58,8 @@ async def run_demo(host: str, port: int, count: int) -> None:
         for backend in backends:
             print(f"  {backend.name}: {backend.url}")
         print(f"web UI: open {front.url}/ in a browser (needs the `ui` extra)")
-        print(f"status: {front.url}/queue   try:\n{curl_line(front.url)}", flush=True)
+        print(f"status page: {front.url}/balancer   metrics: {front.url}/metrics")
+        print(f"try:\n{curl_line(front.url)}", flush=True)
         await wait_for_stop()
     finally:
         await stop_all(running)
