@@ -3,6 +3,7 @@ free loopback ports, and the balancer in front of them. No GPU, no network."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tempfile
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from balancer.app import create_app
 from balancer.config.model import BackendSettings, ListenSettings, Settings, StoreSettings
 from balancer.emulator import EmulatorOptions, create_emulator_app
+from balancer.proxy.context import BALANCER, Balancer
 from balancer.runner import Running, start, stop_all, wait_for_stop
 
 DEMO_PROMPT = {
@@ -35,6 +37,14 @@ def curl_line(url: str) -> str:
     return f"curl -s -X POST {url}/prompt -H 'Content-Type: application/json' -d '{body}'"
 
 
+async def pool_ready(b: Balancer, timeout: float = 30.0) -> None:
+    """Every backend probed and its event channel open, so the printed curl
+    line works the moment it appears."""
+    for channel in b.channels.channels.values():
+        await asyncio.wait_for(channel.connected.wait(), timeout)
+    await b.prober.probe_all()
+
+
 async def run_demo(host: str, port: int, count: int) -> None:
     root = Path(tempfile.mkdtemp(prefix="comfyui-balancer-demo-"))
     running: list[Running] = []
@@ -52,8 +62,10 @@ async def run_demo(host: str, port: int, count: int) -> None:
             store=StoreSettings(kind="memory"),
             data_dir=str(root / "balancer"),
         )
-        front = await start(create_app(settings), host, port)
+        app = create_app(settings)
+        front = await start(app, host, port)
         running.append(front)
+        await pool_ready(app[BALANCER])
         print(f"comfyui-balancer demo: {front.url} in front of {len(backends)} emulated backends")
         for backend in backends:
             print(f"  {backend.name}: {backend.url}")

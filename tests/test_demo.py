@@ -1,0 +1,45 @@
+"""The README's main job: `comfyui-balancer demo` serves a working pool."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import sys
+
+import aiohttp
+
+from balancer.bench.harness import free_port
+
+
+async def test_demo_prints_a_working_url_and_curl_line_and_stops_cleanly() -> None:
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "balancer", "demo", "--port", str(port), "--backends", "2",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        lines: list[str] = []
+        while not lines or not lines[-1].startswith("curl "):
+            raw = await asyncio.wait_for(proc.stdout.readline(), 30)
+            assert raw, f"demo ended early: {lines}"
+            lines.append(raw.decode().strip())
+        assert (
+            lines[0]
+            == f"comfyui-balancer demo: http://127.0.0.1:{port} in front of 2 emulated backends"
+        )
+        body = json.loads(re.search(r"-d '(.*)'$", lines[-1]).group(1))  # type: ignore[union-attr]
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"http://127.0.0.1:{port}/prompt", json=body) as resp:
+                assert resp.status == 200, await resp.text()
+                prompt_id = (await resp.json())["prompt_id"]
+            async with session.get(f"http://127.0.0.1:{port}/balancer/status") as resp:
+                assert len((await resp.json())["backends"]) == 2
+        assert prompt_id
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 20)
+    assert code == 0
