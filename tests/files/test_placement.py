@@ -28,9 +28,14 @@ def count_pushes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, FileKey]]:
     return pushes
 
 
-async def pool_of(make_pool: PoolFactory, count: int) -> Pool:
-    """Every prompt goes to a backend at once (no waiting in the balancer's queue)."""
-    routing = RoutingSettings(max_pending_per_backend=None)
+SEND_AT_ONCE = RoutingSettings(max_pending_per_backend=None)
+
+
+async def pool_of(
+    make_pool: PoolFactory, count: int, routing: RoutingSettings = SEND_AT_ONCE
+) -> Pool:
+    """By default every prompt goes to a backend at once (no waiting in the
+    balancer's queue), so a test sees placement in the POST itself."""
     return await make_pool(count, settings_overrides={"routing": routing})
 
 
@@ -182,9 +187,13 @@ async def test_mask_with_a_missing_or_bad_original_is_400(make_pool: PoolFactory
     assert status == 400
 
 
-async def test_thirty_concurrent_image_to_image_clients(make_pool: PoolFactory) -> None:
-    """The standard client flow, 30 at once over 3 backends, 30 different images."""
-    pool = await pool_of(make_pool, 3)
+@pytest.mark.parametrize("routing", [SEND_AT_ONCE, RoutingSettings()], ids=["at-once", "late"])
+async def test_thirty_concurrent_image_to_image_clients(
+    make_pool: PoolFactory, routing: RoutingSettings
+) -> None:
+    """The standard client flow, 30 at once over 3 backends, 30 different
+    images; with late binding most prompts wait and are placed when bound."""
+    pool = await pool_of(make_pool, 3, routing)
 
     async def client(i: int) -> tuple[tuple[int, int, int], Any]:
         color = (i * 8, 255 - i * 8, (i * 37) % 256)
@@ -194,7 +203,7 @@ async def test_thirty_concurrent_image_to_image_clients(make_pool: PoolFactory) 
         return color, answer["prompt_id"]
 
     started = await asyncio.gather(*(client(i) for i in range(30)))
-    await pool.wait_idle()
+    await pool.settle([prompt_id for _, prompt_id in started])
     owners = set()
     for color, prompt_id in started:
         owners.add(pool.owner(prompt_id))
