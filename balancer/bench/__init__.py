@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+from collections.abc import Callable
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="bench", required=True)
     proxy = sub.add_parser("proxy", help="balancer vs direct: req/s and p50/p99")
+    proxy.set_defaults(runner="balancer.bench.proxy:run_proxy_bench")
     proxy.add_argument("--seconds", type=float, default=3.0, help="per measurement")
     proxy.add_argument("--concurrency", default="1,32")
     upload = sub.add_parser("upload", help="time placement adds before dispatch (10 MB input)")
+    upload.set_defaults(runner="balancer.bench.upload:run_upload_bench")
     upload.add_argument("--rounds", type=int, default=10)
     upload.add_argument("--megabytes", type=float, default=10.0)
     ws = sub.add_parser("ws", help="1,000 sockets: added event latency and balancer memory")
+    ws.set_defaults(runner="balancer.bench.ws:run_ws_bench")
     ws.add_argument("--sockets", type=int, default=1000, help="client sockets on the balancer")
     ws.add_argument("--samples", type=int, default=10, help="of which this process measures")
     ws.add_argument("--paced", type=int, default=40, help="paced broadcast jobs")
@@ -22,9 +27,11 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     ws.add_argument("--targeted", type=int, default=80, help="targeted jobs each way")
     ws.add_argument("--time-scale", type=float, default=0.05, help="emulator time scale")
     ops = sub.add_parser("ops", help="one probe round and /metrics with many backends")
+    ops.set_defaults(runner="balancer.bench.ops:run_ops_bench")
     ops.add_argument("--backends", type=int, default=200)
     ops.add_argument("--repeat", type=int, default=20)
     schedule = sub.add_parser("schedule", help="late binding vs send-at-once vs round robin")
+    schedule.set_defaults(runner="balancer.bench.schedule:run_schedule_bench")
     schedule.add_argument("--jobs", type=int, default=2000, help="per run")
     schedule.add_argument("--loads", type=lambda s: [float(x) for x in s.split(",")],
                           default=[0.7, 0.9], help="fractions of capacity")  # fmt: skip
@@ -39,23 +46,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="which rows to run (default: all)",
     )
 
+    store = sub.add_parser("store", help="the cost of one store write, memory vs SQLite")
+    store.set_defaults(runner="balancer.bench.store:run_store_bench")
+    store.add_argument("--writes", type=int, default=2000)
+
 
 def run_bench(args: argparse.Namespace) -> int:
-    if args.bench == "schedule":
-        from balancer.bench.schedule import run_schedule_bench
-
-        return run_schedule_bench(args)
-    if args.bench == "ops":
-        from balancer.bench.ops import run_ops_bench
-
-        return run_ops_bench(args)
-    if args.bench == "ws":
-        from balancer.bench.ws import run_ws_bench
-
-        return run_ws_bench(args)
-    from balancer.bench.proxy import run_proxy_bench
-    from balancer.bench.upload import run_upload_bench
-
-    if args.bench == "upload":
-        return run_upload_bench(args)
-    return run_proxy_bench(args)
+    """Import only the chosen benchmark (`module:function`, set per sub-command)."""
+    module, function = str(args.runner).split(":")
+    run: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), function)
+    return run(args)

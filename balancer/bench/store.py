@@ -1,0 +1,66 @@
+"""`comfyui-balancer bench store`: what one store write costs the event loop.
+
+Writes run on the event loop thread, so their cost is added to whatever
+request or event is being handled. Each row times N writes of the kind the
+job path makes (a queued job carrying the txt2img workflow, a pin, a finished
+history entry), memory store and SQLite store side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from balancer.bench.harness import table
+from balancer.store import MemoryStore, Pin, SqliteStore, Store, StoredJob
+
+WORKFLOW = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "workflows"
+
+
+def sample_prompt() -> dict[str, Any]:
+    """The txt2img workflow when the tests' fixtures are there, else a stand-in of similar size."""
+    path = WORKFLOW / "txt2img.json"
+    if path.exists():
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+    return {str(i): {"class_type": "Node", "inputs": {"text": "x" * 80}} for i in range(7)}
+
+
+def writes(store: Store, n: int, prompt: dict[str, Any]) -> dict[str, Callable[[int], None]]:
+    entry = {"prompt": [1, "p", prompt, {}, ["9"]], "outputs": {}, "status": {"messages": []}}
+    return {
+        "put_job": lambda i: store.put_job(
+            StoredJob(f"p{i}", {"prompt": prompt}, "d", "c", float(i))
+        ),
+        "put_pin": lambda i: store.put_pin(Pin(f"p{i}", "gpu0", "d", b'{"prompt_id": "p"}')),
+        "put_history": lambda i: store.put_history(f"p{i}", entry),
+    }
+
+
+def measure(n: int) -> str:
+    prompt = sample_prompt()
+    folder = Path(tempfile.mkdtemp(prefix="bench-store-"))
+    stores: dict[str, Store] = {"memory": MemoryStore(), "sqlite": SqliteStore(folder / "b.db")}
+    results: dict[tuple[str, str], float] = {}
+    for kind, store in stores.items():
+        for name, write in writes(store, n, prompt).items():
+            began = time.perf_counter()
+            for i in range(n):
+                write(i)
+            results[name, kind] = (time.perf_counter() - began) / n * 1e6
+    rows = [
+        [name, f"{results[name, 'memory']:.1f}", f"{results[name, 'sqlite']:.1f}"]
+        for name in ("put_job", "put_pin", "put_history")
+    ]
+    note = f"(microseconds per write, mean of {n}; SQLite in WAL mode, synchronous=NORMAL)"
+    return table(["write", "memory us", "sqlite us"], rows) + "\n" + note
+
+
+def run_store_bench(args: argparse.Namespace) -> int:
+    print(measure(args.writes))
+    return 0
