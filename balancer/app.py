@@ -29,6 +29,7 @@ from balancer.jobs.events import JobEvents
 from balancer.jobs.ids import IdFactory, mint_prompt_id
 from balancer.jobs.late import LateBinder
 from balancer.jobs.speed import SpeedObserver
+from balancer.jobs.steal import Stealer
 from balancer.jobs.submit import Submitter
 from balancer.jobs.tracker import Tracker
 from balancer.logs import get_logger
@@ -118,6 +119,8 @@ def assemble(
         registry, Picker(filters, policy.score), store, tracker, upstream, settings.probe, clock
     )
     binder = LateBinder(dispatcher, settings.routing, clock, relay.notify)
+    if settings.routing.work_stealing and policy.binds_late:
+        binder.stealer = Stealer(registry, tracker, upstream)
     relay.lost = binder.lost_by_id
     relay.wake = binder.wake
     relay.waiting = binder.queue.__len__

@@ -103,6 +103,8 @@ class RoutingSettings:
     max_queue: int = 10_000
     # Dispatches of one prompt (first run plus failovers) before it fails.
     max_attempts: int = 3
+    # Take a job pending behind a running one back to an idle backend.
+    work_stealing: bool = True
     # How a backend is chosen (balancer.scheduling.policies): `least_loaded`
     # binds late to the least-loaded backend with room; `round_robin` sends
     # every prompt at once to the next backend in turn (a baseline; it ignores

@@ -119,13 +119,15 @@ class Dispatcher:
         # Told every scheduling outcome ("chosen", "all_down", ...), for metrics.
         self.decision_listeners: list[Callable[[str], None]] = []
 
-    def choose(self, tried: set[str], count_misses: bool = True) -> Backend | NoBackend:
+    def choose(
+        self, tried: set[str], count_misses: bool = True, rotate: bool = True
+    ) -> Backend | NoBackend:
         """The best backend not yet tried. Every outcome is reported to the
         decision listeners, except misses when `count_misses` is off (the late
         binder asks on every wake-up; only its choices are decisions)."""
         now = self.clock()
         left = [b for b in self.registry if b.name not in tried]
-        decision = self.picker.pick(candidates_from(left, now, self.probe))
+        decision = self.picker.pick(candidates_from(left, now, self.probe), rotate)
         missed = isinstance(decision, NoBackend)
         if count_misses or not missed:
             outcome = decision.outcome if isinstance(decision, NoBackend) else "chosen"

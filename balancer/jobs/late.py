@@ -21,6 +21,7 @@ from balancer.jobs.events import JobEvent
 from balancer.jobs.failure import failed_entry, rejection_error
 from balancer.jobs.fair import FairQueue
 from balancer.jobs.model import Job
+from balancer.jobs.steal import Stealer
 from balancer.logs import get_logger
 from balancer.scheduling import NoBackend
 from balancer.store import StoredJob
@@ -48,6 +49,7 @@ class LateBinder:
         self.wall = wall
         self.notify = notify
         self.queue = FairQueue()  # round-robin across API keys
+        self.stealer: Stealer | None = None  # set when work stealing is on
         self.counter = 0
         self._wake = asyncio.Event()
         self._done_at: deque[float] = deque(maxlen=50)
@@ -93,7 +95,9 @@ class LateBinder:
             await self.pump()
 
     async def pump(self) -> None:
-        while (job := self.queue.peek()) is not None:
+        while (job := self.queue.peek()) is not None or await self.steal():
+            if job is None:
+                continue  # a stolen job is waiting now: peek again
             backend = self.dispatcher.choose(set(), count_misses=False)
             if isinstance(backend, NoBackend):
                 return
@@ -105,6 +109,25 @@ class LateBinder:
                 self.lost(replace(job, attempts=job.attempts + 1), result.detail)
             elif isinstance(result, Sent) and not result.accepted:
                 self.fail(job, *rejection_error(result.answer.body, result.answer.status))
+
+    async def steal(self) -> bool:
+        """Nothing waits here and a backend is idle: take back a job pending
+        behind a running one elsewhere, to bind it again (see steal.py)."""
+        if self.stealer is None or not self.tracker.jobs:
+            return False
+        idle = self.dispatcher.choose(set(), count_misses=False, rotate=False)
+        if isinstance(idle, NoBackend) or idle.load() != 0:
+            return False
+        job = self.stealer.candidate(idle)
+        stored = self.store.get_job(job.prompt_id) if job else None
+        if job is None or stored is None or not await self.stealer.take_back(job):
+            return False
+        self.tracker.jobs.pop(job.prompt_id, None)
+        self.store.remove_pin(job.prompt_id)
+        moved = replace(stored, state="queued", backend=None, attempts=max(0, stored.attempts - 1))
+        self.store.put_job(moved)
+        self.queue.push(moved)
+        return True
 
     def lost(self, job: StoredJob, reason: str) -> None:
         """A job its backend no longer has: again, or failed after max_attempts."""

@@ -48,12 +48,15 @@ class Picker:
         self.score = score
         self._turn = 0
 
-    def pick(self, candidates: Sequence[Candidate]) -> Chosen | NoBackend:
+    def pick(self, candidates: Sequence[Candidate], rotate: bool = True) -> Chosen | NoBackend:
+        """The best candidate. `rotate=False` asks without taking a turn (a
+        look that dispatches nothing must not shift the rotation)."""
         eligible = apply_filters(candidates, self.filters)
         if isinstance(eligible, NoBackend):
             return eligible
         best = min(self.score(c) for c in eligible)
         tied = sorted((c for c in eligible if self.score(c) == best), key=lambda c: c.order)
         chosen = tied[self._turn % len(tied)]
-        self._turn += 1
+        if rotate:
+            self._turn += 1
         return Chosen(chosen.name)

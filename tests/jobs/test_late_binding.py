@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from support import PoolFactory, colored, workflow
@@ -105,3 +106,26 @@ async def test_send_at_once_when_unbounded(make_pool: PoolFactory) -> None:
     for i in range(5):
         await pool.submit(colored(i))
     assert len(pool.balancer.binder.queue) == 0
+
+
+async def test_a_job_pending_behind_a_busy_gpu_moves_to_one_that_went_idle(
+    make_pool: PoolFactory,
+) -> None:
+    pool = await make_pool(2)
+    busy, other = pool.emulators["gpu0"], pool.emulators["gpu1"]
+    busy.pause()
+    other.pause()
+    first = "runs-and-holds"
+    started = pool.watch("running", first)
+    await pool.submit(colored(1), prompt_id=first)
+    ids = [(await pool.submit(colored(i)))["prompt_id"] for i in range(2, 5)]
+    assert [pool.owner(i) for i in [first, *ids]] == ["gpu0", "gpu1", "gpu0", "gpu1"]
+    behind = ids[1]  # pending on gpu0 behind `first`, which runs and holds
+    await asyncio.wait_for(started.wait(), 5.0)
+    other.resume()  # gpu1 finishes its two and goes idle
+    await pool.settle([ids[0], ids[2], behind])
+    assert pool.owner(behind) == "gpu1"
+    assert behind in other.executed and behind not in busy.executed
+    busy.resume()
+    await pool.settle([first])
+    assert sorted(busy.executed + other.executed) == sorted([first, *ids]), "each ran once"
