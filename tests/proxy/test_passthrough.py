@@ -35,6 +35,9 @@ def echo_backend(tmp_path: Path) -> tuple[web.Application, list[dict[str, Any]]]
     async def clip(_: web.Request) -> web.FileResponse:
         return web.FileResponse(media)
 
+    async def no_channel(_: web.Request) -> web.Response:
+        return web.Response(status=404)  # no event channel here
+
     async def die(request: web.Request) -> web.Response:
         assert request.transport is not None
         request.transport.close()
@@ -58,7 +61,7 @@ def echo_backend(tmp_path: Path) -> tuple[web.Application, list[dict[str, Any]]]
     app.router.add_get("/big", big)
     app.router.add_get("/clip.bin", clip)
     app.router.add_get("/die", die)
-    app.router.add_get("/ws", lambda _: web.Response(status=404))  # no event channel here
+    app.router.add_get("/ws", no_channel)
     app.router.add_route("*", "/{tail:.*}", echo)
     return app, seen
 
