@@ -6,6 +6,7 @@ from importlib.resources import files
 
 from aiohttp import web
 
+from balancer.auth.principal import principal_of
 from balancer.ops.context import OPS
 from balancer.ops.metrics import CONTENT_TYPE
 from balancer.ops.status import status_document
@@ -25,7 +26,22 @@ async def get_page(request: web.Request) -> web.StreamResponse:
 async def get_status(request: web.Request) -> web.StreamResponse:
     b = ctx(request)
     doc = status_document(list(b.registry), b.clock(), request.app[OPS].tally, b.tracker)
+    for row in doc["backends"]:
+        row["running_prompt_id"] = visible_prompt(request, row["running_prompt_id"])
     return web.json_response(doc, headers={"Cache-Control": "no-store"})
+
+
+def visible_prompt(request: web.Request, prompt_id: str | None) -> str | None:
+    """With API keys, a running prompt_id shows only to its owner and admins:
+    the status page may be public (`auth.public_status`), its jobs are not."""
+    b = ctx(request)
+    if prompt_id is None or not b.settings.auth.keys:
+        return prompt_id
+    caller = principal_of(request)
+    pin = b.store.get_pin(prompt_id)
+    owner = pin.tenant if pin else None
+    mine = caller.scope == "client" and owner is not None and owner == caller.name
+    return prompt_id if caller.scope == "admin" or mine else None
 
 
 async def get_metrics(request: web.Request) -> web.StreamResponse:

@@ -96,3 +96,26 @@ async def drain(ws: object) -> str:
         except TimeoutError:
             return "".join(seen)
         seen.append(str(msg.data))
+
+
+async def test_public_status_shows_a_running_prompt_id_only_to_its_owner_and_admins(
+    make_pool: PoolFactory,
+) -> None:
+    pool = await keyed_pool(make_pool, 1)
+    pool.emulators["gpu0"].pause()
+    running = "alice-running-job"
+    started = pool.watch("running", running)
+    await submit_as(pool, "alice", colored(1), prompt_id=running)
+    await asyncio.wait_for(started.wait(), 5.0)
+
+    async def shown(headers: dict[str, str]) -> str | None:
+        resp = await pool.client.get("/balancer/status", headers=headers)
+        assert resp.status == 200
+        value: str | None = (await resp.json())["backends"][0]["running_prompt_id"]
+        return value
+
+    assert await shown(as_("alice")) == running
+    assert await shown(as_("root")) == running
+    assert await shown(as_("bob")) is None
+    assert await shown({}) is None  # public, anonymous
+    pool.emulators["gpu0"].resume()
