@@ -121,12 +121,15 @@ class EventRelay:
             self.hub.broadcast_owned(None, event(type_, data))
 
     async def finish(self, backend: Backend, prompt_id: str) -> Job | None:
-        """Fetch the history entry once, keep it, and end the job."""
+        """Fetch the history entry once, keep it, and end the job. A failed
+        fetch decides nothing: the job stays followed and the next probe that
+        misses it from its backend's queue asks again (re-running a job that
+        may have finished would be worse than ending it a probe later)."""
         try:
             answer = await self.upstream.get_json(f"{backend.url}/history/{prompt_id}")
-            raw = answer.get(prompt_id) if isinstance(answer, dict) else None
         except UpstreamError:
-            raw = None
+            return None
+        raw = answer.get(prompt_id) if isinstance(answer, dict) else None
         if raw is None:  # neither queued nor kept by its backend: lost
             self.lost(prompt_id, f"{backend.name} no longer has it")
             return None

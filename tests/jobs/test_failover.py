@@ -6,12 +6,14 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from support import Pool, PoolFactory, colored
 
 from balancer.app import create_app
 from balancer.config.model import RoutingSettings
 from balancer.store import SqliteStore
+from balancer.upstream import UpstreamError
 
 
 def successes(pool: Pool, ids: list[str]) -> int:
@@ -98,3 +100,29 @@ async def test_balancer_restart_with_a_hundred_jobs_queued_loses_none_and_runs_n
     assert successes(again, ids) == 100
     runs = [i for e in pool.emulators.values() for i in e.executed]
     assert sorted(runs) == sorted(ids), "each job ran exactly once"
+
+
+async def test_a_failed_history_fetch_does_not_run_a_finished_job_again(
+    make_pool: PoolFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = await make_pool(1)
+    emulator = pool.emulators["gpu0"]
+    emulator.pause()
+    prompt_id = (await pool.submit(colored(1)))["prompt_id"]
+    emulator.hub.abort_all()  # the end events are lost with the channel
+    emulator.resume()
+    await emulator.wait_idle(5.0)
+    upstream = pool.balancer.upstream
+    real = upstream.get_json
+
+    async def history_down(url: str, **kw: Any) -> Any:
+        if "/history/" in url:
+            raise UpstreamError("connection reset")
+        return await real(url, **kw)
+
+    monkeypatch.setattr(upstream, "get_json", history_down)
+    await pool.probe()  # the job is gone from the queue; its history cannot be read
+    assert pool.balancer.store.get_job(prompt_id) is not None, "still followed, not requeued"
+    monkeypatch.setattr(upstream, "get_json", real)
+    await pool.settle([prompt_id])
+    assert emulator.executed == [prompt_id], "ran once"
