@@ -71,6 +71,3 @@ class Upstream:
         if reply.status != 200:
             raise UpstreamError(f"HTTP {reply.status} from {url}")
         return reply.json()
-
-    async def post_json(self, url: str, payload: Any) -> UpstreamReply:
-        return await self.call("POST", url, body=json.dumps(payload).encode())

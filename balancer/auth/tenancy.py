@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from balancer.auth.access import access_of, visible_ids
+from balancer.auth.access import visible_ids
 from balancer.auth.principal import principal_of
 from balancer.proxy.context import Balancer
 
@@ -66,7 +66,3 @@ def _own_ids(b: Balancer, path: str, visible: Visible) -> list[str]:
 
 def tenant_of(request: web.Request) -> str | None:
     return principal_of(request).tenant
-
-
-def record_owner(request: web.Request, prompt_id: str) -> None:
-    access_of(request).owners.record(prompt_id, tenant_of(request))

@@ -21,7 +21,6 @@ from balancer.upstream import Upstream, UpstreamError
 log = get_logger("balancer.drain")
 
 Reason = Literal["vram", "manual", "config", "removed"]
-REASONS: tuple[Reason, ...] = ("vram", "manual", "config", "removed")
 
 # (backend name, reason, drained: True on drain, False on undrain)
 DrainListener = Callable[[str, str, bool], None]

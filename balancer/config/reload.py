@@ -77,7 +77,6 @@ class ConfigWatcher:
         self.interval = interval
         self.sleep = sleep
         self.stamp = file_stamp(self.path)
-        self.reloads = 0
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[bool]] = set()
 
@@ -89,7 +88,6 @@ class ConfigWatcher:
             if settings is None:
                 return False
             await self.on_change(settings)
-            self.reloads += 1
             return True
 
     async def poll(self) -> bool:

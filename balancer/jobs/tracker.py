@@ -8,7 +8,6 @@ a dispatched job in its backend's queue also finishes it from history.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from balancer.backends.state import Clock, LoadSnapshot
@@ -18,9 +17,6 @@ from balancer.logs import get_logger
 from balancer.store import Store
 
 log = get_logger("balancer.jobs")
-
-# Rewrites a backend's history entry into what clients are shown.
-EntryView = Callable[[str, str, Any], Any]
 
 
 class Tracker:

@@ -169,10 +169,6 @@ class ClientHub:
     def of(self, sid: str | None) -> list[ClientSocket]:
         return list(self._by_sid.get(sid, ())) if sid is not None else []
 
-    def to_sid(self, sid: str | None, frame: Frame) -> None:
-        for sock in self.of(sid):
-            sock.send(frame)
-
     def broadcast(self, frame: Frame) -> None:
         for sock in self:
             sock.send(frame)
