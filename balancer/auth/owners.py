@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from balancer.files.locate import locate
+from balancer.files.paths import BadPath
 from balancer.jobs.events import JobEvent
 from balancer.store import Store
 
 MAX_REMEMBERED = 100_000
-FileRef = tuple[str, str, str]  # (type, client subfolder with @backend, filename)
+# (type, client subfolder with @backend, filename), resolved by `locate`
+FileRef = tuple[str, str, str]
 
 
 class Owners:
@@ -52,7 +55,12 @@ class Owners:
     def index_outputs(self, prompt_id: str, outputs: Any) -> None:
         """Remember the files an `executed` event or history entry names."""
         owner = self.of(prompt_id)
-        for ref in output_refs(outputs):
+        for kind, subfolder, filename in output_refs(outputs):
+            try:
+                location = locate(kind, subfolder, filename)
+            except BadPath:
+                continue  # no client can name it through /view or a prompt either
+            ref = (location.key.type, location.client_subfolder, location.key.name)
             _bounded_put(self._files, ref, owner)
 
     def index_entry(self, prompt_id: str, entry: Any) -> None:

@@ -11,8 +11,8 @@ from aiohttp import web
 from balancer.auth.access import access_of
 from balancer.auth.limits import retry_after
 from balancer.auth.principal import principal_of
-from balancer.auth.uploads import foreign_file
-from balancer.errors import error_response
+from balancer.auth.uploads import Foreign, foreign_file
+from balancer.errors import error_body, error_response
 from balancer.proxy.context import Balancer, ctx
 from balancer.webhooks.policy import refusal, requested_url
 from balancer.webhooks.setup import WEBHOOKS
@@ -27,9 +27,9 @@ def unfinished_of(b: Balancer, request: web.Request, tenant: str) -> int:
 def admit(request: web.Request, body: dict[str, Any]) -> web.Response | None:
     """None if the prompt may be submitted, else the refusal."""
     b = ctx(request)
-    name = foreign_file(request, body["prompt"])
-    if name is not None:
-        return error_response(400, "invalid_prompt", "Prompt references an unknown file", name)
+    foreign = foreign_file(request, body["prompt"])
+    if foreign is not None:
+        return unknown_file(foreign)
     url = requested_url(body)
     problem = refusal(b.settings.webhooks, url) if url is not None else None
     if problem is not None:
@@ -44,6 +44,20 @@ def admit(request: web.Request, body: dict[str, Any]) -> web.Response | None:
     if delay is not None:
         return too_many("Rate limit exceeded for this key", "", retry_after(delay))
     return None
+
+
+def unknown_file(foreign: Foreign) -> web.Response:
+    """ComfyUI's own answer for a LoadImage of a missing file: another
+    tenant's file looks exactly like one that does not exist."""
+    error = {
+        "type": "custom_validation_failed",
+        "message": "Custom validation failed for node",
+        "details": f"{foreign.input} - Invalid image file: {foreign.value}",
+        "extra_info": {"input_name": foreign.input},
+    }
+    node = {"errors": [error], "dependent_outputs": [], "class_type": foreign.class_type}
+    body = error_body("prompt_outputs_failed_validation", "Prompt outputs failed validation")
+    return web.json_response({**body, "node_errors": {foreign.node: node}}, status=400)
 
 
 def too_many(message: str, details: str, retry: str) -> web.Response:

@@ -1,18 +1,25 @@
 """Files per tenant. A client key's uploads live under its own subfolder
 (`_t_<key name>/...`: the upload answer names it and clients echo it back);
 outputs belong to the prompt that wrote them. Another tenant's file looks
-like a missing one."""
+like a missing one.
+
+Every check here takes a `Location` (`balancer.files.locate`): the path is
+resolved and normalised first, and the store and the backends are then
+accessed at that same location.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from balancer.auth.access import access_of
 from balancer.auth.principal import Principal, principal_of
-from balancer.files.naming import BACKEND_FILE_TYPES, PREFIX
-from balancer.files.paths import split_annotation
+from balancer.files.locate import Location, has_dot_segments, locate_value
+from balancer.files.naming import PREFIX
+from balancer.files.paths import FileKey, split_relative
 from balancer.proxy.context import ctx
 
 TENANT_PREFIX = "_t_"
@@ -22,69 +29,80 @@ def tenant_folder(tenant: str) -> str:
     return f"{TENANT_PREFIX}{tenant}"
 
 
-def folder_owner(subfolder: str) -> str | None:
-    """The tenant whose folder a path is in (its first `_t_` segment)."""
-    for part in subfolder.replace("\\", "/").split("/"):
-        if part.startswith(TENANT_PREFIX):
-            return part[len(TENANT_PREFIX) :]
-    return None
+def folder_owner(relative: str) -> str | None:
+    """The tenant whose folder a normalised `sub/.../name` is in: its first
+    segment `_t_<tenant>`."""
+    top = relative.partition("/")[0]
+    return top[len(TENANT_PREFIX) :] if top.startswith(TENANT_PREFIX) else None
 
 
-def scope_upload_fields(request: web.Request, fields: dict[str, str]) -> None:
-    """A client key's upload goes under its own folder."""
-    principal = principal_of(request)
+def scoped_key(principal: Principal, key: FileKey) -> FileKey:
+    """Where a caller's upload goes: a client key's under its own folder
+    (`key` is already normalised, so `..` cannot climb out of it)."""
     if principal.sees_all or principal.name is None:
-        return
+        return key
     folder = tenant_folder(principal.name)
-    sub = fields.get("subfolder", "").replace("\\", "/").strip("/")
-    if sub != folder and not sub.startswith(folder + "/"):
-        sub = f"{folder}/{sub}" if sub else folder
-    fields["subfolder"] = sub
+    if folder_owner(key.subfolder) == principal.name:
+        return key
+    sub = f"{folder}/{key.subfolder}" if key.subfolder else folder
+    return FileKey(key.type, sub, key.name)
 
 
-def may_use(request: web.Request, kind: str, subfolder: str, filename: str) -> bool:
-    """Whether the caller may view or reference this file."""
+def may_use(request: web.Request, location: Location) -> bool:
+    """Whether the caller may view or reference the file at `location`."""
     principal = principal_of(request)
     if principal.sees_all:
         return True
-    if folder_owner(subfolder) is not None:
-        return folder_owner(subfolder) == principal.name
-    if kind not in BACKEND_FILE_TYPES:
-        return True  # a shared input (uploaded by an admin or before keys)
-    return _output_visible(request, principal, kind, subfolder, filename)
+    owner = folder_owner(location.key.subfolder)
+    if location.key.type == "input":
+        if location.backend is not None or location.top.startswith(PREFIX):
+            return False  # a backend's own input folder, or outputs placed there
+        return owner is None or owner == principal.name  # else a shared input
+    if owner is not None and location.backend is None:
+        return owner == principal.name  # an output/temp file uploaded to its folder
+    return _output_visible(request, principal, location)
 
 
-def _output_visible(
-    request: web.Request, principal: Principal, kind: str, subfolder: str, filename: str
-) -> bool:
-    if not subfolder.startswith(PREFIX):
+def _output_visible(request: web.Request, principal: Principal, location: Location) -> bool:
+    """An output of one of the caller's own jobs. Without an `@backend`
+    prefix the holder is certain only when there is one backend."""
+    if location.backend is None:
         backends = list(ctx(request).registry)
         if len(backends) != 1:
             return False
-        name = backends[0].name
-        subfolder = f"{PREFIX}{name}/{subfolder}" if subfolder else f"{PREFIX}{name}"
-    known, owner = access_of(request).owners.file_owner((kind, subfolder, filename))
+        location = Location(location.key, backends[0].name)
+    ref = (location.key.type, location.client_subfolder, location.key.name)
+    known, owner = access_of(request).owners.file_owner(ref)
     return known and principal.may_see(owner)
 
 
-def foreign_file(request: web.Request, prompt: Any) -> str | None:
+@dataclass(frozen=True)
+class Foreign:
+    """A prompt input naming a file the caller may not use."""
+
+    node: str
+    input: str
+    value: str
+    class_type: str
+
+
+def foreign_file(request: web.Request, prompt: Any) -> Foreign | None:
     """The first string input of `prompt` naming a file the caller may not use."""
     if principal_of(request).sees_all or not isinstance(prompt, dict):
         return None
-    for node in prompt.values():
+    for node_id, node in prompt.items():
         inputs = node.get("inputs") if isinstance(node, dict) else None
-        for value in inputs.values() if isinstance(inputs, dict) else ():
+        for name, value in inputs.items() if isinstance(inputs, dict) else ():
             if isinstance(value, str) and not _may_reference(request, value):
-                return value
+                return Foreign(str(node_id), str(name), value, str(node.get("class_type")))
     return None
 
 
 def _may_reference(request: web.Request, value: str) -> bool:
-    plain, kind = split_annotation(value, "output" if value.startswith(PREFIX) else "input")
-    subfolder, _, name = plain.replace("\\", "/").rpartition("/")
-    if folder_owner(plain) is None and not plain.startswith(PREFIX):
-        return True
-    return may_use(request, str(kind), subfolder, name)
+    if has_dot_segments(value):
+        return False  # a backend would resolve it outside the checked folder
+    found = locate_value(value)
+    return found is None or may_use(request, found.location)
 
 
 def visible_inputs(request: web.Request, names: list[str]) -> list[str]:
@@ -92,4 +110,4 @@ def visible_inputs(request: web.Request, names: list[str]) -> list[str]:
     principal = principal_of(request)
     if principal.sees_all:
         return names
-    return [n for n in names if folder_owner(n) in (None, principal.name)]
+    return [n for n in names if folder_owner(split_relative(n)[0]) in (None, principal.name)]

@@ -13,19 +13,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from balancer.files.naming import PREFIX, from_client_subfolder
-from balancer.files.paths import (
-    BadPath,
-    FileKey,
-    check_name,
-    normalize_subfolder,
-    split_annotation,
-    split_relative,
-)
+from balancer.files.locate import locate_value
+from balancer.files.paths import FileKey
 
 LOADERS = frozenset({"LoadImage", "LoadImageMask"})
-# Longer strings are prompts or JSON, never file names.
-MAX_REF_LENGTH = 1024
 
 
 @dataclass(frozen=True)
@@ -45,20 +36,12 @@ class Ref:
 
 
 def parse_ref(value: str) -> tuple[FileKey, str | None, bool] | None:
-    """(key, owner, annotated) of a value that looks like a file name, else None."""
-    if not value or len(value) > MAX_REF_LENGTH:
+    """(key, owner, annotated) of a value that looks like a file name, else
+    None; the same resolution the tenant check uses (`locate_value`)."""
+    found = locate_value(value)
+    if found is None:
         return None
-    path, kind = split_annotation(value, "input")
-    annotated = path != value
-    subfolder, name = split_relative(path)
-    owner = None
-    if subfolder.startswith(PREFIX):
-        split = from_client_subfolder(subfolder)
-        owner, subfolder = split.backend, split.subfolder
-    try:
-        return FileKey(kind, normalize_subfolder(subfolder), check_name(name)), owner, annotated
-    except BadPath:
-        return None
+    return found.location.key, found.location.backend, found.annotated
 
 
 def find_refs(prompt: Any, in_store: Callable[[FileKey], bool]) -> list[Ref]:

@@ -17,12 +17,14 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from PIL import UnidentifiedImageError
 
-from balancer.auth.uploads import may_use, scope_upload_fields
+from balancer.auth.principal import principal_of
+from balancer.auth.uploads import may_use, scoped_key
 from balancer.errors import error_response
 from balancer.files import transfer
+from balancer.files.locate import locate
 from balancer.files.masks import apply_mask
-from balancer.files.naming import PREFIX, from_client_subfolder
-from balancer.files.paths import BadPath, FileKey, file_key, split_annotation
+from balancer.files.naming import PREFIX
+from balancer.files.paths import BadPath, FileKey, file_key, normalize_subfolder, split_annotation
 from balancer.files.store import BlobWriter
 from balancer.logs import get_logger
 from balancer.proxy.context import ctx
@@ -90,24 +92,28 @@ async def read_form(request: web.Request, files: Files) -> Form:
     except BaseException:
         form.abort()
         raise
-    scope_upload_fields(request, form.fields)  # a client key's uploads: its own folder
     return form
 
 
-def target_key(form: Form) -> FileKey:
+def target_key(request: web.Request, form: Form) -> FileKey:
+    """Where the upload goes: resolved first, then (a client key) moved
+    under the caller's own folder."""
     if form.image is None or not form.filename:
         raise bad("No image file in the upload", "the 'image' part with a filename is required")
     subfolder = form.fields.get("subfolder", "")
     try:
-        if subfolder.startswith(PREFIX):
+        key = file_key(form.fields.get("type") or "input", subfolder, form.filename)
+        if key.subfolder.startswith(PREFIX):
             raise BadPath(f"subfolders starting with {PREFIX!r} name backends and are reserved")
-        return file_key(form.fields.get("type") or "input", subfolder, form.filename)
     except BadPath as exc:
         raise bad("Invalid upload path", str(exc)) from None
+    return scoped_key(principal_of(request), key)
 
 
-def answer(form: Form, final: FileKey) -> web.Response:
-    subfolder = form.fields.get("subfolder", "")
+def answer(form: Form, key: FileKey, final: FileKey) -> web.Response:
+    """ComfyUI echoes the subfolder as given; a client key's is its folder's."""
+    given = form.fields.get("subfolder", "")
+    subfolder = given if key.subfolder == normalize_subfolder(given) else key.subfolder
     return web.json_response({"name": final.name, "subfolder": subfolder, "type": final.type})
 
 
@@ -116,7 +122,7 @@ async def _received(request: web.Request) -> tuple[Files, Form, FileKey] | web.R
     files = files_of(request)
     try:
         form = await read_form(request, files)
-        key = _validated(form)
+        key = _validated(request, form)
     except Refused as refused:
         return refused.response
     assert form.image is not None
@@ -131,7 +137,7 @@ def _keep(
     final = files.store.assign(key, sha, overwrite)
     _log_upload(event, key, final, size, started)
     files.placement.evict()
-    return answer(form, final)
+    return answer(form, key, final)
 
 
 async def upload_image(request: web.Request) -> web.StreamResponse:
@@ -145,9 +151,9 @@ async def upload_image(request: web.Request) -> web.StreamResponse:
     return _keep(files, form, key, sha, "upload", form.image.size, started)
 
 
-def _validated(form: Form) -> FileKey:
+def _validated(request: web.Request, form: Form) -> FileKey:
     try:
-        return target_key(form)
+        return target_key(request, form)
     except Refused:
         form.abort()
         raise
@@ -181,16 +187,12 @@ async def _original(request: web.Request, files: Files, raw: str | None) -> str:
         if not isinstance(ref, dict):
             raise ValueError("not an object")
         name, kind = split_annotation(str(ref.get("filename") or ""), ref.get("type") or "output")
-        subfolder = str(ref.get("subfolder") or "")
-        if not may_use(request, str(kind), subfolder, name):
+        location = locate(str(kind), str(ref.get("subfolder") or ""), name)
+        if not may_use(request, location):
             raise ValueError("no such file")  # another tenant's: like a missing one
-        owner = None
-        if subfolder.startswith(PREFIX):
-            split = from_client_subfolder(subfolder)
-            owner, subfolder = split.backend, split.subfolder
-        key = file_key(str(kind), subfolder, name)
     except (ValueError, BadPath) as exc:
         raise bad("Invalid original_ref", str(exc)) from None
+    key, owner = location.key, location.backend
     sha = None if owner is not None else files.store.lookup(key)
     if sha is None:
         sha = await _fetch_original(request, files, key, owner)

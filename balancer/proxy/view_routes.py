@@ -1,4 +1,11 @@
-"""GET /view: a file reaches the backend that holds it, and only that one."""
+"""GET /view: a file reaches the backend that holds it, and only that one.
+
+The requested file is resolved first (ComfyUI's rules: a filename starting
+with `/` or containing `..` is 400, a subfolder escaping its directory 403;
+the filename is reduced to its basename), then the caller's right to it is
+checked on that location, and the store or the backend is asked for that
+same location, never for the raw query.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +13,9 @@ from aiohttp import web
 
 from balancer.auth.uploads import may_use
 from balancer.backends.state import Backend
-from balancer.files.naming import BACKEND_FILE_TYPES, from_client_subfolder
-from balancer.files.paths import split_annotation
+from balancer.files.locate import Location, locate
+from balancer.files.naming import BACKEND_FILE_TYPES
+from balancer.files.paths import BadPath, split_annotation
 from balancer.proxy.context import Balancer, ctx
 from balancer.proxy.input_view import in_store, view_stored
 
@@ -31,23 +39,38 @@ def owner_of_file(b: Balancer, backend_name: str | None) -> Backend | None:
     return backends[0] if len(backends) == 1 else None
 
 
+def requested(request: web.Request, filename: str) -> Location | web.Response:
+    """The location a /view asks for, or ComfyUI's refusal."""
+    kind = file_type(filename, request.query.get("type", "output"))
+    plain, _ = split_annotation(filename, kind)
+    if plain.startswith("/") or ".." in plain:
+        return web.Response(status=400)
+    name = plain.replace("\\", "/").rsplit("/", 1)[-1]
+    try:
+        return locate(kind, request.query.get("subfolder", ""), name)
+    except BadPath as exc:
+        return web.Response(status=403 if exc.escape else 400)
+
+
 async def get_view(request: web.Request) -> web.StreamResponse:
     b = ctx(request)
     filename = request.query.get("filename", "")
-    kind = file_type(filename, request.query.get("type", "output"))
-    plain, _ = split_annotation(filename, kind)
-    if filename and not may_use(request, kind, request.query.get("subfolder", ""), plain):
-        return web.Response(status=404)  # another tenant's file: like a missing one
-    if filename and (kind == "input" or in_store(request, plain, kind)):
-        return await view_stored(request, plain, kind)  # the balancer's upload store
-    if not filename or kind not in BACKEND_FILE_TYPES:
+    if not filename:
         primary = b.registry.primary()
         if primary is None:
             return web.Response(status=404)
         return await b.forwarder.forward(request, primary.url)
-    sub = from_client_subfolder(request.query.get("subfolder", ""))
-    backend = owner_of_file(b, sub.backend)
-    if backend is None:
+    location = requested(request, filename)
+    if isinstance(location, web.Response):
+        return location
+    if not may_use(request, location):
+        return web.Response(status=404)  # another tenant's file: like a missing one
+    key = location.key
+    if location.backend is None and (key.type == "input" or in_store(request, key)):
+        return await view_stored(request, key)  # the balancer's upload store
+    backend = owner_of_file(b, location.backend)
+    if backend is None or key.type not in BACKEND_FILE_TYPES:
         return web.Response(status=404)
-    target = request.rel_url.update_query({"subfolder": sub.subfolder})
+    canonical = {"filename": key.name, "subfolder": key.subfolder, "type": key.type}
+    target = request.rel_url.update_query(canonical)
     return await b.forwarder.forward(request, backend.url, target.raw_path_qs)
