@@ -7,29 +7,34 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
 from balancer.config.model import LogSettings
 
 
-def configure_logging(settings: LogSettings) -> None:
+def _renderers(settings: LogSettings) -> list[Any]:
+    """The last processors: JSON needs the exception turned into text first
+    (`exception`: the traceback), or a line says `"exc_info": true` and
+    nothing more; the console renderer formats exceptions itself."""
+    if settings.format == "console":
+        return [structlog.dev.ConsoleRenderer(colors=False)]
+    return [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+
+
+def configure_logging(settings: LogSettings, stream: TextIO | None = None) -> None:
+    """Log lines go to `stream` (stderr by default)."""
     level = getattr(logging, settings.level.upper())
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if settings.format == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
+            *_renderers(settings),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
     # aiohttp's access log is noise next to the job-phase lines.
