@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
+from balancer import __version__
 from balancer.config.model import ListenSettings, LogSettings, Settings
+from balancer.helpformat import DefaultsHelp
 
 
 def _serve(args: argparse.Namespace) -> int:
     from balancer.app import create_app, open_store
     from balancer.config import ConfigError, load_settings
     from balancer.logs import configure_logging, get_logger
-    from balancer.runner import run, start, stop_all, wait_for_stop
+    from balancer.runner import ListenError, bind, run, serve_on, stop_all, wait_for_stop
     from balancer.store.sqlite import StoreInUse
 
     try:
@@ -37,6 +38,11 @@ def _serve(args: argparse.Namespace) -> int:
     if not settings.auth.keys and not is_loopback_host(listen.host):
         get_logger("balancer").warning("anonymous_access", host=listen.host)
     try:
+        sockets = bind(listen.host, listen.port)
+    except ListenError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
         store = open_store(settings)
     except StoreInUse as exc:
         print(exc, file=sys.stderr)
@@ -44,7 +50,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         app = create_app(settings, config_path=args.config, store=store)
-        running = await start(app, listen.host, listen.port, settings.shutdown.timeout)
+        running = await serve_on(app, listen.host, sockets, settings.shutdown.timeout)
         get_logger("balancer").info(
             "listening", url=running.url, backends=[b.name for b in settings.backends]
         )
@@ -58,21 +64,26 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from balancer.demo import run_demo
+    from balancer.demo import demo_sockets, run_demo
     from balancer.logs import configure_logging
+    from balancer.runner import ListenError, run
 
+    try:
+        sockets, note = demo_sockets(args.host, args.port)
+    except ListenError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if note:
+        print(note, flush=True)
     configure_logging(LogSettings(level="info"))
-    from balancer.runner import run
-
-    run(run_demo(args.host, args.port, args.backends))
+    run(run_demo(args.host, sockets, args.backends))
     return 0
 
 
 def _emulate(args: argparse.Namespace) -> int:
-    from balancer.emulator import options_from_args, serve_emulator
+    from balancer.emulator import run_emulator
 
-    asyncio.run(serve_emulator(options_from_args(args), args.host, args.port))
-    return 0
+    return run_emulator(args)
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -91,35 +102,49 @@ def _bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="comfyui-balancer", description="One URL in front of many ComfyUI backends."
+        prog="comfyui-balancer",
+        description="One URL in front of many ComfyUI backends.",
+        formatter_class=DefaultsHelp,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the balancer in front of the backends in a file")
-    serve.add_argument("--config", default="config/balancer.yaml")
-    serve.add_argument("--host", default=None, help="overrides listen.host")
-    serve.add_argument("--port", type=int, default=None, help="overrides listen.port")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, formatter_class=DefaultsHelp)
+
+    serve = command("serve", "run the balancer in front of the backends in a config file")
+    serve.add_argument("--config", default="config/balancer.yaml", help="the YAML config file")
+    serve.add_argument("--host", default=None, help="address to listen on (default: listen.host)")
+    serve.add_argument(
+        "--port", type=int, default=None, help="port to listen on (default: listen.port)"
+    )
     serve.set_defaults(func=_serve)
 
-    demo = sub.add_parser("demo", help="the balancer in front of emulated backends (no GPU)")
-    demo.add_argument("--host", default=Settings().listen.host)
-    demo.add_argument("--port", type=int, default=Settings().listen.port)
-    demo.add_argument("--backends", type=int, default=3)
+    demo = command("demo", "the balancer in front of emulated backends (no GPU, no network)")
+    default = Settings().listen
+    demo.add_argument("--host", default=default.host, help="address the balancer listens on")
+    demo.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help=f"port the balancer listens on (default: {default.port}, or the next free one)",
+    )
+    demo.add_argument("--backends", type=int, default=3, help="how many emulated backends")
     demo.set_defaults(func=_demo)
 
-    emulate = sub.add_parser("emulate", help="run one emulated ComfyUI backend")
-    emulate.add_argument("--host", default="127.0.0.1")
-    emulate.add_argument("--port", type=int, default=8189)
+    emulate = command("emulate", "run one emulated ComfyUI backend")
+    emulate.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    emulate.add_argument("--port", type=int, default=8189, help="port to listen on")
     from balancer.emulator import add_emulator_arguments
 
     add_emulator_arguments(emulate)
     emulate.set_defaults(func=_emulate)
 
-    check = sub.add_parser("check-config", help="validate a config file")
-    check.add_argument("file")
+    check = command("check-config", "validate a config file: every error, or a summary")
+    check.add_argument("file", help="the YAML config file")
     check.set_defaults(func=_check_config)
 
-    bench = sub.add_parser("bench", help="benchmarks that print a table")
+    bench = command("bench", "benchmarks that print a table")
     from balancer.bench import add_bench_arguments
 
     add_bench_arguments(bench)

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import socket
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from balancer.app import create_app
 from balancer.config.model import BackendSettings, ListenSettings, Settings, StoreSettings
 from balancer.emulator import EmulatorOptions, create_emulator_app
 from balancer.proxy.context import BALANCER, Balancer
-from balancer.runner import Running, start, stop_all, wait_for_stop
+from balancer.runner import ListenError, Running, bind, serve_on, start, stop_all, wait_for_stop
+
+# Ports tried after the default one when the user did not pass --port.
+PORT_TRIES = 20
 
 DEMO_PROMPT = {
     "1": {
@@ -45,7 +51,27 @@ async def pool_ready(b: Balancer, timeout: float = 30.0) -> None:
     await b.prober.probe_all()
 
 
-async def run_demo(host: str, port: int, count: int) -> None:
+def demo_sockets(
+    host: str, port: int | None, default: int = ListenSettings().port
+) -> tuple[list[socket.socket], str | None]:
+    """Sockets for the demo's balancer, and a note when it is not on the
+    default port. An explicit `--port` that is taken is an error
+    (ListenError); without one the next free port is used."""
+    if port is not None:
+        return bind(host, port), None
+    for candidate in range(default, default + PORT_TRIES):
+        try:
+            sockets = bind(host, candidate)
+        except ListenError as exc:
+            if not exc.in_use:
+                raise
+            continue
+        note = None if candidate == default else f"port {default} is in use; using {candidate}"
+        return sockets, note
+    return bind(host, 0), f"ports {default}-{default + PORT_TRIES - 1} are in use; using a free one"
+
+
+async def run_demo(host: str, sockets: Sequence[socket.socket], count: int) -> None:
     root = Path(tempfile.mkdtemp(prefix="comfyui-balancer-demo-"))
     running: list[Running] = []
     try:
@@ -57,13 +83,13 @@ async def run_demo(host: str, port: int, count: int) -> None:
         )
         settings = Settings(
             backends=backends,
-            listen=ListenSettings(host=host, port=port),
+            listen=ListenSettings(host=host, port=sockets[0].getsockname()[1]),
             # A demo starts from nothing each time: its backends are new too.
             store=StoreSettings(kind="memory"),
             data_dir=str(root / "balancer"),
         )
         app = create_app(settings)
-        front = await start(app, host, port)
+        front = await serve_on(app, host, sockets)
         running.append(front)
         await pool_ready(app[BALANCER])
         print(f"comfyui-balancer demo: {front.url} in front of {len(backends)} emulated backends")
@@ -75,3 +101,4 @@ async def run_demo(host: str, port: int, count: int) -> None:
         await wait_for_stop()
     finally:
         await stop_all(running)
+        shutil.rmtree(root, ignore_errors=True)

@@ -5,8 +5,10 @@ then close connections and run cleanup)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import signal
-from collections.abc import Coroutine
+import socket
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -26,6 +28,51 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(main)
 
 
+class ListenError(Exception):
+    """The address cannot be listened on; the message is one line for the operator."""
+
+    def __init__(self, message: str, in_use: bool) -> None:
+        super().__init__(message)
+        self.in_use = in_use
+
+
+def _open(family: int, address: tuple[Any, ...]) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def bind(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for every address of `host` (port 0: one free port
+    for all), bound before anything else starts so a taken port fails at
+    once. Raises ListenError."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ListenError(f"cannot listen on {host}: {exc.strerror}", in_use=False) from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, _, _, _, address in dict.fromkeys(infos):
+            if sockets and port == 0:
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sockets.append(_open(family, address))
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            message = f"port {port} is in use (another ComfyUI or balancer?); use --port"
+            raise ListenError(message, in_use=True) from None
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror}", in_use=False) from None
+    return sockets
+
+
 @dataclass
 class Running:
     runner: web.AppRunner
@@ -41,12 +88,21 @@ async def start(
     app: web.Application, host: str, port: int, shutdown_timeout: float = 10.0
 ) -> Running:
     """Serve `app`; port 0 picks a free port, reported in the result."""
+    return await serve_on(app, host, bind(host, port), shutdown_timeout)
+
+
+async def serve_on(
+    app: web.Application,
+    host: str,
+    sockets: Sequence[socket.socket],
+    shutdown_timeout: float = 10.0,
+) -> Running:
+    """Serve `app` on sockets from `bind`; the app starts only now."""
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    actual: int = runner.addresses[0][1] if runner.addresses else port
-    return Running(runner, host, actual)
+    for sock in sockets:
+        await web.SockSite(runner, sock).start()
+    return Running(runner, host, sockets[0].getsockname()[1])
 
 
 async def wait_for_stop() -> None:

@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import sys
+from pathlib import Path
 
 import aiohttp
 
 from balancer.bench.harness import free_port
 
 
-async def test_demo_prints_a_working_url_and_curl_line_and_stops_cleanly() -> None:
+async def test_demo_prints_a_working_url_and_curl_line_and_stops_cleanly(
+    tmp_path: Path,
+) -> None:
     port = free_port()
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    log = (tmp_path / "stderr").open("wb")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "balancer", "demo", "--port", str(port), "--backends", "2",
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=log,
+        env={**os.environ, "TMPDIR": str(temp)},
     )  # fmt: skip
     assert proc.stdout is not None
     try:
@@ -40,6 +48,12 @@ async def test_demo_prints_a_working_url_and_curl_line_and_stops_cleanly() -> No
                 assert len((await resp.json())["backends"]) == 2
         assert prompt_id
     finally:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
         code = await asyncio.wait_for(proc.wait(), 20)
+        log.close()
     assert code == 0
+    # It cleans up after itself, and its own shutdown is not a backend failure.
+    assert list(temp.iterdir()) == []
+    events = [json.loads(line)["event"] for line in (tmp_path / "stderr").read_text().splitlines()]
+    assert "channel_up" in events
+    assert "channel_down" not in events

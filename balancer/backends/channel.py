@@ -60,13 +60,17 @@ class Channel:
         while True:
             self.generation += 1
             client_id = f"{self.base_id}-{self.generation}"
+            closing = False
             try:
                 await self._session(client_id)
                 backoff = 0.1
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 log.debug("channel_error", backend=self.backend.name, error=type(exc).__name__)
+            except asyncio.CancelledError:
+                closing = True  # the balancer closes it (shutdown, removal): no warning
+                raise
             finally:
-                self._set_down()
+                self._set_down(closing)
             await self.sleep(backoff)
             backoff = min(max_backoff, backoff * 2)
 
@@ -92,9 +96,12 @@ class Channel:
         if isinstance(message, dict) and isinstance(message.get("type"), str):
             await self.handler.on_json(self.backend, message)
 
-    def _set_down(self) -> None:
+    def _set_down(self, closing: bool) -> None:
         if self.backend.channel_id is not None:
-            log.warning("channel_down", backend=self.backend.name)
+            if closing:
+                log.info("channel_closed", backend=self.backend.name)
+            else:
+                log.warning("channel_down", backend=self.backend.name)
             self.backend.channel_id = None
             self.connected.clear()
             self.handler.on_channel(self.backend, False)

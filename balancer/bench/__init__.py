@@ -6,18 +6,25 @@ import argparse
 import importlib
 from collections.abc import Callable
 
+from balancer.helpformat import DefaultsHelp
+
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="bench", required=True)
-    proxy = sub.add_parser("proxy", help="balancer vs direct: req/s and p50/p99")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        """A benchmark whose --help shows each option's default."""
+        return sub.add_parser(name, help=help, description=help, formatter_class=DefaultsHelp)
+
+    proxy = command("proxy", help="balancer vs direct: req/s and p50/p99")
     proxy.set_defaults(runner="balancer.bench.proxy:run_proxy_bench")
     proxy.add_argument("--seconds", type=float, default=3.0, help="per measurement")
-    proxy.add_argument("--concurrency", default="1,32")
-    upload = sub.add_parser("upload", help="time placement adds before dispatch (10 MB input)")
+    proxy.add_argument("--concurrency", default="1,32", help="client concurrencies, one row each")
+    upload = command("upload", help="time placement adds before dispatch (10 MB input)")
     upload.set_defaults(runner="balancer.bench.upload:run_upload_bench")
-    upload.add_argument("--rounds", type=int, default=10)
-    upload.add_argument("--megabytes", type=float, default=10.0)
-    ws = sub.add_parser("ws", help="1,000 sockets: added event latency and balancer memory")
+    upload.add_argument("--rounds", type=int, default=10, help="prompts measured each way")
+    upload.add_argument("--megabytes", type=float, default=10.0, help="size of the input image")
+    ws = command("ws", help="1,000 sockets: added event latency and balancer memory")
     ws.set_defaults(runner="balancer.bench.ws:run_ws_bench")
     ws.add_argument("--sockets", type=int, default=1000, help="client sockets on the balancer")
     ws.add_argument("--samples", type=int, default=10, help="of which this process measures")
@@ -26,29 +33,29 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     ws.add_argument("--jobs", type=int, default=200, help="broadcast burst size")
     ws.add_argument("--targeted", type=int, default=80, help="targeted jobs each way")
     ws.add_argument("--time-scale", type=float, default=0.05, help="emulator time scale")
-    ops = sub.add_parser("ops", help="one probe round and /metrics with many backends")
+    ops = command("ops", help="one probe round and /metrics with many backends")
     ops.set_defaults(runner="balancer.bench.ops:run_ops_bench")
-    ops.add_argument("--backends", type=int, default=200)
-    ops.add_argument("--repeat", type=int, default=20)
-    schedule = sub.add_parser("schedule", help="late binding vs send-at-once vs round robin")
+    ops.add_argument("--backends", type=int, default=200, help="emulated backends registered")
+    ops.add_argument("--repeat", type=int, default=20, help="runs of each measurement")
+    schedule = command("schedule", help="late binding vs send-at-once vs round robin")
     schedule.set_defaults(runner="balancer.bench.schedule:run_schedule_bench")
     schedule.add_argument("--jobs", type=int, default=2000, help="per run")
     schedule.add_argument("--loads", type=lambda s: [float(x) for x in s.split(",")],
-                          default=[0.7, 0.9], help="fractions of capacity")  # fmt: skip
+                          default="0.7,0.9", help="fractions of capacity")  # fmt: skip
     schedule.add_argument("--short-ms", type=float, default=25.0, help="short job, fast backend")
     schedule.add_argument("--fast", type=int, default=4, help="backends at time scale 1")
     schedule.add_argument("--slow", type=int, default=4, help="backends at time scale 2")
-    schedule.add_argument("--seed", type=int, default=1)
+    schedule.add_argument("--seed", type=int, default=1, help="of the arrival and job-size trace")
     schedule.add_argument(
         "--policies",
         type=lambda s: s.split(","),
-        default=["default", "pending0", "expected-finish", "at-once", "round-robin"],
-        help="which rows to run (default: all)",
+        default="default,pending0,expected-finish,at-once,round-robin",
+        help="which rows to run",
     )
 
-    store = sub.add_parser("store", help="the cost of one store write, memory vs SQLite")
+    store = command("store", help="the cost of one store write, memory vs SQLite")
     store.set_defaults(runner="balancer.bench.store:run_store_bench")
-    store.add_argument("--writes", type=int, default=2000)
+    store.add_argument("--writes", type=int, default=2000, help="writes timed per row")
 
 
 def run_bench(args: argparse.Namespace) -> int:

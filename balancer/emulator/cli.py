@@ -5,27 +5,59 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sys
 from pathlib import Path
 
-from aiohttp import web
+from balancer.helpformat import DefaultsHelp
+from balancer.runner import ListenError, start
 
 from .app import create_emulator_app
-from .options import DEFAULT_CHECKPOINTS, EmulatorOptions, parse_size
+from .options import DEFAULT_CHECKPOINTS, EmulatorOptions, format_size, parse_size
 
 
 def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of one emulator. Sizes are strings so `--help` shows `24GiB`;
+    argparse runs string defaults through `type`."""
     defaults = EmulatorOptions()
-    parser.add_argument("--name", default=defaults.name)
-    parser.add_argument("--base-dir", type=Path, default=None, help="input/ output/ temp/ root")
-    parser.add_argument("--time-scale", type=float, default=defaults.time_scale)
-    parser.add_argument("--vram-total", type=parse_size, default=defaults.vram_total)
-    parser.add_argument("--vram-base-used", type=parse_size, default=defaults.vram_base_used)
-    parser.add_argument(
-        "--vram-per-checkpoint", type=parse_size, default=defaults.vram_per_checkpoint
+    add = parser.add_argument
+    add("--name", default=defaults.name, help="its name in /system_stats and logs")
+    add(
+        "--base-dir",
+        type=Path,
+        default=None,
+        help="root of its input/ output/ temp/ user/ (default: a new temporary directory)",
     )
-    parser.add_argument("--checkpoints", default=",".join(DEFAULT_CHECKPOINTS))
-    parser.add_argument("--checkpoint-load-time", type=float, default=defaults.checkpoint_load_time)
-    parser.add_argument("--step-time", type=float, default=defaults.step_time)
+    add(
+        "--time-scale",
+        type=float,
+        default=defaults.time_scale,
+        help="multiplies every emulated duration: 0 runs jobs instantly, 2 twice as slow",
+    )
+    add("--step-time", type=float, default=defaults.step_time, help="seconds per sampler step")
+    add(
+        "--checkpoint-load-time",
+        type=float,
+        default=defaults.checkpoint_load_time,
+        help="seconds to load a checkpoint that is not loaded yet",
+    )
+    add("--vram-total", type=parse_size, default=format_size(defaults.vram_total), help="VRAM")
+    add(
+        "--vram-base-used",
+        type=parse_size,
+        default=format_size(defaults.vram_base_used),
+        help="VRAM used with no model loaded",
+    )
+    add(
+        "--vram-per-checkpoint",
+        type=parse_size,
+        default=format_size(defaults.vram_per_checkpoint),
+        help="VRAM a loaded checkpoint adds",
+    )
+    add(
+        "--checkpoints",
+        default=",".join(DEFAULT_CHECKPOINTS),
+        help="comma-separated checkpoint names it offers",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> EmulatorOptions:
@@ -43,21 +75,42 @@ def options_from_args(args: argparse.Namespace) -> EmulatorOptions:
     )
 
 
+def describe(options: EmulatorOptions, url: str) -> str:
+    """What `emulate` prints when it is up: where, and what it pretends to be."""
+    return (
+        f"emulated ComfyUI 0.3.64 {options.name!r} on {url}:"
+        f" {format_size(options.vram_total)} VRAM, time scale {options.time_scale:g},"
+        f" checkpoints {', '.join(options.checkpoints) or '(none)'}"
+    )
+
+
 async def serve_emulator(options: EmulatorOptions, host: str, port: int) -> None:
-    runner = web.AppRunner(create_emulator_app(options), access_log=None)
-    await runner.setup()
+    """Serve until cancelled; a taken port raises ListenError before anything starts."""
+    running = await start(create_emulator_app(options), host, port)
     try:
-        await web.TCPSite(runner, host, port).start()
+        print(describe(options, running.url), flush=True)
         await asyncio.Event().wait()
     finally:
-        await runner.cleanup()
+        await running.runner.cleanup()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="A ComfyUI 0.3.64 emulator")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8188)
+def run_emulator(args: argparse.Namespace) -> int:
+    """Serve the emulator the parsed options describe until Ctrl-C or SIGTERM;
+    exit code 2 when its port cannot be used."""
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve_emulator(options_from_args(args), args.host, args.port))
+    except ListenError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="A ComfyUI 0.3.64 emulator", formatter_class=DefaultsHelp
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8188, help="port to listen on")
     add_emulator_arguments(parser)
-    args = parser.parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_emulator(options_from_args(args), args.host, args.port))
+    return run_emulator(parser.parse_args(argv))

@@ -47,6 +47,14 @@ _UNITS = {
 _SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
 
 
+def format_size(size: int) -> str:
+    """The shortest exact binary form: 25769803776 -> "24GiB"; parse_size reads it back."""
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        if size and size % _UNITS[unit.lower()] == 0:
+            return f"{size // _UNITS[unit.lower()]}{unit}"
+    return str(size)
+
+
 def parse_size(text: str) -> int:
     """Parse "25769803776", "24GiB", "512MiB" or "1.5GB" into bytes."""
     match = _SIZE_RE.match(text)
