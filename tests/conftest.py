@@ -39,6 +39,7 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
         routing: RoutingSettings | None = None,
         probe_first: bool = True,
         settings_overrides: dict[str, Any] | None = None,
+        middlewares: tuple[Any, ...] = (),
     ) -> Pool:
         emulators: dict[str, Emulator] = {}
         servers: dict[str, TestServer] = {}
@@ -50,6 +51,7 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
             emulators[name] = apps[name][EMULATOR]
         apps.update(extra_apps or {})
         for name, app in apps.items():
+            app.middlewares.extend(middlewares)  # e.g. a recorder of what backends receive
             servers[name] = TestServer(app)
             await servers[name].start_server()
         settings = Settings(

@@ -1,9 +1,11 @@
 """The request gates: the browser origin check, then API-key authentication.
 
-Route classes: `/balancer/health` is always open; `/metrics`, `/balancer`
-and `/balancer/status` follow `auth.public_status`; the admin API decides
-itself (admin token or an admin-scope key); everything else needs a key
-whenever keys are configured.
+Access is an allow-list of matched routes (`balancer.auth.public`):
+`/balancer/health` is always open; `/metrics`, `/balancer` and
+`/balancer/status` follow `auth.public_status`; the admin API decides itself
+(admin token or an admin-scope key); every other route needs a key whenever
+keys are configured. CORS preflights are answered here and never forwarded;
+no credential is ever forwarded.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ from aiohttp import web
 
 from balancer.auth.access import access_of
 from balancer.auth.principal import ANONYMOUS, PRINCIPAL, Principal, presented_key
+from balancer.auth.public import RouteAccess, route_access
 from balancer.config.model import Settings
 from balancer.errors import error_response
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
-OPEN_PATHS = frozenset({"/balancer/health"})
-STATUS_PATHS = frozenset({"/metrics", "/balancer", "/balancer/", "/balancer/status"})
+CREDENTIAL_HEADERS = ("Authorization", "X-API-Key", "Proxy-Authorization")
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -90,40 +92,70 @@ def _admin_token(request: web.Request, settings: Settings) -> bool:
     return ok and hmac.compare_digest(given.strip().encode(), (token or "").encode())
 
 
-def without_key(request: web.Request) -> web.Request:
-    """The request without the key (header or `token=`), so nothing forwarded
-    to a backend carries it."""
+def without_credentials(request: web.Request) -> web.Request:
+    """The request without any credential: every `Authorization`, `X-API-Key`
+    and `Proxy-Authorization` header however often it is repeated, and every
+    `token` query parameter, so nothing forwarded to a backend carries one."""
     headers = request.headers.copy()
-    headers.pop("X-API-Key", None)
-    if headers.get("Authorization", "").lower().startswith("bearer "):
-        headers.pop("Authorization")
+    for name in CREDENTIAL_HEADERS:
+        headers.popall(name, None)
     url = request.rel_url
     if "token" in url.query:
         url = url.without_query_params("token")
     return request.clone(headers=headers, rel_url=url)
 
 
+def authenticate(request: web.Request) -> Principal | None:
+    """Who is calling: the key it presents, ANONYMOUS when no keys are
+    configured, None when keys are on and none of them was presented."""
+    ring = access_of(request).keyring()
+    if not ring:
+        return ANONYMOUS
+    given = presented_key(request)
+    key = ring.match(given) if given is not None else None
+    return Principal(key.name, key.scope, key) if key is not None else None
+
+
+def may_pass_without_key(request: web.Request, access: RouteAccess, settings: Settings) -> bool:
+    """The allow-list: open routes, the status routes while public (or with
+    the admin token), and the admin API (which checks its own token)."""
+    if access == "status":
+        return settings.auth.public_status or _admin_token(request, settings)
+    return access in ("open", "admin")
+
+
 def auth_middleware(settings: Callable[[], Settings]) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        path = request.path
-        if path in OPEN_PATHS or is_preflight(request):
-            return await handler(request)
-        ring = access_of(request).keyring()
-        if not ring:
-            request[PRINCIPAL] = ANONYMOUS
-            return await handler(request)
-        given = presented_key(request)
-        key = ring.match(given) if given is not None else None
-        if key is not None:
-            clean = without_key(request)
-            clean[PRINCIPAL] = Principal(key.name, key.scope, key)
-            return await handler(clean)
-        current = settings()
-        if path.startswith("/balancer/backends"):
-            return await handler(request)  # the admin API checks its own token
-        if path in STATUS_PATHS and (current.auth.public_status or _admin_token(request, current)):
-            return await handler(request)
-        return unauthorized()
+        if is_preflight(request):
+            return preflight(request, settings().cors.origins)  # never forwarded
+        principal = authenticate(request)
+        access = route_access(request)
+        if principal is None and not may_pass_without_key(request, access, settings()):
+            return unauthorized()
+        # The admin API reads its token and forwards nothing; every other
+        # handler gets the request without credentials.
+        clean = request if access == "admin" else without_credentials(request)
+        if principal is not None:
+            clean[PRINCIPAL] = principal
+        return await handler(clean)
 
     return middleware
+
+
+def preflight(request: web.Request, allowed: tuple[str, ...]) -> web.Response:
+    """The balancer answers every CORS preflight itself: 200 with the CORS
+    headers for an allowed origin, 403 otherwise."""
+    origin = request.headers.get("Origin")
+    if origin is None or not origin_allowed(origin, request.host, allowed):
+        return error_response(403, "forbidden_origin", "Cross-origin request refused")
+    headers = {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Credentials": "true",
+        "Access-Control-Allow-Methods": request.headers["Access-Control-Request-Method"],
+        "Vary": "Origin",
+    }
+    wanted = request.headers.get("Access-Control-Request-Headers")
+    if wanted:
+        headers["Access-Control-Allow-Headers"] = wanted
+    return web.Response(status=200, headers=headers)

@@ -1,0 +1,35 @@
+"""Which routes answer without an API key: an allow-list of the matched
+route, never a test on the raw path (`/balancer/backends/../../history`
+matches the pass-through, which needs a key like every route not named here).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from aiohttp import web
+
+RouteAccess = Literal["open", "status", "admin", "key"]
+
+# Resource patterns (aiohttp's `canonical`) and who may call them without a key.
+PUBLIC_ROUTES: dict[str, RouteAccess] = {
+    "/balancer/health": "open",
+    "/balancer": "status",
+    "/balancer/": "status",
+    "/balancer/status": "status",
+    "/metrics": "status",
+    # The admin API checks its own token (or an admin-scope key).
+    "/balancer/backends": "admin",
+    "/balancer/backends/{name}": "admin",
+    "/balancer/backends/{name}/drain": "admin",
+    "/balancer/backends/{name}/undrain": "admin",
+}
+
+
+def route_access(request: web.Request) -> RouteAccess:
+    """How the route this request matched is guarded; "key" unless named above."""
+    route = request.match_info.route
+    resource = route.resource
+    if resource is None or route.method == "*":
+        return "key"
+    return PUBLIC_ROUTES.get(resource.canonical, "key")
