@@ -6,9 +6,12 @@ import copy
 import json
 import mimetypes
 from collections.abc import Callable
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
+
+from .nodes_models import extra_node_info
+from .options import EmulatorOptions
 
 NODE_INFO_FILE = Path(__file__).with_name("node_info.json")
 # The model loaders the web UI's model library expects to exist (written from
@@ -59,27 +62,53 @@ def input_image_files(input_dir: Path) -> list[str]:
     return sorted(names)
 
 
-class Catalog:
-    """Answers INPUT_TYPES-like questions for this instance (input/ files, checkpoints)."""
+# (class, input) -> the model folder its combo lists.
+MODEL_INPUTS: dict[tuple[str, str], str] = {
+    ("CheckpointLoaderSimple", "ckpt_name"): "checkpoints",
+    ("ImageOnlyCheckpointLoader", "ckpt_name"): "checkpoints",
+    ("LoraLoader", "lora_name"): "loras",
+    ("LoraLoaderModelOnly", "lora_name"): "loras",
+    ("VAELoader", "vae_name"): "vae",
+    ("ControlNetLoader", "control_net_name"): "controlnet",
+    ("UNETLoader", "unet_name"): "diffusion_models",
+    ("UpscaleModelLoader", "model_name"): "upscale_models",
+    ("StyleModelLoader", "style_model_name"): "style_models",
+    ("GLIGENLoader", "gligen_name"): "gligen",
+}
 
-    def __init__(self, input_dir: Path, checkpoints: tuple[str, ...]) -> None:
+
+class Catalog:
+    """Answers INPUT_TYPES-like questions for this instance: its node classes
+    (recorded, minus `without_nodes`, plus `extra_nodes`), input/ files and
+    model lists per folder."""
+
+    def __init__(self, input_dir: Path, options: EmulatorOptions) -> None:
         self._input_dir = input_dir
-        self._checkpoints = list(checkpoints)
+        self._options = options
+        definitions = dict(_recorded_node_info())
+        definitions.update({name: extra_node_info(name) for name in options.extra_nodes})
+        self._definitions = {
+            name: info for name, info in definitions.items() if name not in options.without_nodes
+        }
         # (class, input) -> the combo list this instance offers, computed on each request
         self._dynamic_lists: dict[tuple[str, str], Callable[[], list[str]]] = {
             ("LoadImage", "image"): lambda: input_image_files(self._input_dir),
             ("LoadImageMask", "image"): lambda: input_image_files(self._input_dir),
-            ("CheckpointLoaderSimple", "ckpt_name"): lambda: list(self._checkpoints),
         }
+        for key, folder in MODEL_INPUTS.items():
+            self._dynamic_lists[key] = partial(self.models_in, folder)
+
+    def models_in(self, folder: str) -> list[str]:
+        return list(self._options.models_in(folder))
 
     def class_names(self) -> list[str]:
-        return list(_recorded_node_info())
+        return list(self._definitions)
 
     def has(self, class_type: Any) -> bool:
-        return isinstance(class_type, str) and class_type in _recorded_node_info()
+        return isinstance(class_type, str) and class_type in self._definitions
 
     def info(self, class_type: str) -> dict[str, Any]:
-        info: dict[str, Any] = copy.deepcopy(_recorded_node_info()[class_type])
+        info: dict[str, Any] = copy.deepcopy(self._definitions[class_type])
         required = info["input"]["required"]
         for (owner, name), listing in self._dynamic_lists.items():
             if owner == class_type:
@@ -94,10 +123,10 @@ class Catalog:
         return {category: dict(specs) for category, specs in inputs.items()}
 
     def return_types(self, class_type: str) -> list[str]:
-        return list(_recorded_node_info()[class_type]["output"])
+        return list(self._definitions[class_type]["output"])
 
     def is_output_node(self, class_type: str) -> bool:
-        return bool(_recorded_node_info()[class_type]["output_node"])
+        return bool(self._definitions[class_type]["output_node"])
 
     def display_name(self, class_type: str) -> str:
-        return str(_recorded_node_info()[class_type].get("display_name") or class_type)
+        return str(self._definitions[class_type].get("display_name") or class_type)

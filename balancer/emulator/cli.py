@@ -12,6 +12,7 @@ from balancer.helpformat import DefaultsHelp
 from balancer.runner import ListenError, start
 
 from .app import create_emulator_app
+from .catalog import MODEL_FOLDERS
 from .options import DEFAULT_CHECKPOINTS, EmulatorOptions, format_size, parse_size
 
 
@@ -35,10 +36,18 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--step-time", type=float, default=defaults.step_time, help="seconds per sampler step")
     add(
+        "--model-load-time",
         "--checkpoint-load-time",
+        dest="checkpoint_load_time",
         type=float,
         default=defaults.checkpoint_load_time,
-        help="seconds to load a checkpoint that is not loaded yet",
+        help="seconds to load a model (checkpoint, LoRA, VAE, ...) that is not resident",
+    )
+    add(
+        "--model-slots",
+        type=int,
+        default=defaults.model_slots,
+        help="models resident in VRAM at once (the least recently used is evicted)",
     )
     add("--vram-total", type=parse_size, default=format_size(defaults.vram_total), help="VRAM")
     add(
@@ -58,10 +67,31 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
         default=",".join(DEFAULT_CHECKPOINTS),
         help="comma-separated checkpoint names it offers",
     )
+    add("--without-nodes", default="", help="comma-separated node classes it lacks")
+    add("--extra-nodes", default="", help="comma-separated custom node classes it adds")
+    add(
+        "--models",
+        action="append",
+        type=parse_models,
+        default=[],
+        metavar="FOLDER=a,b",
+        help="model files of one folder (repeatable): --models loras=x.safetensors",
+    )
+
+
+def names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def parse_models(text: str) -> tuple[str, tuple[str, ...]]:
+    """`folder=a,b` -> ("folder", ("a", "b"))."""
+    folder, sep, listed = text.partition("=")
+    if not sep or folder.strip() not in MODEL_FOLDERS:
+        raise argparse.ArgumentTypeError(f"expected FOLDER=a,b with a known folder: {text!r}")
+    return folder.strip(), names(listed)
 
 
 def options_from_args(args: argparse.Namespace) -> EmulatorOptions:
-    checkpoints = tuple(name.strip() for name in args.checkpoints.split(",") if name.strip())
     return EmulatorOptions(
         name=args.name,
         base_dir=args.base_dir,
@@ -69,9 +99,13 @@ def options_from_args(args: argparse.Namespace) -> EmulatorOptions:
         vram_total=args.vram_total,
         vram_base_used=args.vram_base_used,
         vram_per_checkpoint=args.vram_per_checkpoint,
-        checkpoints=checkpoints,
+        checkpoints=names(args.checkpoints),
         checkpoint_load_time=args.checkpoint_load_time,
         step_time=args.step_time,
+        model_slots=args.model_slots,
+        without_nodes=frozenset(names(args.without_nodes)),
+        extra_nodes=names(args.extra_nodes),
+        models=dict(args.models),
     )
 
 

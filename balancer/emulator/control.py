@@ -27,6 +27,8 @@ def state_of(emu: Emulator) -> JSON:
             "used": emu.memory.used(),
             "free": emu.memory.free(),
             "loaded_checkpoint": emu.memory.loaded,
+            "resident_models": list(emu.memory.resident),
+            "model_loads": emu.memory.loads,
             "override": emu.memory.override_used,
         },
         "faults": emu.faults.as_dict(),

@@ -26,8 +26,8 @@ class Emulator:
         self.options = options
         self.faults = Faults()
         self.dirs = Directories.create(options.base_dir)
-        self.catalog = Catalog(self.dirs.folder("input"), options.checkpoints)
-        self.registry = default_registry()
+        self.catalog = Catalog(self.dirs.folder("input"), options)
+        self.registry = default_registry(options.extra_nodes)
         self.hub = Hub()
         self.queue = PromptQueue()
         self.gate = RunGate()

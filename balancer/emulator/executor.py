@@ -69,10 +69,9 @@ class Run:
 
     async def ensure_checkpoint(self, name: str) -> None:
         memory = self._executor.memory
-        if memory.loaded != name:
-            memory.unload()
+        if not memory.touch(name):
             await self.work(self.options.checkpoint_load_time)
-            memory.loaded = name
+            memory.add(name)
 
     async def compute(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(fn, *args)

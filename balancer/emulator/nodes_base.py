@@ -34,7 +34,7 @@ class NodeContext(Protocol):
         """Report node progress (progress/progress_state events, optional preview frame)."""
 
     async def ensure_checkpoint(self, name: str) -> None:
-        """Load a checkpoint into (emulated) VRAM unless it already is."""
+        """Load a model into (emulated) VRAM unless it is resident (LRU)."""
 
     async def compute(self, fn: Callable[..., T], *args: Any) -> T:
         """Run CPU-heavy pixel work off the event loop."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_CHECKPOINTS = (
@@ -22,10 +23,24 @@ class EmulatorOptions:
     vram_base_used: int = 512 * 1024**2
     vram_per_checkpoint: int = 6 * 1024**3
     checkpoints: tuple[str, ...] = DEFAULT_CHECKPOINTS
+    # Simulated seconds to load a model that is not resident (CLI: --model-load-time).
     checkpoint_load_time: float = 2.0
     step_time: float = 0.05
     max_upload_size: int = 100 * 1024**2
     device_name: str = "cuda:0 Emulated GPU : cudaMallocAsync"
+    # Node classes this instance lacks, and custom image-filter classes it adds.
+    without_nodes: frozenset[str] = frozenset()
+    extra_nodes: tuple[str, ...] = ()
+    # Model files per folder ("loras", "vae", ...); `checkpoints` above is the
+    # "checkpoints" folder unless this names it too.
+    models: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Models resident in emulated VRAM at once; the least recently used goes first.
+    model_slots: int = 3
+
+    def models_in(self, folder: str) -> tuple[str, ...]:
+        if folder in self.models:
+            return self.models[folder]
+        return self.checkpoints if folder == "checkpoints" else ()
 
 
 _UNITS = {

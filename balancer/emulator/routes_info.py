@@ -33,7 +33,7 @@ class InfoRoutes:
         routes.get("/object_info/{node_class}")(self.object_info_class)
         routes.get("/models")(self.models)
         routes.get("/models/{folder}")(self.models_folder)
-        routes.get("/embeddings")(self.empty_list)
+        routes.get("/embeddings")(self.embeddings)
 
     def system_stats_body(self) -> JSON:
         emu = self.emu
@@ -86,9 +86,9 @@ class InfoRoutes:
         folder = request.match_info["folder"]
         if folder not in MODEL_FOLDERS:
             return web.Response(status=404)
-        if folder == "checkpoints":
-            return web.json_response(list(self.emu.options.checkpoints))
-        return web.json_response([])
+        return web.json_response(self.emu.catalog.models_in(folder))
 
-    async def empty_list(self, request: web.Request) -> web.Response:
-        return web.json_response([])
+    async def embeddings(self, request: web.Request) -> web.Response:
+        """Embedding names without their extension, as ComfyUI lists them."""
+        names = self.emu.catalog.models_in("embeddings")
+        return web.json_response([name.rsplit(".", 1)[0] for name in names])

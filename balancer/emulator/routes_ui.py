@@ -108,7 +108,7 @@ class UiRoutes:
         folder = request.match_info["folder"]
         if folder not in MODEL_FOLDERS:
             return web.Response(status=404)
-        names = list(self.emu.options.checkpoints) if folder == "checkpoints" else []
+        names = self.emu.catalog.models_in(folder)
         when = 1_700_000_000.0
         entries = [
             {"name": n, "pathIndex": 0, "modified": when, "created": when, "size": 2 * 1024**3}

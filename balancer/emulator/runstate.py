@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 
 from .options import EmulatorOptions
 
@@ -54,21 +55,42 @@ class RunGate:
 
 
 class ModelMemory:
-    """Which checkpoint is loaded, and the VRAM /system_stats reports."""
+    """The models resident in emulated VRAM (least recently used first), and
+    the VRAM /system_stats reports. At most `model_slots` stay resident."""
 
     def __init__(self, options: EmulatorOptions) -> None:
         self._options = options
-        self.loaded: str | None = None
+        self.resident: OrderedDict[str, None] = OrderedDict()
+        self.loads = 0
         self.override_used: int | None = None
+
+    @property
+    def loaded(self) -> str | None:
+        """The most recently used model, or None."""
+        return next(reversed(self.resident), None)
+
+    def touch(self, name: str) -> bool:
+        """Mark `name` used now; False if it is not resident (it must be loaded)."""
+        if name not in self.resident:
+            return False
+        self.resident.move_to_end(name)
+        return True
+
+    def add(self, name: str) -> None:
+        """`name` finished loading: evict the least recently used beyond capacity."""
+        self.resident[name] = None
+        self.resident.move_to_end(name)
+        self.loads += 1
+        while len(self.resident) > max(1, self._options.model_slots):
+            self.resident.popitem(last=False)
 
     def used(self) -> int:
         if self.override_used is not None:
             return self.override_used
-        extra = self._options.vram_per_checkpoint if self.loaded is not None else 0
-        return self._options.vram_base_used + extra
+        return self._options.vram_base_used + self._options.vram_per_checkpoint * len(self.resident)
 
     def free(self) -> int:
         return max(0, self._options.vram_total - self.used())
 
     def unload(self) -> None:
-        self.loaded = None
+        self.resident.clear()
