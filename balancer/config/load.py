@@ -133,15 +133,25 @@ def _parse_fields(
     return parsed
 
 
+def _failed(data: object, parsed: Mapping[str, Any], fields: Collection[str]) -> set[str]:
+    """Fields `data` gave that did not parse (their errors are already listed)."""
+    given = data.keys() if isinstance(data, Mapping) else ()
+    return {key for key in given if key in fields and key not in parsed}
+
+
 def _section(cls: type, data: object, path: str, errors: list[str]) -> Any:
-    """One settings section with defaults filled in (a placeholder if invalid)."""
-    before = len(errors)
+    """One settings section, invalid fields left at their defaults (callers
+    raise when `errors` grew). Relations between fields run on whatever
+    parsed: an error elsewhere in the section does not hide them, only one in
+    a field they compare does."""
     parsed = _parse_fields(cls, data, path, errors)
-    if parsed is None or len(errors) > before:
-        return cls()  # never returned to callers: parse_settings raises
+    if parsed is None:
+        return cls()
     section = cls(**parsed)
-    for key, problem in RELATIONS.get(cls, lambda _: iter(()))(section):
-        errors.append(f"{_join(path, key)}: {problem}")
+    relation = RELATIONS.get(cls)
+    if relation is not None and not _failed(data, parsed, relation.fields):
+        for key, problem in relation.check(section):
+            errors.append(f"{_join(path, key)}: {problem}")
     return section
 
 
@@ -150,22 +160,23 @@ def _section(cls: type, data: object, path: str, errors: list[str]) -> Any:
 
 def _backend(
     index: int, data: object, defaults: Mapping[str, Any], errors: list[str]
-) -> BackendSettings | None:
+) -> tuple[BackendSettings, set[str]] | None:
+    """One entry with whatever parsed (invalid fields at their defaults), and
+    the fields that did not parse, so checks across fields and entries still
+    run on the rest. None when the entry is not a mapping."""
     path = f"backends[{index}]"
-    before = len(errors)
     parsed = _parse_fields(BackendSettings, data, path, errors)
     if parsed is None:
         return None
     if not (isinstance(data, Mapping) and "url" in data):
         errors.append(f"{path}.url: required")
-    if len(errors) > before:
-        return None
-    backend = BackendSettings(**{"name": f"node{index}", **defaults, **parsed})
-    problem = threshold_relation(backend.vram_limit, backend.vram_resume)
-    if problem is not None:
-        errors.append(f"{path}.{problem[0]}: {problem[1]}")
-        return None
-    return backend
+    failed = _failed(data, parsed, _field_types(BackendSettings))
+    backend = BackendSettings(**{"name": f"node{index}", "url": "", **defaults, **parsed})
+    if not failed & {"vram_limit", "vram_resume"}:
+        problem = threshold_relation(backend.vram_limit, backend.vram_resume)
+        if problem is not None:
+            errors.append(f"{path}.{problem[0]}: {problem[1]}")
+    return backend, failed
 
 
 def _backends(
@@ -182,8 +193,12 @@ def _backends(
     seen: dict[str, int] = {}
     primary: int | None = None
     for index, item in enumerate(data):
-        backend = _backend(index, item, defaults, errors)
-        if backend is None:
+        entry = _backend(index, item, defaults, errors)
+        if entry is None:
+            continue
+        backend, failed = entry
+        backends.append(backend)
+        if "name" in failed:
             continue
         if backend.name in seen:
             errors.append(
@@ -198,7 +213,6 @@ def _backends(
             )
         elif backend.primary:
             primary = index
-        backends.append(backend)
     return backends
 
 
@@ -235,12 +249,12 @@ def parse_backend(data: object) -> BackendSettings:
     """One backend on its own (the admin API's POST body), without `defaults`;
     raise ConfigError with every problem."""
     errors: list[str] = []
-    backend = _backend(0, data, {}, errors)
+    entry = _backend(0, data, {}, errors)
     if isinstance(data, Mapping) and "name" not in data:
         errors.append("backends[0].name: required")
-    if errors or backend is None:
+    if errors or entry is None:
         raise ConfigError(errors)
-    return backend
+    return entry[0]
 
 
 def load_settings(path: str | Path) -> Settings:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -151,10 +152,19 @@ CHECKS: dict[tuple[type, str], Check] = {
     (WebhookSettings, "timeout"): _positive,
 }
 
-# Checks between fields of one section, run only once the section is valid.
-RELATIONS: dict[type, Callable[[Any], Iterator[tuple[str, str]]]] = {
-    ProbeSettings: _probe_relations,
-    WebhookSettings: webhook_relations,
+
+@dataclass(frozen=True)
+class Relation:
+    """A check between `fields` of one section: it runs when those parsed."""
+
+    fields: frozenset[str]
+    check: Callable[[Any], Iterator[tuple[str, str]]]
+
+
+# Checks between fields of one section.
+RELATIONS: dict[type, Relation] = {
+    ProbeSettings: Relation(frozenset({"interval", "stale_after"}), _probe_relations),
+    WebhookSettings: Relation(frozenset({"url", "allow", "secret"}), webhook_relations),
 }
 
 # Backend fields that a top-level `defaults:` mapping may supply.
