@@ -46,13 +46,13 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from balancer.bench.floor import cpu_seconds, floor_process
 from balancer.bench.harness import child, free_port, table, wait_ready, write_balancer_config
 from balancer.bench.ws_probe import (
     Probe,
@@ -65,6 +65,7 @@ from balancer.bench.ws_probe import (
     quiet,
     until,
 )
+from balancer.bench.ws_report import Phase, cpu_rows, ratio
 
 BACKENDS = 8
 
@@ -136,25 +137,6 @@ async def idle(session: aiohttp.ClientSession, backends: list[str]) -> bool:
         if queue["queue_running"] or queue["queue_pending"]:
             return False
     return True
-
-
-@dataclass(frozen=True)
-class Phase:
-    jobs: int
-    seconds: float
-    added: list[float]
-    missing: int
-    dropped: int
-
-    def rows(self, title: str, samples: int) -> list[list[object]]:
-        events = (len(self.added) + self.missing) // max(1, samples)
-        return [
-            [title, f"{self.jobs} jobs, {events} events, {self.seconds:.1f} s", ""],
-            ["  added latency p50", ms(median(self.added)), "< 1 ms"],
-            ["  added latency p99", ms(quantile(self.added, 0.99)), ""],
-            ["  added latency max", ms(max(self.added, default=float("nan"))), ""],
-            ["  pairs missing / sockets dropped", f"{self.missing} / {self.dropped}", "0 / 0"],
-        ]
 
 
 class Bench:
@@ -246,7 +228,7 @@ class Bench:
 
 
 async def measure(args: argparse.Namespace) -> str:
-    ports, port = [free_port() for _ in range(BACKENDS)], free_port()
+    ports, port, floor_port = [free_port() for _ in range(BACKENDS)], free_port(), free_port()
     folder = Path(tempfile.mkdtemp(prefix="bench-ws-"))
     config = write_balancer_config(folder, ports, port)
     backends = [f"http://127.0.0.1:{p}" for p in ports]
@@ -257,21 +239,28 @@ async def measure(args: argparse.Namespace) -> str:
             emulate = ["emulate", "--port", str(p), "--time-scale", str(args.time_scale)]
             stack.enter_context(child([*emulate, "--base-dir", str(folder / f"gpu{i}")]))
         balancer = stack.enter_context(child(["serve", "--config", str(config)]))
+        floor = stack.enter_context(floor_process(floor_port, backends))
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
             for base in backends:
                 await wait_ready(session, base + "/queue")
             await wait_ready(session, front + "/balancer/health")
+            await wait_ready(session, f"http://127.0.0.1:{floor_port}/health")
             await asyncio.sleep(1.0)  # let start-up settle before the first reading
             rss["start"] = rss_mb(balancer.pid)
             bench = Bench(session, backends, front)
-            async with holder(front + "/ws") as hold:
+            floor_ws = f"ws://127.0.0.1:{floor_port}/ws"
+            async with holder(front + "/ws") as hold, holder(floor_ws) as hold_floor:
                 try:
+                    await hold_floor.ask(f"open {args.sockets}")
                     await bench.open_sockets(hold, args.sockets, args.samples)
                     await asyncio.sleep(1.0)
                     rss["sockets"] = rss_mb(balancer.pid)
                     await bench.warm_up()
+                    pids = (balancer.pid, floor.pid)
+                    cpu = [cpu_seconds(pid) for pid in pids]
                     paced = await bench.broadcast(args.paced, args.gap / 1000)
+                    cpu = [cpu_seconds(pid) - was for pid, was in zip(pids, cpu, strict=True)]
                     burst = await bench.broadcast(args.jobs, 0)
                     one_direct = await bench.targeted_paced(args.targeted, via=False)
                     one_via = await bench.targeted_paced(args.targeted, via=True)
@@ -285,6 +274,7 @@ async def measure(args: argparse.Namespace) -> str:
     rows: list[list[object]] = [
         *paced.rows(f"broadcast, one job per {args.gap:g} ms", args.samples),
         *burst.rows("broadcast burst, all at once", args.samples),
+        *cpu_rows(cpu[0] / args.paced, cpu[1] / args.paced, args.sockets),
         ["targeted jobs one at a time, POST to done", f"{args.targeted} jobs each way", ""],
         ["  p50 direct / via / ratio", ratio(median(one_direct), median(one_via)), ""],
         ["  p50 added by the balancer", ms(median(one_via) - median(one_direct)), ""],
@@ -299,10 +289,6 @@ async def measure(args: argparse.Namespace) -> str:
     ]
     note = f"({BACKENDS} emulators at time scale {args.time_scale}, {args.samples} sample sockets)"
     return table(["measure", "value", "target"], rows) + "\n" + note
-
-
-def ratio(direct: float, via: float) -> str:
-    return f"{ms(direct)} / {ms(via)} / {via / direct:.2f}x"
 
 
 def run_ws_bench(args: argparse.Namespace) -> int:

@@ -1,13 +1,19 @@
 """Client sockets: who is connected under which sid, and sending to them.
 
-Each socket has its own outbox and writer task, so one slow client never
-stalls the channel that feeds everyone; a client whose outbox overflows is
-disconnected rather than allowed to grow memory without bound. What an idle
-socket is sent goes out at the next turn of the event loop, with whatever else
-it was sent meanwhile, in one write: a send per frame per socket is what a
-burst of broadcasts to many sockets would otherwise cost. Several
-sockets may share a sid (a reconnect that overlaps the old socket): each gets
-the events, unlike ComfyUI, where the late close of the old one mutes the new.
+Each message is framed once (RFC 6455, unmasked and uncompressed), however
+many sockets get it, and its bytes are appended to each socket's buffer. One
+callback per loop turn then writes every socket's buffer to its transport in
+one write, the pool-wide `status` (when the count changed) last, after the
+events already on their way. Frames reach a socket in the order they were
+sent to it. The transport's own buffer is the outbox: a client that does not
+read is disconnected once more than `MAX_UNSENT` bytes wait for it, rather
+than allowed to grow memory without bound. Sockets never negotiate
+permessage-deflate: it would compress each frame once per socket.
+
+Several sockets may share a sid (a reconnect that overlaps the old socket):
+each gets the events, unlike ComfyUI, where the late close of the old one
+mutes the new. Access checks are skipped while no connected socket is
+restricted to a tenant (no API keys, or only admin keys).
 """
 
 from __future__ import annotations
@@ -16,15 +22,12 @@ import asyncio
 import contextlib
 import json
 import struct
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 from aiohttp import web
 
-OUTBOX_LIMIT = 4096
-WRITE_BUFFER_LIMIT = 64 * 1024  # bytes the kernel has not taken yet
-BATCH_LIMIT = 256
+MAX_UNSENT = 8 * 1024 * 1024  # bytes a socket may leave unread before it is dropped
 Frame = str | bytes
 
 
@@ -41,101 +44,46 @@ def ws_frame(frame: Frame) -> bytes:
     return header + payload
 
 
-@dataclass(eq=False)
 class ClientSocket:
-    sid: str
-    ws: web.WebSocketResponse
-    wants_metadata: bool = False
-    # The connection's transport: frames go to it directly unless compressed.
-    transport: asyncio.Transport | None = None
-    outbox: asyncio.Queue[Frame | None] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
-    busy: bool = False  # the writer holds frames not yet handed to the transport
-    pending: list[Frame] = field(default_factory=list)  # to write at the next loop turn
-    # Whose job events this socket may get: a key's tenant, or everything.
-    tenant: str | None = None
-    sees_all: bool = True
+    """One client's WebSocket: its identity and the bytes it has yet to get."""
+
+    __slots__ = ("_pending", "_transport", "sees_all", "sid", "tenant", "wants_metadata", "ws")
+
+    def __init__(
+        self,
+        sid: str,
+        ws: web.WebSocketResponse,
+        transport: asyncio.BaseTransport | None,
+        tenant: str | None,
+        sees_all: bool,
+    ) -> None:
+        self.sid = sid
+        self.ws = ws
+        self.wants_metadata = False
+        # Whose job events this socket may get: a key's tenant, or everything.
+        self.tenant = tenant
+        self.sees_all = sees_all
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self._transport = cast(asyncio.Transport | None, transport)
+        self._pending: list[bytes] = []
 
     def may_see(self, owner: str | None) -> bool:
         return self.sees_all or (owner is not None and owner == self.tenant)
 
-    def _raw(self) -> asyncio.Transport | None:
-        transport = self.transport
-        if transport is None or self.ws.compress or transport.is_closing():
-            return None
-        return transport
-
-    def send(self, frame: Frame) -> None:
-        if self.pending:
-            if len(self.pending) < OUTBOX_LIMIT:
-                self.pending.append(frame)
-                return
-        elif (
-            (transport := self._raw()) is not None
-            and not self.busy
-            and self.outbox.empty()
-            and transport.get_write_buffer_size() <= WRITE_BUFFER_LIMIT
-        ):
-            # Everything sent to this socket until the loop turns goes out in
-            # one write: in a burst, one send per socket, not one per frame.
-            self.pending.append(frame)
-            asyncio.get_running_loop().call_soon(self.flush)
-            return
-        try:
-            self.outbox.put_nowait(frame)
-        except asyncio.QueueFull:
-            # Too slow to keep up: drop the socket; the client reconnects.
-            self.outbox = asyncio.Queue(1)
-            self.outbox.put_nowait(None)
+    def push(self, data: bytes) -> bool:
+        """Queue framed bytes; True when the socket had nothing queued yet."""
+        self._pending.append(data)
+        return len(self._pending) == 1
 
     def flush(self) -> None:
-        frames, self.pending = self.pending, []
-        transport = self._raw()
-        if frames and transport is not None:
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                transport.write(b"".join(ws_frame(frame) for frame in frames))
-
-    def send_stop(self) -> None:
-        """Let the writer finish what is queued, then close."""
-        with contextlib.suppress(asyncio.QueueFull):
-            self.outbox.put_nowait(None)
-
-    async def write_loop(self) -> None:
-        """Drain the outbox until it says stop or the socket breaks."""
-        while (frame := await self.outbox.get()) is not None:
-            batch, stop = [frame], False
-            while not stop and len(batch) < BATCH_LIMIT and not self.outbox.empty():
-                more = self.outbox.get_nowait()
-                stop = more is None
-                if more is not None:
-                    batch.append(more)
-            self.busy = True
-            try:
-                await self._write(batch)
-            except (ConnectionError, RuntimeError):
-                break
-            finally:
-                self.busy = False
-            if stop:
-                break
-        self.flush()
-        await self.ws.close()
-
-    async def _write(self, batch: list[Frame]) -> None:
-        transport = self._raw()
-        if transport is None:
-            for frame in batch:
-                if isinstance(frame, str):
-                    await self.ws.send_str(frame)
-                else:
-                    await self.ws.send_bytes(frame)
+        pending, self._pending = self._pending, []
+        transport = self._transport
+        if not pending or transport is None or transport.is_closing():
             return
-        transport.write(b"".join(ws_frame(frame) for frame in batch))
-        # Back-pressure: a client that does not read keeps its frames queued
-        # here, and is dropped when the outbox overflows.
-        while transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
-            if transport.is_closing():
-                raise ConnectionError("client socket closed")
-            await asyncio.sleep(0.01)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+            if transport.get_write_buffer_size() > MAX_UNSENT:
+                transport.abort()  # too slow to keep up: the client reconnects
 
 
 def event(type_: str, data: Any) -> str:
@@ -144,46 +92,88 @@ def event(type_: str, data: Any) -> str:
 
 class ClientHub:
     def __init__(self) -> None:
-        self._by_sid: dict[str, set[ClientSocket]] = {}
+        self._by_sid: dict[str, dict[ClientSocket, None]] = {}
+        self._all: dict[ClientSocket, None] = {}  # every socket, in connection order
+        self._restricted = 0  # sockets that see only one tenant's jobs
+        self._dirty: list[ClientSocket] = []
+        self._flush_due = False
         self.queue_remaining = 0
         self._status_sent = 0
-        self._status_due = False
 
-    def add(self, sock: ClientSocket) -> None:
-        self._by_sid.setdefault(sock.sid, set()).add(sock)
+    def connect(
+        self, sid: str, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None,
+        tenant: str | None, sees_all: bool,
+    ) -> ClientSocket:  # fmt: skip
+        sock = ClientSocket(sid, ws, transport, tenant, sees_all)
+        self._by_sid.setdefault(sid, {})[sock] = None
+        self._all[sock] = None
+        self._restricted += not sees_all
+        return sock
 
     def remove(self, sock: ClientSocket) -> None:
+        if sock not in self._all:
+            return
+        del self._all[sock]
+        self._restricted -= not sock.sees_all
         group = self._by_sid.get(sock.sid)
         if group is not None:
-            group.discard(sock)
+            group.pop(sock, None)
             if not group:
                 del self._by_sid[sock.sid]
 
-    def __iter__(self) -> Iterator[ClientSocket]:
-        for group in list(self._by_sid.values()):
-            yield from list(group)
-
     def __len__(self) -> int:
-        return sum(len(g) for g in self._by_sid.values())
+        return len(self._all)
 
     def of(self, sid: str | None) -> list[ClientSocket]:
         return list(self._by_sid.get(sid, ())) if sid is not None else []
 
-    def broadcast(self, frame: Frame) -> None:
-        for sock in self:
-            sock.send(frame)
+    def send(self, sock: ClientSocket, frame: Frame) -> None:
+        self._push(sock, ws_frame(frame))
 
-    def to_owner(self, sid: str | None, owner: str | None, frame: Frame) -> None:
-        """To the sockets of `sid` that may see a job of tenant `owner`."""
-        for sock in self.of(sid):
-            if sock.may_see(owner):
-                sock.send(frame)
+    def _push(self, sock: ClientSocket, data: bytes) -> None:
+        if sock.push(data):
+            self._dirty.append(sock)
+            self._schedule()
+
+    def _push_all(self, socks: Iterable[ClientSocket], data: bytes) -> None:
+        dirty = self._dirty
+        for sock in socks:
+            if sock.push(data):
+                dirty.append(sock)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def to_owner(
+        self, sid: str | None, owner: str | None, frame: Frame, legacy: Frame | None = None
+    ) -> None:
+        """To the sockets of `sid` that may see a job of tenant `owner`; with
+        `legacy`, that frame instead to the sockets that did not ask for
+        preview metadata."""
+        group = self._by_sid.get(sid, ()) if sid is not None else ()
+        visible = [s for s in group if s.may_see(owner)]
+        if not visible:
+            return
+        data = ws_frame(frame)
+        if legacy is None:
+            self._push_all(visible, data)
+            return
+        other = ws_frame(legacy)
+        for sock in visible:
+            self._push(sock, data if sock.wants_metadata else other)
 
     def broadcast_owned(self, owner: str | None, frame: Frame) -> None:
         """A job's broadcast event: to every socket that may see its tenant."""
-        for sock in self:
-            if sock.may_see(owner):
-                sock.send(frame)
+        if not self._all:
+            return
+        data = ws_frame(frame)
+        if self._restricted:
+            self._push_all((s for s in self._all if s.may_see(owner)), data)
+        else:
+            self._push_all(self._all, data)
 
     def status(self, sid: str | None = None) -> str:
         data: dict[str, Any] = {"status": {"exec_info": {"queue_remaining": self.queue_remaining}}}
@@ -192,22 +182,26 @@ class ClientHub:
         return event("status", data)
 
     def set_queue_remaining(self, count: int) -> None:
-        """Tell every socket the pool-wide queue count when it changes: once
-        per loop turn, after the events already on their way (a job's own
-        events do not wait behind a status fan-out to every socket), and
-        several changes in one turn make one message with the last count."""
+        """Tell every socket the pool-wide queue count when it changes: in
+        this turn's flush, after the events already on their way, and several
+        changes in one turn make one message with the last count."""
         self.queue_remaining = count
-        if not self._status_due:
-            self._status_due = True
-            asyncio.get_running_loop().call_soon(self._send_status)
+        self._schedule()
 
-    def _send_status(self) -> None:
-        self._status_due = False
+    def _flush(self) -> None:
+        self._flush_due = False
         if self.queue_remaining != self._status_sent:
             self._status_sent = self.queue_remaining
-            self.broadcast(self.status())
+            data = ws_frame(self.status())
+            for sock in self._all:
+                if sock.push(data):
+                    self._dirty.append(sock)
+        dirty, self._dirty = self._dirty, []
+        for sock in dirty:
+            sock.flush()
 
     async def close_all(self, code: int, message: bytes) -> None:
-        for sock in self:
+        self._flush()
+        for sock in list(self._all):
             with contextlib.suppress(Exception):
                 await sock.ws.close(code=code, message=message)

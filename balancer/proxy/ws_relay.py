@@ -166,9 +166,7 @@ class EventRelay:
         if job is None or job.client_id is None:
             self.hub.broadcast_owned(owner, preview.as_legacy())
             return
-        for sock in self.hub.of(job.client_id):
-            if sock.may_see(owner):
-                sock.send(frame if sock.wants_metadata else preview.as_legacy())
+        self.hub.to_owner(job.client_id, owner, frame, preview.as_legacy())
 
 
 def end_events(entry: Any, prompt_id: str) -> list[tuple[str, dict[str, Any]]]:

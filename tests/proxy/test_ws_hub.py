@@ -1,0 +1,104 @@
+"""The client hub's delivery: per-socket order, one write per turn, slow clients dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, cast
+
+import aiohttp
+from aiohttp import web
+from support import PoolFactory
+
+from balancer.proxy.ws_hub import MAX_UNSENT, ClientHub, ws_frame
+
+
+class Transport(asyncio.WriteTransport):
+    """Records each write; `unsent` is what the kernel has not taken yet."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.unsent = 0
+        self.aborted = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+
+    def get_write_buffer_size(self) -> int:
+        return self.unsent
+
+    def is_closing(self) -> bool:
+        return self.aborted
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def texts(transport: Transport) -> list[Any]:
+    """Decode the unmasked text frames of every write, in order."""
+    out, data = [], b"".join(transport.writes)
+    while data:
+        size, at = data[1] & 0x7F, 2
+        if size == 126:
+            size, at = int.from_bytes(data[2:4], "big"), 4
+        out.append(json.loads(data[at : at + size]))
+        data = data[at + size :]
+    return out
+
+
+def socket(hub: ClientHub, sid: str, tenant: str | None = None) -> Transport:
+    transport = Transport()
+    ws = cast(web.WebSocketResponse, object())
+    hub.connect(sid, ws, transport, tenant, sees_all=tenant is None)
+    return transport
+
+
+async def turn() -> None:
+    await asyncio.sleep(0)
+
+
+async def test_each_socket_gets_one_write_per_turn_in_order_with_status_last() -> None:
+    hub = ClientHub()
+    a, b = socket(hub, "a"), socket(hub, "b")
+    hub.to_owner("a", None, json.dumps({"type": "executing", "data": {"node": "1"}}))
+    hub.set_queue_remaining(3)
+    hub.broadcast_owned(None, json.dumps({"type": "progress", "data": {"value": 1}}))
+    await turn()
+    assert len(a.writes) == 1 and len(b.writes) == 1
+    assert [m["type"] for m in texts(a)] == ["executing", "progress", "status"]
+    assert [m["type"] for m in texts(b)] == ["progress", "status"]
+    assert texts(b)[-1]["data"]["status"]["exec_info"]["queue_remaining"] == 3
+    hub.set_queue_remaining(3)  # unchanged: nothing more is sent
+    await turn()
+    assert len(a.writes) == 1
+
+
+async def test_a_tenant_socket_misses_another_tenants_broadcasts() -> None:
+    hub = ClientHub()
+    alice, bob, everyone = socket(hub, "a", "alice"), socket(hub, "b", "bob"), socket(hub, "c")
+    hub.broadcast_owned("alice", json.dumps({"type": "progress", "data": {}}))
+    await turn()
+    assert alice.writes and everyone.writes and not bob.writes
+
+
+async def test_a_client_that_stops_reading_is_dropped_and_the_others_are_served() -> None:
+    hub = ClientHub()
+    stuck, fine = socket(hub, "stuck"), socket(hub, "fine")
+    stuck.unsent = MAX_UNSENT + 1
+    hub.broadcast_owned(None, b"\x00" * 100)
+    await turn()
+    assert stuck.aborted and not fine.aborted
+    hub.broadcast_owned(None, b"\x01")
+    await turn()
+    assert len(stuck.writes) == 1 and fine.writes[-1] == ws_frame(b"\x01")
+
+
+async def test_sockets_do_not_negotiate_compression(make_pool: PoolFactory) -> None:
+    pool = await make_pool(1)
+    async with pool.client.session.ws_connect(
+        pool.client.make_url("/ws?clientId=z"), compress=15
+    ) as ws:
+        assert ws.compress == 0
+        first = await ws.receive(timeout=5)
+        assert first.type == aiohttp.WSMsgType.TEXT and json.loads(first.data)["type"] == "status"
