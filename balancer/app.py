@@ -89,10 +89,11 @@ def error_middleware(
 
 def open_store(settings: Settings) -> Store:
     """The store the settings ask for: SQLite by default, under the data dir."""
+    keep = settings.history.max_items
     if settings.store.kind == "memory":
-        return MemoryStore()
+        return MemoryStore(keep)
     path = settings.store.path or str(Path(settings.data_dir) / "balancer.db")
-    return SqliteStore(path)
+    return SqliteStore(path, keep)
 
 
 def assemble(

@@ -122,6 +122,14 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class HistorySettings:
+    """Finished jobs' history entries the balancer keeps (ComfyUI keeps 10,000)."""
+
+    # Past this many, the oldest by start time go.
+    max_items: int = 10_000
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: LogLevel = "info"
     format: Literal["json", "console"] = "json"
@@ -188,6 +196,7 @@ class Settings:
     shutdown: ShutdownSettings = field(default_factory=ShutdownSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    history: HistorySettings = field(default_factory=HistorySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     cors: CorsSettings = field(default_factory=CorsSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)

@@ -24,6 +24,7 @@ from balancer.config.model import (
     AuthSettings,
     BackendSettings,
     CorsSettings,
+    HistorySettings,
     LimitSettings,
     ListenSettings,
     ProbeSettings,
@@ -148,6 +149,7 @@ CHECKS: dict[tuple[type, str], Check] = {
     (TimeoutSettings, "request"): _positive,
     (RoutingSettings, "max_queue"): _at_least(1),
     (RoutingSettings, "max_attempts"): _at_least(1),
+    (HistorySettings, "max_items"): _at_least(1),
     (WebhookSettings, "max_attempts"): _at_least(1),
     (WebhookSettings, "timeout"): _positive,
 }

@@ -17,7 +17,7 @@ from balancer.proxy.context import Balancer
 
 log = get_logger("balancer.config")
 
-RESTART_ONLY = ("listen", "limits", "shutdown", "log", "uploads", "data_dir")
+RESTART_ONLY = ("listen", "limits", "shutdown", "log", "uploads", "data_dir", "store", "history")
 
 
 def restart_needed(old: Settings, new: Settings) -> list[str]:

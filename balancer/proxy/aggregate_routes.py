@@ -1,4 +1,4 @@
-"""Reads that span every backend: /queue, /history, /system_stats."""
+"""Reads that span every backend: /queue, /system_stats (and /history's fetch)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from aiohttp import web
 
 from balancer.auth.access import visible_ids
 from balancer.auth.tenancy import filter_queue
-from balancer.errors import error_response
 from balancer.proxy import merge
 from balancer.proxy.context import Balancer, ctx
-from balancer.proxy.presenter import present_entry, present_queue_item, waiting_item
+from balancer.proxy.presenter import present_queue_item, waiting_item
 from balancer.upstream import UpstreamError
 
 
@@ -42,42 +41,6 @@ async def get_queue(request: web.Request) -> web.StreamResponse:
     merged["queue_pending"] += [waiting_item(job) for job in b.binder.queue]
     visible = visible_ids(request)  # a client key sees only its own jobs
     return web.json_response(merged if visible is None else filter_queue(merged, visible))
-
-
-def _int_param(request: web.Request, name: str) -> int | web.Response | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        return error_response(
-            400, "invalid_query", f"{name} must be a non-negative integer", f"{name}={raw}"
-        )
-    return value
-
-
-async def get_history(request: web.Request) -> web.StreamResponse:
-    max_items = _int_param(request, "max_items")
-    offset = _int_param(request, "offset")
-    if isinstance(max_items, web.Response):
-        return max_items
-    if isinstance(offset, web.Response):
-        return offset
-    b = ctx(request)
-    visible = visible_ids(request)  # a client key sees only its own jobs: page after filtering
-    query = merge.upstream_history_query(max_items, offset) if visible is None else ""
-    answers = await healthy_json(b, "/history" + query)
-    merged = merge.merge_histories(
-        answers,
-        lambda backend, pid, e: present_entry(b.store, backend, pid, e),
-        b.store.histories(),
-    )
-    if visible is not None:
-        merged = [(pid, entry) for pid, entry in merged if visible(pid)]
-    return web.json_response(dict(merge.page(merged, max_items, offset)))
 
 
 async def get_system_stats(request: web.Request) -> web.StreamResponse:

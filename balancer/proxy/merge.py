@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container, Iterable
 from typing import Any
 
 from balancer.files.naming import rewrite_history_entry
+from balancer.store.kept import entry_time
 
 # ComfyUI 0.3.64 leaks these comfy.org credentials in /queue's extra_data.
 SECRET_EXTRA_KEYS = frozenset({"auth_token_comfy_org", "api_key_comfy_org"})
@@ -38,38 +39,24 @@ def merge_queues(
     return merged
 
 
-def entry_time(entry: Any) -> float:
-    """When a history entry's job started (ms), from its status messages."""
-    status = entry.get("status") if isinstance(entry, dict) else None
-    messages = status.get("messages") if isinstance(status, dict) else None
-    for message in messages if isinstance(messages, list) else []:
-        if (
-            isinstance(message, list)
-            and len(message) == 2
-            and message[0] == "execution_start"
-            and isinstance(message[1], dict)
-        ):
-            stamp = message[1].get("timestamp")
-            if isinstance(stamp, int | float):
-                return float(stamp)
-    return 0.0
-
-
 def merge_histories(
     per_backend: list[tuple[str, Any]],
     present: Callable[[str, str, Any], Any] = lambda backend, _pid, e: rewrite_history_entry(
         backend, e
     ),
-    kept: dict[str, Any] | None = None,
+    kept: Iterable[tuple[str, Any]] = (),
+    skip: Container[str] = (),
 ) -> list[tuple[str, Any]]:
-    """All entries, presented per backend, plus the entries the balancer kept
-    (which win: they outlive backend restarts), oldest first by start time."""
+    """The backends' entries, presented per backend, except those in `skip`
+    (the balancer's kept copy wins: it outlives backend restarts), plus the
+    kept entries given, oldest first by start time."""
     merged: dict[str, Any] = {}
     for backend, history in per_backend:
         if isinstance(history, dict):
             for pid, entry in history.items():
-                merged[pid] = present(backend, pid, entry)
-    merged.update(kept or {})
+                if pid not in skip:
+                    merged[pid] = present(backend, pid, entry)
+    merged.update(kept)
     return sorted(merged.items(), key=lambda item: entry_time(item[1]))
 
 

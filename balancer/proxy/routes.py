@@ -10,6 +10,7 @@ from balancer.ops.health import get_health
 from balancer.proxy import (
     aggregate_routes,
     fanout_routes,
+    history_routes,
     object_info_routes,
     pinned_routes,
     prompt_routes,
@@ -28,7 +29,7 @@ COMFY_ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/prompt", prompt_routes.get_prompt),
     ("GET", "/queue", aggregate_routes.get_queue),
     ("POST", "/queue", fanout_routes.post_queue),
-    ("GET", "/history", aggregate_routes.get_history),
+    ("GET", "/history", history_routes.get_history),
     ("POST", "/history", fanout_routes.post_history),
     ("GET", "/history/{prompt_id}", pinned_routes.get_history_item),
     ("POST", "/interrupt", pinned_routes.post_interrupt),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from balancer.store.kept import KeptHistory
 from balancer.store.model import Pin, StoredJob
 
 # ComfyUI keeps at most this many history entries; so does the balancer.
@@ -11,9 +12,9 @@ MAX_HISTORY = 10_000
 
 
 class MemoryStore:
-    def __init__(self) -> None:
+    def __init__(self, max_history: int = MAX_HISTORY) -> None:
         self._pins: dict[str, Pin] = {}
-        self._history: dict[str, Any] = {}
+        self._history = KeptHistory(max_history)
         self._jobs: dict[str, StoredJob] = {}
 
     def put_job(self, job: StoredJob) -> None:
@@ -41,16 +42,13 @@ class MemoryStore:
         return [p for p in self._pins.values() if p.backend == backend]
 
     def put_history(self, prompt_id: str, entry: Any) -> None:
-        self._history.pop(prompt_id, None)
-        self._history[prompt_id] = entry
-        while len(self._history) > MAX_HISTORY:
-            del self._history[next(iter(self._history))]
+        self._history.put(prompt_id, entry)
 
     def get_history(self, prompt_id: str) -> Any | None:
         return self._history.get(prompt_id)
 
     def remove_history(self, prompt_id: str) -> None:
-        self._history.pop(prompt_id, None)
+        self._history.remove(prompt_id)
 
-    def histories(self) -> dict[str, Any]:
-        return dict(self._history)
+    def histories(self) -> KeptHistory:
+        return self._history

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from balancer.store.kept import KeptHistory
+
 
 @dataclass(frozen=True)
 class Pin:
@@ -70,4 +72,6 @@ class Store(Protocol):
 
     def remove_history(self, prompt_id: str) -> None: ...
 
-    def histories(self) -> dict[str, Any]: ...
+    def histories(self) -> KeptHistory:
+        """The kept entries in time order; read it, never write it."""
+        ...

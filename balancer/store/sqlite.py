@@ -15,6 +15,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, TextIO
 
+from balancer.store.kept import KeptHistory
 from balancer.store.memory import MAX_HISTORY
 from balancer.store.model import Pin, StoredJob
 
@@ -47,7 +48,7 @@ def _lock(path: Path) -> TextIO:
 
 
 class SqliteStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, max_history: int = MAX_HISTORY) -> None:
         self._lock: TextIO | None = None
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -60,7 +61,9 @@ class SqliteStore:
         # Kept history is read on every GET /history: serve it from memory,
         # write through to disk.
         rows = self._db.execute("SELECT prompt_id, entry FROM history ORDER BY seq")
-        self._history: dict[str, Any] = {r[0]: json.loads(r[1]) for r in rows}
+        self._history = KeptHistory(max_history)
+        gone = [pid for r in rows for pid in self._history.put(r[0], json.loads(r[1]))]
+        self._forget(gone)
 
     def close(self) -> None:
         self._db.close()
@@ -113,30 +116,27 @@ class SqliteStore:
 
     # ---- kept history
     def put_history(self, prompt_id: str, entry: Any) -> None:
-        self._history.pop(prompt_id, None)
-        self._history[prompt_id] = entry
-        while len(self._history) > MAX_HISTORY:
-            del self._history[next(iter(self._history))]
+        gone = self._history.put(prompt_id, entry)
         with self._db:
             self._db.execute("DELETE FROM history WHERE prompt_id=?", (prompt_id,))
             self._db.execute(
                 "INSERT INTO history (prompt_id, entry) VALUES (?, ?)",
                 (prompt_id, json.dumps(entry)),
             )
-            self._db.execute(
-                "DELETE FROM history WHERE seq <= (SELECT MAX(seq) FROM history) - ?",
-                (MAX_HISTORY,),
-            )
+            self._forget(gone)
+
+    def _forget(self, prompt_ids: list[str]) -> None:
+        self._db.executemany("DELETE FROM history WHERE prompt_id=?", [(p,) for p in prompt_ids])
 
     def get_history(self, prompt_id: str) -> Any | None:
         return self._history.get(prompt_id)
 
     def remove_history(self, prompt_id: str) -> None:
-        self._history.pop(prompt_id, None)
+        self._history.remove(prompt_id)
         self._db.execute("DELETE FROM history WHERE prompt_id=?", (prompt_id,))
 
-    def histories(self) -> dict[str, Any]:
-        return dict(self._history)
+    def histories(self) -> KeptHistory:
+        return self._history
 
 
 def _job(raw: str) -> StoredJob:

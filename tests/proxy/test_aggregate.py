@@ -113,3 +113,23 @@ async def test_down_after_consecutive_failures_and_up_after_success(
     pool.emulators["gpu0"].faults.drop_connections = False
     await pool.probe()
     assert gpu0.healthy
+
+
+async def test_unlimited_history_streams_every_kept_entry_in_time_order(
+    make_pool: PoolFactory,
+) -> None:
+    pool = await make_pool(1)
+    ran = (await pool.submit(colored(1)))["prompt_id"]
+    await pool.done(ran)
+    store = pool.balancer.store
+    count = 1000  # several chunks of the streamed answer
+    for i in reversed(range(count)):  # stored newest first: the answer is still oldest first
+        start = ["execution_start", {"prompt_id": f"k{i}", "timestamp": 1000 + i}]
+        store.put_history(f"k{i}", {"status": {"completed": True, "messages": [start]}})
+    full = await (await pool.client.get("/history")).json()
+    assert list(full) == [f"k{i}" for i in range(count)] + [ran]
+    page = await (await pool.client.get("/history?max_items=3")).json()
+    assert list(page) == ["k998", "k999", ran]
+    tail = await (await pool.client.get(f"/history?offset={count - 1}")).json()
+    assert list(tail) == [f"k{count - 1}", ran]
+    assert await (await pool.client.get("/history?offset=5000")).json() == {}
