@@ -23,7 +23,7 @@ from balancer.jobs.ids import IdFactory, is_safe_prompt_id, mint_prompt_id, work
 from balancer.jobs.late import LateBinder
 from balancer.logs import get_logger
 from balancer.scheduling import NoBackend
-from balancer.store import StoredJob
+from balancer.store import Pin, StoredJob
 
 log = get_logger("balancer.jobs")
 
@@ -43,7 +43,8 @@ class Submitter:
         self.clock = clock
         self.wall = wall
         self.new_id = new_id
-        self._pending: dict[str, tuple[str, asyncio.Future[Answer]]] = {}
+        # prompt_id -> (digest, tenant, the answer to come) while it is accepted
+        self._pending: dict[str, tuple[str, str | None, asyncio.Future[Answer]]] = {}
 
     async def submit(self, request: dict[str, Any], tenant: str | None = None) -> Answer:
         """`request` is the parsed POST /prompt body, already known to hold
@@ -59,7 +60,7 @@ class Submitter:
                 "prompt_id must be 1-128 characters of A-Z a-z 0-9 . _ -",
             )
         digest = workflow_digest(request["prompt"])
-        known = await self._known_answer(prompt_id, digest)
+        known = await self._known_answer(prompt_id, digest, tenant)
         if known is not None:
             return known
         number = self.binder.number_for(request)
@@ -67,7 +68,7 @@ class Submitter:
             return error_answer(400, "invalid_number", "number must be a number")
         job = replace(self._job(prompt_id, digest, request, number), tenant=tenant)
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._pending[prompt_id] = (digest, future)
+        self._pending[prompt_id] = (digest, tenant, future)
         try:
             answer = await self._accept(job)
         except BaseException:
@@ -92,23 +93,22 @@ class Submitter:
             submitted_at=self.wall(),
         )
 
-    async def _known_answer(self, prompt_id: str, digest: str) -> Answer | None:
-        """The first answer for a retried id; a 400 for a reused one; None if new."""
+    async def _known_answer(self, prompt_id: str, digest: str, tenant: str | None) -> Answer | None:
+        """The first answer for its owner's retry; a 400 for a reused id; None
+        if new. Another tenant gets one answer whatever its workflow, so the
+        id's workflow is no oracle and its answer (and webhook) stay the owner's."""
         pending = self._pending.get(prompt_id)
         pin = self.store.get_pin(prompt_id)
         stored = self.store.get_job(prompt_id)
-        first = pending[0] if pending else stored.digest if stored else pin.digest if pin else None
+        first = pending[:2] if pending else _first(stored) or _first(pin)
         if first is None:
             return None
-        if first != digest:
-            return error_answer(
-                400,
-                "invalid_prompt_id",
-                "prompt_id already used",
-                f"prompt_id {prompt_id} belongs to a different workflow",
-            )
+        if first[1] != tenant:
+            return _used(prompt_id, "is already in use")
+        if first[0] != digest:
+            return _used(prompt_id, "belongs to a different workflow")
         if pending:
-            return await asyncio.shield(pending[1])
+            return await asyncio.shield(pending[2])
         body = stored.answer if stored and stored.answer else pin.answer if pin else b""
         return Answer(200, body)
 
@@ -163,3 +163,13 @@ class Submitter:
         body = json.dumps({"prompt_id": job.prompt_id, "number": number, "node_errors": {}})
         self.binder.enqueue(StoredJob(**{**job.__dict__, "answer": body.encode()}))
         return Answer(200, body.encode())
+
+
+def _first(record: StoredJob | Pin | None) -> tuple[str, str | None] | None:
+    return (record.digest, record.tenant) if record is not None else None
+
+
+def _used(prompt_id: str, why: str) -> Answer:
+    return error_answer(
+        400, "invalid_prompt_id", "prompt_id already used", f"prompt_id {prompt_id} {why}"
+    )
