@@ -147,23 +147,12 @@ class ClientHub:
             self._flush_due = True
             asyncio.get_running_loop().call_soon(self._flush)
 
-    def to_owner(
-        self, sid: str | None, owner: str | None, frame: Frame, legacy: Frame | None = None
-    ) -> None:
-        """To the sockets of `sid` that may see a job of tenant `owner`; with
-        `legacy`, that frame instead to the sockets that did not ask for
-        preview metadata."""
+    def to_owner(self, sid: str | None, owner: str | None, frame: Frame) -> None:
+        """To the sockets of `sid` that may see a job of tenant `owner`."""
         group = self._by_sid.get(sid, ()) if sid is not None else ()
         visible = [s for s in group if s.may_see(owner)]
-        if not visible:
-            return
-        data = ws_frame(frame)
-        if legacy is None:
-            self._push_all(visible, data)
-            return
-        other = ws_frame(legacy)
-        for sock in visible:
-            self._push(sock, data if sock.wants_metadata else other)
+        if visible:
+            self._push_all(visible, ws_frame(frame))
 
     def broadcast_owned(self, owner: str | None, frame: Frame) -> None:
         """A job's broadcast event: to every socket that may see its tenant."""

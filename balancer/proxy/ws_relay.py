@@ -11,6 +11,7 @@ pool-wide count instead.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from balancer.backends.registry import Registry
@@ -20,7 +21,8 @@ from balancer.jobs.model import Job
 from balancer.jobs.tracker import Tracker
 from balancer.proxy import frames
 from balancer.proxy.presenter import present_entry
-from balancer.proxy.ws_hub import ClientHub, event
+from balancer.proxy.preview_order import Delivery, PlainPreviewOrder
+from balancer.proxy.ws_hub import ClientHub, ClientSocket, event
 from balancer.store import Store
 from balancer.upstream import Upstream, UpstreamError
 
@@ -45,6 +47,7 @@ class EventRelay:
         self.store = store
         self.upstream = upstream
         self.clock = clock
+        self.plain_previews = PlainPreviewOrder()
         # Set by the app: failover for a job its backend lost, a nudge to the
         # late binder when room may have freed, and the balancer queue length.
         self.lost: Callable[[str, str], None] = lambda prompt_id, reason: None
@@ -61,6 +64,8 @@ class EventRelay:
         self.hub.set_queue_remaining(held + self.waiting())
 
     def on_channel(self, backend: Backend, up: bool) -> None:
+        if not up:
+            self.plain_previews.release_backend(backend.name)
         self.refresh_status()
         self.wake()
 
@@ -77,6 +82,11 @@ class EventRelay:
             return
         if type_ == "feature_flags" or not isinstance(data, dict):
             return
+        after = self.plain_previews.before(data.get("prompt_id"), type_)
+        await self._job_event(backend, type_, data)
+        after()
+
+    async def _job_event(self, backend: Backend, type_: str, data: dict[str, Any]) -> None:
         prompt_id = data.get("prompt_id")
         job = self.tracker.jobs.get(prompt_id) if isinstance(prompt_id, str) else None
         if job is not None and job.backend != backend.name:
@@ -150,7 +160,7 @@ class EventRelay:
         preview = frames.parse_metadata_preview(frame)
         if preview is not None:
             job = self.tracker.jobs.get(preview.prompt_id or "")
-            self._preview(job, frame, preview)
+            self._preview(backend, job, frame, preview)
             return
         job = self.tracker.running_on(backend.name)
         owner = self.owner_of(job.prompt_id) if job is not None else None
@@ -159,14 +169,34 @@ class EventRelay:
         else:
             self.hub.broadcast_owned(owner, frame)
 
-    def _preview(self, job: Job | None, frame: bytes, preview: frames.MetadataPreview) -> None:
-        """Type 4 to clients that asked for metadata, type 1 to the others; with
-        no client_id, type 1 to every socket (as ComfyUI broadcasts it)."""
+    def _preview(
+        self, backend: Backend, job: Job | None, frame: bytes, preview: frames.MetadataPreview
+    ) -> None:
+        """Type 4 at once to clients that asked for metadata; type 1 to the
+        others, in ComfyUI's plain order (after the step's `progress`); with no
+        client_id, type 1 to every socket (as ComfyUI broadcasts it)."""
         owner = self.owner_of(job.prompt_id) if job is not None else None
+        legacy = preview.as_legacy()
         if job is None or job.client_id is None:
-            self.hub.broadcast_owned(owner, preview.as_legacy())
+            self._plain(backend, preview, lambda: self.hub.broadcast_owned(owner, legacy))
             return
-        self.hub.to_owner(job.client_id, owner, frame, preview.as_legacy())
+        visible = [s for s in self.hub.of(job.client_id) if s.may_see(owner)]
+        for sock in visible:
+            if sock.wants_metadata:
+                self.hub.send(sock, frame)
+        plain = [s for s in visible if not s.wants_metadata]
+        if plain:
+            self._plain(backend, preview, partial(self._send_each, plain, legacy))
+
+    def _plain(self, backend: Backend, preview: frames.MetadataPreview, deliver: Delivery) -> None:
+        if preview.prompt_id is None:
+            deliver()
+        else:
+            self.plain_previews.hold(backend.name, preview.prompt_id, deliver)
+
+    def _send_each(self, socks: list[ClientSocket], frame: bytes) -> None:
+        for sock in socks:
+            self.hub.send(sock, frame)
 
 
 def end_events(entry: Any, prompt_id: str) -> list[tuple[str, dict[str, Any]]]:
