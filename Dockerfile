@@ -16,6 +16,6 @@ WORKDIR /data
 EXPOSE 8188
 VOLUME ["/config", "/data"]
 HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \
-  CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8188/balancer/health', timeout=2); sys.exit(0)"
+  CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8188/balancer/ready', timeout=2); sys.exit(0)"
 ENTRYPOINT ["comfyui-balancer"]
 CMD ["serve", "--config", "/config/balancer.yaml", "--host", "0.0.0.0", "--port", "8188"]

@@ -1,7 +1,7 @@
 """The request gates: the browser origin check, then API-key authentication.
 
 Access is an allow-list of matched routes (`balancer.auth.public`):
-`/balancer/health` is always open; `/metrics`, `/balancer` and
+`/balancer/health` and `/balancer/ready` are always open; `/metrics`, `/balancer` and
 `/balancer/status` follow `auth.public_status`; the admin API decides itself
 (admin token or an admin-scope key); every other route needs a key whenever
 keys are configured. CORS preflights are answered here and never forwarded;

@@ -14,6 +14,7 @@ RouteAccess = Literal["open", "status", "admin", "key"]
 # Resource patterns (aiohttp's `canonical`) and who may call them without a key.
 PUBLIC_ROUTES: dict[str, RouteAccess] = {
     "/balancer/health": "open",
+    "/balancer/ready": "open",
     "/balancer": "status",
     "/balancer/": "status",
     "/balancer/status": "status",

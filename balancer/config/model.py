@@ -36,6 +36,14 @@ class ProbeSettings:
 
 
 @dataclass(frozen=True)
+class HealthSettings:
+    """Readiness (`GET /balancer/ready`): 200 only with at least this many
+    backends able to take prompts."""
+
+    min_backends_up: int = 1
+
+
+@dataclass(frozen=True)
 class LimitSettings:
     max_body: int = 100 * MiB
     # Largest POST /upload/image|mask body the balancer's upload store accepts.
@@ -188,6 +196,7 @@ class Settings:
     backends: tuple[BackendSettings, ...] = ()
     listen: ListenSettings = field(default_factory=ListenSettings)
     probe: ProbeSettings = field(default_factory=ProbeSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     timeouts: TimeoutSettings = field(default_factory=TimeoutSettings)
     log: LogSettings = field(default_factory=LogSettings)
@@ -200,5 +209,5 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     cors: CorsSettings = field(default_factory=CorsSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
-    # Where the balancer keeps its own files (uploads, later the SQLite store).
+    # Where the balancer keeps its own files: balancer.db, uploads/, user/.
     data_dir: str = "./data"

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from balancer.ops.health import get_health
+from balancer.ops.health import get_health, get_ready
 from balancer.proxy import (
     aggregate_routes,
     fanout_routes,
@@ -65,4 +65,5 @@ def setup_routes(app: web.Application) -> None:
     for method, path, handler in JOB_ROUTES:
         add_route(router, method, path, handler)
     add_route(router, "GET", "/balancer/health", get_health)
+    add_route(router, "GET", "/balancer/ready", get_ready)
     router.add_route("*", "/{tail:.*}", passthrough)

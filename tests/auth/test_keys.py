@@ -57,6 +57,7 @@ async def test_each_way_of_presenting_a_key_works(make_pool: PoolFactory) -> Non
 async def test_health_is_open_and_status_follows_public_status(make_pool: PoolFactory) -> None:
     pool = await keyed_pool(make_pool, 1)
     assert (await pool.client.get("/balancer/health")).status == 200
+    assert (await pool.client.get("/balancer/ready")).status == 200
     assert (await pool.client.get("/metrics")).status == 200
     closed = await keyed_pool(
         make_pool, 1, settings_overrides={"auth": AuthSettings(public_status=False, keys=())}
