@@ -15,6 +15,7 @@ from balancer.helpformat import DefaultsHelp
 def _serve(args: argparse.Namespace) -> int:
     from balancer.app import create_app, open_store
     from balancer.config import ConfigError, load_settings
+    from balancer.connguard import ConnectionLimits
     from balancer.logs import configure_logging, get_logger
     from balancer.runner import ListenError, bind, run, serve_on, stop_all, wait_for_stop
     from balancer.store.sqlite import StoreInUse
@@ -50,7 +51,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         app = create_app(settings, config_path=args.config, store=store)
-        running = await serve_on(app, listen.host, sockets, settings.shutdown.timeout)
+        limits = ConnectionLimits(
+            settings.limits.header_timeout, settings.limits.max_connections_per_peer
+        )
+        running = await serve_on(app, listen.host, sockets, settings.shutdown.timeout, limits)
         get_logger("balancer").info(
             "listening", url=running.url, backends=[b.name for b in settings.backends]
         )

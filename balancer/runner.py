@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from balancer.connguard import ConnectionLimits, GuardedSite
+
 T = TypeVar("T")
 
 
@@ -91,17 +93,30 @@ async def start(
     return await serve_on(app, host, bind(host, port), shutdown_timeout)
 
 
+async def start_guarded(
+    app: web.Application, host: str, port: int, limits: ConnectionLimits
+) -> Running:
+    """`start` with every connection behind `limits`."""
+    return await serve_on(app, host, bind(host, port), limits=limits)
+
+
 async def serve_on(
     app: web.Application,
     host: str,
     sockets: Sequence[socket.socket],
     shutdown_timeout: float = 10.0,
+    limits: ConnectionLimits | None = None,
 ) -> Running:
-    """Serve `app` on sockets from `bind`; the app starts only now."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
+    """Serve `app` on sockets from `bind`; the app starts only now. With
+    `limits`, every connection is behind them (`balancer.connguard`), and an
+    idle keep-alive connection closes after 75 s (aiohttp's run_app default)."""
+    runner = web.AppRunner(
+        app, access_log=None, shutdown_timeout=shutdown_timeout, keepalive_timeout=75.0
+    )
     await runner.setup()
     for sock in sockets:
-        await web.SockSite(runner, sock).start()
+        site = web.SockSite(runner, sock) if limits is None else GuardedSite(runner, sock, limits)
+        await site.start()
     return Running(runner, host, sockets[0].getsockname()[1])
 
 

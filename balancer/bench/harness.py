@@ -32,6 +32,7 @@ def write_balancer_config(
         "log": {"level": "warning"},
         "store": {"kind": "memory"},
         "data_dir": str(folder / "data"),
+        "limits": {"max_connections_per_peer": 100_000},  # every client is on loopback
         **extra,
     }
     path = folder / "balancer.yaml"

@@ -48,6 +48,10 @@ class LimitSettings:
     max_body: int = 100 * MiB
     # Largest POST /upload/image|mask body the balancer's upload store accepts.
     max_upload: int = 100 * MiB
+    # A connection whose request headers are not complete this long after it
+    # opened is closed (slowloris); one peer may hold this many connections.
+    header_timeout: float = 10.0
+    max_connections_per_peer: int = 256
 
 
 @dataclass(frozen=True)

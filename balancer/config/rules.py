@@ -145,6 +145,8 @@ CHECKS: dict[tuple[type, str], Check] = {
     (HealthSettings, "min_backends_up"): _at_least(1),
     (LimitSettings, "max_body"): _positive,
     (LimitSettings, "max_upload"): _positive,
+    (LimitSettings, "header_timeout"): _positive,
+    (LimitSettings, "max_connections_per_peer"): _at_least(1),
     (UploadSettings, "max_age"): _positive,
     (UploadSettings, "max_bytes"): _positive,
     (TimeoutSettings, "connect"): _positive,
