@@ -132,7 +132,7 @@ def assemble(
         registry=registry,
         prober=prober,
         upstream=upstream,
-        forwarder=Forwarder(http, settings.limits.max_body),
+        forwarder=Forwarder(http, settings.limits.max_body, clock),
         submitter=Submitter(dispatcher, binder, clock, new_id),
         binder=binder,
         store=store,

@@ -24,6 +24,11 @@ class UpstreamConnectError(UpstreamError):
     """The connection was never made, so the backend saw nothing."""
 
 
+class UpstreamTimeout(UpstreamError):
+    """The backend took the request and did not answer in time: unresponsive,
+    which is not dead (a refused or reset connection is)."""
+
+
 @dataclass(frozen=True)
 class UpstreamReply:
     status: int
@@ -63,7 +68,9 @@ class Upstream:
                 return UpstreamReply(resp.status, await resp.read(), resp.content_type)
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamConnectError(f"{type(exc).__name__}: {exc}") from exc
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{type(exc).__name__}: {exc}") from exc
+        except aiohttp.ClientError as exc:
             raise UpstreamError(f"{type(exc).__name__}: {exc}") from exc
 
     async def get_json(self, url: str, *, timeout: float | None = None) -> Any:

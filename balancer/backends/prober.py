@@ -2,7 +2,10 @@
 
 A backend goes down after `unhealthy_after` consecutive failures and up after
 `healthy_after` successes, so one slow answer (ComfyUI can stall ~0.3 s after
-a job) is not death. Data ages out through `Backend.is_fresh`.
+a job) is not death. Unresponsive is not dead: a probe that times out while
+the backend answers other calls (channel events, proxied responses) is not a
+failure, and timeouts never take the last healthy backend out; a refused or
+reset connection always counts. Data ages out through `Backend.is_fresh`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, Clock, LoadSnapshot
 from balancer.config.model import ProbeSettings
 from balancer.logs import get_logger
-from balancer.upstream import Upstream, UpstreamError
+from balancer.upstream import Upstream, UpstreamError, UpstreamTimeout
 
 log = get_logger("balancer.prober")
 
@@ -75,17 +78,30 @@ class Prober:
             )
             running, pending = parse_queue(queue)
         except UpstreamError as exc:
-            if backend.record_failure(str(exc), self.settings):
-                log.warning("backend_down", backend=backend.name, error=str(exc))
-                for down in self.down_listeners:
-                    down(backend.name)
+            self._failed(backend, exc, started)
             return
+        backend.saw_life(self.clock())
         total, free = parse_vram(stats)
         snapshot = LoadSnapshot(started, running, pending, total, free)
         if backend.record_success(snapshot, self.settings):
             log.info("backend_up", backend=backend.name, queue=snapshot.queue_size)
         for listener in self.listeners:
             await listener(backend, snapshot)
+
+    def _failed(self, backend: Backend, exc: UpstreamError, started: float) -> None:
+        """A refused, reset or garbled probe counts toward down. A timeout is
+        unresponsive, not dead: it does not count while the backend sent
+        anything else since the previous round, and never takes the last
+        healthy backend out."""
+        timed_out = isinstance(exc, UpstreamTimeout)
+        if timed_out and backend.alive_since(started - self.settings.interval):
+            backend.last_error = f"probe timed out while the backend answers other calls: {exc}"
+            return
+        others = any(b.healthy for b in self.registry if b is not backend)
+        if backend.record_failure(str(exc), self.settings, may_go_down=others or not timed_out):
+            log.warning("backend_down", backend=backend.name, error=str(exc))
+            for down in self.down_listeners:
+                down(backend.name)
 
     async def run(self) -> None:
         """Probe forever; the caller cancels the task at shutdown."""

@@ -63,6 +63,9 @@ class Backend:
         # the current drain episode.
         self.drain_reasons: set[str] = set()
         self.freed = False
+        # When the balancer last received anything from it (a probe answer,
+        # a channel message, a proxied response): a sign of life.
+        self.alive_at: float | None = None
 
     @property
     def draining(self) -> bool:
@@ -75,6 +78,12 @@ class Backend:
     @property
     def url(self) -> str:
         return self.settings.url
+
+    def saw_life(self, now: float) -> None:
+        self.alive_at = now
+
+    def alive_since(self, when: float) -> bool:
+        return self.alive_at is not None and self.alive_at >= when
 
     def record_success(self, snapshot: LoadSnapshot, probe: ProbeSettings) -> bool:
         """Store a probe result; return True when this flips the backend up."""
@@ -111,12 +120,13 @@ class Backend:
         while self._accepted_at and self._accepted_at[0] <= when:
             self._accepted_at.popleft()
 
-    def record_failure(self, error: str, probe: ProbeSettings) -> bool:
-        """Count a failed probe; return True when this flips the backend down."""
+    def record_failure(self, error: str, probe: ProbeSettings, may_go_down: bool = True) -> bool:
+        """Count a failed probe; return True when this flips the backend down
+        (never when `may_go_down` is false)."""
         self.successes = 0
         self.failures += 1
         self.last_error = error
-        if self.healthy and self.failures >= probe.unhealthy_after:
+        if may_go_down and self.healthy and self.failures >= probe.unhealthy_after:
             self.healthy = False
             return True
         return False

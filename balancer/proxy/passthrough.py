@@ -26,4 +26,4 @@ async def passthrough(request: web.Request) -> web.StreamResponse:
         return error_response(
             503, "no_backend_available", "no backend is up", headers={"Retry-After": "1"}
         )
-    return await b.forwarder.forward(request, primary.url)
+    return await b.forwarder.forward(request, primary)

@@ -59,7 +59,7 @@ async def get_view(request: web.Request) -> web.StreamResponse:
         primary = b.registry.primary()
         if primary is None:
             return web.Response(status=404)
-        return await b.forwarder.forward(request, primary.url)
+        return await b.forwarder.forward(request, primary)
     location = requested(request, filename)
     if isinstance(location, web.Response):
         return location
@@ -73,4 +73,4 @@ async def get_view(request: web.Request) -> web.StreamResponse:
         return web.Response(status=404)
     canonical = {"filename": key.name, "subfolder": key.subfolder, "type": key.type}
     target = request.rel_url.update_query(canonical)
-    return await b.forwarder.forward(request, backend.url, target.raw_path_qs)
+    return await b.forwarder.forward(request, backend, target.raw_path_qs)

@@ -76,6 +76,7 @@ class EventRelay:
             self.hub.to_owner(client_id, owner, event(type_, data))
 
     async def on_json(self, backend: Backend, message: dict[str, Any]) -> None:
+        backend.saw_life(self.clock())
         type_, data = message["type"], message.get("data")
         if type_ == "status":
             self._status_push(backend, data)
@@ -157,6 +158,7 @@ class EventRelay:
         self.wake()
 
     async def on_binary(self, backend: Backend, frame: bytes) -> None:
+        backend.saw_life(self.clock())
         preview = frames.parse_metadata_preview(frame)
         if preview is not None:
             job = self.tracker.jobs.get(preview.prompt_id or "")
