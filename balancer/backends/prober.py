@@ -82,7 +82,7 @@ class Prober:
             return
         backend.saw_life(self.clock())
         total, free = parse_vram(stats)
-        snapshot = LoadSnapshot(started, running, pending, total, free)
+        snapshot = LoadSnapshot(started, running, pending, total, free, stats)
         if backend.record_success(snapshot, self.settings):
             log.info("backend_up", backend=backend.name, queue=snapshot.queue_size)
         for listener in self.listeners:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import statistics
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from balancer.config.model import BackendSettings, ProbeSettings
 
@@ -33,6 +34,8 @@ class LoadSnapshot:
     pending: tuple[str, ...]
     vram_total: int | None
     vram_free: int | None
+    # The /system_stats answer as the backend gave it.
+    stats: Any = field(default=None, compare=False, repr=False)
 
     @property
     def queue_size(self) -> int:

@@ -44,5 +44,27 @@ async def get_queue(request: web.Request) -> web.StreamResponse:
 
 
 async def get_system_stats(request: web.Request) -> web.StreamResponse:
-    answers = await healthy_json(ctx(request), "/system_stats")
-    return web.json_response(merge.merge_system_stats(answers))
+    """From the latest probes when every healthy backend's is younger than
+    `probe.interval` (`age_s` says how old the oldest is), else asked anew."""
+    b = ctx(request)
+    probed = _probed_stats(b, b.clock())
+    if probed:
+        merged = merge.merge_system_stats([(name, stats) for name, stats, _ in probed])
+        return web.json_response({**merged, "age_s": round(max(a for *_, a in probed), 3)})
+    answers = await healthy_json(b, "/system_stats")
+    return web.json_response({**merge.merge_system_stats(answers), "age_s": 0.0})
+
+
+def _probed_stats(b: Balancer, now: float) -> list[tuple[str, Any, float]]:
+    """(name, stats, age) of every healthy backend, or [] when any of them
+    has no probe younger than the probe interval."""
+    probed = []
+    for backend in b.registry.healthy():
+        snapshot = backend.snapshot
+        age = None if snapshot is None else now - snapshot.taken_at
+        if snapshot is None or snapshot.stats is None or age is None:
+            return []
+        if age >= b.settings.probe.interval:
+            return []
+        probed.append((backend.name, snapshot.stats, age))
+    return probed

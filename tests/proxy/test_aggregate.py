@@ -133,3 +133,16 @@ async def test_unlimited_history_streams_every_kept_entry_in_time_order(
     tail = await (await pool.client.get(f"/history?offset={count - 1}")).json()
     assert list(tail) == [f"k{count - 1}", ran]
     assert await (await pool.client.get("/history?offset=5000")).json() == {}
+
+
+async def test_system_stats_come_from_a_fresh_probe_with_their_age(make_pool: PoolFactory) -> None:
+    pool = await make_pool(2)
+    pool.emulators["gpu0"].faults.http_status = 500  # asked now, gpu0 would not answer
+    pool.clock.advance(0.25)
+    stats = await (await pool.client.get("/system_stats")).json()
+    assert [d["backend"] for d in stats["devices"]] == ["gpu0", "gpu1"]
+    assert 0.25 <= stats["age_s"] < 0.26 and stats["system"]["argv"] == []
+    pool.clock.advance(1.0)  # older than probe.interval: asked anew
+    stats = await (await pool.client.get("/system_stats")).json()
+    assert [d["backend"] for d in stats["devices"]] == ["gpu1"] and stats["age_s"] == 0.0
+    pool.emulators["gpu0"].faults.http_status = None
