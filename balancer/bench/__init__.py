@@ -53,6 +53,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="which rows to run",
     )
 
+    history = command("history", help="/history pages and /system_stats vs direct, loop stall")
+    history.set_defaults(runner="balancer.bench.history:run_history_bench")
+    history.add_argument("--kept", type=lambda s: [int(x) for x in s.split(",")],
+                         default="10000,100000", help="kept entries, one run each")  # fmt: skip
+    history.add_argument("--jobs", type=int, default=80, help="real jobs run first")
+    history.add_argument("--seconds", type=float, default=3.0, help="per measurement")
+
     store = command("store", help="the cost of one store write, memory vs SQLite")
     store.set_defaults(runner="balancer.bench.store:run_store_bench")
     store.add_argument("--writes", type=int, default=2000, help="writes timed per row")
