@@ -85,7 +85,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _emulate(args: argparse.Namespace) -> int:
-    from balancer.emulator import run_emulator
+    from balancer.emulate import run_emulator
 
     return run_emulator(args)
 

@@ -9,7 +9,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from balancer.emulator.cli import serve_emulator
+from balancer.emulate import serve_emulator
 from balancer.emulator.options import EmulatorOptions
 from balancer.runner import run
 

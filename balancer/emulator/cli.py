@@ -1,15 +1,13 @@
-"""Command line: options from argparse, and serving an emulator until cancelled."""
+"""Command line: the emulator's options from argparse. The balancer's
+`emulate` command (balancer/emulate.py) serves it; `python -m
+balancer.emulator` runs it on aiohttp's own runner."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import sys
 from pathlib import Path
 
-from balancer.helpformat import DefaultsHelp
-from balancer.runner import ListenError, start
+from aiohttp import web
 
 from .app import create_emulator_app
 from .catalog import MODEL_FOLDERS
@@ -118,33 +116,19 @@ def describe(options: EmulatorOptions, url: str) -> str:
     )
 
 
-async def serve_emulator(options: EmulatorOptions, host: str, port: int) -> None:
-    """Serve until cancelled; a taken port raises ListenError before anything starts."""
-    running = await start(create_emulator_app(options), host, port)
-    try:
-        print(describe(options, running.url), flush=True)
-        await asyncio.Event().wait()
-    finally:
-        await running.runner.cleanup()
-
-
-def run_emulator(args: argparse.Namespace) -> int:
-    """Serve the emulator the parsed options describe until Ctrl-C or SIGTERM;
-    exit code 2 when its port cannot be used."""
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve_emulator(options_from_args(args), args.host, args.port))
-    except ListenError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="A ComfyUI 0.3.64 emulator", formatter_class=DefaultsHelp
-    )
+    """`python -m balancer.emulator`: aiohttp's own runner, nothing of the balancer's."""
+    parser = argparse.ArgumentParser(description="A ComfyUI 0.3.64 emulator")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8188, help="port to listen on")
     add_emulator_arguments(parser)
-    return run_emulator(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    options = options_from_args(args)
+    url = f"http://{args.host}:{args.port}"
+    web.run_app(
+        create_emulator_app(options),
+        host=args.host,
+        port=args.port,
+        print=lambda _: print(describe(options, url), flush=True),
+    )
+    return 0

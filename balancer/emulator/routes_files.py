@@ -11,11 +11,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_request import FileField
 
-# Pixel work shared with the balancer's own /view and mask handling.
-from balancer.files.masks import apply_mask, variant
-
 from .emulator import Emulator
 from .files import FOLDER_TYPES, PathEscapeError, inside, join_subfolder, split_annotation
+from .masks import masked, reencoded
 from .routes_queue import internal_error
 
 
@@ -49,7 +47,7 @@ class FileRoutes:
         preview = query.get("preview")
         channel = query.get("channel", "rgba")
         if preview or channel in ("rgb", "a"):
-            body, content_type = variant(path, preview, channel)
+            body, content_type = reencoded(path, preview, channel)
             headers = {"Content-Disposition": disposition}
             return web.Response(body=body, content_type=content_type, headers=headers)
         response = web.FileResponse(path, headers={"Content-Disposition": disposition})
@@ -57,7 +55,10 @@ class FileRoutes:
             response.content_type = "application/octet-stream"
         return response
 
-    async def _store(self, post: Any, data: bytes | None = None) -> web.Response:
+    async def _store(self, post: Any, written: bytes | None = None) -> web.Response:
+        """Save the upload under ComfyUI's naming; `written` (a composited
+        mask) is what lands on disk, while the duplicate check, as in ComfyUI,
+        hashes the uploaded bytes."""
         image = post.get("image")
         if not isinstance(image, FileField) or not image.filename:
             return web.Response(status=400)
@@ -72,7 +73,7 @@ class FileRoutes:
         if not inside(upload_dir, target):
             return web.Response(status=400)
         os.makedirs(folder, exist_ok=True)
-        content = data if data is not None else image.file.read()
+        content = image.file.read()
         overwrite = str(post.get("overwrite", "")).lower() in ("true", "1")
         stem, ext = os.path.splitext(filename)
         counter = 1
@@ -85,7 +86,7 @@ class FileRoutes:
             target = os.path.join(folder, filename)
             counter += 1
         if not duplicate:
-            Path(target).write_bytes(content)
+            Path(target).write_bytes(content if written is None else written)
         return web.json_response({"name": filename, "subfolder": subfolder, "type": kind})
 
     async def upload_image(self, request: web.Request) -> web.Response:
@@ -101,7 +102,11 @@ class FileRoutes:
         except (KeyError, ValueError):
             return internal_error()
         mask_bytes = image.file.read()
-        merged = self._merge_mask(ref, mask_bytes)
+        image.file.seek(0)
+        try:
+            merged = self._merge_mask(ref, mask_bytes)
+        except ValueError:  # a mask of another size: ComfyUI fails with a plain 500
+            return internal_error()
         if merged is None:
             # ComfyUI discards its own error response here and still answers success.
             kind = post.get("type") or "input"
@@ -120,7 +125,7 @@ class FileRoutes:
         original_path = folder / os.path.basename(filename)
         if not original_path.is_file():
             return None
-        return apply_mask(original_path, mask_bytes)
+        return masked(original_path, mask_bytes)
 
 
 def _sha256(path: Path) -> str:

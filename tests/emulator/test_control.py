@@ -11,12 +11,8 @@ import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
-from balancer.emulator import (
-    EmulatorOptions,
-    add_emulator_arguments,
-    options_from_args,
-    serve_emulator,
-)
+from balancer.emulate import serve_emulator
+from balancer.emulator import EmulatorOptions, add_emulator_arguments, options_from_args
 from balancer.emulator.frontend import core_extensions, web_root
 
 from .emu_helpers import (
