@@ -22,9 +22,11 @@ from balancer.backends.channel import Channels
 from balancer.backends.prober import Prober
 from balancer.backends.registry import Registry
 from balancer.backends.state import Clock
+from balancer.catalog.book import CatalogueReader, Catalogues
+from balancer.catalog.fit import Fitter
 from balancer.config.model import Settings
 from balancer.errors import error_response
-from balancer.jobs.dispatch import Dispatcher, room_filter
+from balancer.jobs.dispatch import Dispatcher
 from balancer.jobs.events import JobEvents
 from balancer.jobs.ids import IdFactory, mint_prompt_id
 from balancer.jobs.late import LateBinder
@@ -40,9 +42,7 @@ from balancer.proxy.forward import Forwarder, too_large
 from balancer.proxy.routes import setup_routes
 from balancer.proxy.ws_hub import ClientHub
 from balancer.proxy.ws_relay import EventRelay
-from balancer.scheduling import Picker
-from balancer.scheduling.filters import DEFAULT_FILTERS
-from balancer.scheduling.policies import POLICIES
+from balancer.scheduling.policies import build_policy
 from balancer.store import MemoryStore, SqliteStore, Store
 from balancer.upstream import Upstream
 from balancer.webhooks.setup import install_webhooks
@@ -112,12 +112,12 @@ def assemble(
     hub = ClientHub()
     relay = EventRelay(registry, tracker, hub, store, upstream, clock)
     prober = Prober(registry, upstream, settings.probe, clock)
-    policy = POLICIES[settings.routing.policy]
-    max_pending = settings.routing.max_pending_per_backend
-    room = (room_filter(max_pending),) if max_pending is not None and policy.binds_late else ()
-    filters = (*DEFAULT_FILTERS, *room)
+    catalogues = Catalogues()
+    reader = CatalogueReader(catalogues, upstream, settings.catalog.refresh, clock)
+    policy = build_policy(settings.routing)
+    fitter = Fitter(registry, catalogues)
     dispatcher = Dispatcher(
-        registry, Picker(filters, policy.score), store, tracker, upstream, settings.probe, clock
+        registry, policy, fitter, store, tracker, upstream, settings.probe, clock
     )
     binder = LateBinder(dispatcher, settings.routing, clock, relay.notify)
     if settings.routing.work_stealing and policy.binds_late:
@@ -126,7 +126,9 @@ def assemble(
     relay.wake = binder.wake
     relay.waiting = binder.queue.__len__
     prober.listeners.append(relay.reconcile)
+    prober.listeners.append(reader.after_probe)
     prober.down_listeners.append(binder.backend_lost)
+    prober.down_listeners.append(reader.backend_down)
     return Balancer(
         settings=settings,
         registry=registry,
@@ -142,6 +144,8 @@ def assemble(
         hub=hub,
         relay=relay,
         channels=Channels(http, relay, f"lb{secrets.token_hex(4)}"),
+        catalogues=catalogues,
+        catalogue_reader=reader,
     )
 
 

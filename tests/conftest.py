@@ -32,6 +32,7 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
         count: int = 3,
         *,
         options: dict[str, Any] | None = None,
+        options_for: dict[str, dict[str, Any]] | None = None,
         backend: dict[str, Any] | None = None,
         probe: ProbeSettings | None = None,
         extra_apps: dict[str, web.Application] | None = None,
@@ -47,7 +48,8 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
         for i in range(count):
             name = f"gpu{i}"
             opts = EmulatorOptions(name=name, base_dir=tmp_path / name, time_scale=0.0)
-            apps[name] = create_emulator_app(replace(opts, **(options or {})))
+            own = (options_for or {}).get(name, {})
+            apps[name] = create_emulator_app(replace(opts, **{**(options or {}), **own}))
             emulators[name] = apps[name][EMULATOR]
         apps.update(extra_apps or {})
         for name, app in apps.items():

@@ -125,6 +125,15 @@ class RoutingSettings:
 
 
 @dataclass(frozen=True)
+class CatalogSettings:
+    """Each backend's catalogue (node classes, combo values, model files)."""
+
+    # Read again this often (also when a backend comes up or its channel
+    # reconnects, and on POST /balancer/backends/{name}/refresh).
+    refresh: float = 600.0
+
+
+@dataclass(frozen=True)
 class StoreSettings:
     """Where jobs, pins and kept history live."""
 
@@ -208,6 +217,7 @@ class Settings:
     admin: AdminSettings = field(default_factory=AdminSettings)
     shutdown: ShutdownSettings = field(default_factory=ShutdownSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
+    catalog: CatalogSettings = field(default_factory=CatalogSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)

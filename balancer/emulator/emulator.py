@@ -70,6 +70,13 @@ class Emulator:
         self.dirs.wipe_temp()
         self.start()
 
+    async def restart_with(self, options: EmulatorOptions) -> None:
+        """A crash and a restart with other nodes or models installed."""
+        self.options = options
+        self.catalog = Catalog(self.dirs.folder("input"), options)
+        self.registry.update(default_registry(options.extra_nodes))
+        await self.crash()
+
     async def wait_idle(self, timeout: float) -> None:
         await asyncio.wait_for(self.queue.wait_idle(), timeout)
 

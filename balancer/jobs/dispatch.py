@@ -16,13 +16,14 @@ from typing import Any, Protocol
 
 from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, Clock
+from balancer.catalog.fit import Fitter
+from balancer.catalog.needs import Needs
 from balancer.config.model import ProbeSettings
 from balancer.errors import error_body
 from balancer.jobs.events import JobEvent
 from balancer.jobs.tracker import Tracker
 from balancer.logs import get_logger
 from balancer.scheduling import NoBackend, Picker, candidates_from
-from balancer.scheduling.filters import Filter
 from balancer.store import Pin, Store, StoredJob
 from balancer.upstream import Upstream, UpstreamConnectError, UpstreamError
 
@@ -80,25 +81,12 @@ class Broken:
     detail: str
 
 
-def room_filter(max_pending: int) -> Filter:
-    """Late binding: a backend takes a prompt only while it holds at most
-    `max_pending` beyond the one it runs. Trade-off: with 1, a GPU never
-    idles between jobs and the rest wait centrally, where they can go to
-    whichever backend frees first; higher values trade that for fewer
-    round trips per job."""
-    limit = max_pending + 1
-    return Filter(
-        "all_busy",
-        "every backend is busy",
-        lambda c: c.load is not None and c.load < limit,
-    )
-
-
 class Dispatcher:
     def __init__(
         self,
         registry: Registry,
         picker: Picker,
+        fitter: Fitter,
         store: Store,
         tracker: Tracker,
         upstream: Upstream,
@@ -110,6 +98,7 @@ class Dispatcher:
         self.registry = registry
         self.wall = wall
         self.picker = picker
+        self.fitter = fitter
         self.store = store
         self.tracker = tracker
         self.upstream = upstream
@@ -120,14 +109,16 @@ class Dispatcher:
         self.decision_listeners: list[Callable[[str], None]] = []
 
     def choose(
-        self, tried: set[str], count_misses: bool = True, rotate: bool = True
+        self, needs: Needs, tried: set[str], count_misses: bool = True, rotate: bool = True
     ) -> Backend | NoBackend:
-        """The best backend not yet tried. Every outcome is reported to the
-        decision listeners, except misses when `count_misses` is off (the late
-        binder asks on every wake-up; only its choices are decisions)."""
+        """The best backend not yet tried for a prompt with these needs. Every
+        outcome is reported to the decision listeners, except misses when
+        `count_misses` is off (the late binder asks on every wake-up; only its
+        choices are decisions)."""
         now = self.clock()
         left = [b for b in self.registry if b.name not in tried]
-        decision = self.picker.pick(candidates_from(left, now, self.probe), rotate)
+        candidates = candidates_from(left, now, self.probe, lambda n: self.fitter.fit(n, needs))
+        decision = self.picker.pick(candidates, rotate)
         missed = isinstance(decision, NoBackend)
         if count_misses or not missed:
             outcome = decision.outcome if isinstance(decision, NoBackend) else "chosen"

@@ -7,14 +7,18 @@ failure, and restoring unfinished jobs after a balancer restart.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
-from balancer.backends.state import Clock
+from balancer.backends.state import Backend, Clock
+from balancer.catalog.needs import Needs, needs_of
+from balancer.catalog.refusal import unmet_body
 from balancer.config.model import RoutingSettings
 from balancer.jobs.dispatch import Broken, Dispatcher, Sent, Unreachable
 from balancer.jobs.events import JobEvent
@@ -30,6 +34,9 @@ log = get_logger("balancer.jobs")
 
 # Sends one event to a job's client the way ComfyUI targets it.
 Notify = Callable[[str | None, str, dict[str, Any]], None]
+
+# Waiting jobs looked at past the head when it waits for its capable set.
+LOOKAHEAD = 64
 
 
 class LateBinder:
@@ -95,13 +102,14 @@ class LateBinder:
             await self.pump()
 
     async def pump(self) -> None:
-        while (job := self.queue.peek()) is not None or await self.steal():
-            if job is None:
-                continue  # a stolen job is waiting now: peek again
-            backend = self.dispatcher.choose(set(), count_misses=False)
-            if isinstance(backend, NoBackend):
-                return
-            self.queue.pop()
+        while (found := self._bindable()) is not None or await self.steal():
+            if found is None:
+                continue  # a stolen job is waiting now: look again
+            job, backend = found
+            if job is self.queue.peek():
+                self.queue.pop()  # keeps the tenants' rotation
+            else:
+                self.queue.remove(job.prompt_id)
             result = await self.dispatcher.send(job, backend, job.answer)
             if isinstance(result, Unreachable):
                 self.queue.push(job)
@@ -110,15 +118,35 @@ class LateBinder:
             elif isinstance(result, Sent) and not result.accepted:
                 self.fail(job, *rejection_error(result.answer.body, result.answer.status))
 
+    def _bindable(self) -> tuple[StoredJob, Backend] | None:
+        """The first waiting job a backend can take now, with that backend.
+        Past the head only when the head waits for its capable set (in a
+        mixed pool a prompt for a model two GPUs hold must not hold up work
+        the others could run); a job no backend in the pool can run any more
+        (its model went away) fails visibly instead of waiting forever."""
+        for job in list(itertools.islice(self.queue, LOOKAHEAD)):
+            needs = needs_of(job.request.get("prompt"))
+            backend = self.dispatcher.choose(needs, set(), count_misses=False)
+            if not isinstance(backend, NoBackend):
+                return job, backend
+            unmet = self.dispatcher.fitter.refusal(needs)
+            if unmet:
+                self.queue.remove(job.prompt_id)
+                body = unmet_body(unmet)
+                self.fail(job, body["error"]["type"], body["error"]["message"], body["node_errors"])
+            elif not backend.outcome.startswith(("capable_", "not_capable")):
+                return None  # every backend is out for every job alike
+        return None
+
     async def steal(self) -> bool:
         """Nothing waits here and a backend is idle: take back a job pending
         behind a running one elsewhere, to bind it again (see steal.py)."""
         if self.stealer is None or not self.tracker.jobs:
             return False
-        idle = self.dispatcher.choose(set(), count_misses=False, rotate=False)
+        idle = self.dispatcher.choose(Needs(), set(), count_misses=False, rotate=False)
         if isinstance(idle, NoBackend) or idle.load() != 0:
             return False
-        job = self.stealer.candidate(idle)
+        job = self.stealer.candidate(idle, partial(self._fits, idle))
         stored = self.store.get_job(job.prompt_id) if job else None
         if job is None or stored is None or not await self.stealer.take_back(job):
             return False
@@ -128,6 +156,11 @@ class LateBinder:
         self.store.put_job(moved)
         self.queue.push(moved)
         return True
+
+    def _fits(self, backend: Backend, prompt_id: str) -> bool:
+        stored = self.store.get_job(prompt_id)
+        needs = needs_of(stored.request.get("prompt") if stored else None)
+        return self.dispatcher.fitter.fit(backend.name, needs).capable
 
     def lost(self, job: StoredJob, reason: str) -> None:
         """A job its backend no longer has: again, or failed after max_attempts."""

@@ -14,6 +14,7 @@ twice.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from balancer.backends.prober import parse_queue
 from balancer.backends.registry import Registry
@@ -32,14 +33,17 @@ class Stealer:
         self.tracker = tracker
         self.upstream = upstream
 
-    def candidate(self, idle: Backend) -> Job | None:
-        """The earliest job waiting behind a running one on another backend."""
+    def candidate(self, idle: Backend, fits: Callable[[str], bool]) -> Job | None:
+        """The earliest job waiting behind a running one on another backend
+        that `idle` can run (`fits`, by prompt_id: it has the job's nodes
+        and models)."""
         waiting = [
             job
             for job in self.tracker.jobs.values()
             if job.state is JobState.DISPATCHED
             and job.backend != idle.name
             and self.tracker.running_on(job.backend) is not None
+            and fits(job.prompt_id)
         ]
         return min(waiting, key=lambda j: j.dispatched_at, default=None)
 

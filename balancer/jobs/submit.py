@@ -17,6 +17,8 @@ from dataclasses import replace
 from typing import Any
 
 from balancer.backends.state import Clock
+from balancer.catalog.needs import Needs, needs_of
+from balancer.catalog.refusal import unmet_body
 from balancer.jobs.dispatch import Answer, Dispatcher, Sent, Unreachable, error_answer
 from balancer.jobs.events import JobEvent
 from balancer.jobs.ids import IdFactory, is_safe_prompt_id, mint_prompt_id, workflow_digest
@@ -113,19 +115,24 @@ class Submitter:
         return Answer(200, body)
 
     async def _accept(self, job: StoredJob) -> Answer:
+        needs = needs_of(job.request.get("prompt"))
+        unmet = self.dispatcher.fitter.refusal(needs)
+        if unmet:
+            log.warning("not_in_pool", prompt_id=job.prompt_id, unmet=len(unmet))
+            return Answer(400, json.dumps(unmet_body(unmet)).encode())
         log.info("submitted", prompt_id=job.prompt_id)
         self.dispatcher.tracker.events.emit(JobEvent(job.prompt_id, "submitted"))
         if len(self.binder.queue) == 0:
-            answer = await self._send_now(job)
+            answer = await self._send_now(job, needs)
             if answer is not None:
                 return answer
         return self._enqueue(job)
 
-    async def _send_now(self, job: StoredJob) -> Answer | None:
+    async def _send_now(self, job: StoredJob, needs: Needs) -> Answer | None:
         """Dispatch at once if a backend has room; None means: queue it."""
         tried: set[str] = set()
         while True:
-            backend = self.dispatcher.choose(tried)
+            backend = self.dispatcher.choose(needs, tried)
             if isinstance(backend, NoBackend):
                 return self._no_backend(backend, tried)
             tried.add(backend.name)
@@ -137,7 +144,7 @@ class Submitter:
             return error_answer(502, "bad_gateway", "Backend failed", result.detail)
 
     def _no_backend(self, decision: NoBackend, tried: set[str]) -> Answer | None:
-        if decision.outcome == "all_busy":
+        if decision.outcome in ("all_busy", "capable_all_busy"):
             return None
         if tried:
             log.warning("no_backend", outcome="unreachable", tried=sorted(tried))

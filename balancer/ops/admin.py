@@ -116,9 +116,25 @@ def _drain_route(drained: bool) -> Handler:
     return handler
 
 
+async def refresh_catalogue(request: web.Request) -> web.StreamResponse:
+    """Read a backend's catalogue now (a model was copied onto it)."""
+    name = request.match_info["name"]
+    b = ctx(request)
+    backend = b.registry.get(name)
+    if backend is None:
+        return _unknown(name)
+    if not await b.catalogue_reader.read(backend):
+        return error_response(502, "bad_gateway", f"Could not read the catalogue of {name!r}")
+    catalogue = b.catalogues.get(name)
+    assert catalogue is not None
+    counts = {folder: len(names) for folder, names in catalogue.models.items() if names}
+    return web.json_response({"name": name, "nodes": len(catalogue.classes), "models": counts})
+
+
 def add_admin_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/balancer/backends", admin_only(list_backends))
     router.add_post("/balancer/backends", admin_only(add_backend))
     router.add_delete("/balancer/backends/{name}", admin_only(remove_backend))
     router.add_post("/balancer/backends/{name}/drain", admin_only(_drain_route(True)))
     router.add_post("/balancer/backends/{name}/undrain", admin_only(_drain_route(False)))
+    router.add_post("/balancer/backends/{name}/refresh", admin_only(refresh_catalogue))

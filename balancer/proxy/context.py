@@ -13,6 +13,7 @@ from balancer.backends.channel import Channels
 from balancer.backends.prober import Prober
 from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, Clock
+from balancer.catalog.book import CatalogueReader, Catalogues
 from balancer.config.model import Settings
 from balancer.errors import error_response
 from balancer.jobs.events import JobEvents
@@ -43,6 +44,8 @@ class Balancer:
     hub: ClientHub
     relay: EventRelay
     channels: Channels
+    catalogues: Catalogues
+    catalogue_reader: CatalogueReader
     reads: SharedReads = field(default_factory=SharedReads)
 
     def owner_of(self, prompt_id: str) -> Backend | None:

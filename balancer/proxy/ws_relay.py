@@ -141,6 +141,9 @@ class EventRelay:
         except UpstreamError:
             return None
         raw = answer.get(prompt_id) if isinstance(answer, dict) else None
+        job = self.tracker.jobs.get(prompt_id)
+        if raw is None and (job is None or job.backend != backend.name):
+            return None  # moved on while we asked (work stealing took it back)
         if raw is None:  # neither queued nor kept by its backend: lost
             self.lost(prompt_id, f"{backend.name} no longer has it")
             return None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from balancer.backends.state import Backend
+from balancer.catalog.fit import Fit
 from balancer.config.model import ProbeSettings
 
 
@@ -23,14 +24,22 @@ class Candidate:
     # How much slower this backend runs jobs than the fastest one (1.0: as
     # fast, or not known yet).
     slowness: float = 1.0
+    # Has every node class and model the prompt uses (see balancer.catalog).
+    capable: bool = True
+    # Seconds of model loading the prompt would cost here (0: all resident).
+    cold_load: float = 0.0
+    # Median recent run time in seconds, None until it ran a job.
+    run_time: float | None = None
 
 
 def candidates_from(
-    backends: Iterable[Backend], now: float, probe: ProbeSettings
+    backends: Iterable[Backend], now: float, probe: ProbeSettings, fit: Callable[[str], Fit]
 ) -> list[Candidate]:
-    """Snapshot the backends so the scheduling functions stay pure."""
+    """Snapshot the backends so the scheduling functions stay pure; `fit`
+    says how each (by name) suits the prompt being placed."""
     backends = list(backends)
     speed = relative_slowness(backends)
+    fits = {b.name: fit(b.name) for b in backends}
     return [
         Candidate(
             name=b.name,
@@ -43,6 +52,9 @@ def candidates_from(
             min_free_vram=b.settings.min_free_vram,
             draining=b.draining,
             slowness=speed.get(b.name, 1.0),
+            capable=fits[b.name].capable,
+            cold_load=fits[b.name].cold_load,
+            run_time=b.run_time,
         )
         for b in backends
     ]

@@ -17,6 +17,27 @@ class Filter:
     outcome: str
     message: str
     keep: Callable[[Candidate], bool]
+    # The filters after it judge only the backends it kept, so their outcomes
+    # name that set (`capable_all_down`).
+    narrows: str = ""
+
+
+def is_capable(c: Candidate) -> bool:
+    """Has every node class of the prompt and every literal combo value it
+    uses (checkpoint, LoRA, sampler, ...), by the backend's last catalogue.
+    Trade-off: a catalogue is read at most every `catalog.refresh` (and on
+    reconnect), so a model copied onto a backend is used only after the next
+    read (or an admin refresh); a backend never read is skipped (unknown is
+    not capable) rather than risk ComfyUI's `value_not_in_list`."""
+    return c.capable
+
+
+CAPABLE = Filter(
+    "not_capable",
+    "no backend is known to offer every node and model of this prompt",
+    is_capable,
+    narrows="capable",
+)
 
 
 def is_up(c: Candidate) -> bool:
@@ -53,8 +74,23 @@ def has_free_vram(c: Candidate) -> bool:
 
 
 DEFAULT_FILTERS: tuple[Filter, ...] = (
+    CAPABLE,
     Filter("all_down", "no backend is up", is_up),
     Filter("all_draining", "every backend that is up is draining", not_draining),
     Filter("all_stale", "no backend has fresh load data", has_fresh_load),
     Filter("not_enough_vram", "no backend has enough free VRAM", has_free_vram),
 )
+
+
+def room_filter(max_pending: int) -> Filter:
+    """Late binding: a backend takes a prompt only while it holds at most
+    `max_pending` beyond the one it runs. Trade-off: with 1, a GPU never
+    idles between jobs and the rest wait centrally, where they can go to
+    whichever backend frees first; higher values trade that for fewer
+    round trips per job."""
+    limit = max_pending + 1
+    return Filter(
+        "all_busy",
+        "every backend is busy",
+        lambda c: c.load is not None and c.load < limit,
+    )

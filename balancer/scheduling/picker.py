@@ -24,28 +24,45 @@ class NoBackend:
 def apply_filters(
     candidates: Sequence[Candidate], filters: Sequence[Filter]
 ) -> list[Candidate] | NoBackend:
-    """Keep what passes every filter; name the filter that emptied the set."""
+    """Keep what passes every filter; name the filter that emptied the set
+    (`capable_all_down` when a narrowing filter had left only some). When a
+    narrowing filter keeps none, a plainer reason found among all of them
+    (`all_down`) is named before it."""
     remaining = list(candidates)
     if not remaining:
         return NoBackend("no_backends", "no backends are configured")
-    for f in filters:
-        remaining = [c for c in remaining if f.keep(c)]
-        if not remaining:
+    among = ""
+    for index, f in enumerate(filters):
+        kept = [c for c in remaining if f.keep(c)]
+        if not kept and f.narrows:
+            plainer = apply_filters(remaining, filters[index + 1 :])
+            return plainer if isinstance(plainer, NoBackend) else NoBackend(f.outcome, f.message)
+        if not kept:
+            if among:
+                return NoBackend(f"{among}_{f.outcome}", f"{f.message} (of the {among} backends)")
             return NoBackend(f.outcome, f.message)
+        if f.narrows and len(kept) < len(remaining):
+            among = f.narrows
+        remaining = kept
     return remaining
 
 
 class Picker:
-    """Stateful only in the tie-break counter, so equal backends share work
-    round-robin instead of the first in file order taking every tie."""
+    """A routing policy as one object: its filters, its score, the pick.
+    Stateful only in the tie-break counter, so equal backends share work
+    round-robin instead of the first in file order taking every tie.
+    `binds_late`: prompts wait in the balancer until a backend has room
+    (the room filter is among the filters); False sends each at once."""
 
     def __init__(
         self,
         filters: Sequence[Filter] = DEFAULT_FILTERS,
         score: Callable[[Candidate], float] = least_loaded,
+        binds_late: bool = True,
     ) -> None:
         self.filters = filters
         self.score = score
+        self.binds_late = binds_late
         self._turn = 0
 
     def pick(self, candidates: Sequence[Candidate], rotate: bool = True) -> Chosen | NoBackend:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from balancer.config.model import RoutingSettings
+from balancer.scheduling.filters import DEFAULT_FILTERS, room_filter
+from balancer.scheduling.picker import Picker
 from balancer.scheduling.scores import Score, expected_finish, least_loaded, round_robin
 
 
@@ -28,3 +31,13 @@ POLICIES: dict[str, Policy] = {
     # the classic baseline. It ignores `max_pending_per_backend`.
     "round_robin": Policy(round_robin, binds_late=False),
 }
+
+
+def build_policy(routing: RoutingSettings) -> Picker:
+    """The policy `routing.policy` names, as one object owning its filters
+    (the room filter only when it binds late and a limit is set), its score
+    and the pick."""
+    policy = POLICIES[routing.policy]
+    limit = routing.max_pending_per_backend
+    room = (room_filter(limit),) if limit is not None and policy.binds_late else ()
+    return Picker((*DEFAULT_FILTERS, *room), policy.score, policy.binds_late)

@@ -1,0 +1,135 @@
+"""The catalogues of the pool: one owner (`Catalogues`) and one writer that
+reads them from the backends (`CatalogueReader`).
+
+A catalogue is read when a backend is first probed, after it was down or its
+event channel reconnected (it may have restarted with other nodes or
+models), every `catalog.refresh`, and when an operator asks
+(`POST /balancer/backends/{name}/refresh`). A failed read keeps the last
+catalogue: a backend that answered once is still judged by what it had.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from balancer.backends.state import Backend, Clock, LoadSnapshot
+from balancer.catalog.model import Catalogue, parse_object_info
+from balancer.logs import get_logger
+from balancer.upstream import Upstream, UpstreamError
+
+log = get_logger("balancer.catalog")
+
+
+class Catalogues:
+    """Every backend's catalogue, and one definition per node class (from
+    whichever backend reported it last) for the pool-wide `/object_info`.
+    `version` changes whenever any of that changes, so derived answers (the
+    union routes) are recomputed only then."""
+
+    def __init__(self) -> None:
+        self._by_backend: dict[str, Catalogue] = {}
+        self.definitions: dict[str, Any] = {}
+        self.version = 0
+
+    def get(self, name: str) -> Catalogue | None:
+        return self._by_backend.get(name)
+
+    def known(self) -> dict[str, Catalogue]:
+        return dict(self._by_backend)
+
+    def record(self, name: str, catalogue: Catalogue, definitions: dict[str, Any]) -> bool:
+        """Keep a backend's new catalogue; True if anything changed."""
+        changed = self._by_backend.get(name) != catalogue
+        self._by_backend[name] = catalogue
+        for class_type, definition in definitions.items():
+            if class_type not in self.definitions:  # the first one seen stays
+                self.definitions[class_type] = definition
+                changed = True
+        if changed:
+            self.version += 1
+        return changed
+
+    def forget(self, name: str) -> None:
+        if self._by_backend.pop(name, None) is not None:
+            self.version += 1
+
+
+@dataclass
+class _Read:
+    at: float
+    channel_id: str | None
+
+
+class CatalogueReader:
+    def __init__(
+        self,
+        catalogues: Catalogues,
+        upstream: Upstream,
+        refresh: float,
+        clock: Clock,
+    ) -> None:
+        self.catalogues = catalogues
+        self.upstream = upstream
+        self.refresh = refresh
+        self.clock = clock
+        self._last: dict[str, _Read] = {}
+        self._stale: set[str] = set()
+        self._failing: set[str] = set()
+
+    def backend_down(self, name: str) -> None:
+        """A backend that went down is read again when it is back."""
+        self._stale.add(name)
+
+    def due(self, backend: Backend) -> bool:
+        last = self._last.get(backend.name)
+        return (
+            last is None
+            or backend.name in self._stale
+            or last.channel_id != backend.channel_id
+            or self.clock() - last.at >= self.refresh
+        )
+
+    async def after_probe(self, backend: Backend, snapshot: LoadSnapshot) -> None:
+        """Prober listener: read the catalogue when it is due."""
+        if self.due(backend):
+            await self.read(backend)
+
+    async def read(self, backend: Backend) -> bool:
+        """Read one backend's catalogue now; False if it could not be read."""
+        name, channel_id = backend.name, backend.channel_id
+        self._stale.discard(name)
+        self._last[name] = _Read(self.clock(), channel_id)
+        try:
+            data, models, embeddings = await asyncio.gather(
+                self.upstream.get_json(backend.url + "/object_info"),
+                self._models(backend.url),
+                self._list(backend.url + "/embeddings"),
+            )
+            classes, combos = parse_object_info(data)
+        except (UpstreamError, ValueError) as exc:
+            if name not in self._failing:
+                log.warning("catalogue_failed", backend=name, error=str(exc))
+            self._failing.add(name)
+            return False
+        self._failing.discard(name)
+        catalogue = Catalogue(classes, combos, models, tuple(embeddings))
+        if self.catalogues.record(name, catalogue, data):
+            log.info("catalogue", backend=name, classes=len(classes), combos=len(combos))
+        return True
+
+    async def _models(self, url: str) -> dict[str, tuple[str, ...]]:
+        folders = [f for f in await self._list(url + "/models") if "/" not in f]
+        lists = await asyncio.gather(*(self._list(f"{url}/models/{f}") for f in folders))
+        return {folder: tuple(names) for folder, names in zip(folders, lists, strict=True)}
+
+    async def _list(self, url: str) -> list[str]:
+        """A list of names; an older ComfyUI without the route has none."""
+        try:
+            data = await self.upstream.get_json(url)
+        except UpstreamError:
+            return []
+        return (
+            [str(item) for item in data if isinstance(item, str)] if isinstance(data, list) else []
+        )

@@ -1,0 +1,35 @@
+"""How well one backend fits one prompt, for the scheduler's snapshot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from balancer.backends.registry import Registry
+from balancer.catalog.book import Catalogues
+from balancer.catalog.needs import Needs, Unmet, capable, unmet_everywhere
+
+
+@dataclass(frozen=True)
+class Fit:
+    # It has every node class and combo value the prompt uses (unknown: no).
+    capable: bool = True
+    # Seconds of model loading the prompt would cost there (0: all resident).
+    cold_load: float = 0.0
+
+
+class Fitter:
+    def __init__(self, registry: Registry, catalogues: Catalogues) -> None:
+        self.registry = registry
+        self.catalogues = catalogues
+
+    def fit(self, name: str, needs: Needs) -> Fit:
+        return Fit(capable=capable(self.catalogues.get(name), needs))
+
+    def refusal(self, needs: Needs) -> list[Unmet]:
+        """What makes the prompt impossible in this pool, even with every
+        backend idle: empty unless every backend's catalogue is known and
+        none can run it (a backend never read yet might)."""
+        known = self.catalogues.known()
+        if any(b.name not in known for b in self.registry):
+            return []
+        return unmet_everywhere(known.values(), needs)
