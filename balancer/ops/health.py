@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from balancer.catalog.fit import Fit
 from balancer.proxy.context import ctx
 from balancer.scheduling import NoBackend, candidates_from
 from balancer.scheduling.filters import DEFAULT_FILTERS
@@ -31,7 +32,8 @@ async def get_ready(request: web.Request) -> web.StreamResponse:
     b = ctx(request)
     needed = b.settings.health.min_backends_up
     backends = list(b.registry)
-    candidates = candidates_from(backends, b.clock(), b.settings.probe)
+    # Ready means able to take a prompt at all: no prompt's needs to fit here.
+    candidates = candidates_from(backends, b.clock(), b.settings.probe, lambda _name: Fit())
     eligible = apply_filters(candidates, DEFAULT_FILTERS)
     ready = [] if isinstance(eligible, NoBackend) else eligible
     body: dict[str, object] = {
