@@ -1,10 +1,11 @@
 """GET /history: every backend's entries and the balancer's kept copies, merged.
 
 A page (`max_items`) costs its own size: the kept copies are held in time
-order, so the newest 64 of 100,000 are read off the end, merged with each
-backend's own page and sorted as a small set. Without `max_items` the answer
-is streamed in chunks of `CHUNK` entries, the loop free between them, so a
-client asking for 100,000 entries never holds up everyone else.
+order as JSON text, so the newest 64 of 100,000 are read off the end and
+written as they are, merged with each backend's own page. Without
+`max_items` the answer is streamed in chunks of `CHUNK` entries, the loop free
+between them, so a client asking for 100,000 entries never holds up everyone
+else. A client key sees only its own jobs: those are filtered, then paged.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -23,9 +24,10 @@ from balancer.proxy import merge
 from balancer.proxy.aggregate_routes import healthy_json
 from balancer.proxy.context import Balancer, ctx
 from balancer.proxy.presenter import present_entry
-from balancer.store.kept import KeptHistory, entry_time
+from balancer.store.kept import KeptHistory, Raw, entry_time
 
-CHUNK = 256  # entries serialised between two turns of the loop
+CHUNK = 256  # entries written between two turns of the loop
+JSON = "application/json"
 
 
 def _int_param(request: web.Request, name: str) -> int | web.Response | None:
@@ -52,61 +54,66 @@ async def get_history(request: web.Request) -> web.StreamResponse:
         return offset
     b = ctx(request)
     kept = b.store.histories()
-    visible = visible_ids(request)  # a client key sees only its own jobs: page after filtering
+    visible = visible_ids(request)
     if visible is not None:
         answers = await healthy_json(b, "/history")
         own = [(pid, kept[pid]) for pid in kept if visible(pid)]
-        merged = _merge(b, answers, own, kept)
+        merged = merge.merge_histories(answers, _presenter(b), own, skip=kept)
         merged = [(pid, entry) for pid, entry in merged if visible(pid)]
         return web.json_response(dict(merge.page(merged, max_items, offset)))
     if max_items is None:
         answers = await healthy_json(b, "/history")
-        return await _stream(request, kept, _merge(b, answers, (), kept), offset or 0)
+        return await _stream(request, kept, _others(b, answers, kept), offset or 0)
     answers = await healthy_json(b, "/history" + merge.upstream_history_query(max_items, offset))
     near = kept.newest(max_items) if offset is None else kept.oldest(offset + max_items)
-    merged = _merge(b, answers, near, kept)
-    return web.json_response(dict(merge.page(merged, max_items, offset)))
+    items = sorted([*near, *_others(b, answers, kept)], key=lambda item: item[0])
+    return web.Response(body=_body(merge.page(items, max_items, offset)), content_type=JSON)
 
 
-def _merge(
-    b: Balancer, answers: list[tuple[str, Any]], near: Any, kept: KeptHistory
-) -> list[tuple[str, Any]]:
-    def present(backend: str, pid: str, entry: Any) -> Any:
-        return present_entry(b.store, backend, pid, entry)
-
-    return merge.merge_histories(answers, present, near, skip=kept)
+def _presenter(b: Balancer) -> Any:
+    return lambda backend, pid, entry: present_entry(b.store, backend, pid, entry)
 
 
-def _in_order(kept: KeptHistory, extra: list[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+def _others(b: Balancer, answers: list[tuple[str, Any]], kept: KeptHistory) -> list[Raw]:
+    """The backends' entries the balancer does not keep, presented, as JSON."""
+    merged = merge.merge_histories(answers, _presenter(b), skip=kept)
+    return [(entry_time(entry), pid, json.dumps(entry)) for pid, entry in merged]
+
+
+def _body(items: Iterable[Raw], opening: str = "{", closing: str = "}") -> bytes:
+    inner = ", ".join(f"{json.dumps(pid)}: {raw}" for _, pid, raw in items)
+    return f"{opening}{inner}{closing}".encode()
+
+
+def _in_order(kept: KeptHistory, others: list[Raw]) -> Iterator[Raw]:
     """Kept entries and the backends' others, oldest first; an entry removed
     while the answer is being written is left out."""
-    others = dict(extra)
-    keys = heapq.merge(kept.ordered(), ((entry_time(e), -1, pid) for pid, e in extra))
-    for _, seq, pid in keys:
-        entry = others.get(pid) if seq < 0 else kept.get(pid)
-        if entry is not None:
-            yield pid, entry
+    extra = {pid: raw for _, pid, raw in others}
+    keys = heapq.merge(kept.ordered(), ((at, -1, pid) for at, pid, _ in others))
+    for at, seq, pid in keys:
+        raw = extra.get(pid) if seq < 0 else kept.raw(pid)
+        if raw is not None:
+            yield at, pid, raw
 
 
 async def _stream(
-    request: web.Request, kept: KeptHistory, extra: list[tuple[str, Any]], offset: int
+    request: web.Request, kept: KeptHistory, others: list[Raw], offset: int
 ) -> web.StreamResponse:
-    resp = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
+    resp = web.StreamResponse(headers={"Content-Type": f"{JSON}; charset=utf-8"})
     await resp.prepare(request)
     if request.method == "HEAD":
         await resp.write_eof()
         return resp
-    parts: list[str] = []
+    chunk: list[Raw] = []
     opening = "{"
-    for index, (pid, entry) in enumerate(_in_order(kept, extra)):
+    for index, item in enumerate(_in_order(kept, others)):
         if index < offset:
             continue
-        parts.append(f"{json.dumps(pid)}: {json.dumps(entry)}")
-        if len(parts) == CHUNK:
-            await resp.write((opening + ", ".join(parts)).encode())
-            parts, opening = [], ", "
+        chunk.append(item)
+        if len(chunk) == CHUNK:
+            await resp.write(_body(chunk, opening, ""))
+            chunk, opening = [], ", "
             await asyncio.sleep(0)  # let other requests in between chunks
-    closing = (opening + ", ".join(parts)) if parts else opening.strip(", ")
-    await resp.write((closing + "}").encode())
+    await resp.write(_body(chunk, opening) if chunk or opening == "{" else b"}")
     await resp.write_eof()
     return resp

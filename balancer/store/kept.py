@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-Key = tuple[float, int, str]
+Key = tuple[float, int, str]  # (start time, arrival, prompt_id)
+Raw = tuple[float, str, str]  # (start time, prompt_id, the entry's JSON)
 
 
 def entry_time(entry: Any) -> float:
@@ -35,16 +37,24 @@ def entry_time(entry: Any) -> float:
 
 
 class KeptHistory(Mapping[str, Any]):
-    """prompt_id -> entry; iterates oldest first by start time."""
+    """prompt_id -> entry; iterates oldest first by start time.
+
+    Entries are held as their JSON text: a page or a streamed answer writes
+    that text as is (no parse, no dump), the garbage collector has nothing
+    to walk in 10,000 entries, and each costs its text's size in memory.
+    """
 
     def __init__(self, max_items: int) -> None:
         self.max_items = max_items
-        self._entries: dict[str, tuple[Key, Any]] = {}
+        self._entries: dict[str, tuple[Key, str]] = {}
         self._order: list[Key] = []
         self._seq = itertools.count()
 
     def __getitem__(self, prompt_id: str) -> Any:
-        return self._entries[prompt_id][1]
+        return json.loads(self._entries[prompt_id][1])
+
+    def __contains__(self, prompt_id: object) -> bool:
+        return prompt_id in self._entries
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -57,7 +67,7 @@ class KeptHistory(Mapping[str, Any]):
         limit pushed out, oldest first."""
         self.remove(prompt_id)
         key = (entry_time(entry), next(self._seq), prompt_id)
-        self._entries[prompt_id] = (key, entry)
+        self._entries[prompt_id] = (key, json.dumps(entry))
         if not self._order or key > self._order[-1]:
             self._order.append(key)  # the usual case: the newest job
         else:
@@ -76,15 +86,22 @@ class KeptHistory(Mapping[str, Any]):
         if held is not None:
             del self._order[bisect.bisect_left(self._order, held[0])]
 
-    def newest(self, count: int) -> list[tuple[str, Any]]:
-        """The newest `count` entries, oldest first."""
-        keys = self._order[max(0, len(self._order) - count) :]
-        return [(key[2], self._entries[key[2]][1]) for key in keys]
+    def raw(self, prompt_id: str) -> str | None:
+        """An entry's JSON text."""
+        held = self._entries.get(prompt_id)
+        return None if held is None else held[1]
 
-    def oldest(self, count: int) -> list[tuple[str, Any]]:
-        return [(key[2], self._entries[key[2]][1]) for key in self._order[:count]]
+    def newest(self, count: int) -> list[Raw]:
+        """The newest `count` entries as (start time, id, JSON), oldest first."""
+        return self._raw(self._order[max(0, len(self._order) - count) :])
 
-    def ordered(self) -> list[tuple[float, int, str]]:
+    def oldest(self, count: int) -> list[Raw]:
+        return self._raw(self._order[:count])
+
+    def _raw(self, keys: list[Key]) -> list[Raw]:
+        return [(key[0], key[2], self._entries[key[2]][1]) for key in keys]
+
+    def ordered(self) -> list[Key]:
         """A snapshot of the order (the keys only), for a long read that may
         span writes."""
         return list(self._order)

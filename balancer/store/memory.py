@@ -42,7 +42,8 @@ class MemoryStore:
         return [p for p in self._pins.values() if p.backend == backend]
 
     def put_history(self, prompt_id: str, entry: Any) -> None:
-        self._history.put(prompt_id, entry)
+        for gone in self._history.put(prompt_id, entry):
+            self._pins.pop(gone, None)  # pins and history expire together
 
     def get_history(self, prompt_id: str) -> Any | None:
         return self._history.get(prompt_id)

@@ -126,7 +126,10 @@ class SqliteStore:
             self._forget(gone)
 
     def _forget(self, prompt_ids: list[str]) -> None:
-        self._db.executemany("DELETE FROM history WHERE prompt_id=?", [(p,) for p in prompt_ids])
+        """Pins and history expire together."""
+        ids = [(p,) for p in prompt_ids]
+        self._db.executemany("DELETE FROM history WHERE prompt_id=?", ids)
+        self._db.executemany("DELETE FROM pins WHERE prompt_id=?", ids)
 
     def get_history(self, prompt_id: str) -> Any | None:
         return self._history.get(prompt_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from balancer.store.kept import KeptHistory
@@ -17,9 +18,9 @@ def test_entries_are_held_by_start_time_not_arrival() -> None:
     for pid, started in (("b", 20), ("c", 30), ("a", 10), ("d", 40)):
         kept.put(pid, entry(started))
     assert list(kept) == ["a", "b", "c", "d"]
-    assert [pid for pid, _ in kept.newest(2)] == ["c", "d"]
-    assert [pid for pid, _ in kept.oldest(3)] == ["a", "b", "c"]
-    assert kept.newest(10) == list(kept.items())
+    assert [pid for _, pid, _ in kept.newest(2)] == ["c", "d"]
+    assert [pid for _, pid, _ in kept.oldest(3)] == ["a", "b", "c"]
+    assert [(pid, json.loads(raw)) for _, pid, raw in kept.newest(10)] == list(kept.items())
 
 
 def test_replacing_and_removing_keep_the_order_whole() -> None:

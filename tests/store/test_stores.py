@@ -63,3 +63,23 @@ def test_two_balancers_never_share_one_store(tmp_path: Path) -> None:
         SqliteStore(tmp_path / "b.db")
     first.close()
     SqliteStore(tmp_path / "b.db").close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_pins_expire_with_their_history_entry(kind: str, tmp_path: Path) -> None:
+    def open_store() -> Store:
+        path = tmp_path / "b.db"
+        return MemoryStore(max_history=2) if kind == "memory" else SqliteStore(path, 2)
+
+    store = open_store()
+    for i in range(3):
+        store.put_pin(Pin(f"p{i}", "gpu0", "d", b"answer"))
+        start = ["execution_start", {"prompt_id": f"p{i}", "timestamp": i}]
+        store.put_history(f"p{i}", {"status": {"messages": [start]}})
+    assert store.get_history("p0") is None and store.get_pin("p0") is None
+    assert [p.prompt_id for p in store.pins_of("gpu0")] == ["p1", "p2"]
+    if isinstance(store, SqliteStore):
+        store.close()
+        again = SqliteStore(tmp_path / "b.db", 2)
+        assert list(again.histories()) == ["p1", "p2"] and again.get_pin("p0") is None
+        again.close()
