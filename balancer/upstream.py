@@ -8,6 +8,7 @@ backend started with `--enable-compress-response-body` still gives plain JSON.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,15 @@ class UpstreamReply:
             raise UpstreamError(f"invalid JSON from backend: {exc}") from exc
 
 
+def connect_failure(exc: aiohttp.ClientConnectorError) -> str:
+    """What an operator needs from a failed connect: `Connection refused
+    (127.0.0.1:8189)`, `Name or service not known (gpu0:8188)`."""
+    error = exc.os_error
+    code = error.errno
+    reason = os.strerror(code) if isinstance(code, int) and code > 0 else error.strerror
+    return f"{reason or type(error).__name__} ({exc.host}:{exc.port})"
+
+
 class Upstream:
     """JSON requests to backends through one shared session."""
 
@@ -67,7 +77,7 @@ class Upstream:
             ) as resp:
                 return UpstreamReply(resp.status, await resp.read(), resp.content_type)
         except aiohttp.ClientConnectorError as exc:
-            raise UpstreamConnectError(f"{type(exc).__name__}: {exc}") from exc
+            raise UpstreamConnectError(connect_failure(exc)) from exc
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{type(exc).__name__}: {exc}") from exc
         except aiohttp.ClientError as exc:

@@ -50,6 +50,14 @@ def parse_vram(data: Any) -> tuple[int | None, int | None]:
     return (total, free) if ok else (None, None)
 
 
+def pool_summary(registry: Registry) -> dict[str, Any]:
+    """Which backends are up, and why the others are not."""
+    backends = list(registry)
+    up = [b.name for b in backends if b.healthy]
+    down = {b.name: b.last_error or "not probed yet" for b in backends if not b.healthy}
+    return {"summary": f"{len(up)} of {len(backends)} backends up", "up": up, "down": down}
+
+
 class Prober:
     def __init__(
         self, registry: Registry, upstream: Upstream, settings: ProbeSettings, clock: Clock
@@ -83,8 +91,7 @@ class Prober:
         backend.saw_life(self.clock())
         total, free = parse_vram(stats)
         snapshot = LoadSnapshot(started, running, pending, total, free, stats)
-        if backend.record_success(snapshot, self.settings):
-            log.info("backend_up", backend=backend.name, queue=snapshot.queue_size)
+        backend.record_success(snapshot, self.settings)
         for listener in self.listeners:
             await listener(backend, snapshot)
 
@@ -99,12 +106,14 @@ class Prober:
             return
         others = any(b.healthy for b in self.registry if b is not backend)
         if backend.record_failure(str(exc), self.settings, may_go_down=others or not timed_out):
-            log.warning("backend_down", backend=backend.name, error=str(exc))
             for down in self.down_listeners:
                 down(backend.name)
 
     async def run(self) -> None:
-        """Probe forever; the caller cancels the task at shutdown."""
+        """Probe forever; the caller cancels the task at shutdown. After the
+        first round, one line says how the pool looks."""
+        await self.probe_all()
+        log.info("pool", **pool_summary(self.registry))
         while True:
-            await self.probe_all()
             await asyncio.sleep(self.settings.interval)
+            await self.probe_all()

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from balancer.config.model import BackendSettings, ProbeSettings
+from balancer.logs import get_logger
+
+log = get_logger("balancer.backends")
 
 Clock = Callable[[], float]
 
@@ -69,6 +72,8 @@ class Backend:
         # When the balancer last received anything from it (a probe answer,
         # a channel message, a proxied response): a sign of life.
         self.alive_at: float | None = None
+        # The state the log last reported ("up", "down"; None before any probe).
+        self._reported: str | None = None
 
     @property
     def draining(self) -> bool:
@@ -97,6 +102,8 @@ class Backend:
         self._forget_accepted_before(snapshot.taken_at)
         if not self.healthy and self.successes >= probe.healthy_after:
             self.healthy = True
+            self._reported = "up"
+            log.info("backend_up", backend=self.name, queue=snapshot.queue_size)
             return True
         return False
 
@@ -129,16 +136,33 @@ class Backend:
         self.successes = 0
         self.failures += 1
         self.last_error = error
-        if may_go_down and self.healthy and self.failures >= probe.unhealthy_after:
+        flipped = may_go_down and self.healthy and self.failures >= probe.unhealthy_after
+        if flipped:
             self.healthy = False
-            return True
-        return False
+        if self.healthy and self.failures == 1:
+            # Up still: one slow or failed answer is not death.
+            log.warning(
+                "backend_probe_failed",
+                backend=self.name,
+                reason=error,
+                down_after=probe.unhealthy_after,
+            )
+        self._report_down(error, "probe")
+        return flipped
 
     def mark_down(self, error: str) -> None:
         """A request failed to connect: do not wait for the prober to agree."""
         self.healthy = False
         self.successes = 0
         self.last_error = error
+        self._report_down(error, "dispatch")
+
+    def _report_down(self, reason: str, seen_by: str) -> None:
+        """Log `backend_down` once per episode: on the change from up, and on
+        the first failure of a backend never seen up."""
+        if not self.healthy and self._reported != "down":
+            self._reported = "down"
+            log.warning("backend_down", backend=self.name, reason=reason, seen_by=seen_by)
 
     def dispatch_started(self) -> None:
         self.inflight += 1
