@@ -1,9 +1,12 @@
 """Where the real ComfyUI web frontend lives: the `comfyui-frontend-package`
-wheel (the `ui` extra), whose `static/` directory is the built web root."""
+wheel (the `ui` extra), whose `static/` directory is the built web root, and
+the `comfyui-workflow-templates` wheel (also the `ui` extra), whose
+`templates/` directory ComfyUI serves as static files at `/templates/`."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from pathlib import Path
 
 INSTALL_HINT = "pip install 'comfyui-balancer[ui]'"
@@ -19,6 +22,30 @@ def web_root() -> Path | None:
         return None
     root = Path(package.__file__).parent / "static"
     return root if (root / "index.html").is_file() else None
+
+
+def templates_root() -> Path | None:
+    """The `comfyui-workflow-templates` package's templates directory (its
+    index.json, the workflows and their thumbnails), or None without it."""
+    try:
+        package = importlib.import_module("comfyui_workflow_templates")
+    except ImportError:
+        return None
+    if package.__file__ is None:
+        return None
+    root = Path(package.__file__).parent / "templates"
+    return root if (root / "index.json").is_file() else None
+
+
+TEMPLATES_PIN = "0.1.94"  # what ComfyUI 0.3.64's requirements.txt pins
+
+
+def templates_version() -> str | None:
+    """The installed templates package's version (ComfyUI reports it in /system_stats)."""
+    try:
+        return importlib.metadata.version("comfyui-workflow-templates")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def core_extensions(root: Path | None) -> list[str]:

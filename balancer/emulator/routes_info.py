@@ -10,6 +10,7 @@ from aiohttp import web
 
 from .catalog import MODEL_FOLDERS
 from .emulator import Emulator
+from .frontend import TEMPLATES_PIN, templates_version
 
 JSON = dict[str, Any]
 
@@ -55,8 +56,8 @@ class InfoRoutes:
             "ram_free": ram_free,
             "comfyui_version": "0.3.64",
             "required_frontend_version": "1.27.10",
-            "installed_templates_version": "0.1.95",
-            "required_templates_version": "0.1.95",
+            "installed_templates_version": templates_version(),
+            "required_templates_version": TEMPLATES_PIN,
             "python_version": sys.version,
             "pytorch_version": "2.13.0+emulated",
             "embedded_python": False,

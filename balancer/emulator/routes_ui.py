@@ -2,7 +2,9 @@
 `/extensions`, `/i18n`, `/templates/*`, `/workflow_templates`,
 `/experiment/models*`, `/view_metadata/*` and the `/internal/*` sub-app
 (which has no `/api` alias), answered as ComfyUI 0.3.64 answers them with no
-custom nodes and no templates package (`/templates/index.json` is `[]`)."""
+custom nodes. `/templates/*` are the files of the workflow templates package,
+as ComfyUI serves them (a static route, no `/api` alias); without the package
+`/templates/index.json` is `[]`."""
 
 from __future__ import annotations
 
@@ -13,15 +15,18 @@ from aiohttp import web
 
 from .catalog import MODEL_FOLDERS
 from .emulator import Emulator
-from .frontend import INSTALL_HINT, cache_control, core_extensions, web_root
+from .frontend import INSTALL_HINT, cache_control, core_extensions, templates_root, web_root
 
 NO_CACHE = {"Cache-Control": "no-cache", "Pragma": "no-cache", "Expires": "0"}
 
 
 class UiRoutes:
-    def __init__(self, emulator: Emulator, root: Path | None = None) -> None:
+    def __init__(
+        self, emulator: Emulator, root: Path | None = None, templates: Path | None = None
+    ) -> None:
         self.emu = emulator
         self.root = root if root is not None else web_root()
+        self.templates_dir = templates if templates is not None else templates_root()
         self.models_dir = emulator.dirs.base / "models"
 
     def add_to(self, routes: web.RouteTableDef) -> None:
@@ -53,8 +58,10 @@ class UiRoutes:
         return web.FileResponse(self.root / "index.html", headers=NO_CACHE)
 
     async def static(self, request: web.Request) -> web.StreamResponse:
-        path = request.match_info["path"]
-        file = self._file(path)
+        return self._serve(request, self._file(self.root, request.match_info["path"]))
+
+    def _serve(self, request: web.Request, file: Path | None) -> web.StreamResponse:
+        """A file (or 404) with ComfyUI's cache_control headers for its path."""
         response: web.StreamResponse
         if file is None:
             response = web.Response(status=404, text="404: Not Found")
@@ -65,10 +72,12 @@ class UiRoutes:
             response.headers["Cache-Control"] = header
         return response
 
-    def _file(self, path: str) -> Path | None:
-        if self.root is None or not path:
+    @staticmethod
+    def _file(base: Path | None, path: str) -> Path | None:
+        """`path` under `base`, if it is a file that does not escape it."""
+        if base is None or not path:
             return None
-        root = self.root.resolve()
+        root = base.resolve()
         try:
             file = (root / path).resolve()
             file.relative_to(root)
@@ -76,8 +85,10 @@ class UiRoutes:
             return None
         return file if file.is_file() else None
 
-    async def templates(self, request: web.Request) -> web.Response:
+    async def templates(self, request: web.Request) -> web.StreamResponse:
         path = request.match_info["path"]
+        if self.templates_dir is not None:
+            return self._serve(request, self._file(self.templates_dir, path))
         if path == "index.json" or (path.startswith("index.") and path.endswith(".json")):
             return web.json_response([], headers={"Cache-Control": "no-cache"})
         return web.Response(status=404, text="404: Not Found")

@@ -166,3 +166,36 @@ async def test_reload_mid_job_keeps_progress_and_result(ui: UiPage, pool: UiPool
         await ui.wait_event("progress", f"d.prompt_id === {prompt_id!r}")
         await ui.wait_event("execution_success", f"d.prompt_id === {prompt_id!r}")
         await ui.save_image_src(f"@{owner}")
+
+
+async def test_first_screen_lists_templates_and_one_runs(ui: UiPage, pool: UiPool) -> None:
+    """A fresh user's first screen is the template browser: it lists the
+    templates package's workflows (through the balancer, from the primary),
+    and the weight-free "Image Generation" template runs on a backend."""
+    async with aiohttp.ClientSession() as http:
+        fresh = {"Comfy.TutorialCompleted": False}
+        async with http.post(pool.url + "/api/settings", json=fresh) as resp:
+            assert resp.status == 200
+    async with ui.step("7-templates"):
+        await ui.page.goto(pool.url + "/")
+        dialog = ui.page.get_by_role("dialog")
+        await dialog.get_by_text("Get Started with a Template").wait_for(timeout=30_000)
+        default = dialog.get_by_test_id("template-workflow-default")
+        await default.wait_for(timeout=15_000)
+        cards = dialog.locator(".template-card")
+        assert await cards.count() >= 5
+        assert await dialog.get_by_text("No available options").count() == 0
+        assert "Image Generation" in await default.inner_text()
+    async with ui.step("7-template-runs"):
+        await default.click()
+        await dialog.wait_for(state="hidden", timeout=15_000)
+        await ui.loaded()
+        types = await ui.page.evaluate("() => app.graph.nodes.map((n) => n.type).sort()")
+        assert "CheckpointLoaderSimple" in types and "KSampler" in types
+        await ui.run()
+        progress = await ui.wait_event("progress")
+        prompt_id = progress["prompt_id"]
+        await ui.wait_event("execution_success", f"d.prompt_id === {prompt_id!r}")
+        owner = next(n for n, e in pool.emulators.items() if prompt_id in e.history)
+        assert "filename=ComfyUI_00001_.png" in await ui.save_image_src(f"@{owner}")
+    assert ui.unexpected_failures() == []
