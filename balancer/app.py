@@ -26,6 +26,7 @@ from balancer.catalog.book import CatalogueReader, Catalogues
 from balancer.catalog.fit import Fitter
 from balancer.config.model import Settings
 from balancer.errors import error_response
+from balancer.jobs.completing import CompletingStep
 from balancer.jobs.dispatch import Dispatcher
 from balancer.jobs.events import JobEvents
 from balancer.jobs.ids import IdFactory, mint_prompt_id
@@ -35,7 +36,9 @@ from balancer.jobs.steal import Stealer
 from balancer.jobs.submit import Submitter
 from balancer.jobs.tracker import Tracker
 from balancer.logs import get_logger
+from balancer.ops.context import METRICS
 from balancer.ops.setup import install_ops
+from balancer.outputs.setup import OUTPUTS, open_sink
 from balancer.proxy.context import BALANCER, Balancer
 from balancer.proxy.file_context import FILES, attach_files
 from balancer.proxy.forward import Forwarder, too_large
@@ -103,14 +106,16 @@ def assemble(
     clock: Clock,
     new_id: IdFactory,
     store: Store,
+    completing: CompletingStep | None = None,
 ) -> Balancer:
-    """Wire the parts together; nothing here does I/O."""
+    """Wire the parts together; nothing here does I/O. `completing` runs
+    between a job's finish on its backend and its announced end."""
     upstream = Upstream(http, settings.timeouts.request)
     events = JobEvents()
     events.subscribe(SpeedObserver(registry))
     tracker = Tracker(store, events, clock)
     hub = ClientHub()
-    relay = EventRelay(registry, tracker, hub, store, upstream, clock)
+    relay = EventRelay(registry, tracker, hub, store, upstream, clock, completing)
     prober = Prober(registry, upstream, settings.probe, clock)
     catalogues = Catalogues()
     reader = CatalogueReader(catalogues, upstream, settings.catalog.refresh, clock)
@@ -167,8 +172,14 @@ def create_app(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         http = session or make_session(settings)
         pins = store or open_store(settings)
-        b = assemble(settings, registry, http, clock, new_id, pins)
+        closing = contextlib.AsyncExitStack()
+        sink = await closing.enter_async_context(
+            open_sink(settings.outputs, http, pins, app[METRICS].registry)
+        )
+        b = assemble(settings, registry, http, clock, new_id, pins, sink)
         app[BALANCER] = b
+        if sink is not None:
+            app[OUTPUTS] = sink
         restored = b.binder.restore()
         if restored:
             log.info("restored", jobs=restored)
@@ -185,6 +196,8 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await b.channels.close()
+        await b.relay.close()
+        await closing.aclose()
         if session is None:
             await http.close()
         if isinstance(pins, SqliteStore) and store is None:

@@ -76,15 +76,22 @@ class Owners:
 
 def output_refs(node_output: Any) -> list[FileRef]:
     """File items (`{"filename", "subfolder", "type"}`) in one node's output."""
-    refs: list[FileRef] = []
+    return [item_ref(item) for item in file_items(node_output)]
+
+
+def file_items(node_output: Any) -> list[dict[str, Any]]:
     if not isinstance(node_output, dict):
-        return refs
-    for items in node_output.values():
-        for item in items if isinstance(items, list) else []:
-            if isinstance(item, dict) and isinstance(item.get("filename"), str):
-                kind = item.get("type") or "output"
-                refs.append((str(kind), str(item.get("subfolder") or ""), item["filename"]))
-    return refs
+        return []
+    return [
+        item
+        for items in node_output.values()
+        for item in (items if isinstance(items, list) else [])
+        if isinstance(item, dict) and isinstance(item.get("filename"), str)
+    ]
+
+
+def item_ref(item: dict[str, Any]) -> FileRef:
+    return (str(item.get("type") or "output"), str(item.get("subfolder") or ""), item["filename"])
 
 
 def _bounded_put(table: OrderedDict[Any, str | None], key: Any, value: str | None) -> None:

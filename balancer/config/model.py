@@ -205,6 +205,36 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True)
+class OutputSettings:
+    """Copies of finished jobs' outputs in object storage (balancer.outputs).
+    Credentials come from the standard AWS chain (environment, profile, role),
+    never from this file."""
+
+    sink: Literal["none", "s3"] = "none"
+    bucket: str = ""
+    # Keys are `{prefix}/{tenant}/{prompt_id}/{node_id}/{filename}`.
+    prefix: str = "outputs"
+    # Any S3-compatible store (R2, MinIO, GCS interoperability); null: AWS.
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    addressing: Literal["path", "virtual"] = "virtual"
+    presign_ttl: float = 3600.0
+    # A CDN or public bucket: `url` is this + "/" + key instead of a signed URL.
+    public_base_url: str | None = None
+    include_temp: bool = False
+    # Hold a job's end until its copies are done (or failed after retries).
+    wait: bool = True
+    # GET /view of a stored output: stream it from the bucket, or 302 to a signed URL.
+    view: Literal["stream", "redirect"] = "stream"
+    # Delete a job's objects this long after its end; null: keep them.
+    delete_after: float | None = None
+    # Tries per file before it is given up (`stored: false`); the wait after
+    # the first failed try, doubled after each one.
+    max_attempts: int = 5
+    retry_delay: float = 0.5
+
+
+@dataclass(frozen=True)
 class Settings:
     backends: tuple[BackendSettings, ...] = ()
     listen: ListenSettings = field(default_factory=ListenSettings)
@@ -223,5 +253,6 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     cors: CorsSettings = field(default_factory=CorsSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    outputs: OutputSettings = field(default_factory=OutputSettings)
     # Where the balancer keeps its own files: balancer.db, uploads/, user/.
     data_dir: str = "./data"

@@ -29,6 +29,7 @@ from balancer.config.model import (
     HistorySettings,
     LimitSettings,
     ListenSettings,
+    OutputSettings,
     ProbeSettings,
     RoutingSettings,
     StoreSettings,
@@ -37,7 +38,7 @@ from balancer.config.model import (
     WebhookSettings,
 )
 from balancer.config.thresholds import parse_threshold
-from balancer.config.units import format_duration, parse_size
+from balancer.config.units import format_duration, parse_duration, parse_size
 
 Parser = Callable[[object], Any]
 Check = Callable[[Any], "str | None"]
@@ -96,6 +97,31 @@ def _optional_path(value: object) -> str:
     raise ValueError(f"must be a path (got {value!r})")
 
 
+def _optional_duration(value: object) -> float | None:
+    return None if value is None else parse_duration(value)
+
+
+def _optional_url(value: object) -> str | None:
+    return None if value is None else _http_url(value)
+
+
+def _key_prefix(value: object) -> str:
+    """An object key prefix: path segments without empty, `.` or `..` parts."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string (got {value!r})")
+    parts = [p for p in value.strip("/").split("/") if p]
+    if any(p in (".", "..") for p in parts):
+        raise ValueError(f"must not contain . or .. segments (got {value!r})")
+    return "/".join(parts)
+
+
+def _output_relations(outputs: OutputSettings) -> Iterator[tuple[str, str]]:
+    if outputs.sink == "s3" and not outputs.bucket:
+        yield "bucket", "required when outputs.sink is s3"
+    if outputs.presign_ttl > 7 * 24 * 3600:
+        yield "presign_ttl", "must be at most 7d (the SigV4 limit)"
+
+
 def _positive(value: float) -> str | None:
     return None if value > 0 else "must be > 0"
 
@@ -133,6 +159,10 @@ PARSERS: dict[tuple[type, str], Parser] = {
     (WebhookSettings, "url"): parse_webhook_url,
     (WebhookSettings, "secret"): _token,
     (WebhookSettings, "allow"): parse_hosts,
+    (OutputSettings, "prefix"): _key_prefix,
+    (OutputSettings, "endpoint_url"): _optional_url,
+    (OutputSettings, "public_base_url"): _optional_url,
+    (OutputSettings, "delete_after"): _optional_duration,
 }
 
 # Range checks applied after parsing.
@@ -158,6 +188,9 @@ CHECKS: dict[tuple[type, str], Check] = {
     (HistorySettings, "max_items"): _at_least(1),
     (WebhookSettings, "max_attempts"): _at_least(1),
     (WebhookSettings, "timeout"): _positive,
+    (OutputSettings, "presign_ttl"): _positive,
+    (OutputSettings, "max_attempts"): _at_least(1),
+    (OutputSettings, "retry_delay"): _positive,
 }
 
 
@@ -173,6 +206,7 @@ class Relation:
 RELATIONS: dict[type, Relation] = {
     ProbeSettings: Relation(frozenset({"interval", "stale_after"}), _probe_relations),
     WebhookSettings: Relation(frozenset({"url", "allow", "secret"}), webhook_relations),
+    OutputSettings: Relation(frozenset({"sink", "bucket", "presign_ttl"}), _output_relations),
 }
 
 # Backend fields that a top-level `defaults:` mapping may supply.

@@ -23,3 +23,4 @@ class Ops:
 
 
 OPS: web.AppKey[Ops] = web.AppKey("ops", Ops)
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)

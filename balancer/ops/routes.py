@@ -10,6 +10,7 @@ from balancer.auth.principal import principal_of
 from balancer.ops.context import OPS
 from balancer.ops.metrics import CONTENT_TYPE
 from balancer.ops.status import status_document
+from balancer.outputs.setup import status as outputs_status
 from balancer.proxy.context import ctx
 
 PAGE = files("balancer.ops").joinpath("status.html")
@@ -28,6 +29,7 @@ async def get_status(request: web.Request) -> web.StreamResponse:
     doc = status_document(list(b.registry), b.clock(), request.app[OPS].tally, b.tracker)
     for row in doc["backends"]:
         row["running_prompt_id"] = visible_prompt(request, row["running_prompt_id"])
+    doc["outputs"] = outputs_status(request)
     return web.json_response(doc, headers={"Cache-Control": "no-store"})
 
 

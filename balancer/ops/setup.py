@@ -15,7 +15,7 @@ from balancer.backends.state import Backend
 from balancer.config.model import Settings
 from balancer.config.reload import ConfigWatcher
 from balancer.ops.admin import add_admin_routes
-from balancer.ops.context import OPS, Ops
+from balancer.ops.context import METRICS, OPS, Ops
 from balancer.ops.membership import Membership
 from balancer.ops.metrics import Metrics
 from balancer.ops.reconfigure import apply_settings
@@ -32,6 +32,7 @@ def install_ops(app: web.Application, config_path: str | None = None) -> None:
         return app[BALANCER].registry if BALANCER in app else ()
 
     metrics = Metrics(backends)
+    app[METRICS] = metrics  # the output sink adds its series to this registry
     app.middlewares.insert(0, timing_middleware(metrics))
     add_status_routes(app.router)
     add_admin_routes(app.router)

@@ -20,6 +20,8 @@ from aiohttp import web
 
 from balancer.auth.access import visible_ids
 from balancer.errors import error_response
+from balancer.outputs.setup import present as with_urls
+from balancer.outputs.setup import present_raw
 from balancer.proxy import merge
 from balancer.proxy.aggregate_routes import healthy_json
 from balancer.proxy.context import Balancer, ctx
@@ -60,14 +62,16 @@ async def get_history(request: web.Request) -> web.StreamResponse:
         own = [(pid, kept[pid]) for pid in kept if visible(pid)]
         merged = merge.merge_histories(answers, _presenter(b), own, skip=kept)
         merged = [(pid, entry) for pid, entry in merged if visible(pid)]
-        return web.json_response(dict(merge.page(merged, max_items, offset)))
+        page = merge.page(merged, max_items, offset)
+        return web.json_response({pid: await with_urls(request, entry) for pid, entry in page})
     if max_items is None:
         answers = await healthy_json(b, "/history")
         return await _stream(request, kept, _others(b, answers, kept), offset or 0)
     answers = await healthy_json(b, "/history" + merge.upstream_history_query(max_items, offset))
     near = kept.newest(max_items) if offset is None else kept.oldest(offset + max_items)
     items = sorted([*near, *_others(b, answers, kept)], key=lambda item: item[0])
-    return web.Response(body=_body(merge.page(items, max_items, offset)), content_type=JSON)
+    page = [await present_raw(request, item) for item in merge.page(items, max_items, offset)]
+    return web.Response(body=_body(page), content_type=JSON)
 
 
 def _presenter(b: Balancer) -> Any:
@@ -77,7 +81,8 @@ def _presenter(b: Balancer) -> Any:
 def _others(b: Balancer, answers: list[tuple[str, Any]], kept: KeptHistory) -> list[Raw]:
     """The backends' entries the balancer does not keep, presented, as JSON."""
     merged = merge.merge_histories(answers, _presenter(b), skip=kept)
-    return [(entry_time(entry), pid, json.dumps(entry)) for pid, entry in merged]
+    ended = [(pid, entry) for pid, entry in merged if not b.relay.holding(pid)]  # not ended yet
+    return [(entry_time(entry), pid, json.dumps(entry)) for pid, entry in ended]
 
 
 def _body(items: Iterable[Raw], opening: str = "{", closing: str = "}") -> bytes:
@@ -109,7 +114,7 @@ async def _stream(
     for index, item in enumerate(_in_order(kept, others)):
         if index < offset:
             continue
-        chunk.append(item)
+        chunk.append(await present_raw(request, item))
         if len(chunk) == CHUNK:
             await resp.write(_body(chunk, opening, ""))
             chunk, opening = [], ", "

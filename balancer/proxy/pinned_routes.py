@@ -10,6 +10,7 @@ from aiohttp import web
 from balancer.auth.access import may_see, visible_ids
 from balancer.auth.tenancy import interrupt_own
 from balancer.files.naming import rewrite_file_item, rewrite_ui_output
+from balancer.outputs.setup import present
 from balancer.proxy.context import (
     Balancer,
     ctx,
@@ -29,7 +30,7 @@ async def get_history_item(request: web.Request) -> web.StreamResponse:
         return web.json_response({})
     kept = b.store.get_history(prompt_id)
     if kept is not None:  # finished: answered by the balancer, whatever the backend does
-        return web.json_response({prompt_id: kept})
+        return web.json_response({prompt_id: await present(request, kept)})
     backend = b.owner_of(prompt_id)
     if backend is None:
         return web.json_response({})
@@ -75,7 +76,11 @@ async def get_job(request: web.Request) -> web.StreamResponse:
         return upstream_failed(backend, exc)
     if data is None:
         return reply_response(reply)
-    return web.json_response(rewrite_job(b, backend.name, data))
+    job = rewrite_job(b, backend.name, data)
+    kept = b.store.get_history(job_id)
+    if isinstance(job, dict) and isinstance(kept, dict) and "outputs" in job:
+        job["outputs"] = (await present(request, kept)).get("outputs", job["outputs"])
+    return web.json_response(job)
 
 
 async def cancel_job(request: web.Request) -> web.StreamResponse:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from balancer.ops.health import get_health, get_ready
+from balancer.outputs.routes import delete_outputs
 from balancer.proxy import (
     aggregate_routes,
     fanout_routes,
@@ -47,6 +48,7 @@ COMFY_ROUTES: tuple[tuple[str, str, Handler], ...] = (
 JOB_ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/api/jobs/{job_id}", pinned_routes.get_job),
     ("POST", "/api/jobs/{job_id}/cancel", pinned_routes.cancel_job),
+    ("DELETE", "/api/jobs/{job_id}/outputs", delete_outputs),
 )
 
 

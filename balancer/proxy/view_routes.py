@@ -16,6 +16,8 @@ from balancer.backends.state import Backend
 from balancer.files.locate import Location, locate
 from balancer.files.naming import BACKEND_FILE_TYPES
 from balancer.files.paths import BadPath, split_annotation
+from balancer.outputs.setup import OUTPUTS
+from balancer.outputs.view import view_from_bucket
 from balancer.proxy.context import Balancer, ctx
 from balancer.proxy.input_view import in_store, view_stored
 
@@ -68,6 +70,11 @@ async def get_view(request: web.Request) -> web.StreamResponse:
     key = location.key
     if location.backend is None and (key.type == "input" or in_store(request, key)):
         return await view_stored(request, key)  # the balancer's upload store
+    sink = request.app.get(OUTPUTS)
+    ref = (key.type, location.client_subfolder, key.name)
+    stored = await view_from_bucket(request, sink, ref) if sink is not None else None
+    if stored is not None:  # kept in the bucket: served even if its backend is gone
+        return stored
     backend = owner_of_file(b, location.backend)
     if backend is None or key.type not in BACKEND_FILE_TYPES:
         return web.Response(status=404)

@@ -10,13 +10,15 @@ pool-wide count instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
 
 from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, Clock
 from balancer.files.naming import rewrite_ui_output
+from balancer.jobs.completing import CompletingStep
 from balancer.jobs.model import Job
 from balancer.jobs.tracker import Tracker
 from balancer.proxy import frames
@@ -40,6 +42,7 @@ class EventRelay:
         store: Store,
         upstream: Upstream,
         clock: Clock,
+        completing: CompletingStep | None,
     ) -> None:
         self.registry = registry
         self.tracker = tracker
@@ -48,6 +51,10 @@ class EventRelay:
         self.upstream = upstream
         self.clock = clock
         self.plain_previews = PlainPreviewOrder()
+        # Holds a job's end (e.g. until its outputs are stored); while it runs,
+        # the channel goes on relaying other jobs' events.
+        self.completing = completing
+        self.ending: dict[str, asyncio.Task[None]] = {}
         # Set by the app: failover for a job its backend lost, a nudge to the
         # late binder when room may have freed, and the balancer queue length.
         self.lost: Callable[[str, str], None] = lambda prompt_id, reason: None
@@ -98,6 +105,9 @@ class EventRelay:
         if type_ == "execution_start":
             self.tracker.started(job.prompt_id)
         elif type_ == "executing":
+            if data.get("node") is None and self.completing is not None:
+                self._hold(job, self._end_then_tell(backend, job, data))
+                return
             if data.get("node") is None:
                 await self.finish(backend, job.prompt_id)
             job.node = data.get("node")
@@ -105,6 +115,28 @@ class EventRelay:
             data = {**data, "output": rewrite_ui_output(backend.name, data.get("output"))}
             self.on_output(job.prompt_id, data["output"])
         self._to_owner(job, type_, data)
+
+    def _hold(self, job: Job, ending: Coroutine[Any, Any, None]) -> None:
+        """Run a job's end in the background, once at a time per job."""
+        if job.prompt_id in self.ending:
+            ending.close()
+            return
+        task = asyncio.ensure_future(ending)
+        self.ending[job.prompt_id] = task
+        task.add_done_callback(lambda _: self.ending.pop(job.prompt_id, None))
+
+    async def _end_then_tell(self, backend: Backend, job: Job, data: dict[str, Any]) -> None:
+        if await self.finish(backend, job.prompt_id) is not None:
+            job.node = None
+            self._to_owner(job, "executing", data)
+
+    async def close(self) -> None:
+        """Shutdown: ends still held are dropped; their jobs stay unfinished
+        in the store, so the next start ends them (and completes them) again."""
+        tasks = list(self.ending.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _status_push(self, backend: Backend, data: Any) -> None:
         try:
@@ -148,16 +180,25 @@ class EventRelay:
             self.lost(prompt_id, f"{backend.name} no longer has it")
             return None
         entry = present_entry(self.store, backend.name, prompt_id, raw)
+        if self.completing is not None:
+            entry = await self.completing.complete(prompt_id, backend.url, entry)
         return self.tracker.finish(prompt_id, entry)
 
     async def reconcile(self, backend: Backend, snapshot: Any) -> None:
         """A probe shows jobs gone from their backend without their end event
         (the channel dropped): end them from history and tell their clients."""
         for job in self.tracker.lost_from(backend.name, snapshot):
-            if await self.finish(backend, job.prompt_id) is None:
-                continue
-            for type_, data in end_events(self.store.get_history(job.prompt_id), job.prompt_id):
-                self._to_owner(job, type_, data)
+            if self.completing is not None:
+                self._hold(job, self._recover(backend, job))
+            else:
+                await self._recover(backend, job)
+        self.wake()
+
+    async def _recover(self, backend: Backend, job: Job) -> None:
+        if await self.finish(backend, job.prompt_id) is None:
+            return
+        for type_, data in end_events(self.store.get_history(job.prompt_id), job.prompt_id):
+            self._to_owner(job, type_, data)
         self.wake()
 
     async def on_binary(self, backend: Backend, frame: bytes) -> None:

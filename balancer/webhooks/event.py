@@ -7,7 +7,7 @@ import hmac
 from typing import Any
 from urllib.parse import urlencode
 
-from balancer.auth.owners import output_refs
+from balancer.auth.owners import file_items, item_ref
 from balancer.jobs.events import JobEvent
 
 SIGNATURE_HEADER = "X-Balancer-Signature"
@@ -18,21 +18,18 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def outputs(entry: Any, base_url: str) -> list[dict[str, Any]]:
-    """Every output file with an absolute /view URL (the names clients see)."""
+    """Every output file with an absolute URL: the bucket's (with its `key`)
+    when the output sink stored it, else the balancer's /view."""
     found = entry.get("outputs") if isinstance(entry, dict) else None
     out: list[dict[str, Any]] = []
     for node, node_output in found.items() if isinstance(found, dict) else []:
-        for kind, subfolder, filename in output_refs(node_output):
+        for item in file_items(node_output):
+            kind, subfolder, filename = item_ref(item)
             query = urlencode({"filename": filename, "subfolder": subfolder, "type": kind})
-            out.append(
-                {
-                    "node": node,
-                    "filename": filename,
-                    "subfolder": subfolder,
-                    "type": kind,
-                    "url": f"{base_url.rstrip('/')}/view?{query}",
-                }
-            )
+            one = {"node": node, "filename": filename, "subfolder": subfolder, "type": kind}
+            one["url"] = f"{base_url.rstrip('/')}/view?{query}"
+            one.update({k: item[k] for k in ("url", "key", "stored") if k in item})
+            out.append(one)
     return out
 
 

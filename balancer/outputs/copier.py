@@ -1,0 +1,93 @@
+"""One output file from its backend's /view into the bucket: streamed, retried
+with backoff, idempotent (the same key; skipped when already there with the
+same size)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import aiohttp
+
+from balancer.outputs.bucket import Bucket, BucketError
+from balancer.outputs.items import OutputFile
+
+CHUNK = 256 * 1024
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class CopyError(Exception):
+    """One attempt failed; `source` says whether the backend or the bucket did."""
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(f"{source}: {message}")
+        self.source = source
+
+
+@dataclass(frozen=True)
+class Copied:
+    key: str
+    size: int  # bytes in the bucket (0 when not stored)
+    seconds: float
+    skipped: bool = False  # already there with the same size
+    error: str | None = None  # why it was given up, after every retry
+    attempts: tuple[CopyError, ...] = ()  # every failed try, the last one last
+
+    @property
+    def stored(self) -> bool:
+        return self.error is None
+
+
+def backoff(first: float, attempts: int) -> tuple[float, ...]:
+    """The waits between `attempts` tries: first, 2x first, 4x first ..."""
+    return tuple(first * 2**n for n in range(attempts - 1))
+
+
+class Copier:
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        bucket: Bucket,
+        delays: Sequence[float],
+        sleep: Sleep = asyncio.sleep,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.http = http
+        self.bucket = bucket
+        self.delays = tuple(delays)
+        self.sleep = sleep
+        self.timer = timer
+
+    async def copy(self, backend_url: str, file: OutputFile, key: str) -> Copied:
+        start = self.timer()
+        failed: list[CopyError] = []
+        for wait in (*self.delays, None):
+            try:
+                size, skipped = await self._once(backend_url, file, key)
+                return Copied(key, size, self.timer() - start, skipped, attempts=tuple(failed))
+            except CopyError as exc:
+                failed.append(exc)
+            if wait is not None:
+                await self.sleep(wait)
+        return Copied(key, 0, self.timer() - start, error=str(failed[-1]), attempts=tuple(failed))
+
+    async def _once(self, backend_url: str, file: OutputFile, key: str) -> tuple[int, bool]:
+        params = {"filename": file.filename, "subfolder": file.subfolder, "type": file.type}
+        try:
+            async with self.http.get(f"{backend_url}/view", params=params) as resp:
+                if resp.status != 200:
+                    raise CopyError("backend", f"/view answered {resp.status}")
+                expected = resp.content_length
+                if expected is not None and await self.bucket.size(key) == expected:
+                    return expected, True
+                chunks = resp.content.iter_chunked(CHUNK)
+                size = await self.bucket.put(key, chunks, resp.content_type)
+        except BucketError as exc:
+            raise CopyError("bucket", str(exc)) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise CopyError("backend", f"{type(exc).__name__}: {exc}") from exc
+        if expected is not None and size != expected:
+            raise CopyError("backend", f"short read: {size} of {expected} bytes")
+        return size, False
