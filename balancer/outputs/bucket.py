@@ -77,34 +77,35 @@ class Bucket:
             raise BucketError(_describe(exc)) from exc
         return int(head["ContentLength"])
 
-    async def put(self, key: str, chunks: AsyncIterator[bytes], content_type: str | None) -> int:
-        """Upload a stream; one PUT if it fits in a part, multipart otherwise."""
+    async def put(
+        self, key: str, chunks: AsyncIterator[bytes], content_type: str | None
+    ) -> tuple[int, int]:
+        """Upload a stream; one PUT if it fits in a part, multipart otherwise.
+        Returns (bytes, parts)."""
         extra = {"ContentType": content_type} if content_type else {}
         parts = _parts(chunks)
         try:
-            first = await anext(parts, b"")
+            head = [await anext(parts, b"")]
             second = await anext(parts, None)
             if second is None:
-                await self.client.put_object(Bucket=self.name, Key=key, Body=first, **extra)
-                return len(first)
-            return await self._multipart(key, first, second, parts, extra)
+                body = head.pop()
+                await self.client.put_object(Bucket=self.name, Key=key, Body=body, **extra)
+                return len(body), 1
+            head.append(second)
+            del second  # from here on, a part is referenced only while it is sent
+            return await self._multipart(key, _prepend(head, parts), extra)
         except (ClientError, BotoCoreError) as exc:
             raise BucketError(_describe(exc)) from exc
 
     async def _multipart(
-        self,
-        key: str,
-        first: bytes,
-        second: bytes,
-        rest: AsyncIterator[bytes],
-        extra: dict[str, str],
-    ) -> int:
+        self, key: str, parts: AsyncIterator[bytes], extra: dict[str, str]
+    ) -> tuple[int, int]:
         started = await self.client.create_multipart_upload(Bucket=self.name, Key=key, **extra)
         upload_id = started["UploadId"]
         done: list[dict[str, Any]] = []
         total = 0
         try:
-            async for part in _chain(first, second, rest):
+            async for part in parts:
                 number = len(done) + 1
                 reply = await self.client.upload_part(
                     Bucket=self.name, Key=key, UploadId=upload_id, PartNumber=number, Body=part
@@ -120,7 +121,7 @@ class Bucket:
                     Bucket=self.name, Key=key, UploadId=upload_id
                 )
             raise
-        return total
+        return total, len(done)
 
     async def presign(self, key: str, ttl: float) -> str:
         url: str = await self.client.generate_presigned_url(
@@ -169,15 +170,19 @@ async def _parts(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     async for chunk in chunks:
         buffer += chunk
         while len(buffer) >= PART_SIZE:
-            yield bytes(buffer[:PART_SIZE])
+            with memoryview(buffer) as view:
+                part = bytes(view[:PART_SIZE])  # one copy, no intermediate slice
             del buffer[:PART_SIZE]
+            yield part
+            del part
     if buffer:
         yield bytes(buffer)
 
 
-async def _chain(first: bytes, second: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield first
-    yield second
+async def _prepend(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`head` then `rest`, dropping each part of `head` as it is handed out."""
+    while head:
+        yield head.pop(0)
     async for part in rest:
         yield part
 

@@ -13,17 +13,10 @@ import aiohttp
 
 from balancer.outputs.bucket import Bucket, BucketError
 from balancer.outputs.items import OutputFile
+from balancer.outputs.state import CopyError, SinkState
 
 CHUNK = 256 * 1024
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class CopyError(Exception):
-    """One attempt failed; `source` says whether the backend or the bucket did."""
-
-    def __init__(self, source: str, message: str) -> None:
-        super().__init__(f"{source}: {message}")
-        self.source = source
 
 
 @dataclass(frozen=True)
@@ -32,6 +25,7 @@ class Copied:
     size: int  # bytes in the bucket (0 when not stored)
     seconds: float
     skipped: bool = False  # already there with the same size
+    parts: int = 0  # 1: one PUT; more: a multipart upload
     error: str | None = None  # why it was given up, after every retry
     attempts: tuple[CopyError, ...] = ()  # every failed try, the last one last
 
@@ -51,12 +45,14 @@ class Copier:
         http: aiohttp.ClientSession,
         bucket: Bucket,
         delays: Sequence[float],
+        state: SinkState,
         sleep: Sleep = asyncio.sleep,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.http = http
         self.bucket = bucket
         self.delays = tuple(delays)
+        self.state = state
         self.sleep = sleep
         self.timer = timer
 
@@ -65,15 +61,19 @@ class Copier:
         failed: list[CopyError] = []
         for wait in (*self.delays, None):
             try:
-                size, skipped = await self._once(backend_url, file, key)
-                return Copied(key, size, self.timer() - start, skipped, attempts=tuple(failed))
+                size, parts = await self._once(backend_url, file, key)
+                self.state.reached()
+                seconds = self.timer() - start
+                return Copied(key, size, seconds, parts == 0, parts, attempts=tuple(failed))
             except CopyError as exc:
                 failed.append(exc)
+                self.state.attempt_failed(exc)
             if wait is not None:
                 await self.sleep(wait)
         return Copied(key, 0, self.timer() - start, error=str(failed[-1]), attempts=tuple(failed))
 
-    async def _once(self, backend_url: str, file: OutputFile, key: str) -> tuple[int, bool]:
+    async def _once(self, backend_url: str, file: OutputFile, key: str) -> tuple[int, int]:
+        """(bytes, parts uploaded); no parts when the object was already there."""
         params = {"filename": file.filename, "subfolder": file.subfolder, "type": file.type}
         try:
             async with self.http.get(f"{backend_url}/view", params=params) as resp:
@@ -81,13 +81,13 @@ class Copier:
                     raise CopyError("backend", f"/view answered {resp.status}")
                 expected = resp.content_length
                 if expected is not None and await self.bucket.size(key) == expected:
-                    return expected, True
+                    return expected, 0
                 chunks = resp.content.iter_chunked(CHUNK)
-                size = await self.bucket.put(key, chunks, resp.content_type)
+                size, parts = await self.bucket.put(key, chunks, resp.content_type)
         except BucketError as exc:
             raise CopyError("bucket", str(exc)) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise CopyError("backend", f"{type(exc).__name__}: {exc}") from exc
         if expected is not None and size != expected:
             raise CopyError("backend", f"short read: {size} of {expected} bytes")
-        return size, False
+        return size, parts

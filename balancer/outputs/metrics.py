@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from balancer.outputs.copier import Copied
@@ -19,7 +17,10 @@ class OutputMetrics:
             f"{PREFIX}_stored_bytes", "bytes copied to the bucket", registry=registry
         )
         self.files = Counter(
-            f"{PREFIX}_stored_files", "output files in the bucket", ["how"], registry=registry
+            f"{PREFIX}_stored_files",
+            "output files in the bucket, by how: put, multipart, or skipped (already there)",
+            ["how"],
+            registry=registry,
         )
         self.failures = Counter(
             f"{PREFIX}_copy_failures",
@@ -38,29 +39,7 @@ class OutputMetrics:
         if not result.stored:
             self.failures.inc()
             return
-        self.files.labels("skipped" if result.skipped else "copied").inc()
+        how = "skipped" if result.skipped else "multipart" if result.parts > 1 else "put"
+        self.files.labels(how).inc()
         if not result.skipped:
             self.bytes.inc(result.size)
-
-
-@dataclass
-class SinkState:
-    """For the status page: can the bucket be reached, the last error, and
-    how many files wait to be copied."""
-
-    reachable: bool | None = None  # None: nothing tried yet
-    last_error: str | None = None
-    backlog: int = 0
-
-    def record(self, result: Copied) -> None:
-        bucket_errors = [str(e) for e in result.attempts if e.source == "bucket"]
-        if bucket_errors:
-            self.last_error = bucket_errors[-1]
-        elif result.error is not None:
-            self.last_error = result.error
-        # The last try decides: it reached the bucket unless the bucket failed it.
-        last = result.attempts[-1] if result.attempts and not result.stored else None
-        self.reachable = last is None or last.source != "bucket"
-
-    def document(self) -> dict[str, object]:
-        return {"reachable": self.reachable, "last_error": self.last_error, "backlog": self.backlog}

@@ -21,6 +21,7 @@ from balancer.outputs.links import Links
 from balancer.outputs.metrics import OutputMetrics
 from balancer.outputs.retention import keep_deleting
 from balancer.outputs.sink import OutputSink
+from balancer.outputs.state import SinkState
 from balancer.store import Store
 from balancer.store.kept import Raw
 
@@ -40,13 +41,15 @@ async def open_sink(
         return
     async with open_bucket(settings) as bucket:
         delays = backoff(settings.retry_delay, settings.max_attempts)
+        state = SinkState()
         sink = OutputSink(
             settings,
             bucket,
-            Copier(http, bucket, delays),
+            Copier(http, bucket, delays, state),
             Links(settings, bucket),
             store,
             OutputMetrics(registry),
+            state,
         )
         retention = (
             asyncio.create_task(keep_deleting(sink, store, settings.delete_after, time.time))

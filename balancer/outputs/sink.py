@@ -25,7 +25,8 @@ from balancer.outputs.items import (
     with_items,
 )
 from balancer.outputs.links import Links
-from balancer.outputs.metrics import OutputMetrics, SinkState
+from balancer.outputs.metrics import OutputMetrics
+from balancer.outputs.state import SinkState
 from balancer.store import Store
 
 log = get_logger("balancer.outputs")
@@ -41,6 +42,7 @@ class OutputSink:
         links: Links,
         store: Store,
         metrics: OutputMetrics,
+        state: SinkState,
     ) -> None:
         self.settings = settings
         self.bucket = bucket
@@ -48,7 +50,7 @@ class OutputSink:
         self.links = links
         self.store = store
         self.metrics = metrics
-        self.state = SinkState()
+        self.state = state
         self.files = StoredFiles(store.histories())
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._later: set[asyncio.Task[Any]] = set()
@@ -103,7 +105,6 @@ class OutputSink:
                 result = await self.copier.copy(backend_url, file, object_key(job, file))
         finally:
             self.state.backlog -= 1
-        self.state.record(result)
         self.metrics.copied(result)
         if result.stored:
             log.info("output_stored", key=result.key, bytes=result.size, skipped=result.skipped)

@@ -32,7 +32,7 @@ async def get_history_item(request: web.Request) -> web.StreamResponse:
     if kept is not None:  # finished: answered by the balancer, whatever the backend does
         return web.json_response({prompt_id: await present(request, kept)})
     backend = b.owner_of(prompt_id)
-    if backend is None:
+    if backend is None or b.relay.holding(prompt_id):  # held: not ended yet, like a running one
         return web.json_response({})
     try:
         reply = await b.upstream.call("GET", f"{backend.url}/history/{prompt_id}")

@@ -125,6 +125,11 @@ class EventRelay:
         self.ending[job.prompt_id] = task
         task.add_done_callback(lambda _: self.ending.pop(job.prompt_id, None))
 
+    def holding(self, prompt_id: str) -> bool:
+        """Whether this job's end is being held (its outputs being stored):
+        until it is announced, its history is not shown."""
+        return prompt_id in self.ending
+
     async def _end_then_tell(self, backend: Backend, job: Job, data: dict[str, Any]) -> None:
         if await self.finish(backend, job.prompt_id) is not None:
             job.node = None

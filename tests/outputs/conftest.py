@@ -9,25 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from balancer.bench.s3server import BUCKET, S3Server
 from balancer.config.model import OutputSettings
 
-from .s3server import ACCESS_KEY, BUCKET, SECRET_KEY, S3Server
-
 
 @pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+async def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[S3Server]:
+    server = S3Server(tmp_path / "s3")
+    for name, value in server.environment().items():
+        monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-
-
-@pytest.fixture
-async def s3(tmp_path: Path, aws_env: None) -> AsyncIterator[S3Server]:
-    server = S3Server(tmp_path / "s3")
     await server.start()
     yield server
     server.stop()

@@ -9,8 +9,9 @@ from typing import Any
 import aiohttp
 from support import PoolFactory, colored
 
+from balancer.bench.s3server import S3Server
+
 from .conftest import sink_settings
-from .s3server import S3Server
 
 
 def first_image(entry: dict[str, Any]) -> dict[str, Any]:
@@ -23,7 +24,7 @@ async def test_outputs_are_stored_and_signed_urls_download_them(
 ) -> None:
     pool = await make_pool(1, settings_overrides={"outputs": sink_settings(s3)})
     prompt_id = (await pool.submit(colored(7)))["prompt_id"]
-    await pool.done(prompt_id)
+    await pool.done(prompt_id, timeout=30)
     entry = (await (await pool.client.get(f"/history/{prompt_id}")).json())[prompt_id]
     image = first_image(entry)
     assert image["stored"] is True
@@ -42,7 +43,7 @@ async def test_view_serves_a_stored_output_after_its_backend_is_gone(
 ) -> None:
     pool = await make_pool(2, settings_overrides={"outputs": sink_settings(s3)})
     prompt_id = (await pool.submit(colored(9)))["prompt_id"]
-    await pool.done(prompt_id)
+    await pool.done(prompt_id, timeout=30)
     backend = pool.owner(prompt_id)
     entry = (await (await pool.client.get(f"/history/{prompt_id}")).json())[prompt_id]
     image = first_image(entry)
@@ -62,7 +63,7 @@ async def test_redirect_mode_sends_the_client_to_a_signed_url(
     outputs = sink_settings(s3, view="redirect")
     pool = await make_pool(1, settings_overrides={"outputs": outputs})
     prompt_id = (await pool.submit(colored(3)))["prompt_id"]
-    await pool.done(prompt_id)
+    await pool.done(prompt_id, timeout=30)
     entry = (await (await pool.client.get(f"/history/{prompt_id}")).json())[prompt_id]
     query = {k: first_image(entry)[k] for k in ("filename", "subfolder", "type")}
     resp = await pool.client.get("/view", params=query, allow_redirects=False)

