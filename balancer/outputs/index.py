@@ -5,6 +5,7 @@ kept history at start and kept current as jobs end."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 from balancer.auth.owners import item_ref
@@ -15,7 +16,7 @@ MAX_FILES = 200_000
 
 
 class StoredFiles:
-    def __init__(self, histories: dict[str, Any]) -> None:
+    def __init__(self, histories: Mapping[str, Any]) -> None:
         self._keys: OrderedDict[FileRef, str] = OrderedDict()
         for entry in histories.values():
             self.add(entry)

@@ -126,9 +126,12 @@ class EventRelay:
         task.add_done_callback(lambda _: self.ending.pop(job.prompt_id, None))
 
     def holding(self, prompt_id: str) -> bool:
-        """Whether this job's end is being held (its outputs being stored):
-        until it is announced, its history is not shown."""
-        return prompt_id in self.ending
+        """Whether this job's end is held back: with a completing step, a job
+        the balancer has not ended (its outputs being stored, or not yet
+        reconciled after a restart) shows no history, like a running one."""
+        return self.completing is not None and (
+            prompt_id in self.ending or prompt_id in self.tracker.jobs
+        )
 
     async def _end_then_tell(self, backend: Backend, job: Job, data: dict[str, Any]) -> None:
         if await self.finish(backend, job.prompt_id) is not None:
