@@ -16,6 +16,7 @@ from balancer.outputs.items import OutputFile
 from balancer.outputs.state import CopyError, SinkState
 
 CHUNK = 256 * 1024
+MAX_WAIT = 60.0  # seconds between two tries, at most
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -35,8 +36,9 @@ class Copied:
 
 
 def backoff(first: float, attempts: int) -> tuple[float, ...]:
-    """The waits between `attempts` tries: first, 2x first, 4x first ..."""
-    return tuple(first * 2**n for n in range(attempts - 1))
+    """The waits between `attempts` tries: first, 2x first, 4x first ...,
+    at most MAX_WAIT each."""
+    return tuple(min(MAX_WAIT, first * 2 ** min(n, 32)) for n in range(attempts - 1))
 
 
 class Copier:

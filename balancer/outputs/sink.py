@@ -135,6 +135,11 @@ class OutputSink:
         log.info("outputs_deleted", prompt_id=prompt_id, objects=count)
         return count
 
+    async def settled(self) -> None:
+        """Wait until every copy started after a job's end (`wait: false`) is done."""
+        while self._later:
+            await asyncio.gather(*list(self._later), return_exceptions=True)
+
     async def close(self) -> None:
         """Shutdown: copies still running are abandoned; their jobs were not
         ended, so the next start copies them again."""
