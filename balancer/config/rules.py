@@ -105,6 +105,15 @@ def _optional_url(value: object) -> str | None:
     return None if value is None else _http_url(value)
 
 
+def _bucket(value: object) -> str:
+    """A bucket name, or empty while the sink is off."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str) and value.strip() == value and "/" not in value:
+        return value
+    raise ValueError(f"must be a bucket name (got {value!r})")
+
+
 def _key_prefix(value: object) -> str:
     """An object key prefix: path segments without empty, `.` or `..` parts."""
     if not isinstance(value, str):
@@ -119,7 +128,7 @@ def _output_relations(outputs: OutputSettings) -> Iterator[tuple[str, str]]:
     if outputs.sink == "s3" and not outputs.bucket:
         yield "bucket", "required when outputs.sink is s3"
     if outputs.presign_ttl > 7 * 24 * 3600:
-        yield "presign_ttl", "must be at most 7d (the SigV4 limit)"
+        yield "presign_ttl", "must be at most 168h (the SigV4 limit)"
 
 
 def _positive(value: float) -> str | None:
@@ -159,6 +168,7 @@ PARSERS: dict[tuple[type, str], Parser] = {
     (WebhookSettings, "url"): parse_webhook_url,
     (WebhookSettings, "secret"): _token,
     (WebhookSettings, "allow"): parse_hosts,
+    (OutputSettings, "bucket"): _bucket,
     (OutputSettings, "prefix"): _key_prefix,
     (OutputSettings, "endpoint_url"): _optional_url,
     (OutputSettings, "public_base_url"): _optional_url,
