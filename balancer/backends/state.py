@@ -64,6 +64,10 @@ class Backend:
         self.channel_id: str | None = None
         # queue_remaining from the newest `status` push, and when it came.
         self.pushed: tuple[float, int] | None = None
+        # (as of when, queue size) from the newer of the last probe and push,
+        # kept as they arrive (every scheduling decision reads it).
+        self.newest: tuple[float, int] | None = None
+        self.run_time: float | None = None  # the median of recent run times
         # Why it takes no new prompts (vram, manual, config, removed); see
         # balancer.backends.drain. `freed` is set once POST /free was sent in
         # the current drain episode.
@@ -87,6 +91,14 @@ class Backend:
     def url(self) -> str:
         return self.settings.url
 
+    def start_over(self) -> None:
+        """A new URL under this name: nothing known about it holds."""
+        self.healthy = False
+        self.successes = 0
+        self.snapshot = None
+        self.pushed = None
+        self.newest = None
+
     def saw_life(self, now: float) -> None:
         self.alive_at = now
 
@@ -96,6 +108,7 @@ class Backend:
     def record_success(self, snapshot: LoadSnapshot, probe: ProbeSettings) -> bool:
         """Store a probe result; return True when this flips the backend up."""
         self.snapshot = snapshot
+        self._seen((snapshot.taken_at, snapshot.queue_size))
         self.failures = 0
         self.successes += 1
         self.last_error = None
@@ -108,23 +121,26 @@ class Backend:
         return False
 
     def record_run(self, seconds: float) -> None:
+        """The median of recent run times is the speed: with mixed job sizes
+        a mean would swing with every long job; the median follows the
+        common one."""
         self._recent_runs.append(seconds)
+        self.run_time = statistics.median(self._recent_runs)
 
     @property
     def runs(self) -> int:
         return len(self._recent_runs)
 
-    @property
-    def run_time(self) -> float | None:
-        """The median of recent run times: with mixed job sizes a mean would
-        swing with every long job; the median follows the common one."""
-        return statistics.median(self._recent_runs) if self._recent_runs else None
-
     def record_push(self, queue_remaining: int, now: float) -> None:
         """A `status` push from the channel: the queue count as of `now`.
         The scheduler uses the newer of the latest probe and the latest push."""
         self.pushed = (now, queue_remaining)
+        self._seen(self.pushed)
         self._forget_accepted_before(now)
+
+    def _seen(self, reading: tuple[float, int]) -> None:
+        if self.newest is None or reading > self.newest:
+            self.newest = reading
 
     def _forget_accepted_before(self, when: float) -> None:
         while self._accepted_at and self._accepted_at[0] <= when:
@@ -177,14 +193,9 @@ class Backend:
         """Prompts sent to this backend that its latest probe has not counted."""
         return self.inflight + len(self._accepted_at)
 
-    def _newest(self) -> tuple[float, int] | None:
-        """(as of when, queue size) from the newer of the last probe and push."""
-        probed = (self.snapshot.taken_at, self.snapshot.queue_size) if self.snapshot else None
-        return max((x for x in (probed, self.pushed) if x is not None), default=None)
-
     def queue_size(self) -> int | None:
         """queue_running + queue_pending as last seen."""
-        newest = self._newest()
+        newest = self.newest
         return None if newest is None else newest[1]
 
     def load(self) -> int | None:
@@ -193,5 +204,5 @@ class Backend:
         return None if size is None else size + self.unseen
 
     def is_fresh(self, now: float, probe: ProbeSettings) -> bool:
-        newest = self._newest()
+        newest = self.newest
         return newest is not None and now - newest[0] <= probe.stale_after

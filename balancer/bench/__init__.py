@@ -63,6 +63,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     history.add_argument("--jobs", type=int, default=80, help="real jobs run first")
     history.add_argument("--seconds", type=float, default=3.0, help="per measurement")
 
+    pick = command("pick", help="one routing decision (snapshot, filter, score, pick)")
+    pick.set_defaults(runner="balancer.bench.pick:run_pick_bench")
+    pick.add_argument("--backends", type=lambda s: [int(x) for x in s.split(",")],
+                      default="8,64,512", help="pool sizes, one row each")  # fmt: skip
+    pick.add_argument("--seconds", type=float, default=1.0, help="per measurement")
+
     store = command("store", help="the cost of one store write, memory vs SQLite")
     store.set_defaults(runner="balancer.bench.store:run_store_bench")
     store.add_argument("--writes", type=int, default=2000, help="writes timed per row")

@@ -48,10 +48,7 @@ class Membership:
             log.info("backend_updated", backend=backend.name, url=settings.url)
         self.drainer.apply_settings(backend)
         if moved:
-            backend.healthy = False
-            backend.successes = 0
-            backend.snapshot = None
-            backend.pushed = None
+            backend.start_over()
             await self.b.channels.stop(backend.name)
             self.b.channels.start(backend)
         return backend

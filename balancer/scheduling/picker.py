@@ -71,8 +71,11 @@ class Picker:
         eligible = apply_filters(candidates, self.filters)
         if isinstance(eligible, NoBackend):
             return eligible
-        best = min(self.score(c) for c in eligible)
-        tied = sorted((c for c in eligible if self.score(c) == best), key=lambda c: c.order)
+        scores = [self.score(c) for c in eligible]
+        best = min(scores)
+        tied = sorted(
+            (c for c, s in zip(eligible, scores, strict=True) if s == best), key=lambda c: c.order
+        )
         chosen = tied[self._turn % len(tied)]
         if rotate:
             self._turn += 1
