@@ -108,7 +108,7 @@ class Backend:
     def record_success(self, snapshot: LoadSnapshot, probe: ProbeSettings) -> bool:
         """Store a probe result; return True when this flips the backend up."""
         self.snapshot = snapshot
-        self._seen((snapshot.taken_at, snapshot.queue_size))
+        self._seen()
         self.failures = 0
         self.successes += 1
         self.last_error = None
@@ -135,12 +135,14 @@ class Backend:
         """A `status` push from the channel: the queue count as of `now`.
         The scheduler uses the newer of the latest probe and the latest push."""
         self.pushed = (now, queue_remaining)
-        self._seen(self.pushed)
+        self._seen()
         self._forget_accepted_before(now)
 
-    def _seen(self, reading: tuple[float, int]) -> None:
-        if self.newest is None or reading > self.newest:
-            self.newest = reading
+    def _seen(self) -> None:
+        """The newer of the last probe and the last push."""
+        snapshot = self.snapshot
+        probed = None if snapshot is None else (snapshot.taken_at, snapshot.queue_size)
+        self.newest = max((x for x in (probed, self.pushed) if x is not None), default=None)
 
     def _forget_accepted_before(self, when: float) -> None:
         while self._accepted_at and self._accepted_at[0] <= when:

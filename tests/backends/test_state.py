@@ -54,3 +54,10 @@ def test_load_data_goes_stale() -> None:
     b.record_success(snap(10.0), PROBE)
     assert b.is_fresh(15.0, PROBE)
     assert not b.is_fresh(15.1, PROBE)
+
+
+def test_the_latest_push_counts_even_at_the_same_instant() -> None:
+    backend = Backend(BackendSettings(name="gpu0", url="http://127.0.0.1:1"), 0)
+    backend.record_push(3, 10.0)
+    backend.record_push(0, 10.0)  # the queue emptied within one clock tick
+    assert backend.queue_size() == 0 and backend.load() == 0
