@@ -26,26 +26,32 @@ from balancer.catalog.book import CatalogueReader, Catalogues
 from balancer.catalog.fit import Fitter
 from balancer.config.model import Settings
 from balancer.errors import error_response
+from balancer.jobs.cancel import Canceller
 from balancer.jobs.completing import CompletingStep
 from balancer.jobs.dispatch import Dispatcher
 from balancer.jobs.events import JobEvents
+from balancer.jobs.failover import Failover
+from balancer.jobs.follow import Follower
 from balancer.jobs.ids import IdFactory, mint_prompt_id
 from balancer.jobs.late import LateBinder
+from balancer.jobs.lifecycle import Jobs
+from balancer.jobs.recall import Recall
+from balancer.jobs.routing import Routing
 from balancer.jobs.speed import SpeedObserver
 from balancer.jobs.steal import Stealer
 from balancer.jobs.submit import Submitter
-from balancer.jobs.tracker import Tracker
 from balancer.logs import get_logger
 from balancer.ops.context import METRICS
 from balancer.ops.setup import install_ops
 from balancer.outputs.setup import OUTPUTS, open_sink
-from balancer.proxy.context import BALANCER, Balancer
-from balancer.proxy.file_context import FILES, attach_files
+from balancer.proxy.context import BALANCER
+from balancer.proxy.file_context import FILES, Files, build_files
 from balancer.proxy.forward import Forwarder, too_large
+from balancer.proxy.presenter import present_entry
 from balancer.proxy.routes import setup_routes
 from balancer.proxy.ws_hub import ClientHub
 from balancer.proxy.ws_relay import EventRelay
-from balancer.scheduling.policies import build_policy
+from balancer.state import Balancer
 from balancer.store import MemoryStore, SqliteStore, Store
 from balancer.upstream import Upstream
 from balancer.webhooks.setup import install_webhooks
@@ -90,6 +96,12 @@ def error_middleware(
     return middleware
 
 
+async def stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def open_store(settings: Settings) -> Store:
     """The store the settings ask for: SQLite by default, under the data dir."""
     keep = settings.history.max_items
@@ -107,51 +119,73 @@ def assemble(
     new_id: IdFactory,
     store: Store,
     completing: CompletingStep | None = None,
-) -> Balancer:
-    """Wire the parts together; nothing here does I/O. `completing` runs
+) -> tuple[Balancer, Files]:
+    """The composition root: every part built once, in dependency order,
+    with what it needs passed in. Nothing here does I/O. `completing` runs
     between a job's finish on its backend and its announced end."""
     upstream = Upstream(http, settings.timeouts.request)
     events = JobEvents()
     events.subscribe(SpeedObserver(registry))
-    tracker = Tracker(store, events, clock)
-    hub = ClientHub()
-    relay = EventRelay(registry, tracker, hub, store, upstream, clock, completing)
-    prober = Prober(registry, upstream, settings.probe, clock)
     catalogues = Catalogues()
     reader = CatalogueReader(catalogues, upstream, settings.catalog.refresh, clock)
-    policy = build_policy(settings.routing)
     fitter = Fitter(registry, catalogues)
+    jobs = Jobs(store, events, time.time)
+    routing = Routing(settings.routing)
+    files = build_files(settings, store, jobs, registry, http)
     dispatcher = Dispatcher(
-        registry, policy, fitter, store, tracker, upstream, settings.probe, clock
+        registry, routing, fitter, jobs, upstream, settings.probe, clock, files.placement
     )
-    binder = LateBinder(dispatcher, settings.routing, clock, relay.notify)
-    if settings.routing.work_stealing and policy.binds_late:
-        binder.stealer = Stealer(registry, tracker, upstream)
-    relay.lost = binder.lost_by_id
-    relay.wake = binder.wake
-    relay.waiting = binder.queue.__len__
-    prober.listeners.append(relay.reconcile)
-    prober.listeners.append(reader.after_probe)
-    prober.down_listeners.append(binder.backend_lost)
-    prober.down_listeners.append(reader.backend_down)
-    return Balancer(
+    recall = Recall(registry, jobs, upstream)
+    binder = LateBinder(dispatcher, jobs, routing, Stealer(registry, store, recall), clock)
+
+    def present(backend: str, prompt_id: str, entry: Any) -> Any:
+        return present_entry(store, backend, prompt_id, entry)
+
+    follower = Follower(registry, jobs, routing, upstream, present, completing, clock)
+    failover = Failover(jobs, routing, clock)
+    hub = ClientHub()
+    relay = EventRelay(registry, follower, hub, store, clock, binder.queue_length_now, binder.wake)
+    events.subscribe(relay)
+    probe_listeners = [
+        follower.reconcile,
+        reader.after_probe,
+        failover.probe_succeeded,
+        files.placement.on_probe,
+        binder.on_probe,
+    ]
+    prober = Prober(
+        registry,
+        upstream,
+        settings.probe,
+        clock,
+        failover.probe_failed,
+        probe_listeners,
+        [reader.backend_down],
+    )
+    b = Balancer(
         settings=settings,
         registry=registry,
         prober=prober,
         upstream=upstream,
         forwarder=Forwarder(http, settings.limits.max_body, clock),
-        submitter=Submitter(dispatcher, binder, clock, new_id),
-        binder=binder,
         store=store,
         clock=clock,
         events=events,
-        tracker=tracker,
+        routing=routing,
+        jobs=jobs,
+        dispatcher=dispatcher,
+        binder=binder,
+        submitter=Submitter(jobs, dispatcher, binder, routing, new_id),
+        follower=follower,
+        failover=failover,
+        canceller=Canceller(registry, jobs, dispatcher, recall, follower, upstream),
         hub=hub,
         relay=relay,
         channels=Channels(http, relay, f"lb{secrets.token_hex(4)}"),
         catalogues=catalogues,
         catalogue_reader=reader,
     )
+    return b, files
 
 
 def create_app(
@@ -169,39 +203,34 @@ def create_app(
     app = web.Application(client_max_size=max_body, middlewares=middlewares)
     registry = Registry(settings.backends)
 
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        http = session or make_session(settings)
-        pins = store or open_store(settings)
-        closing = contextlib.AsyncExitStack()
-        sink = await closing.enter_async_context(
-            open_sink(settings.outputs, http, pins, app[METRICS].registry)
-        )
-        b = assemble(settings, registry, http, clock, new_id, pins, sink)
-        app[BALANCER] = b
-        if sink is not None:
-            app[OUTPUTS] = sink
-        restored = b.binder.restore()
-        if restored:
-            log.info("restored", jobs=restored)
-        app[FILES] = attach_files(settings, b, http)
-        for backend in registry:
-            b.channels.start(backend)
-        task = asyncio.create_task(b.prober.run()) if run_prober else None
-        binding = asyncio.create_task(b.binder.run())
-        yield
-        binding.cancel()
-        await asyncio.gather(binding, return_exceptions=True)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await b.channels.close()
-        await b.relay.close()
-        await closing.aclose()
-        if session is None:
-            await http.close()
-        if isinstance(pins, SqliteStore) and store is None:
-            pins.close()
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        """Start in order, stop in reverse."""
+        async with contextlib.AsyncExitStack() as stack:
+            http = session or make_session(settings)
+            if session is None:
+                stack.push_async_callback(http.close)
+            kept = store or open_store(settings)
+            if isinstance(kept, SqliteStore) and store is None:
+                stack.callback(kept.close)
+            sink = await stack.enter_async_context(
+                open_sink(settings.outputs, http, kept, app[METRICS].registry)
+            )
+            b, files = assemble(settings, registry, http, clock, new_id, kept, sink)
+            app[BALANCER], app[FILES] = b, files
+            if sink is not None:
+                app[OUTPUTS] = sink
+            stack.push_async_callback(b.follower.close)
+            restored = b.jobs.restore()
+            if restored:
+                log.info("restored", jobs=restored)
+            for backend in registry:
+                b.channels.start(backend)
+            stack.push_async_callback(b.channels.close)
+            if run_prober:
+                stack.push_async_callback(stop, asyncio.create_task(b.prober.run()))
+            stack.push_async_callback(stop, asyncio.create_task(b.binder.run()))
+            b.binder.wake()
+            yield
 
     async def close_client_sockets(app: web.Application) -> None:
         """Shutdown: tell every client socket the server is going away (1001)."""
@@ -209,7 +238,7 @@ def create_app(
             await app[BALANCER].hub.close_all(WSCloseCode.GOING_AWAY, b"server shutdown")
 
     app.on_shutdown.append(close_client_sockets)
-    app.cleanup_ctx.append(lifecycle)
+    app.cleanup_ctx.append(lifespan)
     install_ops(app, config_path)  # before the catch-all route; watches config_path
     setup_routes(app)
     install_access(app, settings)  # after the routes: CORS wraps them

@@ -14,8 +14,9 @@ from pathlib import Path
 from balancer.app import create_app
 from balancer.config.model import BackendSettings, ListenSettings, Settings, StoreSettings
 from balancer.emulator import EmulatorOptions, create_emulator_app
-from balancer.proxy.context import BALANCER, Balancer
+from balancer.proxy.context import BALANCER
 from balancer.runner import ListenError, Running, bind, serve_on, start, stop_all, wait_for_stop
+from balancer.state import Balancer
 
 # Ports tried after the default one when the user did not pass --port.
 PORT_TRIES = 20

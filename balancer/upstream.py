@@ -30,6 +30,16 @@ class UpstreamTimeout(UpstreamError):
     which is not dead (a refused or reset connection is)."""
 
 
+class UpstreamReset(UpstreamError):
+    """The connection was reset or closed under the request."""
+
+
+def is_death(exc: UpstreamError) -> bool:
+    """A refused or reset connection means the backend process is gone; a
+    timeout or a bad answer means it is unresponsive, which may pass."""
+    return isinstance(exc, UpstreamConnectError | UpstreamReset)
+
+
 @dataclass(frozen=True)
 class UpstreamReply:
     status: int
@@ -80,6 +90,8 @@ class Upstream:
             raise UpstreamConnectError(connect_failure(exc)) from exc
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{type(exc).__name__}: {exc}") from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            raise UpstreamReset(f"{type(exc).__name__}: {exc}") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"{type(exc).__name__}: {exc}") from exc
 

@@ -13,7 +13,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from balancer.emulator import Emulator
-from balancer.proxy.context import BALANCER, Balancer
+from balancer.proxy.context import BALANCER
+from balancer.state import Balancer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -1,5 +1,6 @@
 """The gate in front of POST /prompt: files of other tenants, the webhook
-allow-list, the key's queue cap and its rate; and noting whose job it is."""
+allow-list and the key's rate; and noting whose job it is. The key's queue
+cap is counted by the submitter, atomically with recording the job."""
 
 from __future__ import annotations
 
@@ -13,15 +14,9 @@ from balancer.auth.limits import retry_after
 from balancer.auth.principal import principal_of
 from balancer.auth.uploads import Foreign, foreign_file
 from balancer.errors import error_body, error_response
-from balancer.proxy.context import Balancer, ctx
+from balancer.proxy.context import ctx
 from balancer.webhooks.policy import refusal, requested_url
 from balancer.webhooks.setup import WEBHOOKS
-
-
-def unfinished_of(b: Balancer, request: web.Request, tenant: str) -> int:
-    owners = access_of(request).owners
-    running = sum(1 for pid in list(b.tracker.jobs) if owners.of(pid) == tenant)
-    return b.binder.queue.count(tenant) + running
 
 
 def admit(request: web.Request, body: dict[str, Any]) -> web.Response | None:
@@ -37,9 +32,6 @@ def admit(request: web.Request, body: dict[str, Any]) -> web.Response | None:
     key = principal_of(request).key
     if key is None:
         return None
-    if key.max_queued is not None and unfinished_of(b, request, key.name) >= key.max_queued:
-        wait = str(b.binder.retry_after())
-        return too_many("Too many queued jobs for this key", f"max_queued={key.max_queued}", wait)
     delay = access_of(request).rates.take(key)
     if delay is not None:
         return too_many("Rate limit exceeded for this key", "", retry_after(delay))

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from balancer.auth.access import visible_ids
 from balancer.auth.principal import principal_of
-from balancer.proxy.context import Balancer
+from balancer.state import Balancer
 
 Visible = Callable[[str], bool]
 
@@ -28,8 +28,8 @@ def own_unfinished(b: Balancer, visible: Visible) -> list[tuple[str, str]]:
     """(prompt_id, backend) of the caller's dispatched, unfinished jobs."""
     return [
         (job.prompt_id, job.backend)
-        for job in list(b.tracker.jobs.values())
-        if not job.state.finished and visible(job.prompt_id)
+        for job in b.store.unfinished_jobs()
+        if job.backend is not None and visible(job.prompt_id)
     ]
 
 
@@ -57,11 +57,16 @@ def scoped_body(request: web.Request, b: Balancer, path: str, body: dict[str, An
 
 def _own_ids(b: Balancer, path: str, visible: Visible) -> list[str]:
     if path == "/queue":
-        waiting = [j.prompt_id for j in b.binder.queue if visible(j.prompt_id)]
+        waiting = [j.prompt_id for j in b.jobs.queue if visible(j.prompt_id)]
         return waiting + [pid for pid, _ in own_unfinished(b, visible)]
     kept = [pid for pid in b.store.histories() if visible(pid)]
     pinned = [p.prompt_id for x in b.registry for p in b.store.pins_of(x.name)]
-    return kept + [pid for pid in pinned if visible(pid) and pid not in b.tracker.jobs]
+    return kept + [pid for pid in pinned if visible(pid) and not _unfinished(b, pid)]
+
+
+def _unfinished(b: Balancer, prompt_id: str) -> bool:
+    job = b.store.get_job(prompt_id)
+    return job is not None and not job.finished
 
 
 def tenant_of(request: web.Request) -> str | None:

@@ -11,19 +11,22 @@ reset connection always counts. Data ages out through `Backend.is_fresh`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, Clock, LoadSnapshot
 from balancer.config.model import ProbeSettings
 from balancer.logs import get_logger
-from balancer.upstream import Upstream, UpstreamError, UpstreamTimeout
+from balancer.upstream import Upstream, UpstreamError, UpstreamTimeout, is_death
 
 log = get_logger("balancer.prober")
 
 # Called after every successful probe of a backend (job reconciliation, drains).
 ProbeListener = Callable[[Backend, LoadSnapshot], Awaitable[None]]
+# Called after every failed probe, with whether it showed a death (refused or
+# reset) rather than a stall (timeout, bad answer): job failover.
+FailureListener = Callable[[Backend, bool], None]
 
 
 def parse_queue(data: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -60,16 +63,23 @@ def pool_summary(registry: Registry) -> dict[str, Any]:
 
 class Prober:
     def __init__(
-        self, registry: Registry, upstream: Upstream, settings: ProbeSettings, clock: Clock
+        self,
+        registry: Registry,
+        upstream: Upstream,
+        settings: ProbeSettings,
+        clock: Clock,
+        on_failure: FailureListener,
+        listeners: Sequence[ProbeListener],
+        on_down: Sequence[Callable[[str], None]],
     ) -> None:
         self.registry = registry
         self.upstream = upstream
         self.settings = settings
         self.clock = clock
+        self.on_failure = on_failure
+        self.on_down = tuple(on_down)
         self.rounds = 0
-        self.listeners: list[ProbeListener] = []
-        # Called with a backend's name when it goes down (failover).
-        self.down_listeners: list[Callable[[str], None]] = []
+        self.listeners: list[ProbeListener] = list(listeners)
 
     async def probe_all(self) -> None:
         """One round: every backend at once, each bounded by the probe timeout."""
@@ -106,8 +116,9 @@ class Prober:
             return
         others = any(b.healthy for b in self.registry if b is not backend)
         if backend.record_failure(str(exc), self.settings, may_go_down=others or not timed_out):
-            for down in self.down_listeners:
+            for down in self.on_down:
                 down(backend.name)
+        self.on_failure(backend, is_death(exc))
 
     async def run(self) -> None:
         """Probe forever; the caller cancels the task at shutdown. After the

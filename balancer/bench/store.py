@@ -31,11 +31,14 @@ def sample_prompt() -> dict[str, Any]:
     return {str(i): {"class_type": "Node", "inputs": {"text": "x" * 80}} for i in range(7)}
 
 
-def writes(store: Store, n: int, prompt: dict[str, Any]) -> dict[str, Callable[[int], None]]:
+def writes(store: Store, n: int, prompt: dict[str, Any]) -> dict[str, Callable[[int], object]]:
     entry = {"prompt": [1, "p", prompt, {}, ["9"]], "outputs": {}, "status": {"messages": []}}
     return {
-        "put_job": lambda i: store.put_job(
+        "create": lambda i: store.create(
             StoredJob(f"p{i}", {"prompt": prompt}, "d", "c", float(i))
+        ),
+        "transition": lambda i: store.transition(
+            f"p{i}", ("waiting",), "dispatching", {"backend": "gpu0"}
         ),
         "put_pin": lambda i: store.put_pin(Pin(f"p{i}", "gpu0", "d", b'{"prompt_id": "p"}')),
         "put_history": lambda i: store.put_history(f"p{i}", entry),
@@ -55,7 +58,7 @@ def measure(n: int) -> str:
             results[name, kind] = (time.perf_counter() - began) / n * 1e6
     rows = [
         [name, f"{results[name, 'memory']:.1f}", f"{results[name, 'sqlite']:.1f}"]
-        for name in ("put_job", "put_pin", "put_history")
+        for name in ("create", "transition", "put_pin", "put_history")
     ]
     note = f"(microseconds per write, mean of {n}; SQLite in WAL mode, synchronous=NORMAL)"
     return table(["write", "memory us", "sqlite us"], rows) + "\n" + note

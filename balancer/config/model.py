@@ -122,6 +122,10 @@ class RoutingSettings:
     # every prompt at once to the next backend in turn (a baseline; it ignores
     # max_pending_per_backend).
     policy: RoutingPolicy = "least_loaded"
+    # How long the jobs of a backend that stopped answering (timeouts, not a
+    # refused or reset connection) are left to it before they are sent
+    # elsewhere; a backend back in time keeps them. Seconds.
+    failover_grace: float = 60.0
 
 
 @dataclass(frozen=True)

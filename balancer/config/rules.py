@@ -196,6 +196,7 @@ CHECKS: dict[tuple[type, str], Check] = {
     (CatalogSettings, "refresh"): _positive,
     (RoutingSettings, "max_attempts"): _at_least(1),
     (HistorySettings, "max_items"): _at_least(1),
+    (RoutingSettings, "failover_grace"): _at_least(0),
     (WebhookSettings, "max_attempts"): _at_least(1),
     (WebhookSettings, "timeout"): _positive,
     (OutputSettings, "presign_ttl"): _positive,

@@ -2,16 +2,17 @@
 
 The pin is recorded before the prompt is forwarded, so a follow-up that races
 the answer (`/history/{id}` polled at once) already reaches the owner. The
-prompt goes out with the backend channel's `client_id`; the client's own id
+prompt goes out with the backend channel's `client_id` and the balancer's own
+`number` (so the backend orders it as the pool does); the client's own id
 stays in the balancer's records.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from balancer.backends.registry import Registry
@@ -19,31 +20,14 @@ from balancer.backends.state import Backend, Clock
 from balancer.catalog.fit import Fitter
 from balancer.catalog.needs import Needs
 from balancer.config.model import ProbeSettings
-from balancer.errors import error_body
-from balancer.jobs.events import JobEvent
-from balancer.jobs.tracker import Tracker
+from balancer.jobs.lifecycle import Jobs
+from balancer.jobs.routing import Routing
 from balancer.logs import get_logger
-from balancer.scheduling import NoBackend, Picker, candidates_from
-from balancer.store import Pin, Store, StoredJob
+from balancer.scheduling import Candidate, NoBackend, Picker, candidates_from
+from balancer.store import Pin, StoredJob
 from balancer.upstream import Upstream, UpstreamConnectError, UpstreamError
 
 log = get_logger("balancer.jobs")
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What to send the client: status, body bytes, extra headers."""
-
-    status: int
-    body: bytes
-    headers: Mapping[str, str] = field(default_factory=dict)
-    content_type: str = "application/json"
-
-
-def error_answer(
-    status: int, type_: str, message: str, details: str = "", **headers: str
-) -> Answer:
-    return Answer(status, json.dumps(error_body(type_, message, details)).encode(), headers)
 
 
 class BeforeDispatch(Protocol):
@@ -54,19 +38,20 @@ class BeforeDispatch(Protocol):
     async def __call__(self, request: dict[str, Any], backend: Backend) -> dict[str, Any]: ...
 
 
-async def nothing_before_dispatch(request: dict[str, Any], backend: Backend) -> dict[str, Any]:
-    return request
+@dataclass(frozen=True)
+class Accepted:
+    """The backend queued it; `body` is its answer with the pool's number."""
+
+    body: bytes
 
 
 @dataclass(frozen=True)
-class Sent:
-    """The backend answered: 200 (accepted) or its own refusal."""
+class Refused:
+    """The backend's own refusal (a validation error), to pass through."""
 
-    answer: Answer
-
-    @property
-    def accepted(self) -> bool:
-        return self.answer.status == 200
+    status: int
+    body: bytes
+    content_type: str
 
 
 @dataclass(frozen=True)
@@ -81,32 +66,57 @@ class Broken:
     detail: str
 
 
+@dataclass(frozen=True)
+class Gone:
+    """The job was removed before it could be sent: nothing was sent."""
+
+
+SendResult = Accepted | Refused | Unreachable | Broken | Gone
+
+
+def pool_number(body: bytes, number: float) -> bytes:
+    """A backend's POST /prompt answer with the balancer's `number`."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(data, dict):
+        return body
+    return json.dumps({**data, "number": display_number(number)}).encode()
+
+
+def display_number(number: float) -> float | int:
+    return int(number) if float(number).is_integer() else number
+
+
 class Dispatcher:
     def __init__(
         self,
         registry: Registry,
-        picker: Picker,
+        routing: Routing,
         fitter: Fitter,
-        store: Store,
-        tracker: Tracker,
+        jobs: Jobs,
         upstream: Upstream,
         probe: ProbeSettings,
         clock: Clock,
-        before_dispatch: BeforeDispatch = nothing_before_dispatch,
-        wall: Clock = time.time,
+        before_dispatch: BeforeDispatch,
     ) -> None:
         self.registry = registry
-        self.wall = wall
-        self.picker = picker
+        self.routing = routing
         self.fitter = fitter
-        self.store = store
-        self.tracker = tracker
+        self.jobs = jobs
+        self.store = jobs.store
         self.upstream = upstream
         self.probe = probe
         self.clock = clock
         self.before_dispatch = before_dispatch
         # Told every scheduling outcome ("chosen", "all_down", ...), for metrics.
         self.decision_listeners: list[Callable[[str], None]] = []
+        self._sending: dict[str, asyncio.Event] = {}
+
+    @property
+    def picker(self) -> Picker:
+        return self.routing.picker
 
     def choose(
         self, needs: Needs, tried: set[str], count_misses: bool = True, rotate: bool = True
@@ -115,10 +125,8 @@ class Dispatcher:
         outcome is reported to the decision listeners, except misses when
         `count_misses` is off (the late binder asks on every wake-up; only its
         choices are decisions)."""
-        now = self.clock()
         left = [b for b in self.registry if b.name not in tried]
-        candidates = candidates_from(left, now, self.probe, lambda n: self.fitter.fit(n, needs))
-        decision = self.picker.pick(candidates, rotate)
+        decision = self.picker.pick(self._candidates(left, needs), rotate)
         missed = isinstance(decision, NoBackend)
         if count_misses or not missed:
             outcome = decision.outcome if isinstance(decision, NoBackend) else "chosen"
@@ -130,20 +138,45 @@ class Dispatcher:
         assert backend is not None
         return backend
 
-    async def send(
-        self, job: StoredJob, backend: Backend, answer: bytes | None = None
-    ) -> Sent | Unreachable | Broken:
-        """Forward `job` to `backend`. `answer` is what the client was already
-        told (a queued job); without it the backend's answer is the client's."""
-        self.store.put_pin(
-            Pin(job.prompt_id, backend.name, job.digest, b"", job.client_id, job.tenant)
-        )
+    def _candidates(self, backends: list[Backend], needs: Needs) -> list[Candidate]:
+        fit = lambda name: self.fitter.fit(name, needs)  # noqa: E731
+        return candidates_from(backends, self.clock(), self.probe, fit)
+
+    def could_take(self, needs: Needs) -> NoBackend | None:
+        """Why no backend could take a prompt with these needs even if it were
+        idle (a decision, reported), or None."""
+        impossible = self.picker.feasible(self._candidates(list(self.registry), needs))
+        if impossible is not None:
+            for listener in self.decision_listeners:
+                listener(impossible.outcome)
+        return impossible
+
+    async def settled(self, prompt_id: str) -> None:
+        """Wait until a send of this job in flight has its outcome recorded."""
+        sending = self._sending.get(prompt_id)
+        if sending is not None:
+            await sending.wait()
+
+    async def send(self, job: StoredJob, backend: Backend) -> SendResult:
+        """Forward `job` (waiting or dispatching) to `backend`."""
+        if self.jobs.bind(job.prompt_id, backend.name) is None:
+            return Gone()
+        done = self._sending[job.prompt_id] = asyncio.Event()
+        try:
+            return await self._send(job, backend)
+        finally:
+            del self._sending[job.prompt_id]
+            done.set()
+
+    async def _send(self, job: StoredJob, backend: Backend) -> SendResult:
+        pin = Pin(job.prompt_id, backend.name, job.digest, b"", job.client_id, job.tenant)
+        self.store.put_pin(pin)
         started = self.clock()
         backend.dispatch_started()
         accepted = False
         try:
             forwarded = await self.before_dispatch(job.request, backend)
-            forwarded = {**forwarded, "client_id": backend.channel_id}
+            forwarded = {**forwarded, "client_id": backend.channel_id, "number": job.number}
             body = json.dumps(forwarded).encode()
             reply = await self.upstream.call("POST", backend.url + "/prompt", body=body)
             accepted = reply.status == 200
@@ -160,24 +193,13 @@ class Dispatcher:
             backend.dispatch_finished(accepted, self.clock())
         if not accepted:
             self.store.remove_pin(job.prompt_id)
-            log.info("rejected", prompt_id=job.prompt_id, backend=backend.name, status=reply.status)
-            event = JobEvent(job.prompt_id, "rejected", backend.name, detail=str(reply.status))
-            self.tracker.events.emit(event)
-            return Sent(Answer(reply.status, reply.body, content_type=reply.content_type))
-        return Sent(self._accepted(job, backend, answer or reply.body, started))
-
-    def _accepted(self, job: StoredJob, backend: Backend, body: bytes, started: float) -> Answer:
-        pin = Pin(job.prompt_id, backend.name, job.digest, body, job.client_id, job.tenant)
-        self.store.put_pin(pin)
-        attempts = job.attempts + 1
-        self.store.put_job(
-            replace(job, state="dispatched", backend=backend.name, attempts=attempts, answer=body)
+            log.info("refused", prompt_id=job.prompt_id, backend=backend.name, status=reply.status)
+            return Refused(reply.status, reply.body, reply.content_type)
+        answer = job.answer or pool_number(reply.body, job.number)
+        self.store.put_pin(
+            Pin(job.prompt_id, backend.name, job.digest, answer, job.client_id, job.tenant)
         )
         ms = round((self.clock() - started) * 1000, 2)
-        log.info("dispatched", prompt_id=job.prompt_id, backend=backend.name, dispatch_ms=ms)
-        self.tracker.events.emit(JobEvent(job.prompt_id, "dispatched", backend.name))
-        # submitted_at is wall time (it survives restarts); the tracker counts
-        # on the monotonic clock.
-        submitted = self.clock() - max(0.0, self.wall() - job.submitted_at)
-        self.tracker.dispatched(job.prompt_id, backend.name, job.client_id, submitted)
-        return Answer(200, body)
+        log.info("sent", prompt_id=job.prompt_id, backend=backend.name, dispatch_ms=ms)
+        self.jobs.dispatched(job.prompt_id, backend.name, answer)
+        return Accepted(answer)

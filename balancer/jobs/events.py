@@ -4,7 +4,7 @@ instead of being called from every place a job moves."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Phase = Literal[
     "submitted",
@@ -16,6 +16,8 @@ Phase = Literal[
     "failed",
     "interrupted",
     "retried",
+    "cancelled",
+    "duplicated",
 ]
 
 
@@ -28,6 +30,10 @@ class JobEvent:
     queue_wait: float | None = None
     run_time: float | None = None
     detail: str | None = None
+    # The job's own client_id, and events the balancer makes for its client
+    # (a late failure, or the end of a run whose channel events were lost).
+    client_id: str | None = None
+    client_events: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
 class JobObserver(Protocol):

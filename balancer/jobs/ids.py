@@ -1,7 +1,9 @@
 """prompt_id rules: keep a client's id when it is safe, else mint a uuid4.
 
-Safe means a string of `[A-Za-z0-9._-]`, 1 to 128 characters (canonical UUIDs
-included). Anything else could break paths, logs or other clients' parsing.
+Safe means a single path segment: a string of `[A-Za-z0-9._-]`, 1 to 128
+characters (canonical UUIDs included), and not `.` or `..` (a URL built
+with them normalises to another path: `/history/..` is `/`). Anything else
+could break paths, logs or other clients' parsing.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+SAFE_ID = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}")
+ID_RULE = "prompt_id must be 1-128 characters of A-Z a-z 0-9 . _ -, and not . or .."
 
 IdFactory = Callable[[], str]
 

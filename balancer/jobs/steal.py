@@ -13,57 +13,34 @@ twice.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
-from balancer.backends.prober import parse_queue
 from balancer.backends.registry import Registry
 from balancer.backends.state import Backend
-from balancer.jobs.model import Job, JobState
-from balancer.jobs.tracker import Tracker
-from balancer.logs import get_logger
-from balancer.upstream import Upstream, UpstreamError
-
-log = get_logger("balancer.jobs")
+from balancer.jobs.recall import Recall
+from balancer.store import Store, StoredJob
 
 
 class Stealer:
-    def __init__(self, registry: Registry, tracker: Tracker, upstream: Upstream) -> None:
+    def __init__(self, registry: Registry, store: Store, recall: Recall) -> None:
         self.registry = registry
-        self.tracker = tracker
-        self.upstream = upstream
+        self.store = store
+        self.recall = recall
 
-    def candidate(self, idle: Backend, fits: Callable[[str], bool]) -> Job | None:
+    def candidate(self, idle: Backend, fits: Callable[[StoredJob], bool]) -> StoredJob | None:
         """The earliest job waiting behind a running one on another backend
-        that `idle` can run (`fits`, by prompt_id: it has the job's nodes
-        and models)."""
-        waiting = [
-            job
-            for job in self.tracker.jobs.values()
-            if job.state is JobState.DISPATCHED
-            and job.backend != idle.name
-            and self.tracker.running_on(job.backend) is not None
-            and fits(job.prompt_id)
-        ]
-        return min(waiting, key=lambda j: j.dispatched_at, default=None)
+        that `idle` can run (`fits`: it has the job's nodes and models)."""
+        waiting: list[StoredJob] = []
+        for backend in self.registry:
+            held = self.store.jobs_on(backend.name) if backend.name != idle.name else []
+            if any(j.state == "running" for j in held):
+                waiting += [j for j in held if j.state == "queued" and fits(j)]
+        return min(waiting, key=lambda j: j.number, default=None)
 
-    async def take_back(self, job: Job) -> bool:
-        """Remove `job` from its backend's queue; True only when the backend
-        confirms it holds it nowhere (not queued, not running, not finished)."""
-        owner = self.registry.get(job.backend)
-        if owner is None:
+    async def take_back(self, job: StoredJob) -> bool:
+        """Move `job` back to the balancer queue; True only when its backend
+        confirmed it holds it nowhere (not queued, not running, not finished)."""
+        outcome = await self.recall.recall(job)
+        if outcome != "gone":
             return False
-        prompt_id = job.prompt_id
-        try:
-            body = json.dumps({"delete": [prompt_id]}).encode()
-            await self.upstream.call("POST", owner.url + "/queue", body=body)
-            running, pending = parse_queue(await self.upstream.get_json(owner.url + "/queue"))
-            history = await self.upstream.get_json(f"{owner.url}/history/{prompt_id}")
-        except UpstreamError:
-            return False
-        if prompt_id in running or prompt_id in pending or history:
-            return False
-        if self.tracker.jobs.get(prompt_id) is not job or job.state is not JobState.DISPATCHED:
-            return False  # its events moved it on meanwhile
-        log.info("moved", prompt_id=prompt_id, backend=owner.name)
-        return True
+        return self.recall.jobs.taken_back(job.prompt_id) is not None

@@ -1,10 +1,13 @@
-"""POST /prompt: the prompt_id rules, idempotent retries, and the choice
-between sending a prompt now and holding it in the balancer queue.
+"""POST /prompt: the prompt_id rules, idempotent retries, admission, and the
+choice between sending a prompt now and holding it in the balancer queue.
 
+Admission (the key's `max_queued`, `routing.max_queue`, whether any backend
+could take the prompt at all) is decided in one synchronous step with
+recording the job, so concurrent submissions cannot all pass one check.
 A prompt goes straight to a backend (and the backend's answer, a 400
-validation error too, goes back unchanged) when nothing is waiting and some
-backend has room. Otherwise it waits in the balancer queue and the client is
-answered at once; the late binder dispatches it when a backend frees up.
+validation error too, goes back with the pool's `number`) when nothing is
+waiting and some backend has room. Otherwise it waits in the balancer queue
+and the client is answered at once.
 """
 
 from __future__ import annotations
@@ -13,16 +16,24 @@ import asyncio
 import json
 import math
 import time
-from dataclasses import replace
+from dataclasses import dataclass
 from typing import Any
 
 from balancer.backends.state import Clock
 from balancer.catalog.needs import Needs, needs_of
 from balancer.catalog.refusal import unmet_body
-from balancer.jobs.dispatch import Answer, Dispatcher, Sent, Unreachable, error_answer
-from balancer.jobs.events import JobEvent
-from balancer.jobs.ids import IdFactory, is_safe_prompt_id, mint_prompt_id, workflow_digest
+from balancer.jobs.dispatch import (
+    Accepted,
+    Dispatcher,
+    Gone,
+    Refused,
+    Unreachable,
+    display_number,
+)
+from balancer.jobs.ids import ID_RULE, IdFactory, is_safe_prompt_id, workflow_digest
 from balancer.jobs.late import LateBinder
+from balancer.jobs.lifecycle import Jobs
+from balancer.jobs.routing import Routing
 from balancer.logs import get_logger
 from balancer.scheduling import NoBackend
 from balancer.store import Pin, StoredJob
@@ -30,153 +41,223 @@ from balancer.store import Pin, StoredJob
 log = get_logger("balancer.jobs")
 
 
+@dataclass(frozen=True)
+class Quota:
+    """Who submits, and how many unfinished jobs that key may have."""
+
+    tenant: str | None = None
+    max_queued: int | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """Accepted: the answer to give (prompt_id, number, node_errors)."""
+
+    prompt_id: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Not accepted, by the balancer: an error in ComfyUI's shape."""
+
+    status: int
+    type: str
+    message: str
+    details: str = ""
+    retry_after: int | None = None
+
+
+SubmitResult = Submitted | Refused | Refusal
+
+
 class Submitter:
     def __init__(
         self,
+        jobs: Jobs,
         dispatcher: Dispatcher,
         binder: LateBinder,
-        clock: Clock,
-        new_id: IdFactory = mint_prompt_id,
+        routing: Routing,
+        new_id: IdFactory,
         wall: Clock = time.time,
     ) -> None:
+        self.jobs = jobs
+        self.store = jobs.store
         self.dispatcher = dispatcher
         self.binder = binder
-        self.store = dispatcher.store
-        self.clock = clock
+        self.routing = routing
         self.wall = wall
         self.new_id = new_id
-        # prompt_id -> (digest, tenant, the answer to come) while it is accepted
-        self._pending: dict[str, tuple[str, str | None, asyncio.Future[Answer]]] = {}
+        self._pending: dict[str, asyncio.Future[SubmitResult]] = {}
 
-    async def submit(self, request: dict[str, Any], tenant: str | None = None) -> Answer:
-        """`request` is the parsed POST /prompt body, already known to hold
-        `prompt`; `tenant` names the API key that sent it, if keys are on."""
+    async def submit(self, request: dict[str, Any], quota: Quota) -> SubmitResult:
+        """`request` is the parsed POST /prompt body, already known to hold `prompt`."""
         prompt_id = request.get("prompt_id")
         if prompt_id is None:
             prompt_id = self.new_id()
         elif not is_safe_prompt_id(prompt_id):
-            return error_answer(
-                400,
-                "invalid_prompt_id",
-                "Invalid prompt_id",
-                "prompt_id must be 1-128 characters of A-Z a-z 0-9 . _ -",
-            )
+            return Refusal(400, "invalid_prompt_id", "Invalid prompt_id", ID_RULE)
         digest = workflow_digest(request["prompt"])
-        known = await self._known_answer(prompt_id, digest, tenant)
+        known = await self._known(prompt_id, digest, quota.tenant)
         if known is not None:
             return known
-        number = self.binder.number_for(request)
+        number = self._number(request)
         if number is None:
-            return error_answer(400, "invalid_number", "number must be a number")
-        job = replace(self._job(prompt_id, digest, request, number), tenant=tenant)
-        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._pending[prompt_id] = (digest, tenant, future)
+            return Refusal(400, "invalid_number", "number must be a number")
+        needs = needs_of(request["prompt"])
+        refused = self._admit(quota, needs)
+        if refused is not None:
+            return refused
+        job = self._job(prompt_id, digest, request, number, quota.tenant)
+        self.jobs.accept(job)
+        log.info("submitted", prompt_id=prompt_id, state=job.state)
+        if job.state == "waiting":
+            self.binder.wake()
+            return Submitted(prompt_id, job.answer)
+        future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
+        self._pending[prompt_id] = future
         try:
-            answer = await self._accept(job)
+            result = await self._send_now(job, needs)
         except BaseException:
             future.cancel()
             raise
         finally:
             del self._pending[prompt_id]
-        future.set_result(answer)
-        return answer
+        future.set_result(result)
+        return result
+
+    def _number(self, request: dict[str, Any]) -> float | None:
+        """ComfyUI's numbering, pool-wide: an explicit `number`, `front`
+        jumps ahead of everything queued, else the next counter value."""
+        given = request.get("number")
+        if given is not None:
+            if isinstance(given, bool) or not isinstance(given, int | float):
+                return None
+            return float(given)
+        counter = self.store.next_number()
+        return float(-counter if request.get("front") else counter)
+
+    def _admit(self, quota: Quota, needs: Needs) -> SubmitResult | None:
+        """Whether the pool has its nodes and models at all, the key's cap,
+        then whether any backend could take it now if idle (the same pool
+        state gives the same answer whatever waits), then room in the
+        balancer queue when it would wait."""
+        unmet = self.dispatcher.fitter.refusal(needs)
+        if unmet:
+            log.warning("not_in_pool", unmet=len(unmet))
+            return Refused(400, json.dumps(unmet_body(unmet)).encode(), "application/json")
+        cap = quota.max_queued
+        if cap is not None and self.store.count_unfinished(quota.tenant) >= cap:
+            retry = self.binder.retry_after()
+            return Refusal(429, "rate_limited", "Too many queued jobs for this key",
+                           f"max_queued={cap}", retry)  # fmt: skip
+        impossible = self.dispatcher.could_take(needs)
+        if impossible is not None:
+            return self._no_backend(impossible)
+        if self.binder.queue_length and self._queue_full():
+            return self._full()
+        return None
+
+    def _queue_full(self) -> bool:
+        return self.binder.queue_length >= self.routing.settings.max_queue
+
+    def _full(self) -> Refusal:
+        log.warning("queue_full", waiting=self.binder.queue_length)
+        retry = self.binder.retry_after()
+        return Refusal(429, "queue_full", "The queue is full", "try again later", retry)
 
     def _job(
-        self, prompt_id: str, digest: str, request: dict[str, Any], number: float
-    ) -> StoredJob:
+        self, prompt_id: str, digest: str, request: dict[str, Any], number: float,
+        tenant: str | None,
+    ) -> StoredJob:  # fmt: skip
         client_id = request.get("client_id")
         forward = {k: v for k, v in request.items() if k not in ("number", "front", "client_id")}
+        waits = self.binder.queue_length > 0
         return StoredJob(
             prompt_id=prompt_id,
             request={**forward, "prompt_id": prompt_id},
             digest=digest,
             client_id=client_id if isinstance(client_id, str) else None,
             number=number,
+            state="waiting" if waits else "dispatching",
             submitted_at=self.wall(),
+            answer=queued_answer(prompt_id, number) if waits else b"",
+            tenant=tenant,
         )
 
-    async def _known_answer(self, prompt_id: str, digest: str, tenant: str | None) -> Answer | None:
+    async def _known(self, prompt_id: str, digest: str, tenant: str | None) -> SubmitResult | None:
         """The first answer for its owner's retry; a 400 for a reused id; None
         if new. Another tenant gets one answer whatever its workflow, so the
         id's workflow is no oracle and its answer (and webhook) stay the owner's."""
-        pending = self._pending.get(prompt_id)
+        job = self.store.get_job(prompt_id)
         pin = self.store.get_pin(prompt_id)
-        stored = self.store.get_job(prompt_id)
-        first = pending[:2] if pending else _first(stored) or _first(pin)
+        first = _first(job) or _first(pin)
         if first is None:
             return None
         if first[1] != tenant:
             return _used(prompt_id, "is already in use")
         if first[0] != digest:
             return _used(prompt_id, "belongs to a different workflow")
-        if pending:
-            return await asyncio.shield(pending[2])
-        body = stored.answer if stored and stored.answer else pin.answer if pin else b""
-        return Answer(200, body)
+        pending = self._pending.get(prompt_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        body = job.answer if job and job.answer else pin.answer if pin else b""
+        return Submitted(prompt_id, body)
 
-    async def _accept(self, job: StoredJob) -> Answer:
-        needs = needs_of(job.request.get("prompt"))
-        unmet = self.dispatcher.fitter.refusal(needs)
-        if unmet:
-            log.warning("not_in_pool", prompt_id=job.prompt_id, unmet=len(unmet))
-            return Answer(400, json.dumps(unmet_body(unmet)).encode())
-        log.info("submitted", prompt_id=job.prompt_id)
-        self.dispatcher.tracker.events.emit(JobEvent(job.prompt_id, "submitted"))
-        if len(self.binder.queue) == 0:
-            answer = await self._send_now(job, needs)
-            if answer is not None:
-                return answer
-        return self._enqueue(job)
-
-    async def _send_now(self, job: StoredJob, needs: Needs) -> Answer | None:
-        """Dispatch at once if a backend has room; None means: queue it."""
+    async def _send_now(self, job: StoredJob, needs: Needs) -> SubmitResult:
+        """Dispatch at once; queue it when every backend turns out busy."""
         tried: set[str] = set()
         while True:
             backend = self.dispatcher.choose(needs, tried)
             if isinstance(backend, NoBackend):
-                return self._no_backend(backend, tried)
+                return self._nowhere(job, backend, tried)
             tried.add(backend.name)
             result = await self.dispatcher.send(job, backend)
             if isinstance(result, Unreachable):
                 continue
-            if isinstance(result, Sent):
-                return result.answer
-            return error_answer(502, "bad_gateway", "Backend failed", result.detail)
+            if isinstance(result, Accepted):
+                return Submitted(job.prompt_id, result.body)
+            if isinstance(result, Gone):
+                return Submitted(job.prompt_id, queued_answer(job.prompt_id, job.number))
+            self.jobs.refused(job.prompt_id)
+            if isinstance(result, Refused):
+                return result
+            return Refusal(502, "bad_gateway", "Backend failed", result.detail)
 
-    def _no_backend(self, decision: NoBackend, tried: set[str]) -> Answer | None:
+    def _nowhere(self, job: StoredJob, decision: NoBackend, tried: set[str]) -> SubmitResult:
         if decision.outcome in ("all_busy", "capable_all_busy"):
-            return None
+            if self._queue_full():
+                self.jobs.refused(job.prompt_id)
+                return self._full()
+            answer = queued_answer(job.prompt_id, job.number)
+            self.jobs.unbind(job.prompt_id, answer)
+            self.binder.wake()
+            return Submitted(job.prompt_id, answer)
+        self.jobs.refused(job.prompt_id)
         if tried:
             log.warning("no_backend", outcome="unreachable", tried=sorted(tried))
-            return error_answer(502, "bad_gateway", "No backend could be reached")
-        log.warning("no_backend", outcome=decision.outcome)
-        retry = str(max(1, math.ceil(self.dispatcher.probe.interval)))
-        return error_answer(
-            503,
-            "no_backend_available",
-            decision.message,
-            decision.outcome,
-            **{"Retry-After": retry},
-        )
+            return Refusal(502, "bad_gateway", "No backend could be reached")
+        return self._no_backend(decision)
 
-    def _enqueue(self, job: StoredJob) -> Answer:
-        if len(self.binder.queue) >= self.binder.max_queue:
-            retry = str(self.binder.retry_after())
-            log.warning("queue_full", prompt_id=job.prompt_id, waiting=len(self.binder.queue))
-            return error_answer(
-                429, "queue_full", "The queue is full", "try again later", **{"Retry-After": retry}
-            )
-        number = int(job.number) if job.number.is_integer() else job.number
-        body = json.dumps({"prompt_id": job.prompt_id, "number": number, "node_errors": {}})
-        self.binder.enqueue(StoredJob(**{**job.__dict__, "answer": body.encode()}))
-        return Answer(200, body.encode())
+    def _no_backend(self, decision: NoBackend) -> Refusal:
+        log.warning("no_backend", outcome=decision.outcome)
+        retry = max(1, math.ceil(self.dispatcher.probe.interval))
+        return Refusal(503, "no_backend_available", decision.message, decision.outcome, retry)
+
+
+def queued_answer(prompt_id: str, number: float) -> bytes:
+    body: dict[str, Any] = {
+        "prompt_id": prompt_id,
+        "number": display_number(number),
+        "node_errors": {},
+    }
+    return json.dumps(body).encode()
 
 
 def _first(record: StoredJob | Pin | None) -> tuple[str, str | None] | None:
     return (record.digest, record.tenant) if record is not None else None
 
 
-def _used(prompt_id: str, why: str) -> Answer:
-    return error_answer(
-        400, "invalid_prompt_id", "prompt_id already used", f"prompt_id {prompt_id} {why}"
-    )
+def _used(prompt_id: str, why: str) -> Refusal:
+    details = f"prompt_id {prompt_id} {why}"
+    return Refusal(400, "invalid_prompt_id", "prompt_id already used", details)

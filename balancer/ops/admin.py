@@ -65,7 +65,7 @@ def _row(request: web.Request, name: str) -> dict[str, Any] | None:
     backend = b.registry.get(name)
     if backend is None:
         return None
-    return backend_status(backend, b.clock(), request.app[OPS].tally, b.tracker)
+    return backend_status(backend, b.clock(), request.app[OPS].tally, b.follower)
 
 
 def _unknown(name: str) -> web.Response:

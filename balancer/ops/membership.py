@@ -13,7 +13,7 @@ from balancer.backends.drain import Drainer, is_idle
 from balancer.backends.state import Backend, LoadSnapshot
 from balancer.config.model import BackendSettings
 from balancer.logs import get_logger
-from balancer.proxy.context import Balancer
+from balancer.state import Balancer
 
 log = get_logger("balancer.membership")
 

@@ -13,7 +13,7 @@ from balancer.config.model import Settings
 from balancer.config.reload import diff_backends
 from balancer.logs import get_logger
 from balancer.ops.membership import Membership
-from balancer.proxy.context import Balancer
+from balancer.state import Balancer
 
 log = get_logger("balancer.config")
 
@@ -32,7 +32,9 @@ async def apply_settings(b: Balancer, members: Membership, new: Settings) -> Non
     diff = diff_backends(live, new.backends)
     old, b.settings = b.settings, new
     b.prober.settings = new.probe
-    b.submitter.dispatcher.probe = new.probe
+    b.dispatcher.probe = new.probe
+    b.routing.apply(new.routing)
+    b.binder.wake()
     b.upstream.request_timeout = new.timeouts.request
     for settings in diff.added:
         await members.add(settings)

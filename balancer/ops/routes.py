@@ -26,7 +26,7 @@ async def get_page(request: web.Request) -> web.StreamResponse:
 
 async def get_status(request: web.Request) -> web.StreamResponse:
     b = ctx(request)
-    doc = status_document(list(b.registry), b.clock(), request.app[OPS].tally, b.tracker)
+    doc = status_document(list(b.registry), b.clock(), request.app[OPS].tally, b.follower)
     for row in doc["backends"]:
         row["running_prompt_id"] = visible_prompt(request, row["running_prompt_id"])
     doc["outputs"] = outputs_status(request)

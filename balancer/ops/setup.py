@@ -22,7 +22,8 @@ from balancer.ops.reconfigure import apply_settings
 from balancer.ops.routes import add_status_routes
 from balancer.ops.status import JobTally
 from balancer.ops.timing import timing_middleware
-from balancer.proxy.context import BALANCER, Balancer
+from balancer.proxy.context import BALANCER
+from balancer.state import Balancer
 
 
 def install_ops(app: web.Application, config_path: str | None = None) -> None:
@@ -55,7 +56,7 @@ def wire(b: Balancer, metrics: Metrics) -> Ops:
     tally = JobTally()
     b.events.subscribe(metrics)
     b.events.subscribe(tally)
-    b.submitter.dispatcher.decision_listeners.append(metrics.routing)
+    b.dispatcher.decision_listeners.append(metrics.routing)
     drainer.listeners.append(metrics.drain_changed)
     b.prober.listeners.append(drainer.on_probe)
     b.prober.listeners.append(members.on_probe)

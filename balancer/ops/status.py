@@ -10,7 +10,7 @@ from typing import Any
 
 from balancer.backends.state import Backend
 from balancer.jobs.events import JobEvent
-from balancer.jobs.tracker import Tracker
+from balancer.jobs.follow import Follower
 
 POOL_SUMS = (
     "queue_running",
@@ -48,14 +48,14 @@ def backend_state(b: Backend) -> str:
     return "draining" if b.draining else "up"
 
 
-def running_prompt(b: Backend, tracker: Tracker) -> str | None:
+def running_prompt(b: Backend, follower: Follower) -> str | None:
     if b.snapshot is not None and b.snapshot.running:
         return b.snapshot.running[0]
-    job = tracker.running_on(b.name)
+    job = follower.running_on(b.name)
     return job.prompt_id if job is not None else None
 
 
-def backend_status(b: Backend, now: float, tally: JobTally, tracker: Tracker) -> dict[str, Any]:
+def backend_status(b: Backend, now: float, tally: JobTally, follower: Follower) -> dict[str, Any]:
     snap = b.snapshot
     used = None
     if snap is not None and snap.vram_total is not None and snap.vram_free is not None:
@@ -75,7 +75,7 @@ def backend_status(b: Backend, now: float, tally: JobTally, tracker: Tracker) ->
         "last_error": b.last_error,
         "jobs_done": tally.done.get(b.name, 0),
         "jobs_failed": tally.failed.get(b.name, 0),
-        "running_prompt_id": running_prompt(b, tracker),
+        "running_prompt_id": running_prompt(b, follower),
     }
 
 
@@ -87,9 +87,9 @@ def _limit_bytes(b: Backend) -> int | None:
 
 
 def status_document(
-    backends: list[Backend], now: float, tally: JobTally, tracker: Tracker
+    backends: list[Backend], now: float, tally: JobTally, follower: Follower
 ) -> dict[str, Any]:
-    rows = [backend_status(b, now, tally, tracker) for b in backends]
+    rows = [backend_status(b, now, tally, follower) for b in backends]
     pool: dict[str, Any] = {
         "backends": len(rows),
         "up": sum(1 for r in rows if r["state"] == "up"),

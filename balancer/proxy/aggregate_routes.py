@@ -9,8 +9,9 @@ from aiohttp import web
 from balancer.auth.access import visible_ids
 from balancer.auth.tenancy import filter_queue
 from balancer.proxy import merge
-from balancer.proxy.context import Balancer, ctx
+from balancer.proxy.context import ctx
 from balancer.proxy.presenter import present_queue_item, waiting_item
+from balancer.state import Balancer
 from balancer.upstream import UpstreamError
 
 
@@ -38,7 +39,7 @@ async def get_queue(request: web.Request) -> web.StreamResponse:
     answers = await healthy_json(b, "/queue")
     queues = [data for _, data in answers]
     merged = merge.merge_queues(queues, lambda item: present_queue_item(b.store, item))
-    merged["queue_pending"] += [waiting_item(job) for job in b.binder.queue]
+    merged["queue_pending"] += [waiting_item(job) for job in b.jobs.queue]
     visible = visible_ids(request)  # a client key sees only its own jobs
     return web.json_response(merged if visible is None else filter_queue(merged, visible))
 

@@ -1,77 +1,16 @@
-"""Everything a route handler needs, built once per app and passed in."""
+"""Route handlers reach the app state (balancer/state.py) through `ctx`."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from balancer.backends.channel import Channels
-from balancer.backends.prober import Prober
-from balancer.backends.registry import Registry
-from balancer.backends.state import Backend, Clock
-from balancer.catalog.book import CatalogueReader, Catalogues
-from balancer.config.model import Settings
+from balancer.backends.state import Backend
 from balancer.errors import error_response
-from balancer.jobs.events import JobEvents
-from balancer.jobs.late import LateBinder
-from balancer.jobs.submit import Submitter
-from balancer.jobs.tracker import Tracker
-from balancer.proxy.forward import Forwarder
-from balancer.proxy.shared_reads import SharedReads
-from balancer.proxy.ws_hub import ClientHub
-from balancer.proxy.ws_relay import EventRelay
-from balancer.store import Store
-from balancer.upstream import Upstream, UpstreamError, UpstreamReply
-
-
-@dataclass
-class Balancer:
-    settings: Settings
-    registry: Registry
-    prober: Prober
-    upstream: Upstream
-    forwarder: Forwarder
-    submitter: Submitter
-    binder: LateBinder
-    store: Store
-    clock: Clock
-    events: JobEvents
-    tracker: Tracker
-    hub: ClientHub
-    relay: EventRelay
-    channels: Channels
-    catalogues: Catalogues
-    catalogue_reader: CatalogueReader
-    reads: SharedReads = field(default_factory=SharedReads)
-
-    def owner_of(self, prompt_id: str) -> Backend | None:
-        pin = self.store.get_pin(prompt_id)
-        return self.registry.get(pin.backend) if pin else None
-
-    async def each_healthy(
-        self, method: str, path: str, payload: Any = None
-    ) -> list[tuple[Backend, UpstreamReply | UpstreamError]]:
-        """Send one request to every healthy backend at once; keep every outcome."""
-        return await self.each(self.registry.healthy(), method, path, payload)
-
-    async def each(
-        self, backends: list[Backend], method: str, path: str, payload: Any = None
-    ) -> list[tuple[Backend, UpstreamReply | UpstreamError]]:
-        body = None if payload is None else json.dumps(payload).encode()
-
-        async def one(backend: Backend) -> UpstreamReply | UpstreamError:
-            try:
-                return await self.upstream.call(method, backend.url + path, body=body)
-            except UpstreamError as exc:
-                return exc
-
-        replies = await asyncio.gather(*(one(b) for b in backends))
-        return list(zip(backends, replies, strict=True))
-
+from balancer.state import Balancer
+from balancer.upstream import UpstreamError, UpstreamReply
 
 BALANCER: web.AppKey[Balancer] = web.AppKey("balancer", Balancer)
 

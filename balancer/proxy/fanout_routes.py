@@ -10,7 +10,8 @@ from aiohttp import web
 from balancer.auth.tenancy import scoped_body
 from balancer.backends.state import Backend
 from balancer.errors import error_response
-from balancer.proxy.context import Balancer, ctx, read_json_object, upstream_failed
+from balancer.proxy.context import ctx, read_json_object, upstream_failed
+from balancer.state import Balancer
 from balancer.upstream import UpstreamError, UpstreamReply
 
 
@@ -33,50 +34,64 @@ def first_failure(
     return None
 
 
-async def clear_or_delete(request: web.Request, path: str) -> web.StreamResponse:
-    """`{"clear": true}` goes to every healthy backend; `{"delete": [ids]}`
-    to each id's owner only, split per owner."""
-    b = ctx(request)
+async def scoped_request(request: web.Request, b: Balancer, path: str) -> Any:
+    """The clear/delete body, narrowed to a client key's own ids, with
+    `delete` a list; or the 400."""
     body = await read_json_object(request)
     if isinstance(body, web.Response):
         return body
-    body = scoped_body(request, b, path, body) or body  # a client key: its own ids only
-    delete = body.get("delete", [])
-    if not isinstance(delete, list):
+    body = scoped_body(request, b, path, body) or body
+    body = {**body, "delete": body.get("delete", [])}
+    if not isinstance(body["delete"], list):
         return error_response(400, "invalid_request", "delete must be a list of prompt ids")
-    replies = []
+    return body
+
+
+async def post_queue(request: web.Request) -> web.StreamResponse:
+    """`{"delete": [ids]}` and `{"clear": true}`: the balancer's jobs are
+    removed by the jobs lifecycle (answered once each removal is settled, so
+    a removed job never starts afterwards); ids it does not know go to their
+    pinned owner, and a clear also reaches every healthy backend."""
+    b = ctx(request)
+    body = await scoped_request(request, b, "/queue")
+    if isinstance(body, web.Response):
+        return body
+    ids = [str(i) for i in body["delete"]]
     if body.get("clear"):
-        replies += await b.each_healthy("POST", path, {"clear": True})
-    if path == "/queue":
-        forget_waiting(b, delete, bool(body.get("clear")))
-    if path == "/history":
-        forget_kept_history(b, delete, bool(body.get("clear")))
-    for name, ids in by_owner(b, delete).items():
+        await b.canceller.clear(None)
+    known = [i for i in ids if b.store.get_job(i) is not None]
+    await b.canceller.remove(known)
+    replies = []
+    for name, foreign in by_owner(b, [i for i in ids if i not in known]).items():
         backend = b.registry.get(name)
         if backend is not None:
-            replies += await b.each([backend], "POST", path, {"delete": ids})
+            replies += await b.each([backend], "POST", "/queue", {"delete": foreign})
     return first_failure(replies) or web.Response(status=200)
 
 
-def forget_waiting(b: Balancer, delete: list[Any], clear: bool) -> None:
-    """Jobs waiting in the balancer follow the client's queue deletes and clears."""
-    for prompt_id in [j.prompt_id for j in b.binder.queue] if clear else delete:
-        b.binder.remove(str(prompt_id))
-    b.relay.refresh_status()
+async def post_history(request: web.Request) -> web.StreamResponse:
+    """`{"clear": true}` goes to every healthy backend; `{"delete": [ids]}`
+    to each id's owner only, split per owner; kept history follows both."""
+    b = ctx(request)
+    body = await scoped_request(request, b, "/history")
+    if isinstance(body, web.Response):
+        return body
+    delete = body["delete"]
+    replies = []
+    if body.get("clear"):
+        replies += await b.each_healthy("POST", "/history", {"clear": True})
+    forget_kept_history(b, delete, bool(body.get("clear")))
+    for name, ids in by_owner(b, delete).items():
+        backend = b.registry.get(name)
+        if backend is not None:
+            replies += await b.each([backend], "POST", "/history", {"delete": ids})
+    return first_failure(replies) or web.Response(status=200)
 
 
 def forget_kept_history(b: Balancer, delete: list[Any], clear: bool) -> None:
     """History the balancer keeps follows the client's deletes and clears."""
     for prompt_id in list(b.store.histories()) if clear else delete:
         b.store.remove_history(str(prompt_id))
-
-
-async def post_queue(request: web.Request) -> web.StreamResponse:
-    return await clear_or_delete(request, "/queue")
-
-
-async def post_history(request: web.Request) -> web.StreamResponse:
-    return await clear_or_delete(request, "/history")
 
 
 async def post_free(request: web.Request) -> web.StreamResponse:

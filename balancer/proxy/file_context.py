@@ -9,11 +9,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from balancer.backends.registry import Registry
 from balancer.config.model import Settings
 from balancer.files.index import JsonIndex
 from balancer.files.placement import Placement
 from balancer.files.store import UploadStore
-from balancer.proxy.context import Balancer
+from balancer.jobs.lifecycle import Jobs
+from balancer.store import Store
 
 
 @dataclass
@@ -31,27 +33,24 @@ def uploads_dir(settings: Settings) -> Path:
     return Path(settings.uploads.dir or Path(settings.data_dir) / "uploads")
 
 
-def attach_files(settings: Settings, b: Balancer, session: aiohttp.ClientSession) -> Files:
-    """Build the store and make placement the Submitter's BeforeDispatch hook."""
+def build_files(
+    settings: Settings, store: Store, jobs: Jobs, registry: Registry, session: aiohttp.ClientSession
+) -> Files:
+    """The upload store and placement (the dispatcher's BeforeDispatch step)."""
     root = uploads_dir(settings)
     root.mkdir(parents=True, exist_ok=True)
-    store = UploadStore(root, JsonIndex(root / "index.json"), settings.uploads)
+    uploads = UploadStore(root, JsonIndex(root / "index.json"), settings.uploads)
 
     def is_unfinished(prompt_id: str) -> bool:
-        if prompt_id in b.tracker.jobs:
-            return True
-        pin = b.store.get_pin(prompt_id)
-        return pin is not None and not pin.answer  # still being dispatched
-
-    limit = settings.limits.max_upload
+        job = store.get_job(prompt_id)
+        return job is not None and not job.finished
 
     def waiting() -> list[dict[str, Any]]:
-        return [job.request for job in b.submitter.binder.queue]
+        return [job.request for job in jobs.queue]
 
-    placement = Placement(store, b.registry, session, is_unfinished, limit, waiting)
-    b.submitter.dispatcher.before_dispatch = placement
-    b.prober.listeners.append(placement.on_probe)
-    return Files(store, placement, session, limit)
+    limit = settings.limits.max_upload
+    placement = Placement(uploads, registry, session, is_unfinished, limit, waiting)
+    return Files(uploads, placement, session, limit)
 
 
 def files_of(request: web.Request) -> Files:

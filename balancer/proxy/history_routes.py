@@ -24,8 +24,9 @@ from balancer.outputs.setup import present as with_urls
 from balancer.outputs.setup import present_raw
 from balancer.proxy import merge
 from balancer.proxy.aggregate_routes import healthy_json
-from balancer.proxy.context import Balancer, ctx
+from balancer.proxy.context import ctx
 from balancer.proxy.presenter import present_entry
+from balancer.state import Balancer
 from balancer.store.kept import KeptHistory, Raw, entry_time
 
 CHUNK = 256  # entries written between two turns of the loop
@@ -81,7 +82,7 @@ def _presenter(b: Balancer) -> Any:
 def _others(b: Balancer, answers: list[tuple[str, Any]], kept: KeptHistory) -> list[Raw]:
     """The backends' entries the balancer does not keep, presented, as JSON."""
     merged = merge.merge_histories(answers, _presenter(b), skip=kept)
-    ended = [(pid, entry) for pid, entry in merged if not b.relay.holding(pid)]  # not ended yet
+    ended = [(pid, entry) for pid, entry in merged if not b.follower.holding(pid)]  # not ended yet
     return [(entry_time(entry), pid, json.dumps(entry)) for pid, entry in ended]
 
 

@@ -9,6 +9,8 @@ from aiohttp import web
 from balancer.auth.principal import principal_of
 from balancer.auth.submission import accepted, admit
 from balancer.errors import error_response
+from balancer.jobs.dispatch import Refused
+from balancer.jobs.submit import Quota, Submitted
 from balancer.proxy.aggregate_routes import healthy_json
 from balancer.proxy.context import ctx, read_json_object
 
@@ -24,14 +26,18 @@ async def post_prompt(request: web.Request) -> web.StreamResponse:
     refused = admit(request, body)  # tenant files, webhook, the key's cap and rate
     if refused is not None:
         return refused
-    answer = await ctx(request).submitter.submit(body, tenant=principal_of(request).tenant)
-    accepted(request, body, answer.status, answer.body)
-    return web.Response(
-        status=answer.status,
-        body=answer.body,
-        content_type=answer.content_type,
-        headers=answer.headers,
-    )
+    principal = principal_of(request)
+    cap = principal.key.max_queued if principal.key is not None else None
+    result = await ctx(request).submitter.submit(body, Quota(principal.tenant, cap))
+    if isinstance(result, Submitted):
+        accepted(request, body, 200, result.body)
+        return web.Response(body=result.body, content_type="application/json")
+    if isinstance(result, Refused):  # the backend's own answer, as it gave it
+        return web.Response(
+            status=result.status, body=result.body, content_type=result.content_type
+        )
+    headers = {"Retry-After": str(result.retry_after)} if result.retry_after else {}
+    return error_response(result.status, result.type, result.message, result.details, headers)
 
 
 def queue_remaining(data: Any) -> int:
@@ -46,5 +52,5 @@ async def get_prompt(request: web.Request) -> web.StreamResponse:
     """Pool-wide queue_remaining: every backend's plus the balancer's waiting jobs."""
     b = ctx(request)
     answers = await healthy_json(b, "/prompt")
-    total = len(b.binder.queue) + sum(queue_remaining(data) for _, data in answers)
+    total = len(b.jobs.queue) + sum(queue_remaining(data) for _, data in answers)
     return web.json_response({"exec_info": {"queue_remaining": total}})

@@ -12,6 +12,7 @@ from balancer.proxy import (
     aggregate_routes,
     fanout_routes,
     history_routes,
+    jobs_routes,
     object_info_routes,
     pinned_routes,
     prompt_routes,
@@ -46,8 +47,10 @@ COMFY_ROUTES: tuple[tuple[str, str, Handler], ...] = (
 
 # The newer server registers these with a literal /api prefix.
 JOB_ROUTES: tuple[tuple[str, str, Handler], ...] = (
-    ("GET", "/api/jobs/{job_id}", pinned_routes.get_job),
-    ("POST", "/api/jobs/{job_id}/cancel", pinned_routes.cancel_job),
+    ("GET", "/api/jobs", jobs_routes.list_jobs),
+    ("POST", "/api/jobs/cancel", jobs_routes.cancel_jobs),
+    ("GET", "/api/jobs/{job_id}", jobs_routes.get_job),
+    ("POST", "/api/jobs/{job_id}/cancel", jobs_routes.cancel_job),
     ("DELETE", "/api/jobs/{job_id}/outputs", delete_outputs),
 )
 

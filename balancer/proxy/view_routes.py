@@ -18,8 +18,9 @@ from balancer.files.naming import BACKEND_FILE_TYPES
 from balancer.files.paths import BadPath, split_annotation
 from balancer.outputs.setup import OUTPUTS
 from balancer.outputs.view import view_from_bucket
-from balancer.proxy.context import Balancer, ctx
+from balancer.proxy.context import ctx
 from balancer.proxy.input_view import in_store, view_stored
+from balancer.state import Balancer
 
 ANNOTATIONS = {" [output]": "output", " [input]": "input", " [temp]": "temp"}
 

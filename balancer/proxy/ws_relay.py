@@ -10,56 +10,48 @@ pool-wide count instead.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, Clock
 from balancer.files.naming import rewrite_ui_output
-from balancer.jobs.completing import CompletingStep
-from balancer.jobs.model import Job
-from balancer.jobs.tracker import Tracker
+from balancer.jobs.events import JobEvent
+from balancer.jobs.follow import Follower
 from balancer.proxy import frames
-from balancer.proxy.presenter import present_entry
 from balancer.proxy.preview_order import Delivery, PlainPreviewOrder
 from balancer.proxy.ws_hub import ClientHub, ClientSocket, event
-from balancer.store import Store
-from balancer.upstream import Upstream, UpstreamError
+from balancer.store import Store, StoredJob
 
 # Sent to every socket when the job has no client_id (ComfyUI's "(B)" events).
 BROADCAST_WITHOUT_CLIENT = frozenset({"progress", "progress_state", "execution_interrupted"})
-END_EVENTS = frozenset({"execution_success", "execution_error", "execution_interrupted"})
 
 
 class EventRelay:
+    """Translates channel messages into calls on the jobs follower, and
+    delivers job events and backend events to the client sockets that own them."""
+
     def __init__(
         self,
         registry: Registry,
-        tracker: Tracker,
+        follower: Follower,
         hub: ClientHub,
         store: Store,
-        upstream: Upstream,
         clock: Clock,
-        completing: CompletingStep | None,
+        waiting: Callable[[], int],
+        wake: Callable[[], None],
     ) -> None:
         self.registry = registry
-        self.tracker = tracker
+        self.follower = follower
         self.hub = hub
         self.store = store
-        self.upstream = upstream
         self.clock = clock
+        self.waiting = waiting
+        self.wake = wake
         self.plain_previews = PlainPreviewOrder()
-        # Holds a job's end (e.g. until its outputs are stored); while it runs,
-        # the channel goes on relaying other jobs' events.
-        self.completing = completing
-        self.ending: dict[str, asyncio.Task[None]] = {}
-        # Set by the app: failover for a job its backend lost, a nudge to the
-        # late binder when room may have freed, and the balancer queue length.
-        self.lost: Callable[[str, str], None] = lambda prompt_id, reason: None
-        self.wake: Callable[[], None] = lambda: None
-        self.waiting: Callable[[], int] = lambda: 0
+        # The node each running job is on, for a client that reconnects.
+        self.nodes: dict[str, str] = {}
         # Set by access control: the tenant a prompt belongs to, and a hook
         # for the output files an `executed` event names.
         self.owner_of: Callable[[str], str | None] = lambda prompt_id: None
@@ -76,11 +68,18 @@ class EventRelay:
         self.refresh_status()
         self.wake()
 
-    def notify(self, client_id: str | None, type_: str, data: dict[str, Any]) -> None:
-        """Send a job event the balancer makes itself (a late failure)."""
-        if client_id is not None:
-            owner = self.owner_of(str(data.get("prompt_id")))
-            self.hub.to_owner(client_id, owner, event(type_, data))
+    def job_event(self, ev: JobEvent) -> None:
+        """Events the jobs emit: the balancer's own messages for the job's
+        client (a late failure, missed end events), and the queue count."""
+        if ev.phase in ("completed", "failed", "interrupted", "cancelled", "retried"):
+            self.nodes.pop(ev.prompt_id, None)
+        owner = self.owner_of(ev.prompt_id)
+        for type_, data in ev.client_events:
+            if ev.client_id is not None:
+                self.hub.to_owner(ev.client_id, owner, event(type_, data))
+            elif type_ in BROADCAST_WITHOUT_CLIENT:
+                self.hub.broadcast_owned(owner, event(type_, data))
+        self.refresh_status()
 
     async def on_json(self, backend: Backend, message: dict[str, Any]) -> None:
         backend.saw_life(self.clock())
@@ -96,55 +95,34 @@ class EventRelay:
 
     async def _job_event(self, backend: Backend, type_: str, data: dict[str, Any]) -> None:
         prompt_id = data.get("prompt_id")
-        job = self.tracker.jobs.get(prompt_id) if isinstance(prompt_id, str) else None
-        if job is not None and job.backend != backend.name:
-            return  # a backend that lost this job (failover) runs it late: not its owner
+        job = self.store.get_job(prompt_id) if isinstance(prompt_id, str) else None
         if job is None:
             self._unowned(type_, data, prompt_id)
             return
+        ended = type_ == "executing" and data.get("node") is None
+        if job.backend != backend.name:
+            # A backend that lost this job (failover) runs it late: not its
+            # owner, but the end of that run is recorded on the job.
+            if ended:
+                await self.follower.ended(backend.name, job.prompt_id, replay=False)
+            return
         if type_ == "execution_start":
-            self.tracker.started(job.prompt_id)
+            self.follower.started(backend, job.prompt_id)
+        elif ended and self.follower.completing is not None:  # its end waits for the step
+            self.follower.hold(job.prompt_id, self._end_then_tell(backend, job, data))
+            return
+        elif ended:
+            await self.follower.ended(backend.name, job.prompt_id, replay=False)
         elif type_ == "executing":
-            if data.get("node") is None and self.completing is not None:
-                self._hold(job, self._end_then_tell(backend, job, data))
-                return
-            if data.get("node") is None:
-                await self.finish(backend, job.prompt_id)
-            job.node = data.get("node")
+            self.nodes[job.prompt_id] = str(data.get("node"))
         elif type_ == "executed":
             data = {**data, "output": rewrite_ui_output(backend.name, data.get("output"))}
             self.on_output(job.prompt_id, data["output"])
         self._to_owner(job, type_, data)
 
-    def _hold(self, job: Job, ending: Coroutine[Any, Any, None]) -> None:
-        """Run a job's end in the background, once at a time per job."""
-        if job.prompt_id in self.ending:
-            ending.close()
-            return
-        task = asyncio.ensure_future(ending)
-        self.ending[job.prompt_id] = task
-        task.add_done_callback(lambda _: self.ending.pop(job.prompt_id, None))
-
-    def holding(self, prompt_id: str) -> bool:
-        """Whether this job's end is held back: with a completing step, a job
-        the balancer has not ended (its outputs being stored, or not yet
-        reconciled after a restart) shows no history, like a running one."""
-        return self.completing is not None and (
-            prompt_id in self.ending or prompt_id in self.tracker.jobs
-        )
-
-    async def _end_then_tell(self, backend: Backend, job: Job, data: dict[str, Any]) -> None:
-        if await self.finish(backend, job.prompt_id) is not None:
-            job.node = None
+    async def _end_then_tell(self, backend: Backend, job: StoredJob, data: dict[str, Any]) -> None:
+        if await self.follower.ended(backend.name, job.prompt_id, replay=False) is not None:
             self._to_owner(job, "executing", data)
-
-    async def close(self) -> None:
-        """Shutdown: ends still held are dropped; their jobs stay unfinished
-        in the store, so the next start ends them (and completes them) again."""
-        tasks = list(self.ending.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _status_push(self, backend: Backend, data: Any) -> None:
         try:
@@ -156,7 +134,7 @@ class EventRelay:
             self.refresh_status()
             self.wake()
 
-    def _to_owner(self, job: Job, type_: str, data: dict[str, Any]) -> None:
+    def _to_owner(self, job: StoredJob, type_: str, data: dict[str, Any]) -> None:
         owner = self.owner_of(job.prompt_id)
         if job.client_id is not None:
             self.hub.to_owner(job.client_id, owner, event(type_, data))
@@ -171,52 +149,14 @@ class EventRelay:
         if broadcast and type_ != "executing":
             self.hub.broadcast_owned(None, event(type_, data))
 
-    async def finish(self, backend: Backend, prompt_id: str) -> Job | None:
-        """Fetch the history entry once, keep it, and end the job. A failed
-        fetch decides nothing: the job stays followed and the next probe that
-        misses it from its backend's queue asks again (re-running a job that
-        may have finished would be worse than ending it a probe later)."""
-        try:
-            answer = await self.upstream.get_json(f"{backend.url}/history/{prompt_id}")
-        except UpstreamError:
-            return None
-        raw = answer.get(prompt_id) if isinstance(answer, dict) else None
-        job = self.tracker.jobs.get(prompt_id)
-        if raw is None and (job is None or job.backend != backend.name):
-            return None  # moved on while we asked (work stealing took it back)
-        if raw is None:  # neither queued nor kept by its backend: lost
-            self.lost(prompt_id, f"{backend.name} no longer has it")
-            return None
-        entry = present_entry(self.store, backend.name, prompt_id, raw)
-        if self.completing is not None:
-            entry = await self.completing.complete(prompt_id, backend.url, entry)
-        return self.tracker.finish(prompt_id, entry)
-
-    async def reconcile(self, backend: Backend, snapshot: Any) -> None:
-        """A probe shows jobs gone from their backend without their end event
-        (the channel dropped): end them from history and tell their clients."""
-        for job in self.tracker.lost_from(backend.name, snapshot):
-            if self.completing is not None:
-                self._hold(job, self._recover(backend, job))
-            else:
-                await self._recover(backend, job)
-        self.wake()
-
-    async def _recover(self, backend: Backend, job: Job) -> None:
-        if await self.finish(backend, job.prompt_id) is None:
-            return
-        for type_, data in end_events(self.store.get_history(job.prompt_id), job.prompt_id):
-            self._to_owner(job, type_, data)
-        self.wake()
-
     async def on_binary(self, backend: Backend, frame: bytes) -> None:
         backend.saw_life(self.clock())
         preview = frames.parse_metadata_preview(frame)
         if preview is not None:
-            job = self.tracker.jobs.get(preview.prompt_id or "")
+            job = self.store.get_job(preview.prompt_id or "")
             self._preview(backend, job, frame, preview)
             return
-        job = self.tracker.running_on(backend.name)
+        job = self.follower.running_on(backend.name)
         owner = self.owner_of(job.prompt_id) if job is not None else None
         if job is not None and job.client_id is not None:
             self.hub.to_owner(job.client_id, owner, frame)
@@ -224,7 +164,11 @@ class EventRelay:
             self.hub.broadcast_owned(owner, frame)
 
     def _preview(
-        self, backend: Backend, job: Job | None, frame: bytes, preview: frames.MetadataPreview
+        self,
+        backend: Backend,
+        job: StoredJob | None,
+        frame: bytes,
+        preview: frames.MetadataPreview,
     ) -> None:
         """Type 4 at once to clients that asked for metadata; type 1 to the
         others, in ComfyUI's plain order (after the step's `progress`); with no
@@ -251,15 +195,3 @@ class EventRelay:
     def _send_each(self, socks: list[ClientSocket], frame: bytes) -> None:
         for sock in socks:
             self.hub.send(sock, frame)
-
-
-def end_events(entry: Any, prompt_id: str) -> list[tuple[str, dict[str, Any]]]:
-    """The end event recorded in a history entry, then `executing` null."""
-    status = entry.get("status") if isinstance(entry, dict) else None
-    messages = status.get("messages") if isinstance(status, dict) else None
-    ends = [
-        (m[0], m[1])
-        for m in (messages if isinstance(messages, list) else [])
-        if isinstance(m, list) and len(m) == 2 and m[0] in END_EVENTS and isinstance(m[1], dict)
-    ]
-    return [*ends[-1:], ("executing", {"node": None, "prompt_id": prompt_id})]

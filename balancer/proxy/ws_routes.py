@@ -15,7 +15,6 @@ import uuid
 from aiohttp import WSMsgType, web
 
 from balancer.auth.principal import principal_of
-from balancer.jobs.model import JobState
 from balancer.proxy.context import ctx
 from balancer.proxy.ws_hub import ClientHub, ClientSocket, event
 
@@ -35,10 +34,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     viewer = principal_of(request)
     sock = b.hub.connect(sid, ws, request.transport, viewer.tenant, viewer.sees_all)
     b.hub.send(sock, b.hub.status(sid))
-    for job in b.tracker.unfinished_of(sid):
-        visible = sock.may_see(b.relay.owner_of(job.prompt_id))
-        if visible and job.state is JobState.RUNNING and job.node is not None:
-            b.hub.send(sock, event("executing", {"node": job.node}))
+    for job in b.store.unfinished_jobs():
+        node = b.relay.nodes.get(job.prompt_id)
+        visible = job.client_id == sid and sock.may_see(b.relay.owner_of(job.prompt_id))
+        if visible and job.state == "running" and node is not None:
+            b.hub.send(sock, event("executing", {"node": node}))
     try:
         await read_client(b.hub, sock, b.settings.limits.max_body)
     finally:

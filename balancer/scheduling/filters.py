@@ -82,6 +82,10 @@ DEFAULT_FILTERS: tuple[Filter, ...] = (
 )
 
 
+# The room filter's outcome: every backend is merely full (the job waits).
+ROOM_OUTCOME = "all_busy"
+
+
 def room_filter(max_pending: int) -> Filter:
     """Late binding: a backend takes a prompt only while it holds at most
     `max_pending` beyond the one it runs. Trade-off: with 1, a GPU never
@@ -90,7 +94,7 @@ def room_filter(max_pending: int) -> Filter:
     round trips per job."""
     limit = max_pending + 1
     return Filter(
-        "all_busy",
+        ROOM_OUTCOME,
         "every backend is busy",
         lambda c: c.load is not None and c.load < limit,
     )

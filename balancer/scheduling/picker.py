@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from balancer.scheduling.candidate import Candidate
-from balancer.scheduling.filters import DEFAULT_FILTERS, Filter
+from balancer.scheduling.filters import DEFAULT_FILTERS, ROOM_OUTCOME, Filter
 from balancer.scheduling.scores import least_loaded
 
 
@@ -64,6 +64,13 @@ class Picker:
         self.score = score
         self.binds_late = binds_late
         self._turn = 0
+
+    def feasible(self, candidates: Sequence[Candidate]) -> NoBackend | None:
+        """Why no backend could take the prompt even when idle (every filter
+        but the room one), or None when one could."""
+        filters = [f for f in self.filters if f.outcome != ROOM_OUTCOME]
+        eligible = apply_filters(candidates, filters)
+        return eligible if isinstance(eligible, NoBackend) else None
 
     def pick(self, candidates: Sequence[Candidate], rotate: bool = True) -> Chosen | NoBackend:
         """The best candidate. `rotate=False` asks without taking a turn (a

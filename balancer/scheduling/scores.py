@@ -40,10 +40,3 @@ def round_robin(c: Candidate) -> float:
 
 
 Score = Callable[[Candidate], float]
-
-# Selectable by name (`routing.policy`).
-SCORES: dict[str, Score] = {
-    "least_loaded": least_loaded,
-    "expected_finish": expected_finish,
-    "round_robin": round_robin,
-}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 from typing import Any
 
 from balancer.store.kept import KeptHistory
-from balancer.store.model import Pin, StoredJob
+from balancer.store.model import JobStateName, Pin, StoredJob
 
-# ComfyUI keeps at most this many history entries; so does the balancer.
+# ComfyUI keeps at most this many history entries; so does the balancer (and
+# as many ended jobs).
 MAX_HISTORY = 10_000
 
 
@@ -16,18 +20,56 @@ class MemoryStore:
         self._pins: dict[str, Pin] = {}
         self._history = KeptHistory(max_history)
         self._jobs: dict[str, StoredJob] = {}
+        self._ended: deque[str] = deque()
+        self._max_ended = max_history
+        self._number = 0
 
-    def put_job(self, job: StoredJob) -> None:
+    def create(self, job: StoredJob) -> bool:
+        if job.prompt_id in self._jobs:
+            return False
         self._jobs[job.prompt_id] = job
+        return True
+
+    def transition(
+        self,
+        prompt_id: str,
+        from_states: Collection[str],
+        to_state: JobStateName,
+        fields: Mapping[str, Any],
+    ) -> StoredJob | None:
+        job = self._jobs.get(prompt_id)
+        if job is None or job.state not in from_states:
+            return None
+        moved = replace(job, **{**fields, "state": to_state})
+        self._jobs[prompt_id] = moved
+        if moved.finished and not job.finished:
+            self._ended.append(prompt_id)
+            while len(self._ended) > self._max_ended:
+                self._jobs.pop(self._ended.popleft(), None)
+        return moved
+
+    def discard(self, prompt_id: str) -> None:
+        self._jobs.pop(prompt_id, None)
+
+    def next_number(self) -> int:
+        self._number += 1
+        return self._number
 
     def get_job(self, prompt_id: str) -> StoredJob | None:
         return self._jobs.get(prompt_id)
 
-    def remove_job(self, prompt_id: str) -> None:
-        self._jobs.pop(prompt_id, None)
-
     def unfinished_jobs(self) -> list[StoredJob]:
+        return sorted((j for j in self._jobs.values() if not j.finished), key=lambda j: j.number)
+
+    def jobs(self) -> list[StoredJob]:
         return sorted(self._jobs.values(), key=lambda j: j.number)
+
+    def jobs_on(self, backend: str) -> list[StoredJob]:
+        held = (j for j in self._jobs.values() if j.backend == backend and not j.finished)
+        return sorted(held, key=lambda j: j.number)
+
+    def count_unfinished(self, tenant: str | None) -> int:
+        return sum(1 for j in self._jobs.values() if j.tenant == tenant and not j.finished)
 
     def get_pin(self, prompt_id: str) -> Pin | None:
         return self._pins.get(prompt_id)

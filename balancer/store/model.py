@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -24,39 +25,98 @@ class Pin:
     tenant: str | None = None  # the API key (by name) that submitted it
 
 
-JobStateName = Literal["queued", "dispatched"]
+# The life of a job (see balancer/jobs/states.py for the legal moves).
+JobStateName = Literal[
+    "waiting",  # in the balancer queue
+    "dispatching",  # its POST /prompt to a backend is in flight
+    "queued",  # accepted by a backend, not started
+    "running",
+    "recalling",  # a removal is being confirmed with its backend
+    "succeeded",
+    "failed",
+    "interrupted",
+    "cancelled",
+]
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "interrupted", "cancelled"})
 
 
 @dataclass(frozen=True)
 class StoredJob:
-    """An accepted job that has not ended: enough to dispatch it again after
-    a backend or balancer crash. `request` is the body to forward (the
-    client's own client_id inside); `number` orders the balancer queue."""
+    """One accepted job: enough to dispatch it again after a backend or
+    balancer crash, and to answer `/api/jobs` after it ended. `request` is the
+    body to forward (the client's own client_id inside); `number` is the
+    balancer's queue number, the one every answer shows."""
 
     prompt_id: str
     request: dict[str, Any]
     digest: str
     client_id: str | None
     number: float
-    state: JobStateName = "queued"
+    state: JobStateName = "waiting"
     backend: str | None = None
     attempts: int = 0
     submitted_at: float = 0.0  # wall-clock seconds
     answer: bytes = b""  # what POST /prompt answered
     tenant: str | None = None  # the API key (by name) that submitted it
+    started_at: float | None = None  # wall-clock seconds
+    ended_at: float | None = None  # wall-clock seconds
+    # Backends that held it before (failover), and those whose late second
+    # run ended after the job had already ended (a duplicate run).
+    lost_from: tuple[str, ...] = ()
+    duplicates: tuple[str, ...] = ()
+
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL
 
 
 class Store(Protocol):
-    """Pins, unfinished jobs and kept history. Calls are synchronous and
-    short: an implementation must not block the event loop noticeably."""
+    """Pins, jobs, kept history and the `number` counter. Calls are
+    synchronous and short: an implementation must not block the event loop
+    noticeably. Job state changes only through `create` and `transition`,
+    each one atomic (a shared store implements them as one transaction)."""
 
-    def put_job(self, job: StoredJob) -> None: ...
+    def create(self, job: StoredJob) -> bool:
+        """Record a new job; False (and nothing written) if the id exists."""
+        ...
+
+    def transition(
+        self,
+        prompt_id: str,
+        from_states: Collection[str],
+        to_state: JobStateName,
+        fields: Mapping[str, Any],
+    ) -> StoredJob | None:
+        """Move a job from one of `from_states` to `to_state`, setting
+        `fields`, in one atomic step; None (nothing written) when the job is
+        unknown or in another state."""
+        ...
+
+    def discard(self, prompt_id: str) -> None:
+        """Forget a job that was never accepted (its backend refused it)."""
+        ...
+
+    def next_number(self) -> int:
+        """The next value of the pool's `number` counter (kept across restarts)."""
+        ...
 
     def get_job(self, prompt_id: str) -> StoredJob | None: ...
 
-    def remove_job(self, prompt_id: str) -> None: ...
+    def unfinished_jobs(self) -> list[StoredJob]:
+        """Jobs not in a terminal state, by number."""
+        ...
 
-    def unfinished_jobs(self) -> list[StoredJob]: ...
+    def jobs(self) -> list[StoredJob]:
+        """Every job kept (unfinished, and the latest ended ones), by number."""
+        ...
+
+    def jobs_on(self, backend: str) -> list[StoredJob]:
+        """Unfinished jobs held by `backend`, by number."""
+        ...
+
+    def count_unfinished(self, tenant: str | None) -> int:
+        """How many unfinished jobs `tenant` has (admission counts them)."""
+        ...
 
     def get_pin(self, prompt_id: str) -> Pin | None: ...
 

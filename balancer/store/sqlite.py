@@ -12,12 +12,14 @@ from __future__ import annotations
 import fcntl
 import json
 import sqlite3
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from balancer.store.kept import KeptHistory
 from balancer.store.memory import MAX_HISTORY
-from balancer.store.model import Pin, StoredJob
+from balancer.store.model import TERMINAL, JobStateName, Pin, StoredJob
 
 PIN_COLUMNS = "prompt_id, backend, digest, answer, client_id, tenant"
 
@@ -27,6 +29,7 @@ CREATE TABLE IF NOT EXISTS pins (
     answer BLOB NOT NULL, client_id TEXT, tenant TEXT);
 CREATE INDEX IF NOT EXISTS pins_backend ON pins (backend);
 CREATE TABLE IF NOT EXISTS jobs (prompt_id TEXT PRIMARY KEY, number REAL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS history (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, prompt_id TEXT UNIQUE NOT NULL, entry TEXT NOT NULL);
 """
@@ -58,6 +61,7 @@ class SqliteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        _add_job_columns(self._db)
         # Kept history is read on every GET /history: serve it from memory,
         # write through to disk.
         rows = self._db.execute("SELECT prompt_id, entry FROM history ORDER BY seq")
@@ -95,24 +99,81 @@ class SqliteStore:
         )
         return [Pin(r[0], r[1], r[2], bytes(r[3]), r[4], r[5]) for r in rows]
 
-    # ---- unfinished jobs
-    def put_job(self, job: StoredJob) -> None:
-        data = {**job.__dict__, "answer": job.answer.decode("utf-8", "replace")}
-        self._db.execute(
-            "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?)",
-            (job.prompt_id, job.number, json.dumps(data)),
+    # ---- jobs
+    def create(self, job: StoredJob) -> bool:
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO jobs (prompt_id, number, data, state, ended, backend, tenant) "
+            "VALUES (?, ?, ?, ?, NULL, ?, ?)",
+            (job.prompt_id, job.number, _dump(job), job.state, job.backend, job.tenant),
         )
+        return cursor.rowcount == 1
+
+    def transition(
+        self,
+        prompt_id: str,
+        from_states: Collection[str],
+        to_state: JobStateName,
+        fields: Mapping[str, Any],
+    ) -> StoredJob | None:
+        with self._db:  # one transaction: read, check, write
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute(
+                "SELECT data FROM jobs WHERE prompt_id=?", (prompt_id,)
+            ).fetchone()
+            job = _job(row[0]) if row else None
+            if job is None or job.state not in from_states:
+                return None
+            moved = replace(job, **{**fields, "state": to_state})
+            ended = to_state in TERMINAL
+            self._db.execute(
+                "UPDATE jobs SET data=?, state=?, backend=?, ended=CASE WHEN ? THEN "
+                "(SELECT COALESCE(MAX(ended), 0) + 1 FROM jobs) ELSE NULL END WHERE prompt_id=?",
+                (_dump(moved), to_state, moved.backend, ended, prompt_id),
+            )
+            if ended:
+                self._db.execute(
+                    "DELETE FROM jobs WHERE ended <= (SELECT MAX(ended) FROM jobs) - ?",
+                    (MAX_HISTORY,),
+                )
+            return moved
+
+    def discard(self, prompt_id: str) -> None:
+        self._db.execute("DELETE FROM jobs WHERE prompt_id=?", (prompt_id,))
+
+    def next_number(self) -> int:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT INTO counters VALUES "
+                "('number', (SELECT CAST(COALESCE(MAX(ABS(number)), 0) AS INTEGER) + 1 FROM jobs)) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + 1"
+            )
+            row = self._db.execute("SELECT value FROM counters WHERE name='number'").fetchone()
+        return int(row[0])
 
     def get_job(self, prompt_id: str) -> StoredJob | None:
         row = self._db.execute("SELECT data FROM jobs WHERE prompt_id=?", (prompt_id,)).fetchone()
         return _job(row[0]) if row else None
 
-    def remove_job(self, prompt_id: str) -> None:
-        self._db.execute("DELETE FROM jobs WHERE prompt_id=?", (prompt_id,))
-
     def unfinished_jobs(self) -> list[StoredJob]:
+        rows = self._db.execute("SELECT data FROM jobs WHERE ended IS NULL ORDER BY number")
+        return [_job(r[0]) for r in rows]
+
+    def jobs(self) -> list[StoredJob]:
         rows = self._db.execute("SELECT data FROM jobs ORDER BY number")
         return [_job(r[0]) for r in rows]
+
+    def jobs_on(self, backend: str) -> list[StoredJob]:
+        rows = self._db.execute(
+            "SELECT data FROM jobs WHERE backend=? AND ended IS NULL ORDER BY number", (backend,)
+        )
+        return [_job(r[0]) for r in rows]
+
+    def count_unfinished(self, tenant: str | None) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE tenant IS ? AND ended IS NULL", (tenant,)
+        ).fetchone()
+        return int(row[0])
 
     # ---- kept history
     def put_history(self, prompt_id: str, entry: Any) -> None:
@@ -142,7 +203,37 @@ class SqliteStore:
         return self._history
 
 
+def _add_job_columns(db: sqlite3.Connection) -> None:
+    """Stores written before job states were kept: add the state columns, and
+    read the old names (`queued` in the balancer, `dispatched` to a backend)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    if "state" in columns:
+        return
+    for column in ("state TEXT", "ended INTEGER", "backend TEXT", "tenant TEXT"):
+        db.execute(f"ALTER TABLE jobs ADD COLUMN {column}")
+    for prompt_id, raw in list(db.execute("SELECT prompt_id, data FROM jobs")):
+        job = _job(raw)
+        db.execute(
+            "UPDATE jobs SET data=?, state=?, backend=?, tenant=? WHERE prompt_id=?",
+            (_dump(job), job.state, job.backend, job.tenant, prompt_id),
+        )
+    db.execute("CREATE INDEX IF NOT EXISTS jobs_backend ON jobs (backend)")
+
+
+def _dump(job: StoredJob) -> str:
+    return json.dumps({**job.__dict__, "answer": job.answer.decode("utf-8", "replace")})
+
+
+OLD_STATES = {"dispatched": "queued"}
+
+
 def _job(raw: str) -> StoredJob:
     data = json.loads(raw)
     data["answer"] = data.get("answer", "").encode()
+    for key in ("lost_from", "duplicates"):
+        data[key] = tuple(data.get(key, ()))
+    state = data.get("state", "waiting")
+    if state == "queued" and data.get("backend") is None:
+        state = "waiting"
+    data["state"] = OLD_STATES.get(state, state)
     return StoredJob(**data)

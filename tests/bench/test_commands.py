@@ -31,8 +31,9 @@ def test_bench_store_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_bench(args) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["write", "memory", "us", "sqlite", "us"]
-    assert {line.split()[0] for line in out.splitlines()[2:5]} == {
-        "put_job",
+    assert {line.split()[0] for line in out.splitlines()[2:6]} == {
+        "create",
+        "transition",
         "put_pin",
         "put_history",
     }

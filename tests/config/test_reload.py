@@ -83,7 +83,7 @@ async def test_reload_adds_removes_and_changes_backends_under_load(
     for _ in range(20):  # queued prompts drain out as backends free up
         await pool.wait_idle()
         await pool.probe()
-        if b.registry.get("gpu2") is None and not b.submitter.binder.queue:
+        if b.registry.get("gpu2") is None and not b.jobs.queue:
             break
     assert b.registry.get("gpu2") is None  # removed once idle
     assert b.registry.get("spare").healthy  # type: ignore[union-attr]

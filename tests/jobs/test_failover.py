@@ -84,7 +84,7 @@ async def test_balancer_restart_with_a_hundred_jobs_queued_loses_none_and_runs_n
     await first_pool.channels_up(list(pool.emulators))
     await first_pool.probe()
     ids = [(await first_pool.submit(colored(i)))["prompt_id"] for i in range(100)]
-    assert len(first_pool.balancer.binder.queue) == 96  # 2 per backend were sent at once
+    assert len(first_pool.balancer.jobs.queue) == 96  # 2 per backend were sent at once
     await first.close()  # the balancer stops; the backends keep their 4 jobs
     kept.close()
 
@@ -93,7 +93,7 @@ async def test_balancer_restart_with_a_hundred_jobs_queued_loses_none_and_runs_n
     )
     again = Pool(second, pool.emulators, pool.servers, pool.clock)
     await again.channels_up(list(pool.emulators))
-    assert len(again.balancer.binder.queue) == 96
+    assert len(again.balancer.jobs.queue) == 96
     for emulator in pool.emulators.values():
         emulator.resume()
     await again.settle(ids)

@@ -17,3 +17,9 @@ def test_digest_ignores_key_order() -> None:
         {"b": {"d": 3, "c": 2}, "a": 1}
     )
     assert workflow_digest({"a": 1}) != workflow_digest({"a": 2})
+
+
+def test_dot_ids_are_not_a_single_path_segment() -> None:
+    for bad in [".", ".."]:
+        assert not is_safe_prompt_id(bad), bad
+    assert is_safe_prompt_id("...") and is_safe_prompt_id(".x")

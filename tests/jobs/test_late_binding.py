@@ -18,7 +18,7 @@ async def test_prompts_beyond_a_backends_room_wait_in_the_balancer(
     emulator.pause()
     answers = [await pool.submit(colored(i)) for i in range(5)]
     assert [a["node_errors"] for a in answers] == [{}] * 5
-    assert len(pool.balancer.binder.queue) == 3, "one running + one pending on the backend"
+    assert len(pool.balancer.jobs.queue) == 3, "one running + one pending on the backend"
     await pool.probe()
     queue = await (await pool.client.get("/queue")).json()
     assert len(queue["queue_running"]) == 1 and len(queue["queue_pending"]) == 4
@@ -52,9 +52,9 @@ async def test_waiting_jobs_can_be_deleted_and_cleared(make_pool: PoolFactory) -
     await pool.client.post("/queue", json={"delete": [ids[2]]})
     cancel = await pool.client.post(f"/api/jobs/{ids[3]}/cancel")
     assert await cancel.json() == {"cancelled": True}
-    assert [j.prompt_id for j in pool.balancer.binder.queue] == ids[4:]
+    assert [j.prompt_id for j in pool.balancer.jobs.queue] == ids[4:]
     await pool.client.post("/queue", json={"clear": True})
-    assert len(pool.balancer.binder.queue) == 0
+    assert len(pool.balancer.jobs.queue) == 0
     emulator.resume()
     await pool.settle(ids[:1])
     assert ids[2] not in emulator.executed and ids[5] not in emulator.executed
@@ -105,7 +105,7 @@ async def test_send_at_once_when_unbounded(make_pool: PoolFactory) -> None:
     pool.emulators["gpu0"].pause()
     for i in range(5):
         await pool.submit(colored(i))
-    assert len(pool.balancer.binder.queue) == 0
+    assert len(pool.balancer.jobs.queue) == 0
 
 
 async def test_a_job_pending_behind_a_busy_gpu_moves_to_one_that_went_idle(

@@ -91,7 +91,7 @@ async def test_known_prompt_id_with_another_workflow_is_refused(make_pool: PoolF
 
 async def test_unsafe_prompt_ids_get_400(make_pool: PoolFactory) -> None:
     pool = await make_pool(1)
-    for bad in ["../x", "a b", "x" * 129, 17, ""]:
+    for bad in ["../x", "a b", "x" * 129, 17, "", ".", ".."]:
         resp = await pool.client.post("/prompt", json={"prompt": colored(1), "prompt_id": bad})
         assert resp.status == 400, bad
         body = await resp.json()

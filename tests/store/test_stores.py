@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,33 +30,77 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], S
 def test_pins_jobs_and_history_round_trip(make_store: Callable[[], Store]) -> None:
     store = make_store()
     store.put_pin(Pin("p1", "gpu0", "d", b'{"prompt_id": "p1"}', "c", "alice"))
-    store.put_job(job("p2", 2.0))
-    store.put_job(job("p1", -1.0, state="dispatched", backend="gpu0", attempts=1, answer=b"ok"))
+    assert store.create(job("p2", 2.0))
+    assert store.create(job("p1", -1.0, state="dispatching", backend="gpu0", tenant="alice"))
+    assert not store.create(job("p1", 7.0)), "an id is recorded once"
     store.put_history("p0", {"status": {"status_str": "success"}})
     assert store.get_pin("p1") == Pin("p1", "gpu0", "d", b'{"prompt_id": "p1"}', "c", "alice")
     assert [p.prompt_id for p in store.pins_of("gpu0")] == ["p1"]
     assert [j.prompt_id for j in store.unfinished_jobs()] == ["p1", "p2"], "by number"
-    assert store.get_job("p1") == job(
-        "p1", -1.0, state="dispatched", backend="gpu0", attempts=1, answer=b"ok"
-    )
+    assert [j.prompt_id for j in store.jobs_on("gpu0")] == ["p1"]
+    assert store.count_unfinished("alice") == 1 and store.count_unfinished(None) == 1
     assert store.histories() == {"p0": {"status": {"status_str": "success"}}}
-    store.remove_job("p1")
+    store.discard("p2")
     store.remove_pin("p1")
     store.remove_history("p0")
-    assert store.get_job("p1") is None and store.get_pin("p1") is None
+    assert store.get_job("p2") is None and store.get_pin("p1") is None
     assert store.get_history("p0") is None
+
+
+def test_a_transition_applies_only_from_the_expected_state(
+    make_store: Callable[[], Store],
+) -> None:
+    store = make_store()
+    store.create(job("p1", 1.0))
+    moved = store.transition("p1", ("waiting",), "dispatching", {"backend": "gpu0"})
+    assert moved == job("p1", 1.0, state="dispatching", backend="gpu0")
+    assert store.transition("p1", ("waiting",), "cancelled", {}) is None, "it moved on"
+    assert store.get_job("p1") == moved
+    assert store.transition("nope", ("waiting",), "cancelled", {}) is None
+    ended = store.transition("p1", ("dispatching",), "failed", {"ended_at": 5.0})
+    assert ended is not None and ended.finished
+    assert store.unfinished_jobs() == [] and store.jobs_on("gpu0") == []
+    assert [j.prompt_id for j in store.jobs()] == ["p1"], "ended jobs stay for /api/jobs"
+
+
+def test_numbers_keep_rising(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    assert [store.next_number() for _ in range(3)] == [1, 2, 3]
+    if isinstance(store, SqliteStore):
+        store.close()
+    assert make_store().next_number() == 4, "the same store, reopened"
 
 
 def test_sqlite_keeps_everything_across_a_reopen(tmp_path: Path) -> None:
     first = SqliteStore(tmp_path / "b.db")
     first.put_pin(Pin("p1", "gpu0", "d", b"answer"))
-    first.put_job(job("p2", 5.0))
+    first.create(job("p2", 5.0))
     first.put_history("p3", {"outputs": {}})
     first.close()
     again = SqliteStore(tmp_path / "b.db")
     assert again.get_pin("p1") == Pin("p1", "gpu0", "d", b"answer")
     assert again.get_job("p2") == job("p2", 5.0)
     assert again.get_history("p3") == {"outputs": {}}
+
+
+def test_sqlite_reads_a_store_written_before_job_states(tmp_path: Path) -> None:
+    """The older store kept `queued` (in the balancer) and `dispatched` jobs."""
+    db = sqlite3.connect(tmp_path / "b.db")
+    db.execute("CREATE TABLE jobs (prompt_id TEXT PRIMARY KEY, number REAL, data TEXT NOT NULL)")
+    old = {"request": {}, "digest": "d", "client_id": None, "attempts": 1, "answer": ""}
+    rows = [
+        ("a", 3.0, {**old, "prompt_id": "a", "number": 3.0, "state": "queued", "backend": None}),
+        ("b", 4.0, {**old, "prompt_id": "b", "number": 4.0, "state": "dispatched", "backend": "g"}),
+    ]
+    db.executemany("INSERT INTO jobs VALUES (?, ?, ?)", [(i, n, json.dumps(d)) for i, n, d in rows])
+    db.commit()
+    db.close()
+    store = SqliteStore(tmp_path / "b.db")
+    assert [(j.prompt_id, j.state) for j in store.unfinished_jobs()] == [
+        ("a", "waiting"),
+        ("b", "queued"),
+    ]
+    assert store.next_number() == 5, "numbers go on from the highest kept"
 
 
 def test_two_balancers_never_share_one_store(tmp_path: Path) -> None:

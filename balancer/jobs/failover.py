@@ -1,0 +1,48 @@
+"""Failover: the jobs of a backend that is gone are dispatched again.
+
+Dead is not unresponsive. A backend that refuses or resets connections is
+dead: its unfinished jobs go back to the balancer queue at once (and one that
+comes back without a job loses that job, see follow.py). A backend that only
+times out may be busy (a large checkpoint loading stalls ComfyUI for seconds):
+its jobs stay with it for `routing.failover_grace`, counted from its first
+failed probe, and follow it if it comes back in time. Only after the grace
+are they sent elsewhere; if the first run then finishes anyway, its result
+stands and the second run is counted as a duplicate (see lifecycle.py).
+"""
+
+from __future__ import annotations
+
+from balancer.backends.state import Backend, Clock, LoadSnapshot
+from balancer.jobs.lifecycle import Jobs
+from balancer.jobs.routing import Routing
+from balancer.logs import get_logger
+
+log = get_logger("balancer.jobs")
+
+
+class Failover:
+    def __init__(self, jobs: Jobs, routing: Routing, clock: Clock) -> None:
+        self.jobs = jobs
+        self.routing = routing
+        self.clock = clock
+        self._silent_since: dict[str, float] = {}
+
+    def probe_failed(self, backend: Backend, dead: bool) -> None:
+        """Each failed probe that counted (see the prober). A dead backend
+        loses its jobs once it is down; an unresponsive one once it has not
+        answered for the grace, down or not (the prober never takes the last
+        healthy backend out for timeouts alone)."""
+        since = self._silent_since.setdefault(backend.name, self.clock())
+        if dead and not backend.healthy:
+            self.lose_all(backend.name, f"backend {backend.name} lost")
+        elif self.clock() - since >= self.routing.settings.failover_grace:
+            self.lose_all(backend.name, f"backend {backend.name} unresponsive past the grace")
+
+    async def probe_succeeded(self, backend: Backend, snapshot: LoadSnapshot) -> None:
+        self._silent_since.pop(backend.name, None)
+
+    def lose_all(self, backend: str, reason: str) -> None:
+        attempts = self.routing.settings.max_attempts
+        for job in self.jobs.store.jobs_on(backend):
+            if job.state in ("queued", "running"):
+                self.jobs.lost(job.prompt_id, reason, attempts)

@@ -1,0 +1,146 @@
+"""Following jobs on their backends: what a backend's channel and probes tell
+becomes a transition of the job.
+
+- `execution_start`: running.
+- the end of a run (`executing` with node null): the backend's history entry
+  is fetched once, shown as the client sees it, passed through the
+  completing steps (for example copying outputs elsewhere), kept, and the
+  job ends. A backend that has no entry for it lost it (a death): it is
+  dispatched again.
+- a probe that no longer shows a job in its backend's queue (the channel
+  dropped mid-job): the same, and its client gets the end events it missed.
+
+A failed history fetch decides nothing: the job stays followed and the next
+probe asks again (running a finished job again would be worse than ending
+it a probe later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from balancer.backends.registry import Registry
+from balancer.backends.state import Backend, Clock, LoadSnapshot
+from balancer.jobs.completing import CompletingStep
+from balancer.jobs.dispatch import display_number
+from balancer.jobs.events import JobEvent
+from balancer.jobs.lifecycle import Jobs
+from balancer.jobs.routing import Routing
+from balancer.store import StoredJob
+from balancer.upstream import Upstream, UpstreamError
+
+# (backend name, prompt_id, raw history entry) -> the entry as clients see it
+Present = Callable[[str, str, Any], Any]
+
+
+class Follower:
+    def __init__(
+        self,
+        registry: Registry,
+        jobs: Jobs,
+        routing: Routing,
+        upstream: Upstream,
+        present: Present,
+        completing: CompletingStep | None,
+        clock: Clock,
+    ) -> None:
+        self.registry = registry
+        self.jobs = jobs
+        self.store = jobs.store
+        self.routing = routing
+        self.upstream = upstream
+        self.present = present
+        # Holds a job's end (e.g. until its outputs are stored): the end then
+        # runs in the background, so channels go on relaying other events.
+        self.completing = completing
+        self.ending: dict[str, asyncio.Task[None]] = {}
+        self.clock = clock
+        self._sent_at: dict[str, float] = {}  # monotonic; a probe compares with it
+        jobs.events.subscribe(self)
+
+    def job_event(self, event: JobEvent) -> None:
+        if event.phase == "dispatched":
+            self._sent_at[event.prompt_id] = self.clock()
+        elif event.phase in ("completed", "failed", "interrupted", "cancelled", "retried"):
+            self._sent_at.pop(event.prompt_id, None)
+
+    def started(self, backend: Backend, prompt_id: str) -> None:
+        self.jobs.started(prompt_id, backend.name)
+
+    async def ended(self, backend: str, prompt_id: str, replay: bool) -> StoredJob | None:
+        """A run of `prompt_id` ended on `backend` (its channel or a probe says so)."""
+        job = self.store.get_job(prompt_id)
+        owner = self.registry.get(backend)
+        if job is None or owner is None or not self.jobs.is_run_of(job, backend):
+            return None
+        try:
+            answer = await self.upstream.get_json(f"{owner.url}/history/{prompt_id}")
+        except UpstreamError:
+            return None
+        raw = answer.get(prompt_id) if isinstance(answer, dict) else None
+        if raw is None:  # neither queued nor kept by its backend: lost
+            now = self.store.get_job(prompt_id)  # unless it moved on while we asked
+            if now is not None and now.backend == backend:
+                reason = f"{backend} no longer has it"
+                self.jobs.lost(prompt_id, reason, self.routing.settings.max_attempts)
+            return None
+        entry = with_number(self.present(backend, prompt_id, raw), job.number)
+        if self.completing is not None:
+            entry = await self.completing.complete(prompt_id, owner.url, entry)
+        return self.jobs.ended(prompt_id, backend, entry, replay)
+
+    async def reconcile(self, backend: Backend, snapshot: LoadSnapshot) -> None:
+        """Jobs sent to `backend` before this probe left that its queue no
+        longer holds ended while nobody was told: end them from history."""
+        present = set(snapshot.running) | set(snapshot.pending)
+        for job in self.store.jobs_on(backend.name):
+            sent = self._sent_at.get(job.prompt_id, -math.inf)
+            gone = job.prompt_id not in present and sent < snapshot.taken_at
+            if not gone or job.state not in ("queued", "running"):
+                continue
+            ending = self.ended(backend.name, job.prompt_id, replay=True)
+            if self.completing is not None:
+                self.hold(job.prompt_id, ending)
+            else:
+                await ending
+
+    def hold(self, prompt_id: str, ending: Coroutine[Any, Any, Any]) -> None:
+        """Run a job's end in the background, once at a time per job."""
+        if prompt_id in self.ending:
+            ending.close()
+            return
+        task = asyncio.ensure_future(ending)
+        self.ending[prompt_id] = task
+        task.add_done_callback(lambda _: self.ending.pop(prompt_id, None))
+
+    def holding(self, prompt_id: str) -> bool:
+        """Whether this job's end is held back: with a completing step, a job
+        the balancer has not ended (its outputs being stored, or not yet
+        reconciled after a restart) shows no history, like a running one."""
+        if self.completing is None:
+            return False
+        job = self.store.get_job(prompt_id)
+        return prompt_id in self.ending or (job is not None and not job.finished)
+
+    async def close(self) -> None:
+        """Shutdown: ends still held are dropped; their jobs stay unfinished
+        in the store, so the next start ends them (and completes them) again."""
+        tasks = list(self.ending.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def running_on(self, backend: str) -> StoredJob | None:
+        """The job a backend is executing now, as far as its events tell."""
+        return next((j for j in self.store.jobs_on(backend) if j.state == "running"), None)
+
+
+def with_number(entry: Any, number: float) -> Any:
+    """A history entry showing the pool's `number` (the backend has its own)."""
+    prompt = entry.get("prompt") if isinstance(entry, dict) else None
+    if not isinstance(prompt, list) or not prompt:
+        return entry
+    return {**entry, "prompt": [display_number(number), *prompt[1:]]}

@@ -1,0 +1,308 @@
+"""The one writer of job state.
+
+Every change of a job is one method here: it checks the move is legal (the
+store's atomic `transition` refuses any other), persists it in that one call,
+logs one line and emits one event. Nothing else writes a job. Methods return
+the job as stored after the move, or None when the move did not apply (the
+job had moved on), so callers never act on a stale state.
+
+The waiting index (`queue`) is the dispatch order of the jobs in `waiting`,
+changed only here, next to the transitions that enter and leave that state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from balancer.jobs.events import JobEvent, JobEvents, Phase
+from balancer.jobs.failure import failed_entry
+from balancer.jobs.fair import FairQueue
+from balancer.jobs.model import end_state
+from balancer.jobs.states import FROM, UNFINISHED
+from balancer.logs import get_logger
+from balancer.store import Store, StoredJob
+from balancer.store.model import JobStateName
+
+log = get_logger("balancer.jobs")
+
+Clock = Callable[[], float]
+ClientEvents = tuple[tuple[str, dict[str, Any]], ...]
+
+END_PHASES: dict[str, Phase] = {
+    "succeeded": "completed",
+    "failed": "failed",
+    "interrupted": "interrupted",
+}
+
+
+class Jobs:
+    def __init__(self, store: Store, events: JobEvents, wall: Clock) -> None:
+        self.store = store
+        self.events = events
+        self.wall = wall
+        self.queue = FairQueue()  # round-robin across API keys
+
+    # ---- the one move, and its log line and event
+    def _move(
+        self,
+        prompt_id: str,
+        to: JobStateName,
+        phase: Phase | None,
+        fields: Mapping[str, Any] | None = None,
+        *,
+        from_states: tuple[str, ...] | None = None,
+        detail: str | None = None,
+        client_events: ClientEvents = (),
+    ) -> StoredJob | None:
+        allowed = FROM[to] if from_states is None else from_states
+        job = self.store.transition(prompt_id, allowed, to, fields or {})
+        if job is None:
+            return None
+        if job.state != "waiting":
+            self._dequeue(prompt_id)
+        if phase is not None:
+            self._tell(job, phase, detail, client_events)
+        return job
+
+    def _dequeue(self, prompt_id: str) -> None:
+        """Out of the waiting index; taking the head keeps the tenants' rotation."""
+        head = self.queue.peek()
+        if head is not None and head.prompt_id == prompt_id:
+            self.queue.pop()
+        else:
+            self.queue.remove(prompt_id)
+
+    def _tell(
+        self, job: StoredJob, phase: Phase, detail: str | None, client_events: ClientEvents = ()
+    ) -> None:
+        wait, run = _times(job)
+        level = log.warning if phase in ("failed", "retried", "duplicated") else log.info
+        level(
+            phase,
+            prompt_id=job.prompt_id,
+            backend=job.backend,
+            state=job.state,
+            **({"detail": detail} if detail else {}),
+            **({"queue_wait_s": round(wait, 4)} if wait is not None else {}),
+            **({"run_s": round(run, 4)} if run is not None else {}),
+        )
+        event = JobEvent(
+            job.prompt_id,
+            phase,
+            job.backend,
+            queue_wait=wait,
+            run_time=run,
+            detail=detail,
+            client_id=job.client_id,
+            client_events=client_events,
+        )
+        self.events.emit(event)
+
+    # ---- acceptance
+    def accept(self, job: StoredJob) -> bool:
+        """Record a new job: `waiting` (queued in the balancer) or
+        `dispatching` (sent at once). False if the id is taken."""
+        if not self.store.create(job):
+            return False
+        if job.state == "waiting":
+            self.queue.push(job)
+            self._tell(job, "queued", None)
+        return True
+
+    def refused(self, prompt_id: str) -> None:
+        """A prompt sent at once that its backend refused (a validation
+        error): it was never accepted, so no record stays."""
+        job = self.store.get_job(prompt_id)
+        if job is not None and job.state == "dispatching" and job.attempts == 0:
+            self.store.discard(prompt_id)
+            self._tell(job, "rejected", None)
+
+    # ---- dispatch
+    def bind(self, prompt_id: str, backend: str) -> StoredJob | None:
+        """waiting -> dispatching to `backend`."""
+        return self._move(prompt_id, "dispatching", None, {"backend": backend})
+
+    def unbind(self, prompt_id: str, answer: bytes | None = None) -> StoredJob | None:
+        """dispatching -> waiting: no backend was reached, or (sent at once)
+        every backend turned out busy; `answer` is then what the client is told."""
+        fields: dict[str, Any] = {"backend": None}
+        if answer is not None:
+            fields["answer"] = answer
+        job = self._move(prompt_id, "waiting", None, fields, from_states=("dispatching",))
+        if job is not None:
+            self.queue.push(job)
+            if answer is not None:
+                self._tell(job, "queued", None)
+        return job
+
+    def dispatched(self, prompt_id: str, backend: str, answer: bytes) -> StoredJob | None:
+        """dispatching -> queued on `backend`."""
+        job = self.store.get_job(prompt_id)
+        attempts = job.attempts + 1 if job else 1
+        fields = {"backend": backend, "attempts": attempts, "answer": answer}
+        return self._move(prompt_id, "queued", "dispatched", fields, from_states=("dispatching",))
+
+    def started(self, prompt_id: str, backend: str) -> StoredJob | None:
+        """queued -> running, told by its backend."""
+        job = self.store.get_job(prompt_id)
+        if job is None or job.backend != backend:
+            return None
+        return self._move(prompt_id, "running", "running", {"started_at": self.wall()})
+
+    # ---- the end of a run
+    def ended(self, prompt_id: str, backend: str, entry: Any, replay: bool) -> StoredJob | None:
+        """A run ended on `backend` with this history entry. The first end
+        stands, even from a backend the job was taken from (failover); a
+        later one is recorded on the job as a duplicate run. `replay`: send
+        the client the end events it missed (its channel events were lost)."""
+        job = self.store.get_job(prompt_id)
+        if job is None or not self.is_run_of(job, backend):
+            return None
+        if job.finished:
+            return self._duplicate(job, backend)
+        to = end_state(entry)
+        self.store.put_history(prompt_id, entry)
+        now = self.wall()
+        fields: dict[str, Any] = {"ended_at": now, "started_at": job.started_at or now}
+        if backend != job.backend:  # the earlier run won: the current one is the extra
+            lost = (*job.lost_from, job.backend) if job.backend else job.lost_from
+            fields.update(backend=backend, lost_from=lost)
+        events = end_events(entry, prompt_id) if replay else ()
+        return self._move(prompt_id, to, END_PHASES[to], fields, from_states=(job.state,),
+                          client_events=events)  # fmt: skip
+
+    @staticmethod
+    def is_run_of(job: StoredJob, backend: str) -> bool:
+        """Whether an end on `backend` is news: a run this job had there and
+        whose end was not recorded yet."""
+        if backend in job.duplicates:
+            return False
+        if job.finished:
+            return backend in job.lost_from and backend != job.backend
+        return backend == job.backend or backend in job.lost_from
+
+    def _duplicate(self, job: StoredJob, backend: str) -> StoredJob | None:
+        dups = (*job.duplicates, backend)
+        moved = self.store.transition(job.prompt_id, (job.state,), job.state, {"duplicates": dups})
+        if moved is not None:
+            self._tell(moved, "duplicated", f"a second run ended on {backend}")
+        return moved
+
+    # ---- removal and recall
+    def cancel_waiting(self, prompt_id: str) -> StoredJob | None:
+        """waiting -> cancelled: removed before any backend saw it."""
+        fields = {"ended_at": self.wall()}
+        return self._move(prompt_id, "cancelled", "cancelled", fields, from_states=("waiting",))
+
+    def recalling(self, prompt_id: str) -> StoredJob | None:
+        """queued -> recalling: its backend is asked to drop it (a removal,
+        or work stealing). Until the answer nothing else decides its fate."""
+        return self._move(prompt_id, "recalling", None)
+
+    def cancelled(self, prompt_id: str) -> StoredJob | None:
+        """recalling -> cancelled: its backend confirmed it holds it nowhere."""
+        fields = {"ended_at": self.wall()}
+        return self._move(prompt_id, "cancelled", "cancelled", fields, from_states=("recalling",))
+
+    def kept(self, prompt_id: str, running: bool) -> StoredJob | None:
+        """recalling -> queued or running: its backend still holds it (it
+        had started: ComfyUI never deletes a running job)."""
+        to: JobStateName = "running" if running else "queued"
+        return self._move(prompt_id, to, None, from_states=("recalling",))
+
+    def taken_back(self, prompt_id: str) -> StoredJob | None:
+        """recalling -> waiting: work stealing took it back from its backend,
+        which confirmed it holds it nowhere. It does not count as an attempt."""
+        job = self.store.get_job(prompt_id)
+        if job is None:
+            return None
+        fields = {"backend": None, "attempts": max(0, job.attempts - 1)}
+        moved = self._move(prompt_id, "waiting", None, fields, from_states=("recalling",))
+        if moved is not None:
+            self.queue.push(moved)
+        return moved
+
+    # ---- loss and failure
+    def lost(self, prompt_id: str, reason: str, max_attempts: int) -> StoredJob | None:
+        """Its backend no longer has it: waiting again (to be dispatched
+        again), or failed once it was lost `max_attempts` times. A job being
+        removed is simply gone."""
+        job = self.store.get_job(prompt_id)
+        if job is None or job.state not in ("dispatching", "queued", "running"):
+            return None  # a job being recalled: the recall decides
+        if job.attempts >= max_attempts:
+            return self.fail(prompt_id, "job_lost", f"lost {job.attempts} times: {reason}", {})
+        lost_from = (*job.lost_from, job.backend) if job.backend else job.lost_from
+        fields = {"backend": None, "lost_from": lost_from, "started_at": None}
+        moved = self._move(
+            prompt_id, "waiting", "retried", fields, detail=reason, from_states=(job.state,)
+        )
+        if moved is not None:
+            self.queue.push(moved)
+        return moved
+
+    def fail(
+        self, prompt_id: str, type_: str, message: str, node_errors: dict[str, Any]
+    ) -> StoredJob | None:
+        """End a job visibly without a backend run to show for it: a history
+        entry with the error, and on its client's socket `execution_error`
+        then `executing` null."""
+        job = self.store.get_job(prompt_id)
+        if job is None or job.state not in UNFINISHED:
+            return None
+        entry, error = failed_entry(job, type_, message, node_errors, self.wall())
+        self.store.put_history(prompt_id, entry)
+        events: ClientEvents = (
+            ("execution_error", error),
+            ("executing", {"node": None, "prompt_id": prompt_id}),
+        )
+        return self._move(
+            prompt_id,
+            "failed",
+            "failed",
+            {"ended_at": self.wall()},
+            from_states=(job.state,),
+            detail=type_,
+            client_events=events,
+        )
+
+    # ---- start
+    def restore(self) -> int:
+        """After a restart: waiting jobs wait again; a job caught mid-dispatch
+        is followed on its backend like a queued one (the first probe of
+        that backend reconciles it)."""
+        jobs = self.store.unfinished_jobs()
+        for job in jobs:
+            if job.state == "waiting":
+                self.queue.push(job)
+            elif job.state == "dispatching" and job.backend is not None:
+                self._move(job.prompt_id, "queued", None, from_states=("dispatching",))
+            elif job.state == "dispatching":
+                self.unbind(job.prompt_id)
+        return len(jobs)
+
+
+def _times(job: StoredJob) -> tuple[float | None, float | None]:
+    wait = None if job.started_at is None else max(0.0, job.started_at - job.submitted_at)
+    run = (
+        None
+        if job.started_at is None or job.ended_at is None or not job.finished
+        else max(0.0, job.ended_at - job.started_at)
+    )
+    return wait, run
+
+
+END_EVENTS = frozenset({"execution_success", "execution_error", "execution_interrupted"})
+
+
+def end_events(entry: Any, prompt_id: str) -> ClientEvents:
+    """The end event recorded in a history entry, then `executing` null."""
+    status = entry.get("status") if isinstance(entry, dict) else None
+    messages = status.get("messages") if isinstance(status, dict) else None
+    ends = [
+        (m[0], m[1])
+        for m in (messages if isinstance(messages, list) else [])
+        if isinstance(m, list) and len(m) == 2 and m[0] in END_EVENTS and isinstance(m[1], dict)
+    ]
+    return (*ends[-1:], ("executing", {"node": None, "prompt_id": prompt_id}))
