@@ -77,6 +77,7 @@ class CatalogueReader:
         self._last: dict[str, _Read] = {}
         self._stale: set[str] = set()
         self._failing: set[str] = set()
+        self._reading: dict[str, asyncio.Future[bool]] = {}
 
     def backend_down(self, name: str) -> None:
         """A backend that went down is read again when it is back."""
@@ -92,12 +93,28 @@ class CatalogueReader:
         )
 
     async def after_probe(self, backend: Backend, snapshot: LoadSnapshot) -> None:
-        """Prober listener: read the catalogue when it is due."""
-        if self.due(backend):
+        """Prober listener: read the catalogue when it is due. A probe that
+        comes while a read is under way waits for it, so whoever probed (the
+        demo before printing its curl line) sees the catalogue."""
+        reading = self._reading.get(backend.name)
+        if reading is not None:
+            await asyncio.shield(reading)
+        elif self.due(backend):
             await self.read(backend)
 
     async def read(self, backend: Backend) -> bool:
         """Read one backend's catalogue now; False if it could not be read."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._reading[backend.name] = done
+        ok = False
+        try:
+            ok = await self._read(backend)
+        finally:
+            del self._reading[backend.name]
+            done.set_result(ok)
+        return ok
+
+    async def _read(self, backend: Backend) -> bool:
         name, channel_id = backend.name, backend.channel_id
         self._stale.discard(name)
         self._last[name] = _Read(self.clock(), channel_id)
