@@ -11,11 +11,14 @@ catalogue: a backend that answered once is still judged by what it had.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from balancer.backends.state import Backend, Clock, LoadSnapshot
 from balancer.catalog.model import Catalogue, parse_object_info
+from balancer.catalog.union import Union, build_union
 from balancer.logs import get_logger
 from balancer.upstream import Upstream, UpstreamError
 
@@ -32,6 +35,7 @@ class Catalogues:
         self._by_backend: dict[str, Catalogue] = {}
         self.definitions: dict[str, Any] = {}
         self.version = 0
+        self._union: Union | None = None
 
     def get(self, name: str) -> Catalogue | None:
         return self._by_backend.get(name)
@@ -50,6 +54,17 @@ class Catalogues:
         if changed:
             self.version += 1
         return changed
+
+    def union(self, names: Iterable[str]) -> Union | None:
+        """The union of these backends' known catalogues (None if none is
+        known), recomputed only when a catalogue or the set changed."""
+        known = {n: self._by_backend[n] for n in sorted(names) if n in self._by_backend}
+        if not known:
+            return None
+        key = hashlib.sha256(f"{self.version}|{','.join(known)}".encode()).hexdigest()[:16]
+        if self._union is None or self._union.key != key:
+            self._union = build_union(key, known.values(), self.definitions)
+        return self._union
 
     def forget(self, name: str) -> None:
         if self._by_backend.pop(name, None) is not None:

@@ -1,16 +1,23 @@
-"""GET /object_info and /object_info/{class}: the primary's answer, with
-LoadImage's and LoadImageMask's `image` choices listing the balancer's upload
-store, as ComfyUI lists its own input/ (so the UI offers what will follow the
-prompt to any backend)."""
+"""GET /object_info and /object_info/{class}: the union of the healthy
+backends' catalogues (every node class any of them has, every combo list
+merged), with LoadImage's and LoadImageMask's `image` choices listing the
+balancer's upload store, as ComfyUI lists its own input/ (so the UI offers
+what will follow the prompt to any backend). `/models`, `/models/{folder}`
+and `/embeddings` are the same union. Before any catalogue is known the
+primary answers, as for any pass-through route."""
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from balancer.auth.uploads import visible_inputs
+from balancer.catalog.union import Union
 from balancer.errors import error_response
 from balancer.files.refs import LOADERS
 from balancer.proxy.context import ctx, reply_response, upstream_failed
@@ -53,9 +60,60 @@ async def _answer(request: web.Request, path: str) -> web.StreamResponse:
     return web.json_response(with_inputs(info, names))
 
 
+def pool_union(request: web.Request) -> Union | None:
+    """The union of the healthy backends' catalogues; None before any is known."""
+    b = ctx(request)
+    return b.catalogues.union(backend.name for backend in b.registry.healthy())
+
+
+def _cached(request: web.Request, etag: str, body: Any) -> web.Response:
+    """200 with an ETag, or 304 when the client holds this version."""
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers={"ETag": etag})
+    return web.json_response(body, headers={"ETag": etag})
+
+
+async def _union_info(request: web.Request, node_class: str | None) -> web.StreamResponse:
+    union = pool_union(request)
+    if union is None:
+        path = request.rel_url.raw_path.removeprefix("/api")
+        return await _answer(request, path)
+    names = visible_inputs(request, files_of(request).store.input_images())
+    digest = hashlib.sha256("\0".join(names).encode()).hexdigest()[:8]
+    etag = f'"{union.key}-{digest}"'
+    info = union.object_info
+    if node_class is not None:
+        info = {node_class: info[node_class]} if node_class in info else {}
+    mine = {k: copy.deepcopy(v) if k in LOADERS else v for k, v in info.items()}
+    return _cached(request, etag, with_inputs(mine, names))
+
+
 async def get_object_info(request: web.Request) -> web.StreamResponse:
-    return await _answer(request, "/object_info")
+    return await _union_info(request, None)
 
 
 async def get_object_info_class(request: web.Request) -> web.StreamResponse:
-    return await _answer(request, request.rel_url.raw_path.removeprefix("/api"))
+    return await _union_info(request, request.match_info["node_class"])
+
+
+async def _union_list(request: web.Request, pick: Callable[[Union], Any]) -> web.StreamResponse:
+    union = pool_union(request)
+    if union is None:
+        return await _answer(request, request.rel_url.raw_path.removeprefix("/api"))
+    body = pick(union)
+    if body is None:
+        return web.Response(status=404)
+    return _cached(request, f'"{union.key}"', body)
+
+
+async def get_models(request: web.Request) -> web.StreamResponse:
+    return await _union_list(request, lambda u: list(u.models))
+
+
+async def get_models_folder(request: web.Request) -> web.StreamResponse:
+    folder = request.match_info["folder"]
+    return await _union_list(request, lambda u: u.models.get(folder))
+
+
+async def get_embeddings(request: web.Request) -> web.StreamResponse:
+    return await _union_list(request, lambda u: u.embeddings)

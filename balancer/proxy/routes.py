@@ -42,6 +42,9 @@ COMFY_ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/upload/mask", upload_routes.upload_mask),
     ("GET", "/object_info", object_info_routes.get_object_info),
     ("GET", "/object_info/{node_class}", object_info_routes.get_object_info_class),
+    ("GET", "/models", object_info_routes.get_models),
+    ("GET", "/models/{folder}", object_info_routes.get_models_folder),
+    ("GET", "/embeddings", object_info_routes.get_embeddings),
     ("GET", "/ws", websocket),
 )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -24,8 +25,14 @@ SPEED = {"time_scale": 1.0, "step_time": 0.04, "checkpoint_load_time": 0.1}
 
 
 @pytest.fixture
-async def pool(tmp_path: Path) -> AsyncIterator[UiPool]:
-    async with ui_pool(tmp_path / "servers", **SPEED) as running:
+def own_options() -> dict[str, dict[str, Any]]:
+    """Options some backends have of their own (a test module overrides it)."""
+    return {}
+
+
+@pytest.fixture
+async def pool(tmp_path: Path, own_options: dict[str, dict[str, Any]]) -> AsyncIterator[UiPool]:
+    async with ui_pool(tmp_path / "servers", own=own_options, **SPEED) as running:
         async with aiohttp.ClientSession() as http:
             # a returning user: no first-run template browser over the graph
             done = {"Comfy.TutorialCompleted": True}

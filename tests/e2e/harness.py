@@ -26,15 +26,19 @@ class UiPool:
 
 
 @contextlib.asynccontextmanager
-async def ui_pool(root: Path, count: int = 2, **options: Any) -> AsyncIterator[UiPool]:
-    """`count` emulators (gpu0 primary) and the balancer, prober on a fast interval."""
+async def ui_pool(
+    root: Path, count: int = 2, own: dict[str, dict[str, Any]] | None = None, **options: Any
+) -> AsyncIterator[UiPool]:
+    """`count` emulators (gpu0 primary) and the balancer, prober on a fast
+    interval; `own` gives some backends options of their own."""
     running: list[Running] = []
     emulators: dict[str, Emulator] = {}
     backends: dict[str, str] = {}
     try:
         for i in range(count):
             name = f"gpu{i}"
-            opts = EmulatorOptions(name=name, base_dir=root / name, **options)
+            mine = {**options, **(own or {}).get(name, {})}
+            opts = EmulatorOptions(name=name, base_dir=root / name, **mine)
             app = create_emulator_app(opts)
             emulators[name] = app[EMULATOR]
             served = await start(app, "127.0.0.1", 0, shutdown_timeout=1.0)
