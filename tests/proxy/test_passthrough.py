@@ -146,13 +146,13 @@ async def test_pass_through_goes_to_the_primary_then_first_healthy(
     pool = await make_pool(0, extra_apps={"a": first, "b": second}, primary="b")
     seen_first.clear()  # the balancer's own catalogue reads at the first probe
     seen_second.clear()
-    await pool.client.get("/embeddings")
-    assert [r["raw_path"] for r in seen_second] == ["/embeddings"] and seen_first == []
+    await pool.client.get("/extensions")
+    assert [r["raw_path"] for r in seen_second] == ["/extensions"] and seen_first == []
     await pool.servers["b"].close()
     for _ in range(3):
         await pool.probe()
-    await pool.client.get("/api/embeddings")
-    assert [r["raw_path"] for r in seen_first] == ["/api/embeddings"]
+    await pool.client.get("/api/extensions")
+    assert [r["raw_path"] for r in seen_first] == ["/api/extensions"]
 
 
 async def test_fan_out_writes_reach_every_backend(make_pool: PoolFactory, tmp_path: Path) -> None:
