@@ -69,6 +69,11 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                       default="8,64,512", help="pool sizes, one row each")  # fmt: skip
     pick.add_argument("--seconds", type=float, default=1.0, help="per measurement")
 
+    memory = command("memory", help="finished jobs to the store's RSS, memory and SQLite")
+    memory.set_defaults(runner="balancer.bench.memory:run_memory_bench")
+    memory.add_argument("--jobs", type=lambda s: [int(x) for x in s.split(",")],
+                        default="10000,50000,100000", help="checkpoints")  # fmt: skip
+
     store = command("store", help="the cost of one store write, memory vs SQLite")
     store.set_defaults(runner="balancer.bench.store:run_store_bench")
     store.add_argument("--writes", type=int, default=2000, help="writes timed per row")

@@ -1,0 +1,80 @@
+"""`comfyui-balancer bench memory`: finished jobs to the store's memory.
+
+Each store in a child process of its own (a fresh interpreter, so one's
+memory does not colour the other's), driven through the calls a job makes
+in its life: put_job, put_pin, put_job (dispatched), put_history with a
+realistic entry (about 1 KB), remove_job. RSS is read from /proc after each
+checkpoint, and the SQLite file's size with it; the first checkpoint is the
+reference the later ones are compared with. `history.max_items` is the
+default (10,000): past it, entries and their pins expire together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from balancer.bench.harness import table
+from balancer.bench.history import synthetic_entry
+from balancer.store import MemoryStore, Pin, SqliteStore, Store, StoredJob
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def one_job(store: Store, i: int) -> None:
+    pid = f"job-{i:07d}"
+    request = {"prompt": {"1": {"class_type": "EmptyImage", "inputs": {"color": i}}}}
+    job = StoredJob(pid, request, "digest", "client", float(i), submitted_at=float(i))
+    store.put_job(job)
+    store.put_pin(Pin(pid, f"gpu{i % 8}", "digest", b'{"prompt_id": "%s"}' % pid.encode(), "c"))
+    store.put_job(StoredJob(pid, request, "digest", "client", float(i), "dispatched", "gpu0"))
+    entry = synthetic_entry(i)
+    entry["prompt"][1] = pid
+    store.put_history(pid, entry)
+    store.remove_job(pid)
+
+
+def child(kind: str, checkpoints: list[int]) -> None:
+    """Runs in the child: prints one JSON line per checkpoint."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-memory-"))
+    store: Store = MemoryStore() if kind == "memory" else SqliteStore(folder / "b.db")
+    done = 0
+    for checkpoint in checkpoints:
+        while done < checkpoint:
+            one_job(store, done)
+            done += 1
+        db = folder / "b.db"
+        size = sum(p.stat().st_size for p in folder.glob("b.db*")) if db.exists() else 0
+        print(json.dumps({"jobs": done, "rss": rss_mb(), "disk": size / 1e6}), flush=True)
+
+
+def measure(checkpoints: list[int]) -> str:
+    rows = []
+    for kind in ("memory", "sqlite"):
+        args = [sys.executable, "-m", "balancer.bench.memory", kind, *map(str, checkpoints)]
+        out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+        points = [json.loads(line) for line in out.splitlines()]
+        first = points[0]["rss"]
+        for p in points:
+            disk = f"{p['disk']:.1f}" if kind == "sqlite" else ""
+            rows.append([kind, p["jobs"], f"{p['rss']:.1f}", f"{p['rss'] / first:.2f}x", disk])
+    headers = ["store", "finished jobs", "RSS MB", "vs first", "disk MB"]
+    return table(headers, rows) + "\n(goal: within 1.10x of the first row from 10k to 100k jobs)"
+
+
+def run_memory_bench(args: argparse.Namespace) -> int:
+    print(measure(args.jobs))
+    return 0
+
+
+if __name__ == "__main__":
+    child(sys.argv[1], [int(x) for x in sys.argv[2:]])
