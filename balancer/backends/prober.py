@@ -22,6 +22,8 @@ from balancer.upstream import Upstream, UpstreamError, UpstreamTimeout, is_death
 
 log = get_logger("balancer.prober")
 
+SLICES = 10  # groups a round's starts are spread over
+
 # Called after every successful probe of a backend (job reconciliation, drains).
 ProbeListener = Callable[[Backend, LoadSnapshot], Awaitable[None]]
 # Called after every failed probe, with whether it showed a death (refused or
@@ -71,7 +73,9 @@ class Prober:
         on_failure: FailureListener,
         listeners: Sequence[ProbeListener],
         on_down: Sequence[Callable[[str], None]],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        self.sleep = sleep
         self.registry = registry
         self.upstream = upstream
         self.settings = settings
@@ -86,21 +90,43 @@ class Prober:
         await asyncio.gather(*(self.probe(b) for b in self.registry))
         self.rounds += 1
 
+    async def probe_spread(self) -> None:
+        """One round whose starts are spread over half an interval in
+        `SLICES` groups, so 1,000 backends are not all asked at once (their
+        answers would then all arrive at once, and the first round's would
+        time out behind each other)."""
+        backends = list(self.registry)
+        slices = max(1, min(SLICES, len(backends)))
+        gap = self.settings.interval / 2 / slices
+        started = []
+        for index in range(slices):
+            if index:
+                await self.sleep(gap)
+            started += [asyncio.create_task(self.probe(b)) for b in backends[index::slices]]
+        await asyncio.gather(*started)
+        self.rounds += 1
+
     async def probe(self, backend: Backend) -> None:
         started = self.clock()
         timeout = self.settings.timeout
+        last = backend.snapshot
+        stats_due = last is None or started - last.stats_at >= self.settings.stats_interval
+        paths = ("/queue", "/system_stats") if stats_due else ("/queue",)
         try:
-            queue, stats = await asyncio.gather(
-                self.upstream.get_json(backend.url + "/queue", timeout=timeout),
-                self.upstream.get_json(backend.url + "/system_stats", timeout=timeout),
+            answers = await asyncio.gather(
+                *(self.upstream.get_json(backend.url + path, timeout=timeout) for path in paths)
             )
-            running, pending = parse_queue(queue)
+            running, pending = parse_queue(answers[0])
         except UpstreamError as exc:
             self._failed(backend, exc, started)
             return
         backend.saw_life(self.clock())
+        if stats_due or last is None:
+            stats, stats_at = answers[-1], started
+        else:
+            stats, stats_at = last.stats, last.stats_at
         total, free = parse_vram(stats)
-        snapshot = LoadSnapshot(started, running, pending, total, free, stats)
+        snapshot = LoadSnapshot(started, running, pending, total, free, stats, stats_at)
         backend.record_success(snapshot, self.settings)
         for listener in self.listeners:
             await listener(backend, snapshot)
@@ -123,8 +149,8 @@ class Prober:
     async def run(self) -> None:
         """Probe forever; the caller cancels the task at shutdown. After the
         first round, one line says how the pool looks."""
-        await self.probe_all()
+        await self.probe_spread()
         log.info("pool", **pool_summary(self.registry))
         while True:
-            await asyncio.sleep(self.settings.interval)
-            await self.probe_all()
+            await self.sleep(self.settings.interval)
+            await self.probe_spread()

@@ -37,8 +37,10 @@ class LoadSnapshot:
     pending: tuple[str, ...]
     vram_total: int | None
     vram_free: int | None
-    # The /system_stats answer as the backend gave it.
+    # The /system_stats answer as the backend gave it, and when it was asked
+    # (every `probe.stats_interval`, so it may be older than `taken_at`).
     stats: Any = field(default=None, compare=False, repr=False)
+    stats_at: float = 0.0
 
     @property
     def queue_size(self) -> int:

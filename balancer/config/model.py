@@ -28,6 +28,8 @@ class ProbeSettings:
     """How the prober watches backends."""
 
     interval: float = 1.0
+    # How often /system_stats (VRAM) is read; 0: with every probe.
+    stats_interval: float = 0.0
     timeout: float = 2.0
     unhealthy_after: int = 3
     healthy_after: int = 1

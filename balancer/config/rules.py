@@ -179,6 +179,7 @@ PARSERS: dict[tuple[type, str], Parser] = {
 CHECKS: dict[tuple[type, str], Check] = {
     (ListenSettings, "port"): _between(1, 65535),
     (ProbeSettings, "interval"): _positive,
+    (ProbeSettings, "stats_interval"): _at_least(0),
     (ProbeSettings, "timeout"): _positive,
     (ProbeSettings, "unhealthy_after"): _at_least(1),
     (ProbeSettings, "healthy_after"): _at_least(1),

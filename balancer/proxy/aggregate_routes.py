@@ -62,7 +62,7 @@ def _probed_stats(b: Balancer, now: float) -> list[tuple[str, Any, float]]:
     probed = []
     for backend in b.registry.healthy():
         snapshot = backend.snapshot
-        age = None if snapshot is None else now - snapshot.taken_at
+        age = None if snapshot is None else now - snapshot.stats_at
         if snapshot is None or snapshot.stats is None or age is None:
             return []
         if age >= b.settings.probe.interval:
