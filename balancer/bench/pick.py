@@ -18,7 +18,14 @@ from functools import partial
 from balancer.backends.state import Backend, LoadSnapshot
 from balancer.bench.harness import table
 from balancer.catalog.fit import Fit
-from balancer.config.model import BackendSettings, ProbeSettings, RoutingPolicy, RoutingSettings
+from balancer.config.model import (
+    BackendSettings,
+    LogSettings,
+    ProbeSettings,
+    RoutingPolicy,
+    RoutingSettings,
+)
+from balancer.logs import configure_logging
 from balancer.scheduling.candidate import candidates_from
 from balancer.scheduling.policies import build_policy
 
@@ -74,5 +81,6 @@ def measure(sizes: list[int], seconds: float) -> str:
 
 
 def run_pick_bench(args: argparse.Namespace) -> int:
+    configure_logging(LogSettings(level="error"))  # no backend_up line per backend
     print(measure(args.backends, args.seconds))
     return 0
