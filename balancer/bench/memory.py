@@ -2,8 +2,8 @@
 
 Each store in a child process of its own (a fresh interpreter, so one's
 memory does not colour the other's), driven through the calls a job makes
-in its life: put_job, put_pin, put_job (dispatched), put_history with a
-realistic entry (about 1 KB), remove_job. RSS is read from /proc after each
+in its life: create, put_pin, transition to running, put_history with a
+realistic entry (about 1 KB), transition to succeeded. RSS is read from /proc after each
 checkpoint, and the SQLite file's size with it; the first checkpoint is the
 reference the later ones are compared with. `history.max_items` is the
 default (10,000): past it, entries and their pins expire together.
@@ -33,14 +33,13 @@ def rss_mb() -> float:
 def one_job(store: Store, i: int) -> None:
     pid = f"job-{i:07d}"
     request = {"prompt": {"1": {"class_type": "EmptyImage", "inputs": {"color": i}}}}
-    job = StoredJob(pid, request, "digest", "client", float(i), submitted_at=float(i))
-    store.put_job(job)
+    store.create(StoredJob(pid, request, "digest", "client", float(i), submitted_at=float(i)))
     store.put_pin(Pin(pid, f"gpu{i % 8}", "digest", b'{"prompt_id": "%s"}' % pid.encode(), "c"))
-    store.put_job(StoredJob(pid, request, "digest", "client", float(i), "dispatched", "gpu0"))
+    store.transition(pid, {"waiting"}, "running", {"backend": "gpu0", "started_at": float(i)})
     entry = synthetic_entry(i)
     entry["prompt"][1] = pid
     store.put_history(pid, entry)
-    store.remove_job(pid)
+    store.transition(pid, {"running"}, "succeeded", {"ended_at": float(i) + 1})
 
 
 def child(kind: str, checkpoints: list[int]) -> None:
