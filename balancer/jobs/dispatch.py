@@ -20,6 +20,7 @@ from balancer.backends.state import Backend, Clock
 from balancer.catalog.fit import Fitter
 from balancer.catalog.needs import Needs
 from balancer.config.model import ProbeSettings
+from balancer.jobs.events import JobEvent
 from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
 from balancer.logs import get_logger
@@ -89,6 +90,10 @@ def display_number(number: float) -> float | int:
     return int(number) if float(number).is_integer() else number
 
 
+# Phases after which a job is never sent again.
+ENDED = frozenset({"completed", "failed", "interrupted", "cancelled", "rejected"})
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -110,28 +115,23 @@ class Dispatcher:
         self.probe = probe
         self.clock = clock
         self.before_dispatch = before_dispatch
-        # Told every scheduling outcome ("chosen", "all_down", ...), for metrics.
+        # Told each routing decision, one per prompt (`decided`), for metrics.
         self.decision_listeners: list[Callable[[str], None]] = []
         self._sending: dict[str, asyncio.Event] = {}
+        # Unfinished jobs already sent somewhere: another send is a re-route.
+        self._routed: set[str] = set()
+        jobs.events.subscribe(self)
 
     @property
     def picker(self) -> Picker:
         return self.routing.picker
 
-    def choose(
-        self, needs: Needs, tried: set[str], count_misses: bool = True, rotate: bool = True
-    ) -> Backend | NoBackend:
-        """The best backend not yet tried for a prompt with these needs. Every
-        outcome is reported to the decision listeners, except misses when
-        `count_misses` is off (the late binder asks on every wake-up; only its
-        choices are decisions)."""
+    def choose(self, needs: Needs, tried: set[str], rotate: bool = True) -> Backend | NoBackend:
+        """The best backend not yet tried for a prompt with these needs. Only
+        a look (the late binder and the work stealer look on every wake-up):
+        the decision is counted when a job is sent, or refused (`decided`)."""
         left = [b for b in self.registry if b.name not in tried]
         decision = self.picker.pick(self._candidates(left, needs), rotate)
-        missed = isinstance(decision, NoBackend)
-        if count_misses or not missed:
-            outcome = decision.outcome if isinstance(decision, NoBackend) else "chosen"
-            for listener in self.decision_listeners:
-                listener(outcome)
         if isinstance(decision, NoBackend):
             return decision
         backend = self.registry.get(decision.name)
@@ -147,9 +147,20 @@ class Dispatcher:
         idle (a decision, reported), or None."""
         impossible = self.picker.feasible(self._candidates(list(self.registry), needs))
         if impossible is not None:
-            for listener in self.decision_listeners:
-                listener(impossible.outcome)
+            self.decided(impossible.outcome)
         return impossible
+
+    def decided(self, outcome: str) -> None:
+        """One prompt, one decision: `chosen` when it is first sent to a
+        backend, `rerouted` each time it is sent to another one (a refused
+        connection, a lost backend, work stealing), or why no backend could
+        take it (a 503)."""
+        for listener in self.decision_listeners:
+            listener(outcome)
+
+    def job_event(self, event: JobEvent) -> None:
+        if event.phase in ENDED:
+            self._routed.discard(event.prompt_id)
 
     async def settled(self, prompt_id: str) -> None:
         """Wait until a send of this job in flight has its outcome recorded."""
@@ -161,6 +172,8 @@ class Dispatcher:
         """Forward `job` (waiting or dispatching) to `backend`."""
         if self.jobs.bind(job.prompt_id, backend.name) is None:
             return Gone()
+        self.decided("rerouted" if job.prompt_id in self._routed else "chosen")
+        self._routed.add(job.prompt_id)
         done = self._sending[job.prompt_id] = asyncio.Event()
         try:
             return await self._send(job, backend)

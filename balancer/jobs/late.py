@@ -83,7 +83,7 @@ class LateBinder:
         (its model went away) fails visibly instead of waiting forever."""
         for job in list(itertools.islice(self.jobs.queue, LOOKAHEAD)):
             needs = needs_of(job.request.get("prompt"))
-            backend = self.dispatcher.choose(needs, set(), count_misses=False)
+            backend = self.dispatcher.choose(needs, set())
             if not isinstance(backend, NoBackend):
                 return job, backend
             unmet = self.dispatcher.fitter.refusal(needs)
@@ -100,7 +100,7 @@ class LateBinder:
         behind a running one elsewhere, to bind it again (see steal.py)."""
         if not self.routing.steals:
             return False
-        idle = self.dispatcher.choose(Needs(), set(), count_misses=False, rotate=False)
+        idle = self.dispatcher.choose(Needs(), set(), rotate=False)
         if isinstance(idle, NoBackend) or idle.load() != 0:
             return False
         job = self.stealer.candidate(idle, partial(self._fits, idle))

@@ -237,6 +237,7 @@ class Submitter:
         if tried:
             log.warning("no_backend", outcome="unreachable", tried=sorted(tried))
             return Refusal(502, "bad_gateway", "No backend could be reached")
+        self.dispatcher.decided(decision.outcome)
         return self._no_backend(decision)
 
     def _no_backend(self, decision: NoBackend) -> Refusal:

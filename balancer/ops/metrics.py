@@ -93,7 +93,7 @@ class Metrics:
         )
         self.decisions = Counter(
             f"{PREFIX}_routing_decisions",
-            "scheduling decisions for POST /prompt by outcome (chosen or why none)",
+            "routing decisions, one per prompt (rerouted: once more per re-route), by outcome",
             ["outcome"],
             registry=r,
         )
