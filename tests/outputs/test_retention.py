@@ -41,7 +41,7 @@ async def test_without_wait_the_job_ends_first_and_its_url_follows(
 async def test_objects_older_than_delete_after_are_deleted(
     make_pool: PoolFactory, s3: S3Server
 ) -> None:
-    pool = await make_pool(1, settings_overrides={"outputs": sink_settings(s3, delete_after=60)})
+    pool = await make_pool(1, settings_overrides={"outputs": sink_settings(s3)})
     sink = pool.client.app[OUTPUTS]  # type: ignore[index]
     store = pool.balancer.store
     old, new = [(await pool.submit(colored(c)))["prompt_id"] for c in (1, 2)]
