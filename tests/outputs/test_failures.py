@@ -3,9 +3,11 @@ after the retries, counted and shown; the bucket back: later jobs copy."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from support import PoolFactory, colored
+import pytest
+from support import CHROMIUM, CHROMIUM_ARGS, PoolFactory, colored
 
 from balancer.bench.s3server import S3Server
 
@@ -49,3 +51,26 @@ async def test_jobs_end_while_the_bucket_is_down_and_copy_again_after(
     assert 'comfyui_balancer_outputs_stored_files_total{how="put"} 1.0' in metrics
     size = s3.object_path(stored["key"]).stat().st_size
     assert f"comfyui_balancer_outputs_stored_bytes_total {float(size)}" in metrics
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed")
+async def test_the_status_page_shows_an_unreachable_bucket(
+    make_pool: PoolFactory, s3: S3Server
+) -> None:
+    from playwright.async_api import async_playwright
+
+    pool = await make_pool(1, settings_overrides={"outputs": sink_settings(s3)})
+    s3.stop()
+    prompt_id = (await pool.submit(colored(3)))["prompt_id"]
+    await pool.done(prompt_id, timeout=30)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(str(pool.client.make_url("/balancer")))
+            await page.wait_for_selector("#outputs span")
+            line = await page.locator("#outputs").inner_text()
+        finally:
+            await browser.close()
+    assert "outputs: s3 bucket outputs-test" in line and "unreachable" in line
+    assert "backlog 0" in line and "last error: bucket:" in line
