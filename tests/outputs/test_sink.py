@@ -10,6 +10,7 @@ import aiohttp
 from support import PoolFactory, colored
 
 from balancer.bench.s3server import S3Server
+from balancer.outputs.setup import OUTPUTS
 
 from .conftest import sink_settings
 
@@ -69,3 +70,22 @@ async def test_redirect_mode_sends_the_client_to_a_signed_url(
     resp = await pool.client.get("/view", params=query, allow_redirects=False)
     assert resp.status == 302
     assert resp.headers["Location"].startswith(f"{s3.endpoint}/")
+
+
+async def test_copying_a_stored_output_again_is_skipped_by_key_and_size(
+    make_pool: PoolFactory, s3: S3Server
+) -> None:
+    pool = await make_pool(1, settings_overrides={"outputs": sink_settings(s3)})
+    prompt_id = (await pool.submit(colored(6)))["prompt_id"]
+    await pool.done(prompt_id, timeout=30)
+    kept = pool.balancer.store.get_history(prompt_id)
+    key = first_image(kept)["key"]
+    before = s3.object_path(key).stat().st_mtime_ns
+    sink = pool.client.app[OUTPUTS]  # type: ignore[index]
+    backend = pool.balancer.registry.get("gpu0")
+    assert backend is not None
+    again = await sink.complete(prompt_id, backend.url, kept)  # as after a restart
+    assert first_image(again)["key"] == key and first_image(again)["stored"] is True
+    assert s3.object_path(key).stat().st_mtime_ns == before
+    metrics = await (await pool.client.get("/metrics")).text()
+    assert 'comfyui_balancer_outputs_stored_files_total{how="skipped"} 1.0' in metrics
