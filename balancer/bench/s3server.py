@@ -41,8 +41,6 @@ class S3Server:
             "--auth-key",
             f"{ACCESS_KEY},{SECRET_KEY}",
             "--force-path-style",
-            "--dir-cache-time",
-            "0s",
             "--config",
             "/dev/null",
             str(self.root),
@@ -67,7 +65,11 @@ class S3Server:
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(10)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:  # a hung server ignores SIGTERM
+                self.proc.kill()
+                self.proc.wait(5)
         self.proc = None
 
     def object_path(self, key: str) -> Path:
