@@ -29,10 +29,12 @@ from balancer.jobs.dispatch import display_number
 from balancer.jobs.events import JobEvent
 from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
+from balancer.logs import get_logger
 from balancer.store import StoredJob
 from balancer.upstream import Upstream, UpstreamError
 
 # (backend name, prompt_id, raw history entry) -> the entry as clients see it
+log = get_logger("balancer.jobs")
 Present = Callable[[str, str, Any], Any]
 
 
@@ -89,8 +91,17 @@ class Follower:
             return None
         entry = with_number(self.present(backend, prompt_id, raw), job.number)
         if self.completing is not None:
-            entry = await self.completing.complete(prompt_id, owner.url, entry)
+            entry = await self._complete(self.completing, prompt_id, owner.url, entry)
         return self.jobs.ended(prompt_id, backend, entry, replay)
+
+    async def _complete(self, step: CompletingStep, prompt_id: str, url: str, entry: Any) -> Any:
+        """The completing step's entry; if the step itself breaks, the job
+        still ends, with the entry as its backend gave it."""
+        try:
+            return await step.complete(prompt_id, url, entry)
+        except Exception:
+            log.exception("completing_step_failed", prompt_id=prompt_id)
+            return entry
 
     async def reconcile(self, backend: Backend, snapshot: LoadSnapshot) -> None:
         """Jobs sent to `backend` before this probe left that its queue no

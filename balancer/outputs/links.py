@@ -10,9 +10,14 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from botocore.exceptions import BotoCoreError
+
 from balancer.config.model import OutputSettings
+from balancer.logs import get_logger
 from balancer.outputs.bucket import Bucket
 from balancer.outputs.items import stored_keys
+
+log = get_logger("balancer.outputs")
 
 
 class Links:
@@ -20,11 +25,16 @@ class Links:
         self.settings = settings
         self.bucket = bucket
 
-    async def url(self, key: str) -> str:
+    async def url(self, key: str) -> str | None:
+        """None when no URL can be signed (no credentials): `/view` still serves it."""
         base = self.settings.public_base_url
         if base is not None:
             return f"{base.rstrip('/')}/{quote(key)}"
-        return await self.bucket.presign(key, self.settings.presign_ttl)
+        try:
+            return await self.bucket.presign(key, self.settings.presign_ttl)
+        except BotoCoreError as exc:
+            log.warning("output_presign_failed", key=key, error=type(exc).__name__)
+            return None
 
     async def fresh(self, entry: Any) -> Any:
         """The entry with a new `url` on every stored item (in place on a copy)."""
@@ -35,10 +45,15 @@ class Links:
         return _replace_urls(entry, urls)
 
 
-def _replace_urls(entry: dict[str, Any], urls: dict[str, str]) -> dict[str, Any]:
+def with_url(item: dict[str, Any], url: str | None) -> dict[str, Any]:
+    rest = {k: v for k, v in item.items() if k != "url"}
+    return rest if url is None else {**rest, "url": url}
+
+
+def _replace_urls(entry: dict[str, Any], urls: dict[str, str | None]) -> dict[str, Any]:
     def item(value: Any) -> Any:
         if isinstance(value, dict) and value.get("stored") and value.get("key") in urls:
-            return {**value, "url": urls[value["key"]]}
+            return with_url(value, urls[value["key"]])
         return value
 
     outputs = {

@@ -24,13 +24,13 @@ from balancer.outputs.items import (
     stored_keys,
     with_items,
 )
-from balancer.outputs.links import Links
+from balancer.outputs.links import Links, with_url
 from balancer.outputs.metrics import OutputMetrics
 from balancer.outputs.state import SinkState
 from balancer.store import Store
 
 log = get_logger("balancer.outputs")
-PARALLEL = 4  # files of one job copied at once
+PARALLEL = 4  # files copied at once, across all jobs
 
 
 class OutputSink:
@@ -93,7 +93,7 @@ class OutputSink:
             result = done[(file.node_id, file.kind, file.index)]
             if not result.stored:
                 return {**item, "stored": False}
-            return {**item, "stored": True, "key": result.key, "url": urls[result.key]}
+            return with_url({**item, "stored": True, "key": result.key}, urls[result.key])
 
         kept = with_items(entry, mark, self.settings.include_temp)
         self.files.add(kept)

@@ -24,8 +24,9 @@ async def view_from_bucket(
     key = sink.files.key_of(ref)
     if key is None:
         return None
-    if sink.settings.view == "redirect":
-        raise web.HTTPFound(await sink.links.url(key))
+    url = await sink.links.url(key) if sink.settings.view == "redirect" else None
+    if url is not None:
+        raise web.HTTPFound(url)
     try:
         stored = await sink.bucket.get(key, request.headers.get("Range"))
     except BucketError as exc:
