@@ -12,8 +12,13 @@ from typing import Any
 
 from aiohttp import web
 
+from balancer.redact import redact
+
 
 def error_body(type_: str, message: str, details: str = "") -> dict[str, Any]:
+    """Message and details are redacted: an upstream error's text may name a
+    URL with its password, or echo a header."""
+    message, details = redact(message), redact(details)
     return {
         "error": {"type": type_, "message": message, "details": details, "extra_info": {}},
         "node_errors": {},

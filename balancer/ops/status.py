@@ -11,6 +11,7 @@ from typing import Any
 from balancer.backends.state import Backend
 from balancer.jobs.events import JobEvent
 from balancer.jobs.follow import Follower
+from balancer.redact import display_url, redact
 
 POOL_SUMS = (
     "queue_running",
@@ -62,7 +63,7 @@ def backend_status(b: Backend, now: float, tally: JobTally, follower: Follower) 
         used = snap.vram_total - snap.vram_free
     return {
         "name": b.name,
-        "url": b.url,
+        "url": display_url(b.url),  # never its user:password
         "state": backend_state(b),
         "drain_reasons": sorted(b.drain_reasons),
         "queue_running": len(snap.running) if snap else None,
@@ -72,7 +73,7 @@ def backend_status(b: Backend, now: float, tally: JobTally, follower: Follower) 
         "vram_total": snap.vram_total if snap else None,
         "vram_limit": _limit_bytes(b),
         "last_probe_age_s": round(now - snap.taken_at, 3) if snap else None,
-        "last_error": b.last_error,
+        "last_error": redact(b.last_error) if b.last_error else None,
         "jobs_done": tally.done.get(b.name, 0),
         "jobs_failed": tally.failed.get(b.name, 0),
         "running_prompt_id": running_prompt(b, follower),
