@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from balancer import client_json
 from balancer.backends.state import Backend
 from balancer.errors import error_response
 from balancer.state import Balancer
@@ -35,7 +36,7 @@ async def read_json_object(request: web.Request, *, empty_ok: bool = False) -> A
     if empty_ok and not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
+        data = client_json.parse(raw)
     except ValueError as exc:
         if empty_ok:
             return {}

@@ -9,7 +9,6 @@ error shape, never a 500 or a silent success.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from PIL import UnidentifiedImageError
 
+from balancer import client_json
 from balancer.auth.principal import principal_of
 from balancer.auth.uploads import may_use, scoped_key
 from balancer.errors import error_response
@@ -183,7 +183,7 @@ async def upload_mask(request: web.Request) -> web.StreamResponse:
 async def _original(request: web.Request, files: Files, raw: str | None) -> str:
     """The sha256 of the image `original_ref` names, fetched into the store."""
     try:
-        ref: Any = json.loads(raw or "")
+        ref: Any = client_json.parse(raw or "")
         if not isinstance(ref, dict):
             raise ValueError("not an object")
         name, kind = split_annotation(str(ref.get("filename") or ""), ref.get("type") or "output")

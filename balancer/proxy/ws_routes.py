@@ -9,11 +9,11 @@ the rest of that job's events from then on.
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from aiohttp import WSMsgType, web
 
+from balancer import client_json
 from balancer.auth.principal import principal_of
 from balancer.proxy.context import ctx
 from balancer.proxy.ws_hub import ClientHub, ClientSocket, event
@@ -54,7 +54,7 @@ async def read_client(hub: ClientHub, sock: ClientSocket, max_upload: int) -> No
             continue
         first = False
         try:
-            message = json.loads(msg.data)
+            message = client_json.parse(msg.data)
         except ValueError:
             continue
         if isinstance(message, dict) and message.get("type") == "feature_flags":

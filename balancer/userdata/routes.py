@@ -7,7 +7,6 @@ its bare path and under `/api`.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from balancer import client_json
 from balancer.userdata.store import PathRefused, UserFiles
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -55,7 +55,7 @@ class UserDataRoutes:
 
     async def post_users(self, request: web.Request) -> web.Response:
         try:
-            body = await request.json()
+            body = client_json.parse(await request.read())
             user_id = self.files(request).add_user(str(body["username"]))
         except (ValueError, KeyError, TypeError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
@@ -192,4 +192,4 @@ class UserDataRoutes:
 
 async def _json_body(request: web.Request) -> object:
     """The JSON body; ValueError when it is not JSON."""
-    return json.loads(await request.read())
+    return client_json.parse(await request.read())

@@ -19,7 +19,13 @@ def refusal(settings: WebhookSettings, url: object) -> str | None:
     """Why `url` may not be called, or None."""
     if not isinstance(url, str):
         return "extra_data.webhook must be a URL string"
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port out of range or not a number
+    except ValueError:
+        return "extra_data.webhook is not a valid URL"
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        return "extra_data.webhook is not a valid URL"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "extra_data.webhook must be an http(s) URL"
     if parts.hostname.lower() not in settings.allow:
