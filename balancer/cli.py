@@ -18,7 +18,7 @@ def _serve(args: argparse.Namespace) -> int:
     from balancer.connguard import ConnectionLimits
     from balancer.logs import configure_logging, get_logger
     from balancer.runner import ListenError, bind, run, serve_on, stop_all, wait_for_stop
-    from balancer.store.sqlite import StoreInUse
+    from balancer.store.sqlite import StoreInUse, StoreUnusable
 
     try:
         settings = load_settings(args.config)
@@ -45,7 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     try:
         store = open_store(settings)
-    except StoreInUse as exc:
+    except (StoreInUse, StoreUnusable) as exc:
         print(exc, file=sys.stderr)
         return 1
 

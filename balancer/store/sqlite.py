@@ -17,9 +17,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from balancer.logs import get_logger
 from balancer.store.kept import KeptHistory
 from balancer.store.memory import MAX_HISTORY
 from balancer.store.model import TERMINAL, JobStateName, Pin, StoredJob
+
+log = get_logger("balancer.store")
 
 PIN_COLUMNS = "prompt_id, backend, digest, answer, client_id, tenant"
 
@@ -39,6 +42,33 @@ class StoreInUse(RuntimeError):
     """Another balancer holds this store: two would both restore its jobs."""
 
 
+class StoreUnusable(RuntimeError):
+    """The file is not a balancer database (empty, or not SQLite at all):
+    starting empty would silently drop every pin and job it should hold."""
+
+
+def _open(path: str) -> sqlite3.Connection:
+    if path != ":memory:" and Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise StoreUnusable(
+            f"{path} is empty (0 bytes), not a balancer database; move it away to start afresh"
+        )
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA busy_timeout=5000")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(SCHEMA)
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise StoreUnusable(f"{path} is not a balancer database: {exc}") from None
+    return db
+
+
+def _skipped(table: str, key: object, exc: Exception) -> None:
+    """A row that cannot be read is left alone and named, never fatal."""
+    log.warning("store_row_skipped", table=table, key=str(key), error=type(exc).__name__)
+
+
 def _lock(path: Path) -> TextIO:
     """An exclusive lock beside the database, held while the store is open."""
     handle = open(f"{path}.lock", "w")  # noqa: SIM115 - held until close()
@@ -56,21 +86,24 @@ class SqliteStore:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._lock = _lock(Path(path))
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        _add_job_columns(self._db)
+        try:
+            self._db = _open(str(path))
+            _add_job_columns(self._db)
+        except (StoreUnusable, sqlite3.DatabaseError) as exc:
+            self.close()
+            if isinstance(exc, StoreUnusable):
+                raise
+            raise StoreUnusable(f"{path} is not a balancer database: {exc}") from None
         # Kept history is read on every GET /history: serve it from memory,
         # write through to disk.
         rows = self._db.execute("SELECT prompt_id, entry FROM history ORDER BY seq")
         self._history = KeptHistory(max_history)
-        gone = [pid for r in rows for pid in self._history.put(r[0], json.loads(r[1]))]
+        gone = [pid for r in rows if (e := _entry(r)) is not None for pid in self._history.put(*e)]
         self._forget(gone)
 
     def close(self) -> None:
-        self._db.close()
+        if hasattr(self, "_db"):
+            self._db.close()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -81,7 +114,7 @@ class SqliteStore:
             f"SELECT {PIN_COLUMNS} FROM pins WHERE prompt_id=?",
             (prompt_id,),
         ).fetchone()
-        return Pin(row[0], row[1], row[2], bytes(row[3]), row[4], row[5]) if row else None
+        return _pin(row) if row else None
 
     def put_pin(self, pin: Pin) -> None:
         self._db.execute(
@@ -97,7 +130,7 @@ class SqliteStore:
             f"SELECT {PIN_COLUMNS} FROM pins WHERE backend=?",
             (backend,),
         )
-        return [Pin(r[0], r[1], r[2], bytes(r[3]), r[4], r[5]) for r in rows]
+        return [pin for r in rows if (pin := _pin(r)) is not None]
 
     # ---- jobs
     def create(self, job: StoredJob) -> bool:
@@ -120,7 +153,7 @@ class SqliteStore:
             row = self._db.execute(
                 "SELECT data FROM jobs WHERE prompt_id=?", (prompt_id,)
             ).fetchone()
-            job = _job(row[0]) if row else None
+            job = _read_job(prompt_id, row[0]) if row else None
             if job is None or job.state not in from_states:
                 return None
             moved = replace(job, **{**fields, "state": to_state})
@@ -153,21 +186,24 @@ class SqliteStore:
 
     def get_job(self, prompt_id: str) -> StoredJob | None:
         row = self._db.execute("SELECT data FROM jobs WHERE prompt_id=?", (prompt_id,)).fetchone()
-        return _job(row[0]) if row else None
+        return _read_job(prompt_id, row[0]) if row else None
 
     def unfinished_jobs(self) -> list[StoredJob]:
-        rows = self._db.execute("SELECT data FROM jobs WHERE ended IS NULL ORDER BY number")
-        return [_job(r[0]) for r in rows]
+        rows = self._db.execute(
+            "SELECT prompt_id, data FROM jobs WHERE ended IS NULL ORDER BY number"
+        )
+        return [job for r in rows if (job := _read_job(r[0], r[1])) is not None]
 
     def jobs(self) -> list[StoredJob]:
-        rows = self._db.execute("SELECT data FROM jobs ORDER BY number")
-        return [_job(r[0]) for r in rows]
+        rows = self._db.execute("SELECT prompt_id, data FROM jobs ORDER BY number")
+        return [job for r in rows if (job := _read_job(r[0], r[1])) is not None]
 
     def jobs_on(self, backend: str) -> list[StoredJob]:
         rows = self._db.execute(
-            "SELECT data FROM jobs WHERE backend=? AND ended IS NULL ORDER BY number", (backend,)
+            "SELECT prompt_id, data FROM jobs WHERE backend=? AND ended IS NULL ORDER BY number",
+            (backend,),
         )
-        return [_job(r[0]) for r in rows]
+        return [job for r in rows if (job := _read_job(r[0], r[1])) is not None]
 
     def count_unfinished(self, tenant: str | None) -> int:
         row = self._db.execute(
@@ -212,7 +248,9 @@ def _add_job_columns(db: sqlite3.Connection) -> None:
     for column in ("state TEXT", "ended INTEGER", "backend TEXT", "tenant TEXT"):
         db.execute(f"ALTER TABLE jobs ADD COLUMN {column}")
     for prompt_id, raw in list(db.execute("SELECT prompt_id, data FROM jobs")):
-        job = _job(raw)
+        job = _read_job(prompt_id, raw)
+        if job is None:
+            continue
         db.execute(
             "UPDATE jobs SET data=?, state=?, backend=?, tenant=? WHERE prompt_id=?",
             (_dump(job), job.state, job.backend, job.tenant, prompt_id),
@@ -237,3 +275,33 @@ def _job(raw: str) -> StoredJob:
         state = "waiting"
     data["state"] = OLD_STATES.get(state, state)
     return StoredJob(**data)
+
+
+def _read_job(prompt_id: str, raw: str) -> StoredJob | None:
+    """A job row, or None (logged with its key) when it cannot be read."""
+    try:
+        return _job(raw)
+    except (ValueError, TypeError, AttributeError) as exc:
+        _skipped("jobs", prompt_id, exc)
+        return None
+
+
+def _pin(row: Any) -> Pin | None:
+    try:
+        if not all(isinstance(v, str) for v in row[:3]):
+            raise TypeError("prompt_id, backend and digest must be text")
+        return Pin(row[0], row[1], row[2], bytes(row[3]), row[4], row[5])
+    except (TypeError, ValueError) as exc:
+        _skipped("pins", row[0], exc)
+        return None
+
+
+def _entry(row: Any) -> tuple[str, Any] | None:
+    try:
+        entry = json.loads(row[1])
+        if not isinstance(entry, dict):
+            raise TypeError("a history entry is a JSON object")
+        return str(row[0]), entry
+    except (TypeError, ValueError) as exc:
+        _skipped("history", row[0], exc)
+        return None
