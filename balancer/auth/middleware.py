@@ -18,7 +18,7 @@ from aiohttp import web
 
 from balancer.auth.access import access_of
 from balancer.auth.principal import ANONYMOUS, PRINCIPAL, Principal, presented_key
-from balancer.auth.public import RouteAccess, route_access
+from balancer.auth.public import RouteAccess, needs_admin, route_access
 from balancer.config.model import Settings
 from balancer.errors import error_response
 
@@ -133,6 +133,8 @@ def auth_middleware(settings: Callable[[], Settings]) -> Middleware:
         access = route_access(request)
         if principal is None and not may_pass_without_key(request, access, settings()):
             return unauthorized()
+        if principal is not None and principal.scope == "client" and needs_admin(request):
+            return error_response(403, "forbidden", "This route needs an admin key")
         # The admin API reads its token and forwards nothing; every other
         # handler gets the request without credentials.
         clean = request if access == "admin" else without_credentials(request)

@@ -5,6 +5,7 @@ matches the pass-through, which needs a key like every route not named here).
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from aiohttp import web
@@ -34,3 +35,20 @@ def route_access(request: web.Request) -> RouteAccess:
     if resource is None or route.method == "*":
         return "key"
     return PUBLIC_ROUTES.get(resource.canonical, "key")
+
+
+# With keys on, only admin-scope keys may call these: backend-wide state that
+# spans tenants (every tenant's output listing, logs, model unloading, the
+# emulator's fault controls).
+ADMIN_PREFIXES = ("/internal", "/_emulator")
+ADMIN_ROUTES = frozenset({("POST", "/free"), ("POST", "/api/free")})
+
+
+def needs_admin(request: web.Request) -> bool:
+    """Whether only an admin-scope key may make this request."""
+    resource = request.match_info.route.resource
+    if resource is not None and (request.method, resource.canonical) in ADMIN_ROUTES:
+        return True
+    path = re.sub("/+", "/", request.path)
+    path = path[len("/api") :] if path.startswith("/api/") else path
+    return any(path == p or path.startswith(p + "/") for p in ADMIN_PREFIXES)

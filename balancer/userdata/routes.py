@@ -1,15 +1,14 @@
 """The user-data routes with ComfyUI 0.3.64's statuses and bodies.
 
-`root_of(request)` says which directory holds the data: the emulator passes
-its `<base_dir>/user`, the balancer `<data_dir>/user`. Every route is served at
-its bare path and under `/api`.
+`files_of(request)` says whose files a request reads and writes (the
+balancer: `<data_dir>/user/<user>/`, one directory per tenant). Every route
+is served at its bare path and under `/api`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -18,7 +17,7 @@ from balancer import client_json
 from balancer.userdata.store import PathRefused, UserFiles
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-RootOf = Callable[[web.Request], Path]
+FilesOf = Callable[[web.Request], UserFiles]
 
 
 def _flag(request: web.Request, name: str, default: str = "") -> bool:
@@ -26,8 +25,8 @@ def _flag(request: web.Request, name: str, default: str = "") -> bool:
 
 
 class UserDataRoutes:
-    def __init__(self, root_of: RootOf) -> None:
-        self.root_of = root_of
+    def __init__(self, files_of: FilesOf) -> None:
+        self.files_of = files_of
 
     def table(self) -> list[tuple[str, str, Handler]]:
         """(method, bare path, handler) for every user-data route."""
@@ -47,7 +46,7 @@ class UserDataRoutes:
         ]
 
     def files(self, request: web.Request) -> UserFiles:
-        return UserFiles(self.root_of(request))
+        return self.files_of(request)
 
     # -- users and settings ---------------------------------------------------
     async def get_users(self, request: web.Request) -> web.Response:

@@ -38,13 +38,15 @@ def file_info(path: str, relative_to: str) -> JSON:
 
 
 class UserFiles:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, user: str = DEFAULT_USER) -> None:
+        """`user` is a directory name under `root` (`default`, or a tenant's)."""
         self.root = os.path.abspath(root)
+        self.user = user
 
     # -- users --------------------------------------------------------------
     @property
     def user_root(self) -> str:
-        return os.path.join(self.root, DEFAULT_USER)
+        return os.path.join(self.root, self.user)
 
     def migrated(self) -> bool:
         return os.path.exists(self.user_root)
