@@ -56,7 +56,7 @@ async def test_user_data_is_kept_per_tenant(make_pool: PoolFactory) -> None:
     await client.post("/api/settings/Comfy.Theme", json="alice-dark", headers=as_("alice"))
     assert (await client.get(path, headers=as_("bob"))).status == 404
     listing = await client.get("/api/userdata?dir=workflows", headers=as_("bob"))
-    assert listing.status == 404  # ComfyUI's answer for a folder that does not exist
+    assert await listing.json() == []
     assert await (await client.get("/api/settings", headers=as_("bob"))).json() == {}
     assert (await client.get(path, headers=as_("root"))).status == 404  # admin: `default`
     mine = await client.get(path, headers=as_("alice"))
