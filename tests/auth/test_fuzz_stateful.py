@@ -295,8 +295,7 @@ async def quiet(pool: Pool, timeout: float = 20.0) -> None:
     deadline = loop.time() + timeout
 
     def busy() -> bool:
-        running = [j for j in b.tracker.jobs.values() if not j.state.finished]
-        return bool(running) or len(b.binder.queue) > 0
+        return bool(b.store.unfinished_jobs())
 
     while busy():
         assert loop.time() < deadline, "jobs never ended"
