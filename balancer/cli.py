@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -90,6 +91,14 @@ def _emulate(args: argparse.Namespace) -> int:
     return run_emulator(args)
 
 
+def _healthcheck(args: argparse.Namespace) -> int:
+    from balancer.healthcheck import healthcheck
+
+    code, text = healthcheck(args.config)
+    print(text, file=sys.stdout if code == 0 else sys.stderr)
+    return code
+
+
 def _check_config(args: argparse.Namespace) -> int:
     from balancer.config import check_config
 
@@ -116,8 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, help: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=help, formatter_class=DefaultsHelp)
 
+    def config_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--config",
+            default=os.environ.get("BALANCER_CONFIG") or "config/balancer.yaml",
+            help="the YAML config file (default: $BALANCER_CONFIG, else config/balancer.yaml)",
+        )
+
     serve = command("serve", "run the balancer in front of the backends in a config file")
-    serve.add_argument("--config", default="config/balancer.yaml", help="the YAML config file")
+    config_option(serve)
     serve.add_argument("--host", default=None, help="address to listen on (default: listen.host)")
     serve.add_argument(
         "--port", type=int, default=None, help="port to listen on (default: listen.port)"
@@ -143,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_emulator_arguments(emulate)
     emulate.set_defaults(func=_emulate)
+
+    health = command(
+        "healthcheck",
+        "exit 0 when the balancer of a config file answers /balancer/ready with 200, else 1",
+    )
+    config_option(health)
+    health.set_defaults(func=_healthcheck)
 
     check = command("check-config", "validate a config file: every error, or a summary")
     check.add_argument("file", help="the YAML config file")

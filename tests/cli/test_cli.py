@@ -99,7 +99,8 @@ def test_every_option_of_every_command_has_help_with_its_default() -> None:
 def test_serve_help_names_the_default_config() -> None:
     done = cli("serve", "--help")
     assert done.returncode == 0
-    assert "(default: config/balancer.yaml)" in " ".join(done.stdout.split())
+    shown = "(default: $BALANCER_CONFIG, else config/balancer.yaml)"
+    assert shown in " ".join(done.stdout.split())
 
 
 def test_emulate_says_what_it_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
