@@ -68,7 +68,7 @@ async def open_sink(
 async def present(request: web.Request, entry: Any) -> Any:
     """A kept history entry as a client gets it: fresh signed URLs."""
     sink = request.app.get(OUTPUTS)
-    return entry if sink is None else await sink.links.fresh(entry)
+    return entry if sink is None or entry is None else await sink.links.fresh(entry)
 
 
 async def present_raw(request: web.Request, item: Raw) -> Raw:

@@ -49,7 +49,7 @@ async def list_jobs(request: web.Request) -> web.StreamResponse:
             return value
     visible = visible_ids(request)
     items = [
-        job_summary(job, b.store.get_history(job.prompt_id))
+        job_summary(job, await present(request, b.store.get_history(job.prompt_id)))
         for job in b.store.jobs()
         if visible is None or visible(job.prompt_id)
     ]

@@ -89,3 +89,17 @@ async def test_copying_a_stored_output_again_is_skipped_by_key_and_size(
     assert s3.object_path(key).stat().st_mtime_ns == before
     metrics = await (await pool.client.get("/metrics")).text()
     assert 'comfyui_balancer_outputs_stored_files_total{how="skipped"} 1.0' in metrics
+
+
+async def test_the_jobs_api_carries_url_and_key(make_pool: PoolFactory, s3: S3Server) -> None:
+    pool = await make_pool(1, settings_overrides={"outputs": sink_settings(s3)})
+    prompt_id = (await pool.submit(colored(8)))["prompt_id"]
+    await pool.done(prompt_id, timeout=30)
+    job = await (await pool.client.get(f"/api/jobs/{prompt_id}")).json()
+    image = job["outputs"]["3"]["images"][0]
+    assert image["key"] == f"outputs/@anonymous/{prompt_id}/3/{image['filename']}"
+    assert image["stored"] is True and image["url"].startswith(f"{s3.endpoint}/")
+    listed = await (await pool.client.get("/api/jobs")).json()
+    (summary,) = [j for j in listed["jobs"] if j["id"] == prompt_id]
+    assert summary["preview_output"]["key"] == image["key"]
+    assert summary["preview_output"]["url"].startswith(f"{s3.endpoint}/")
