@@ -74,3 +74,22 @@ def recorded_session(name: str) -> list[Any]:
 def token(frame: Any) -> str:
     """The one-word form of behaviour_ws_frame_order.json (for readable failures)."""
     return f"BIN{frame[1]}" if frame[0] == "binary" else str(frame[0])
+
+
+def order_token(frame: Any) -> str:
+    """One frame as behaviour_ws_frame_order.json writes it: status(n),
+    progress_state(node:state,...) of non-pending nodes, progress(i/n), BIN1,
+    BIN4, executing(node) and executed(node)."""
+    kind, data = frame[0], frame[1]
+    if kind == "binary":
+        return f"BIN{data}"
+    if kind == "status":
+        return f"status({data['status']['exec_info']['queue_remaining']})"
+    if kind == "progress_state":
+        states = [f"{node}:{v['state']}" for node, v in data["nodes"].items()]
+        return f"progress_state({','.join(states)})"
+    if kind == "progress":
+        return f"progress({data['value']}/{data['max']})"
+    if kind in ("executing", "executed"):
+        return f"{kind}({data['node']})"
+    return str(kind)

@@ -217,6 +217,7 @@ class Executor:
                 run.send_state()
                 executing = {"node": node_id, "display_node": node_id, "prompt_id": pid}
                 self.hub.to_client(run.client_id, "executing", executing)
+                self.gate.check()
                 result = await self.registry[class_type].run(run, inputs)
             except Interrupted:
                 self._interrupted(run, node_id, class_type, executed)

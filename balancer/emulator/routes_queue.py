@@ -99,6 +99,9 @@ class QueueRoutes:
             for prompt_id in body.get("delete", []):
                 if self.emu.queue.delete_pending(prompt_id):
                     self.emu.broadcast_status()
+                    if not self.emu.queue.pending():
+                        # recorded: the delete that empties the queue sends two
+                        self.emu.broadcast_status()
         except Exception:
             return internal_error()
         return web.Response(status=200)

@@ -42,7 +42,9 @@ class RunGate:
             raise Interrupted
 
     async def before_node(self) -> None:
-        """Wait while paused (an interrupt also wakes us), then honour a pending interrupt."""
+        """Wait while paused (an interrupt also wakes us). The caller checks
+        for an interrupt once it has announced the node (`executing`), as
+        ComfyUI does (behaviour_interrupt_variants.json)."""
         if self.paused and not self._interrupt.is_set():
             resumed = asyncio.ensure_future(self._resumed.wait())
             interrupted = asyncio.ensure_future(self._interrupt.wait())
@@ -51,7 +53,6 @@ class RunGate:
             finally:
                 resumed.cancel()
                 interrupted.cancel()
-        self.check()
 
 
 class ModelMemory:
