@@ -23,7 +23,11 @@ def apply_mask(original: Path, mask: Path | bytes) -> bytes:
     with Image.open(io.BytesIO(mask) if isinstance(mask, bytes) else mask) as mask_image:
         alpha = mask_image.convert("RGBA").getchannel("A")
     if alpha.size != rgba.size:
-        alpha = alpha.resize(rgba.size)
+        # ComfyUI fails with a 500 here; the route answers 400 (README, differences)
+        raise ValueError(
+            f"the mask is {alpha.size[0]}x{alpha.size[1]}, the original "
+            f"{rgba.size[0]}x{rgba.size[1]}"
+        )
     rgba.putalpha(alpha)
     info = PngInfo()
     for key, value in text.items():
