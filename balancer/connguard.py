@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from balancer.logs import get_logger
 
@@ -55,11 +58,31 @@ class ConnectionLimits:
             self.open.pop(peer, None)
 
 
+class QuietRequestHandler(RequestHandler):
+    """aiohttp's handler, except that a request it cannot parse gets a bare
+    400: aiohttp's own answer quotes the raw bytes back, `Authorization`
+    header and all (it still logs them, redacted by `balancer.logs`)."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        quiet = isinstance(exc, HttpProcessingError)
+        return super().handle_error(request, status, exc, None if quiet else message)
+
+
 class GuardedProtocol(asyncio.Protocol):
     """aiohttp's protocol for one connection, behind the two limits."""
 
     def __init__(self, limits: ConnectionLimits, inner: asyncio.Protocol) -> None:
         self.limits = limits
+        if type(inner) is RequestHandler:
+            inner.__class__ = QuietRequestHandler  # same slots: only handle_error differs
         self.inner = inner
         self.peer: str | None = None
         self.transport: asyncio.Transport | None = None
