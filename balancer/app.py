@@ -18,6 +18,7 @@ import aiohttp
 from aiohttp import WSCloseCode, web
 
 from balancer.auth.setup import install_access
+from balancer.auth.signin import add_sign_in_routes
 from balancer.backends.channel import Channels
 from balancer.backends.prober import Prober
 from balancer.backends.registry import Registry
@@ -192,6 +193,7 @@ def create_app(
     settings: Settings,
     *,
     clock: Clock = time.monotonic,
+    wall_clock: Clock = time.time,
     new_id: IdFactory = mint_prompt_id,
     run_prober: bool = True,
     session: aiohttp.ClientSession | None = None,
@@ -240,7 +242,8 @@ def create_app(
     app.on_shutdown.append(close_client_sockets)
     app.cleanup_ctx.append(lifespan)
     install_ops(app, config_path)  # before the catch-all route; watches config_path
+    add_sign_in_routes(app.router)
     setup_routes(app)
-    install_access(app, settings)  # after the routes: CORS wraps them
+    install_access(app, settings, wall_clock)  # after the routes: CORS wraps them
     install_webhooks(app)
     return app

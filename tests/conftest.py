@@ -72,7 +72,9 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
         )
         settings = replace(settings, **(settings_overrides or {}))
         clock = FakeClock()
-        app = create_app(settings, clock=clock, run_prober=False, store=MemoryStore())
+        app = create_app(
+            settings, clock=clock, wall_clock=clock, run_prober=False, store=MemoryStore()
+        )
         client = await aiohttp_client(app)
         pool = Pool(client, emulators, servers, clock)
         await pool.channels_up(list(emulators))

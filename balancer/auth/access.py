@@ -1,5 +1,6 @@
 """The access-control state of one app: the key ring (rebuilt when a reload
-changes `auth`), prompt and file owners, and the per-key rate limiter."""
+changes `auth`), prompt and file owners, the per-key rate limiter, browser
+sessions and the per-peer limit on sign-in attempts."""
 
 from __future__ import annotations
 
@@ -10,15 +11,20 @@ from aiohttp import web
 from balancer.auth.limits import Clock, RateLimiter
 from balancer.auth.owners import Owners
 from balancer.auth.principal import KeyRing, Principal, principal_of
+from balancer.auth.sessions import Sessions
 from balancer.config.model import AuthSettings, Settings
 from balancer.store import Store
 
 
 class Access:
-    def __init__(self, settings: Callable[[], Settings], store: Store, clock: Clock) -> None:
+    def __init__(
+        self, settings: Callable[[], Settings], store: Store, clock: Clock, sessions: Sessions
+    ) -> None:
         self.settings = settings
         self.owners = Owners(store)
         self.rates = RateLimiter(clock)
+        self.sessions = sessions
+        self.sign_ins = RateLimiter(clock)
         self._auth: AuthSettings | None = None
         self._ring = KeyRing(())
 

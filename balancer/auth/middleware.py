@@ -1,24 +1,36 @@
-"""The request gates: the browser origin check, then API-key authentication.
+"""The request gates: the browser origin check, then authentication.
 
 Access is an allow-list of matched routes (`balancer.auth.public`):
-`/balancer/health` and `/balancer/ready` are always open; `/metrics`, `/balancer` and
-`/balancer/status` follow `auth.public_status`; the admin API decides itself
-(admin token or an admin-scope key); every other route needs a key whenever
-keys are configured. CORS preflights are answered here and never forwarded;
-no credential is ever forwarded.
+`/balancer/health`, `/balancer/ready` and the sign-in pages are always
+open; `/metrics`, `/balancer` and `/balancer/status` follow
+`auth.public_status`; the admin API decides itself (admin token or an
+admin-scope key); every other route needs a key or a session cookie whenever
+keys are configured. A page load without
+either is sent to the sign-in page; other requests get 401. CORS preflights
+are answered here and never forwarded; no credential is ever forwarded.
 """
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from balancer.auth.access import access_of
-from balancer.auth.principal import ANONYMOUS, PRINCIPAL, Principal, presented_key
+from balancer.auth.access import Access, access_of
+from balancer.auth.browser import (
+    clear_session,
+    is_https,
+    login_location,
+    redirect,
+    same_site_request,
+    set_session,
+    wants_page,
+)
+from balancer.auth.origin import changes_state, forbidden_origin, origin_allowed
+from balancer.auth.principal import ANONYMOUS, PRINCIPAL, KeyRing, Principal, presented_key
 from balancer.auth.public import RouteAccess, needs_admin, route_access
+from balancer.auth.sessions import COOKIE
 from balancer.config.model import Settings
 from balancer.errors import error_response
 
@@ -26,7 +38,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 CREDENTIAL_HEADERS = ("Authorization", "X-API-Key", "Proxy-Authorization")
-STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def unauthorized() -> web.Response:
@@ -43,48 +54,6 @@ def is_preflight(request: web.Request) -> bool:
     return request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
 
 
-def _netloc(host: str, scheme: str) -> tuple[str, int | None]:
-    parts = urlsplit(f"{scheme}://{host}")
-    try:
-        return (parts.hostname or "", parts.port)
-    except ValueError:
-        return (parts.hostname or "", -1)
-
-
-def same_origin(origin: str, host: str | None) -> bool:
-    """ComfyUI's rule: the Origin's host equals the Host; ports count only
-    when both sides name one."""
-    parts = urlsplit(origin)
-    if not host or parts.scheme not in ("http", "https"):
-        return False
-    ohost, oport = _netloc(parts.netloc, parts.scheme)
-    hhost, hport = _netloc(host, parts.scheme)
-    if not ohost or ohost.lower() != hhost.lower():
-        return False
-    return oport is None or hport is None or oport == hport
-
-
-def origin_allowed(origin: str, host: str | None, allowed: tuple[str, ...]) -> bool:
-    return same_origin(origin, host) or "*" in allowed or origin.rstrip("/") in allowed
-
-
-def origin_middleware(settings: Callable[[], Settings]) -> Middleware:
-    """A browser on another origin may not change state (POST/PUT/PATCH/DELETE,
-    the WebSocket upgrade) unless its origin is in `cors.origins`."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        origin = request.headers.get("Origin")
-        upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
-        changes = request.method in STATE_CHANGING or upgrade
-        allowed = settings().cors.origins
-        if origin is not None and changes and not origin_allowed(origin, request.host, allowed):
-            return error_response(403, "forbidden_origin", "Cross-origin request refused")
-        return await handler(request)
-
-    return middleware
-
-
 def _admin_token(request: web.Request, settings: Settings) -> bool:
     token = settings.admin.token
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
@@ -92,28 +61,53 @@ def _admin_token(request: web.Request, settings: Settings) -> bool:
     return ok and hmac.compare_digest(given.strip().encode(), (token or "").encode())
 
 
+def _without_session(values: list[str]) -> str:
+    pairs = [p.strip() for v in values for p in v.split(";") if p.strip()]
+    return "; ".join(p for p in pairs if p.split("=", 1)[0].strip() != COOKIE)
+
+
 def without_credentials(request: web.Request) -> web.Request:
     """The request without any credential: every `Authorization`, `X-API-Key`
-    and `Proxy-Authorization` header however often it is repeated, and every
-    `token` query parameter, so nothing forwarded to a backend carries one."""
+    and `Proxy-Authorization` header however often it is repeated, every
+    `token` query parameter and the session cookie (other cookies stay), so
+    nothing forwarded to a backend carries one."""
     headers = request.headers.copy()
     for name in CREDENTIAL_HEADERS:
         headers.popall(name, None)
+    if COOKIE in request.cookies:
+        kept = _without_session(headers.popall("Cookie"))
+        if kept:
+            headers["Cookie"] = kept
     url = request.rel_url
     if "token" in url.query:
         url = url.without_query_params("token")
     return request.clone(headers=headers, rel_url=url)
 
 
-def authenticate(request: web.Request) -> Principal | None:
-    """Who is calling: the key it presents, ANONYMOUS when no keys are
-    configured, None when keys are on and none of them was presented."""
-    ring = access_of(request).keyring()
+def authenticate(request: web.Request) -> tuple[Principal | None, bool]:
+    """Who is calling, and whether only the session cookie says so.
+
+    The key it presents (a wrong one is refused, whatever cookie comes with
+    it), else its session cookie; ANONYMOUS when no keys are configured;
+    None when keys are on and no valid credential came."""
+    access = access_of(request)
+    ring = access.keyring()
     if not ring:
-        return ANONYMOUS
+        return ANONYMOUS, False
     given = presented_key(request)
-    key = ring.match(given) if given is not None else None
-    return Principal(key.name, key.scope, key) if key is not None else None
+    session = request.cookies.get(COOKIE) if given is None else None
+    if given is not None:
+        key = ring.match(given)
+    else:
+        key = access.sessions.verify(session, ring) if session else None
+    principal = Principal(key.name, key.scope, key) if key is not None else None
+    return principal, principal is not None and session is not None
+
+
+def csrf_safe(request: web.Request, settings: Settings) -> bool:
+    """A cookie is sent by the browser on its own, so a state-changing
+    request that only carries the cookie must come from this site's pages."""
+    return not changes_state(request) or same_site_request(request, settings.cors.origins)
 
 
 def may_pass_without_key(request: web.Request, access: RouteAccess, settings: Settings) -> bool:
@@ -121,7 +115,30 @@ def may_pass_without_key(request: web.Request, access: RouteAccess, settings: Se
     the admin token), and the admin API (which checks its own token)."""
     if access == "status":
         return settings.auth.public_status or _admin_token(request, settings)
-    return access in ("open", "admin")
+    return access in ("open", "admin", "sign_in")
+
+
+def token_sign_in(request: web.Request, access: Access, ring: KeyRing) -> web.Response:
+    """`?token=` on a page URL: sign in, then the same URL without the token."""
+    target = str(request.rel_url.without_query_params("token"))
+    key = ring.match(request.query["token"])
+    if key is None:
+        return redirect(login_location(target))
+    response = redirect(target)
+    secure = is_https(request, access.settings().auth.trusted_proxies)
+    set_session(response, access.sessions.issue(key), secure)
+    return response
+
+
+def refuse(request: web.Request, access: Access) -> web.Response:
+    """A page load goes to the sign-in page (dropping a dead cookie); an API
+    client gets 401 in ComfyUI's error shape."""
+    if not wants_page(request):
+        return unauthorized()
+    response = redirect(login_location(str(request.rel_url)))
+    if COOKIE in request.cookies:
+        clear_session(response, is_https(request, access.settings().auth.trusted_proxies))
+    return response
 
 
 def auth_middleware(settings: Callable[[], Settings]) -> Middleware:
@@ -129,15 +146,20 @@ def auth_middleware(settings: Callable[[], Settings]) -> Middleware:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if is_preflight(request):
             return preflight(request, settings().cors.origins)  # never forwarded
-        principal = authenticate(request)
+        ring = access_of(request).keyring()
+        if ring and "token" in request.query and wants_page(request):
+            return token_sign_in(request, access_of(request), ring)
+        principal, by_cookie = authenticate(request)
+        if by_cookie and not csrf_safe(request, settings()):
+            return forbidden_origin()
         access = route_access(request)
         if principal is None and not may_pass_without_key(request, access, settings()):
-            return unauthorized()
+            return refuse(request, access_of(request))
         if principal is not None and principal.scope == "client" and needs_admin(request):
             return error_response(403, "forbidden", "This route needs an admin key")
-        # The admin API reads its token and forwards nothing; every other
-        # handler gets the request without credentials.
-        clean = request if access == "admin" else without_credentials(request)
+        # The admin API and the sign-in pages read credentials and forward
+        # nothing; every other handler gets the request without them.
+        clean = request if access in ("admin", "sign_in") else without_credentials(request)
         if principal is not None:
             clean[PRINCIPAL] = principal
         return await handler(clean)
@@ -150,7 +172,7 @@ def preflight(request: web.Request, allowed: tuple[str, ...]) -> web.Response:
     headers for an allowed origin, 403 otherwise."""
     origin = request.headers.get("Origin")
     if origin is None or not origin_allowed(origin, request.host, allowed):
-        return error_response(403, "forbidden_origin", "Cross-origin request refused")
+        return forbidden_origin()
     headers = {
         "Access-Control-Allow-Origin": origin,
         "Access-Control-Allow-Credentials": "true",

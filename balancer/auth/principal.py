@@ -65,6 +65,9 @@ class KeyRing:
     def __bool__(self) -> bool:
         return bool(self.keys)
 
+    def named(self, name: str) -> ApiKey | None:
+        return next((key for key in self.keys if key.name == name), None)
+
     def match(self, presented: str) -> ApiKey | None:
         digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
         found: ApiKey | None = None

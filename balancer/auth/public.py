@@ -10,12 +10,15 @@ from typing import Literal
 
 from aiohttp import web
 
-RouteAccess = Literal["open", "status", "admin", "key"]
+RouteAccess = Literal["open", "status", "admin", "sign_in", "key"]
 
 # Resource patterns (aiohttp's `canonical`) and who may call them without a key.
 PUBLIC_ROUTES: dict[str, RouteAccess] = {
     "/balancer/health": "open",
     "/balancer/ready": "open",
+    # The sign-in pages read the session cookie themselves and forward nothing.
+    "/balancer/login": "sign_in",
+    "/balancer/logout": "sign_in",
     "/balancer": "status",
     "/balancer/": "status",
     "/balancer/status": "status",

@@ -6,18 +6,23 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp_cors
 from aiohttp import web
 
 from balancer.auth.access import ACCESS, Access
-from balancer.auth.middleware import auth_middleware, origin_middleware
+from balancer.auth.limits import Clock
+from balancer.auth.middleware import auth_middleware
+from balancer.auth.origin import origin_middleware
+from balancer.auth.sessions import Sessions
 from balancer.config.model import Settings
 from balancer.proxy.context import BALANCER
 
 
-def install_access(app: web.Application, settings: Settings) -> None:
-    """Call after every route is added (CORS wraps them)."""
+def install_access(app: web.Application, settings: Settings, wall: Clock) -> None:
+    """Call after every route is added (CORS wraps them). `wall` is the
+    wall clock session cookies expire by."""
 
     def current() -> Settings:
         return app[BALANCER].settings if BALANCER in app else settings
@@ -28,7 +33,8 @@ def install_access(app: web.Application, settings: Settings) -> None:
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         b = app[BALANCER]
-        access = app[ACCESS] = Access(lambda: b.settings, b.store, b.clock)
+        sessions = Sessions(lambda: b.settings.auth, Path(settings.data_dir), wall)
+        access = app[ACCESS] = Access(lambda: b.settings, b.store, b.clock, sessions)
         b.events.subscribe(access.owners)
         b.relay.owner_of = access.owners.of
         b.relay.on_output = access.owners.index_outputs

@@ -6,6 +6,7 @@ this module and never appears in an error message.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import os
 import re
@@ -129,6 +130,36 @@ def parse_origins(value: object) -> tuple[str, ...]:
         if item != "*" and (parts.path or parts.query):
             raise ValueError(f"an origin has no path: {item!r}")
     return tuple(i.rstrip("/") for i in items)
+
+
+MIN_SESSION_SECRET = 16
+
+
+def parse_session_secret(value: object) -> bytes | None:
+    """`auth.session_secret`: null (generated and kept in the data dir) or
+    `{env: VAR}`, a variable holding at least 16 characters."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or set(value) != {"env"} or not isinstance(value["env"], str):
+        raise ValueError("must be {env: VARIABLE} or null")
+    secret = os.environ.get(value["env"], "")
+    if len(secret) < MIN_SESSION_SECRET:
+        raise ValueError(
+            f"environment variable {value['env']} must hold at least"
+            f" {MIN_SESSION_SECRET} characters"
+        )
+    return secret.encode()
+
+
+def parse_networks(value: object) -> tuple[str, ...]:
+    """`auth.trusted_proxies`: addresses or networks (`10.0.0.0/8`)."""
+    networks = []
+    for item in _strings(value):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(f"not an IP address or network: {item!r}") from None
+    return tuple(networks)
 
 
 def parse_hosts(value: object) -> tuple[str, ...]:

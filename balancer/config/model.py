@@ -188,6 +188,13 @@ class AuthSettings:
     allow_anonymous: bool = False
     # /metrics, /balancer and /balancer/status open to everyone.
     public_status: bool = True
+    # How long a browser sign-in (the session cookie) lasts.
+    session_ttl: float = 12 * 3600.0
+    # HMAC key for session cookies, from `{env: VAR}`; None: generated once
+    # and kept in `<data_dir>/session_secret`.
+    session_secret: bytes | None = field(default=None, repr=False)
+    # Peers (addresses or networks) whose X-Forwarded-For/-Proto are believed.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ from urllib.parse import urlsplit
 from balancer.config.access import (
     parse_hosts,
     parse_keys,
+    parse_networks,
     parse_origins,
+    parse_session_secret,
     parse_webhook_url,
     webhook_relations,
 )
@@ -164,6 +166,8 @@ PARSERS: dict[tuple[type, str], Parser] = {
     (RoutingSettings, "max_pending_per_backend"): _optional_count,
     (StoreSettings, "path"): _optional_path,
     (AuthSettings, "keys"): parse_keys,
+    (AuthSettings, "session_secret"): parse_session_secret,
+    (AuthSettings, "trusted_proxies"): parse_networks,
     (CorsSettings, "origins"): parse_origins,
     (WebhookSettings, "url"): parse_webhook_url,
     (WebhookSettings, "secret"): _token,
@@ -198,6 +202,7 @@ CHECKS: dict[tuple[type, str], Check] = {
     (RoutingSettings, "max_attempts"): _at_least(1),
     (HistorySettings, "max_items"): _at_least(1),
     (RoutingSettings, "failover_grace"): _at_least(0),
+    (AuthSettings, "session_ttl"): _positive,
     (WebhookSettings, "max_attempts"): _at_least(1),
     (WebhookSettings, "timeout"): _positive,
     (OutputSettings, "presign_ttl"): _positive,

@@ -36,3 +36,35 @@ async def submit_as(pool: Pool, name: str, prompt: dict[str, Any], **extra: Any)
     assert resp.status == 200, await resp.text()
     prompt_id: str = (await resp.json())["prompt_id"]
     return prompt_id
+
+
+COOKIE = "comfyui_balancer_session"
+
+
+def site(pool: Pool) -> str:
+    """The balancer's own origin, as a browser on its pages sends it."""
+    return str(pool.client.make_url("")).rstrip("/")
+
+
+def set_cookies(resp: Any) -> dict[str, str]:
+    """Set-Cookie headers of an answer, by cookie name (the whole header)."""
+    found = {}
+    for header in resp.headers.getall("Set-Cookie", []):
+        found[header.split("=", 1)[0]] = header
+    return found
+
+
+async def sign_in(pool: Pool, name: str, **form: str) -> str:
+    """POST the sign-in form with `name`'s key; the session cookie's value.
+    The client's cookie jar is emptied, so each request names its cookie."""
+    data = {"key": SECRETS[name], **form}
+    resp = await pool.client.post("/balancer/login", data=data, allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    pool.client.session.cookie_jar.clear()
+    header = set_cookies(resp)[COOKIE]
+    return header.split("=", 1)[1].split(";", 1)[0]
+
+
+def cookie(value: str, origin: str | None = None) -> dict[str, str]:
+    headers = {"Cookie": f"{COOKIE}={value}"}
+    return headers if origin is None else {**headers, "Origin": origin}
