@@ -118,3 +118,19 @@ class UiPage:
 
     async def client_id(self) -> str:
         return str(await self.page.evaluate("() => app.api.clientId"))
+
+    async def sign_in(self, key: str) -> None:
+        """On the sign-in page: type the key, submit, and land where `next` said."""
+        await self.page.locator("#key").fill(key)
+        async with self.page.expect_navigation():
+            await self.page.get_by_role("button", name="Sign in").click()
+
+    async def sign_out(self) -> None:
+        """The sign-in page shows who is signed in and a Sign out button."""
+        await self.page.goto(self.base + "/balancer/login")
+        async with self.page.expect_navigation():
+            await self.page.get_by_role("button", name="Sign out").click()
+
+    def path(self) -> str:
+        """The page's URL without the balancer's origin."""
+        return self.page.url[len(self.base) :]

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,6 +12,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+
+from balancer.config.model import ApiKey, AuthSettings
 
 from .harness import CHROMIUM, CHROMIUM_ARGS, UiPool, ui_pool
 
@@ -22,6 +26,31 @@ from .browser import UiPage  # noqa: E402
 
 # 20 sampler steps of 40 ms: a job takes about a second, long enough to watch.
 SPEED = {"time_scale": 1.0, "step_time": 0.04, "checkpoint_load_time": 0.1}
+# Two client keys for the signed-in UI.
+KEYS = {"alice": "alice-ui-key", "bob": "bob-ui-key"}
+
+
+async def returning_user(url: str, headers: dict[str, str] | None = None) -> None:
+    """A returning user: no first-run template browser over the graph."""
+    async with aiohttp.ClientSession(headers=headers) as http:
+        done = {"Comfy.TutorialCompleted": True}
+        async with http.post(url + "/api/settings", json=done) as resp:
+            assert resp.status == 200
+
+
+@contextlib.asynccontextmanager
+async def browser_page(pool: UiPool, shots: Path) -> AsyncIterator[UiPage]:
+    async with playwright_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 800})
+            # the UI asks api.comfy.org for release notes: answer it offline
+            await page.route(lambda url: not url.startswith(pool.url), lambda r: r.abort())
+            ui_page = UiPage(page, pool.url, shots)
+            ui_page.attach()
+            yield ui_page
+        finally:
+            await browser.close()
 
 
 @pytest.fixture
@@ -33,24 +62,27 @@ def own_options() -> dict[str, dict[str, Any]]:
 @pytest.fixture
 async def pool(tmp_path: Path, own_options: dict[str, dict[str, Any]]) -> AsyncIterator[UiPool]:
     async with ui_pool(tmp_path / "servers", own=own_options, **SPEED) as running:
-        async with aiohttp.ClientSession() as http:
-            # a returning user: no first-run template browser over the graph
-            done = {"Comfy.TutorialCompleted": True}
-            async with http.post(running.url + "/api/settings", json=done) as resp:
-                assert resp.status == 200
+        await returning_user(running.url)
         yield running
 
 
 @pytest.fixture
 async def ui(pool: UiPool, tmp_path: Path) -> AsyncIterator[UiPage]:
-    async with playwright_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 1400, "height": 800})
-            # the UI asks api.comfy.org for release notes: answer it offline
-            await page.route(lambda url: not url.startswith(pool.url), lambda r: r.abort())
-            ui_page = UiPage(page, pool.url, tmp_path)
-            ui_page.attach()
-            yield ui_page
-        finally:
-            await browser.close()
+    async with browser_page(pool, tmp_path) as page:
+        yield page
+
+
+@pytest.fixture
+async def keyed_pool(tmp_path: Path) -> AsyncIterator[UiPool]:
+    """The pool behind two client keys, alice and bob."""
+    keys = tuple(ApiKey(n, hashlib.sha256(k.encode()).digest()) for n, k in KEYS.items())
+    async with ui_pool(tmp_path / "servers", auth=AuthSettings(keys=keys), **SPEED) as running:
+        for key in KEYS.values():
+            await returning_user(running.url, {"X-API-Key": key})
+        yield running
+
+
+@pytest.fixture
+async def keyed_ui(keyed_pool: UiPool, tmp_path: Path) -> AsyncIterator[UiPage]:
+    async with browser_page(keyed_pool, tmp_path) as page:
+        yield page

@@ -12,7 +12,7 @@ from typing import Any
 from support import CHROMIUM, CHROMIUM_ARGS  # noqa: F401  (re-exported for conftest)
 
 from balancer.app import create_app
-from balancer.config.model import BackendSettings, ProbeSettings, Settings
+from balancer.config.model import AuthSettings, BackendSettings, ProbeSettings, Settings
 from balancer.emulator import EMULATOR, Emulator, EmulatorOptions, create_emulator_app
 from balancer.runner import Running, start, stop_all
 
@@ -27,10 +27,15 @@ class UiPool:
 
 @contextlib.asynccontextmanager
 async def ui_pool(
-    root: Path, count: int = 2, own: dict[str, dict[str, Any]] | None = None, **options: Any
+    root: Path,
+    count: int = 2,
+    own: dict[str, dict[str, Any]] | None = None,
+    auth: AuthSettings | None = None,
+    **options: Any,
 ) -> AsyncIterator[UiPool]:
     """`count` emulators (gpu0 primary) and the balancer, prober on a fast
-    interval; `own` gives some backends options of their own."""
+    interval; `own` gives some backends options of their own; `auth` puts
+    it behind API keys."""
     running: list[Running] = []
     emulators: dict[str, Emulator] = {}
     backends: dict[str, str] = {}
@@ -51,6 +56,7 @@ async def ui_pool(
             ),
             probe=ProbeSettings(interval=0.1, timeout=1.0, stale_after=2.0),
             data_dir=str(root / "balancer-data"),
+            auth=auth or AuthSettings(),
         )
         front = await start(create_app(settings), "127.0.0.1", 0, shutdown_timeout=1.0)
         running.append(front)  # stop_all stops it first: it holds channels to the backends
