@@ -39,7 +39,9 @@ SIGNED_IN_AS = (
 )
 
 
-def page(access: Access, request: web.Request, target: str, error: str = "") -> web.Response:
+def page(
+    access: Access, request: web.Request, target: str, error: str = "", status: int = 200
+) -> web.Response:
     """The sign-in page; `error` is its one error line."""
     session = request.cookies.get(COOKIE)
     key = access.sessions.verify(session, access.keyring()) if session else None
@@ -48,7 +50,6 @@ def page(access: Access, request: web.Request, target: str, error: str = "") -> 
         error=f'<p class="error" role="alert">{escape(error)}</p>' if error else "",
         who=SIGNED_IN_AS.format(name=escape(key.name)) if key else "",
     )
-    status = 200 if not error else 429 if error.startswith("Too many") else 401
     return web.Response(
         text=text, status=status, content_type="text/html", headers={"Cache-Control": "no-store"}
     )
@@ -74,16 +75,15 @@ async def post_login(request: web.Request) -> web.StreamResponse:
     wait = access.sign_ins.spend(f"peer:{peer}", SIGN_IN_RATE, SIGN_IN_BURST)
     if wait is not None:
         log.warning("sign_in_limited", peer=peer)
-        refused = page(
-            access, request, target, f"Too many attempts: try again in {retry_after(wait)} s."
-        )
+        message = f"Too many attempts: try again in {retry_after(wait)} s."
+        refused = page(access, request, target, message, 429)
         refused.headers["Retry-After"] = retry_after(wait)
         return refused
     given = form.get("key")
     key = ring.match(given) if isinstance(given, str) and given else None
     if key is None:
         log.info("sign_in_refused", peer=peer)
-        return page(access, request, target, "That API key is not valid.")
+        return page(access, request, target, "That API key is not valid.", 401)
     log.info("signed_in", key=key.name, peer=peer)
     response = redirect(target)
     set_session(response, access.sessions.issue(key), is_https(request, proxies))
