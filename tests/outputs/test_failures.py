@@ -10,6 +10,7 @@ import pytest
 from support import CHROMIUM, CHROMIUM_ARGS, PoolFactory, colored
 
 from balancer.bench.s3server import S3Server
+from balancer.outputs.setup import OUTPUTS
 
 from .conftest import sink_settings
 from .test_sink import first_image
@@ -74,3 +75,20 @@ async def test_the_status_page_shows_an_unreachable_bucket(
             await browser.close()
     assert "outputs: s3 bucket outputs-test" in line and "unreachable" in line
     assert "backlog 0" in line and "last error: bucket:" in line
+
+
+async def test_a_broken_sink_never_leaves_a_job_waiting(
+    make_pool: PoolFactory, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = await make_pool(1, settings_overrides={"outputs": sink_settings(s3)})
+    sink = pool.client.app[OUTPUTS]  # type: ignore[index]
+
+    async def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug in the copy")
+
+    monkeypatch.setattr(sink.copier, "copy", broken)
+    prompt_id = (await pool.submit(colored(4)))["prompt_id"]
+    await pool.done(prompt_id, timeout=30)
+    entry = await history(pool, prompt_id)
+    assert entry["status"]["status_str"] == "success"
+    assert "key" not in first_image(entry)  # ended as its backend gave it
