@@ -4,8 +4,9 @@ Dead is not unresponsive. A backend that refuses or resets connections is
 dead: its unfinished jobs go back to the balancer queue at once (and one that
 comes back without a job loses that job, see follow.py). A backend that only
 times out may be busy (a large checkpoint loading stalls ComfyUI for seconds):
-its jobs stay with it for `routing.failover_grace`, counted from its first
-failed probe, and follow it if it comes back in time. Only after the grace
+its jobs stay with it for `routing.failover_grace`, counted from its last
+sign of life (a probe answer, a channel event), and follow it if it comes
+back in time. Only after the grace
 are they sent elsewhere; if the first run then finishes anyway, its result
 stands and the second run is counted as a duplicate (see lifecycle.py).
 """
@@ -32,7 +33,8 @@ class Failover:
         loses its jobs once it is down; an unresponsive one once it has not
         answered for the grace, down or not (the prober never takes the last
         healthy backend out for timeouts alone)."""
-        since = self._silent_since.setdefault(backend.name, self.clock())
+        first = self._silent_since.setdefault(backend.name, self.clock())
+        since = backend.alive_at if backend.alive_at is not None else first  # its last sign of life
         if dead and not backend.healthy:
             self.lose_all(backend.name, f"backend {backend.name} lost")
         elif self.clock() - since >= self.routing.settings.failover_grace:

@@ -74,14 +74,20 @@ class Jobs:
             self.queue.remove(prompt_id)
 
     def _tell(
-        self, job: StoredJob, phase: Phase, detail: str | None, client_events: ClientEvents = ()
+        self,
+        job: StoredJob,
+        phase: Phase,
+        detail: str | None,
+        client_events: ClientEvents = (),
+        backend: str | None = None,
     ) -> None:
         wait, run = _times(job)
         level = log.warning if phase in ("failed", "retried", "duplicated") else log.info
+        backend = backend or job.backend
         level(
             phase,
             prompt_id=job.prompt_id,
-            backend=job.backend,
+            backend=backend,
             state=job.state,
             **({"detail": detail} if detail else {}),
             **({"queue_wait_s": round(wait, 4)} if wait is not None else {}),
@@ -90,7 +96,7 @@ class Jobs:
         event = JobEvent(
             job.prompt_id,
             phase,
-            job.backend,
+            backend,
             queue_wait=wait,
             run_time=run,
             detail=detail,
@@ -186,7 +192,7 @@ class Jobs:
         dups = (*job.duplicates, backend)
         moved = self.store.transition(job.prompt_id, (job.state,), job.state, {"duplicates": dups})
         if moved is not None:
-            self._tell(moved, "duplicated", f"a second run ended on {backend}")
+            self._tell(moved, "duplicated", "a second run ended", backend=backend)
         return moved
 
     # ---- removal and recall

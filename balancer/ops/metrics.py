@@ -91,6 +91,12 @@ class Metrics:
         self.failed = Counter(
             f"{PREFIX}_jobs_failed", "jobs that ended with an error", ["backend"], registry=r
         )
+        self.duplicated = Counter(
+            f"{PREFIX}_jobs_duplicated",
+            "second runs of a job that ended after its first (failover after the grace)",
+            ["backend"],
+            registry=r,
+        )
         self.decisions = Counter(
             f"{PREFIX}_routing_decisions",
             "routing decisions, one per prompt (rerouted: once more per re-route), by outcome",
@@ -132,6 +138,7 @@ class Metrics:
             "dispatched": self.submitted,
             "completed": self.completed,
             "failed": self.failed,
+            "duplicated": self.duplicated,
         }
 
     def job_event(self, event: JobEvent) -> None:

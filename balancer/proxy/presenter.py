@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from balancer.files.naming import rewrite_history_entry
+from balancer.jobs.dispatch import display_number
 from balancer.proxy.merge import strip_secrets
 from balancer.store import Store, StoredJob
 
@@ -24,9 +25,12 @@ def client_extra_data(store: Store, prompt_id: Any, extra_data: Any) -> Any:
 
 
 def present_queue_item(store: Store, item: Any) -> Any:
-    """`[number, prompt_id, prompt, extra_data, outputs]` as the client sees it."""
+    """`[number, prompt_id, prompt, extra_data, outputs]` as the client sees it:
+    the pool's `number` (each backend counts its own), the client's client_id."""
     if isinstance(item, list) and len(item) > 3:
-        return [*item[:3], client_extra_data(store, item[1], item[3]), *item[4:]]
+        job = store.get_job(item[1]) if isinstance(item[1], str) else None
+        number = display_number(job.number) if job is not None else item[0]
+        return [number, *item[1:3], client_extra_data(store, item[1], item[3]), *item[4:]]
     return item
 
 
@@ -51,10 +55,6 @@ def output_nodes(prompt: Any) -> list[str]:
         if isinstance(value, list) and len(value) == 2
     }
     return [node_id for node_id in prompt if node_id not in linked]
-
-
-def display_number(number: float) -> float | int:
-    return int(number) if float(number).is_integer() else number
 
 
 def waiting_item(job: StoredJob) -> list[Any]:

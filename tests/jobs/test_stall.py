@@ -1,0 +1,84 @@
+"""Unresponsive is not dead (issue 11, defect 4): a backend that only stops
+answering keeps its jobs for `routing.failover_grace`; past it they are sent
+elsewhere, and a first run that finishes anyway is counted as a duplicate."""
+
+from __future__ import annotations
+
+import asyncio
+
+from support import Pool, PoolFactory, colored
+
+from balancer.config.model import ProbeSettings, RoutingSettings
+from tests.ops.ops_helpers import scrape, value
+
+# Probes give up after 50 ms, so a hung backend fails each probe quickly.
+QUICK = ProbeSettings(timeout=0.05, unhealthy_after=1)
+
+
+async def stalled_job(make_pool: PoolFactory) -> tuple[Pool, str]:
+    """gpu0 runs a job (held at its first node) and then stops answering."""
+    pool = await make_pool(2, probe=QUICK, routing=RoutingSettings(failover_grace=60.0))
+    stalled = pool.emulators["gpu0"]
+    stalled.pause()
+    prompt_id = (await pool.submit(colored(1)))["prompt_id"]
+    assert pool.owner(prompt_id) == "gpu0"
+    stalled.faults.hang = True
+    return pool, prompt_id
+
+
+async def duplicated(pool: Pool, backend: str) -> float:
+    samples = await scrape(pool)
+    return value(samples, "comfyui_balancer_jobs_duplicated_total", backend=backend) or 0.0
+
+
+async def test_a_stall_shorter_than_the_grace_keeps_the_job_where_it_runs(
+    make_pool: PoolFactory,
+) -> None:
+    pool, prompt_id = await stalled_job(make_pool)
+    for _ in range(3):
+        pool.clock.advance(19.0)
+        await pool.probe()  # timeouts: unresponsive, within the grace
+    job = pool.balancer.store.get_job(prompt_id)
+    assert job is not None and job.backend == "gpu0" and job.attempts == 1, "not sent again"
+    gpu0 = pool.emulators["gpu0"]
+    gpu0.faults.hang = False
+    gpu0.resume()
+    await pool.settle([prompt_id])
+    assert gpu0.executed == [prompt_id]
+    assert pool.emulators["gpu1"].executed == [], "it ran once"
+    assert await duplicated(pool, "gpu0") == 0
+
+
+async def test_past_the_grace_the_job_runs_elsewhere_and_a_late_first_run_is_counted(
+    make_pool: PoolFactory,
+) -> None:
+    pool, prompt_id = await stalled_job(make_pool)
+    await pool.probe()  # the first timeout starts the grace
+    pool.clock.advance(61.0)
+    await pool.probe()  # past it: sent to gpu1, which runs it
+    await pool.settle([prompt_id])
+    entry = pool.balancer.store.get_history(prompt_id)
+    assert entry["status"]["status_str"] == "success"
+    assert pool.emulators["gpu1"].executed == [prompt_id]
+    seen = pool.watch("duplicated", prompt_id)
+    gpu0 = pool.emulators["gpu0"]
+    gpu0.faults.hang = False
+    gpu0.resume()  # the first run goes on and ends too
+    await asyncio.wait_for(seen.wait(), 10.0)
+    job = pool.balancer.store.get_job(prompt_id)
+    assert job is not None and job.state == "succeeded" and job.backend == "gpu1"
+    assert job.duplicates == ("gpu0",), "the second end is recorded on the job"
+    assert pool.balancer.store.get_history(prompt_id) == entry, "the first result stands"
+    assert await duplicated(pool, "gpu0") == 1
+
+
+async def test_a_dead_backend_hands_its_job_over_at_once(make_pool: PoolFactory) -> None:
+    pool = await make_pool(2, probe=QUICK, routing=RoutingSettings(failover_grace=600.0))
+    dead = pool.emulators["gpu0"]
+    dead.pause()
+    prompt_id = (await pool.submit(colored(1)))["prompt_id"]
+    dead.faults.drop_connections = True  # resets, like a killed process
+    dead.hub.abort_all()
+    await pool.probe()  # no grace for a death
+    await pool.settle([prompt_id])
+    assert pool.emulators["gpu1"].executed == [prompt_id]
