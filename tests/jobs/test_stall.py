@@ -11,8 +11,8 @@ from support import Pool, PoolFactory, colored
 from balancer.config.model import ProbeSettings, RoutingSettings
 from tests.ops.ops_helpers import scrape, value
 
-# Probes give up after 50 ms, so a hung backend fails each probe quickly.
-QUICK = ProbeSettings(timeout=0.05, unhealthy_after=1)
+# Probes give up after 200 ms, so a hung backend fails each probe quickly.
+QUICK = ProbeSettings(timeout=0.2, unhealthy_after=1)
 
 
 async def stalled_job(make_pool: PoolFactory) -> tuple[Pool, str]:
