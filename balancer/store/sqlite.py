@@ -89,6 +89,8 @@ class SqliteStore:
         try:
             self._db = _open(str(path))
             _add_job_columns(self._db)
+            # MAX(ended) runs at every job's end: an index, not a scan of every kept job.
+            self._db.execute("CREATE INDEX IF NOT EXISTS jobs_ended ON jobs (ended)")
         except (StoreUnusable, sqlite3.DatabaseError) as exc:
             self.close()
             if isinstance(exc, StoreUnusable):
