@@ -74,7 +74,7 @@ def without_credentials(request: web.Request) -> web.Request:
     headers = request.headers.copy()
     for name in CREDENTIAL_HEADERS:
         headers.popall(name, None)
-    if COOKIE in request.cookies:
+    if any(COOKIE in value for value in headers.getall("Cookie", ())):  # every Cookie line
         kept = _without_session(headers.popall("Cookie"))
         if kept:
             headers["Cookie"] = kept

@@ -36,7 +36,7 @@ class Recorder:
 
     def credentials(self) -> list[Seen]:
         """Requests that carried a key, a token or a credential header."""
-        marks = [*SECRETS.values(), "token="]
+        marks = [*SECRETS.values(), "token=", "comfyui_balancer_session"]
         names = {"authorization", "x-api-key", "proxy-authorization"}
         return [
             s

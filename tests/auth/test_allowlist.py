@@ -106,6 +106,8 @@ async def test_no_credential_reaches_a_backend_in_any_form(
         (f"Authorization: Bearer {bob}", "Authorization: Basic dXNlcjpwYXNz"),
         (f"Authorization: Bearer {bob}", f"Authorization: Bearer {SECRETS['root']}"),
         (f"X-API-Key: {bob}", "Proxy-Authorization: Basic dXNlcjpwYXNz"),
+        (f"X-API-Key: {bob}", "Cookie: theme=dark; comfyui_balancer_session=v1.bob.9.x.y"),
+        (f"X-API-Key: {bob}", "Cookie: theme=dark", "Cookie: comfyui_balancer_session=v1.x"),
     ]
     for headers in forms:
         for path in ("/some/pass/through", "/object_info", "/view?filename=x.png&type=temp"):
