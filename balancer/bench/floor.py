@@ -17,11 +17,13 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
 from aiohttp import WSMsgType, web
+
+from balancer.bench.harness import child
 
 
 def cpu_seconds(pid: int) -> float:
@@ -30,21 +32,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@contextlib.contextmanager
-def floor_process(port: int, backends: Sequence[str]) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "balancer.bench.floor", str(port), *backends],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def floor_process(
+    port: int, backends: Sequence[str]
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """The floor relay in its own process (a context manager)."""
+    return child([str(port), *backends], module="balancer.bench.floor")
 
 
 Sockets = set[web.WebSocketResponse]

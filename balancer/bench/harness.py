@@ -48,10 +48,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def child(args: Sequence[str]) -> Iterator[subprocess.Popen[bytes]]:
-    """`python -m balancer ARGS` in its own process, stopped on exit."""
+def child(args: Sequence[str], module: str = "balancer") -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m MODULE ARGS` (the CLI by default) in its own process,
+    stopped on exit."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "balancer", *args],
+        [sys.executable, "-m", module, *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
