@@ -25,6 +25,7 @@ from balancer.backends.registry import Registry
 from balancer.backends.state import Clock
 from balancer.catalog.book import CatalogueReader, Catalogues
 from balancer.catalog.fit import Fitter
+from balancer.catalog.residency import Residency
 from balancer.config.model import Settings
 from balancer.errors import error_response
 from balancer.jobs.cancel import Canceller
@@ -128,8 +129,12 @@ def assemble(
     events = JobEvents()
     events.subscribe(SpeedObserver(registry))
     catalogues = Catalogues()
-    reader = CatalogueReader(catalogues, upstream, settings.catalog.refresh, clock)
-    fitter = Fitter(registry, catalogues)
+    residency = Residency(settings.routing.resident_models, settings.routing.model_load_estimate)
+    events.subscribe(residency)
+    reader = CatalogueReader(
+        catalogues, upstream, settings.catalog.refresh, clock, residency.restarted
+    )
+    fitter = Fitter(registry, catalogues, residency)
     jobs = Jobs(store, events, time.time)
     routing = Routing(settings.routing)
     files = build_files(settings, store, jobs, registry, http)
@@ -150,6 +155,7 @@ def assemble(
     probe_listeners = [
         follower.reconcile,
         reader.after_probe,
+        residency.after_probe,
         failover.probe_succeeded,
         files.placement.on_probe,
         binder.on_probe,
@@ -185,6 +191,7 @@ def assemble(
         channels=Channels(http, relay, f"lb{secrets.token_hex(4)}"),
         catalogues=catalogues,
         catalogue_reader=reader,
+        residency=residency,
     )
     return b, files
 

@@ -81,7 +81,7 @@ def _demo(args: argparse.Namespace) -> int:
     if note:
         print(note, flush=True)
     configure_logging(LogSettings(level="info"))
-    run(run_demo(args.host, sockets, args.backends))
+    run(run_demo(args.host, sockets, args.backends, args.mixed))
     return 0
 
 
@@ -150,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"port the balancer listens on (default: {default.port}, or the next free one)",
     )
     demo.add_argument("--backends", type=int, default=3, help="how many emulated backends")
+    demo.add_argument(
+        "--mixed",
+        action="store_true",
+        help="4 uneven backends (own models, node sets, 2 models in VRAM) and model_affinity",
+    )
     demo.set_defaults(func=_demo)
 
     emulate = command("emulate", "run one emulated ComfyUI backend")

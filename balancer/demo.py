@@ -10,9 +10,16 @@ import socket
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from balancer.app import create_app
-from balancer.config.model import BackendSettings, ListenSettings, Settings, StoreSettings
+from balancer.config.model import (
+    BackendSettings,
+    ListenSettings,
+    RoutingSettings,
+    Settings,
+    StoreSettings,
+)
 from balancer.emulator import EmulatorOptions, create_emulator_app
 from balancer.proxy.context import BALANCER
 from balancer.runner import ListenError, Running, bind, serve_on, start, stop_all, wait_for_stop
@@ -37,6 +44,47 @@ def demo_emulators(count: int, root: Path) -> list[EmulatorOptions]:
         EmulatorOptions(name=f"gpu{i}", base_dir=root / f"gpu{i}", time_scale=1.0 + i / 2)
         for i in range(count)
     ]
+
+
+SDXL, SD15 = "sd_xl_base_1.0.safetensors", "v1-5-pruned-emaonly.safetensors"
+FLUX = "flux1-dev.safetensors"
+
+
+def mixed_emulators(root: Path) -> list[EmulatorOptions]:
+    """An uneven pool (`demo --mixed`): Flux on one GPU, a custom node pack on
+    another, LoRAs on some, a node missing from one; 2 models fit in VRAM
+    and a load takes 5 s."""
+    own: list[dict[str, Any]] = [
+        {"checkpoints": (SDXL, SD15), "models": {"loras": ("add-detail.safetensors",)}},
+        {"checkpoints": (SDXL, FLUX), "models": {"diffusion_models": ("wan2.1_t2v.safetensors",)}},
+        {
+            "checkpoints": (SDXL, SD15),
+            "extra_nodes": ("SharpenPlus",),
+            "models": {"loras": ("add-detail.safetensors", "anime.safetensors")},
+        },
+        {"checkpoints": (SD15,), "without_nodes": frozenset({"ImageInvert"})},
+    ]
+    return [
+        EmulatorOptions(
+            name=f"gpu{i}",
+            base_dir=root / f"gpu{i}",
+            model_slots=2,
+            checkpoint_load_time=5.0,
+            **mine,
+        )
+        for i, mine in enumerate(own)
+    ]
+
+
+def describe(options: EmulatorOptions) -> str:
+    """What one backend of the demo offers beyond the usual."""
+    parts = [f"checkpoints {', '.join(options.checkpoints)}"]
+    parts += [f"{folder} {', '.join(names)}" for folder, names in options.models.items()]
+    if options.extra_nodes:
+        parts.append(f"adds {', '.join(options.extra_nodes)}")
+    if options.without_nodes:
+        parts.append(f"lacks {', '.join(sorted(options.without_nodes))}")
+    return "; ".join(parts)
 
 
 def curl_line(url: str) -> str:
@@ -72,11 +120,16 @@ def demo_sockets(
     return bind(host, 0), f"ports {default}-{default + PORT_TRIES - 1} are in use; using a free one"
 
 
-async def run_demo(host: str, sockets: Sequence[socket.socket], count: int) -> None:
+async def run_demo(
+    host: str, sockets: Sequence[socket.socket], count: int, mixed: bool = False
+) -> None:
+    """`mixed`: the uneven pool of `mixed_emulators`, routed by model_affinity."""
     root = Path(tempfile.mkdtemp(prefix="comfyui-balancer-demo-"))
     running: list[Running] = []
+    emulators = mixed_emulators(root) if mixed else demo_emulators(max(1, count), root)
+    routing = RoutingSettings(policy="model_affinity") if mixed else RoutingSettings()
     try:
-        for options in demo_emulators(max(1, count), root):
+        for options in emulators:
             running.append(await start(create_emulator_app(options), "127.0.0.1", 0))
         backends = tuple(
             BackendSettings(name=f"gpu{i}", url=r.url, primary=i == 0)
@@ -87,6 +140,7 @@ async def run_demo(host: str, sockets: Sequence[socket.socket], count: int) -> N
             listen=ListenSettings(host=host, port=sockets[0].getsockname()[1]),
             # A demo starts from nothing each time: its backends are new too.
             store=StoreSettings(kind="memory"),
+            routing=routing,
             data_dir=str(root / "balancer"),
         )
         app = create_app(settings)
@@ -94,8 +148,10 @@ async def run_demo(host: str, sockets: Sequence[socket.socket], count: int) -> N
         running.append(front)
         await pool_ready(app[BALANCER])
         print(f"comfyui-balancer demo: {front.url} in front of {len(backends)} emulated backends")
-        for backend in backends:
-            print(f"  {backend.name}: {backend.url}")
+        for backend, options in zip(backends, emulators, strict=True):
+            print(
+                f"  {backend.name}: {backend.url}" + (f"  ({describe(options)})" if mixed else "")
+            )
         print(f"web UI: open {front.url}/ in a browser (needs the `ui` extra)")
         print(f"status page: {front.url}/balancer   metrics: {front.url}/metrics")
         print(f"try:\n{curl_line(front.url)}", flush=True)

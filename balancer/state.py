@@ -17,6 +17,7 @@ from balancer.backends.prober import Prober
 from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, Clock
 from balancer.catalog.book import CatalogueReader, Catalogues
+from balancer.catalog.residency import Residency
 from balancer.config.model import Settings
 from balancer.jobs.cancel import Canceller
 from balancer.jobs.dispatch import Dispatcher
@@ -58,6 +59,7 @@ class Balancer:
     channels: Channels
     catalogues: Catalogues
     catalogue_reader: CatalogueReader
+    residency: Residency
     reads: SharedReads = field(default_factory=SharedReads)
 
     def owner_of(self, prompt_id: str) -> Backend | None:

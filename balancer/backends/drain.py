@@ -60,8 +60,10 @@ class Drainer:
     """Adds and clears drain reasons, logs and reports every change, and sends
     `POST /free` to an idle drained backend once per drain episode."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, freed: Callable[[str], None]) -> None:
         self.upstream = upstream
+        # Told a backend's name once `POST /free` unloaded its models.
+        self.freed = freed
         self.listeners: list[DrainListener] = []
 
     def drain(self, backend: Backend, reason: Reason) -> bool:
@@ -118,6 +120,8 @@ class Drainer:
             log.warning("free_failed", backend=backend.name, error=str(exc))
             return
         log.info("backend_freed", backend=backend.name, status=reply.status)
+        if reply.status == 200:
+            self.freed(backend.name)
 
     def _tell(self, name: str, reason: str, drained: bool) -> None:
         for listener in self.listeners:

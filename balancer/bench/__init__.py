@@ -56,6 +56,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="which rows to run",
     )
 
+    affinity = command("affinity", help="model residency routing: latency and model loads")
+    affinity.set_defaults(runner="balancer.bench.affinity:run_affinity_bench")
+    affinity.add_argument("--jobs", type=int, default=200, help="per run")
+    affinity.add_argument("--load", type=float, default=0.7, help="fraction of capacity")
+    affinity.add_argument("--time-scale", type=float, default=0.5, help="emulator time scale")
+    affinity.add_argument("--seed", type=int, default=1, help="of the arrival and model trace")
+
     history = command("history", help="/history pages and /system_stats vs direct, loop stall")
     history.set_defaults(runner="balancer.bench.history:run_history_bench")
     history.add_argument("--kept", type=lambda s: [int(x) for x in s.split(",")],

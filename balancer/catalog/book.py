@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +66,15 @@ class Catalogues:
             self._union = build_union(key, known.values(), self.definitions)
         return self._union
 
+    def main_models(self) -> frozenset[str]:
+        """Checkpoints and UNets some backend offers."""
+        return frozenset(
+            name
+            for c in self._by_backend.values()
+            for folder in ("checkpoints", "diffusion_models", "unet")
+            for name in c.models.get(folder, ())
+        )
+
     def forget(self, name: str) -> None:
         if self._by_backend.pop(name, None) is not None:
             self.version += 1
@@ -84,7 +93,11 @@ class CatalogueReader:
         upstream: Upstream,
         refresh: float,
         clock: Clock,
+        restarted: Callable[[str], None],
     ) -> None:
+        # Told a backend's name when it may have restarted (back after being
+        # down, or its channel reconnected): what it held in VRAM is gone.
+        self.restarted = restarted
         self.catalogues = catalogues
         self.upstream = upstream
         self.refresh = refresh
@@ -131,6 +144,9 @@ class CatalogueReader:
 
     async def _read(self, backend: Backend) -> bool:
         name, channel_id = backend.name, backend.channel_id
+        last = self._last.get(name)
+        if last is not None and (name in self._stale or last.channel_id != channel_id):
+            self.restarted(name)
         self._stale.discard(name)
         self._last[name] = _Read(self.clock(), channel_id)
         try:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from balancer.backends.registry import Registry
 from balancer.catalog.book import Catalogues
 from balancer.catalog.needs import Needs, Unmet, capable, unmet_everywhere
+from balancer.catalog.residency import Residency, model_values
 
 
 @dataclass(frozen=True)
@@ -18,12 +19,20 @@ class Fit:
 
 
 class Fitter:
-    def __init__(self, registry: Registry, catalogues: Catalogues) -> None:
+    def __init__(self, registry: Registry, catalogues: Catalogues, residency: Residency) -> None:
         self.registry = registry
         self.catalogues = catalogues
+        self.residency = residency
 
     def fit(self, name: str, needs: Needs) -> Fit:
-        return Fit(capable=capable(self.catalogues.get(name), needs))
+        return Fit(
+            capable=capable(self.catalogues.get(name), needs),
+            cold_load=self.residency.cold_load(name, model_values(needs)),
+        )
+
+    def dispatched(self, prompt_id: str, name: str, needs: Needs) -> None:
+        """A backend accepted the prompt: its models will be resident there."""
+        self.residency.dispatched(prompt_id, name, model_values(needs))
 
     def refusal(self, needs: Needs) -> list[Unmet]:
         """What makes the prompt impossible in this pool, even with every

@@ -14,7 +14,7 @@ from balancer.config.thresholds import VramThreshold
 MiB = 1024 * 1024
 
 LogLevel = Literal["debug", "info", "warning", "error"]
-RoutingPolicy = Literal["least_loaded", "expected_finish", "round_robin"]
+RoutingPolicy = Literal["least_loaded", "expected_finish", "model_affinity", "round_robin"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,12 @@ class RoutingSettings:
     # refused or reset connection) are left to it before they are sent
     # elsewhere; a backend back in time keeps them. Seconds.
     failover_grace: float = 60.0
+    # model_affinity: the first guess of a model's load time (seconds), until
+    # cold and warm runs of finished jobs teach the real one per backend.
+    model_load_estimate: float = 10.0
+    # Models a backend is taken to hold in VRAM: those of its most recent
+    # jobs, at most this many (the least recently used forgotten first).
+    resident_models: int = 2
 
 
 @dataclass(frozen=True)

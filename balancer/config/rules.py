@@ -199,6 +199,8 @@ CHECKS: dict[tuple[type, str], Check] = {
     (TimeoutSettings, "request"): _positive,
     (RoutingSettings, "max_queue"): _at_least(1),
     (CatalogSettings, "refresh"): _positive,
+    (RoutingSettings, "model_load_estimate"): _positive,
+    (RoutingSettings, "resident_models"): _at_least(1),
     (RoutingSettings, "max_attempts"): _at_least(1),
     (HistorySettings, "max_items"): _at_least(1),
     (RoutingSettings, "failover_grace"): _at_least(0),

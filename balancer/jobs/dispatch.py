@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, Clock
 from balancer.catalog.fit import Fitter
-from balancer.catalog.needs import Needs
+from balancer.catalog.needs import Needs, needs_of
 from balancer.config.model import ProbeSettings
 from balancer.jobs.events import JobEvent
 from balancer.jobs.lifecycle import Jobs
@@ -215,4 +215,5 @@ class Dispatcher:
         ms = round((self.clock() - started) * 1000, 2)
         log.info("sent", prompt_id=job.prompt_id, backend=backend.name, dispatch_ms=ms)
         self.jobs.dispatched(job.prompt_id, backend.name, answer)
+        self.fitter.dispatched(job.prompt_id, backend.name, needs_of(job.request.get("prompt")))
         return Accepted(answer)

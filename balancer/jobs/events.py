@@ -34,6 +34,8 @@ class JobEvent:
     # (a late failure, or the end of a run whose channel events were lost).
     client_id: str | None = None
     client_events: tuple[tuple[str, dict[str, Any]], ...] = ()
+    # The prompt's main checkpoint or UNet, for per-model figures.
+    model: str | None = None
 
 
 class JobObserver(Protocol):

@@ -79,21 +79,43 @@ class LateBinder:
         """The first waiting job a backend can take now, with that backend.
         Past the head only when the head waits for its capable set (in a
         mixed pool a prompt for a model two GPUs hold must not hold up work
-        the others could run); a job no backend in the pool can run any more
-        (its model went away) fails visibly instead of waiting forever."""
-        for job in list(itertools.islice(self.jobs.queue, LOOKAHEAD)):
+        the others could run), or, with a policy that looks for warm jobs
+        (`warm_lookahead`), for a job whose models are resident where it
+        would go, until the first bindable job has waited a model load time;
+        a job no backend in the pool can run any more (its model went away)
+        fails visibly instead of waiting forever."""
+        window = self.routing.picker.warm_lookahead
+        first: StoredJob | None = None
+        for index, job in enumerate(list(itertools.islice(self.jobs.queue, LOOKAHEAD))):
             needs = needs_of(job.request.get("prompt"))
-            backend = self.dispatcher.choose(needs, set())
+            backend = self.dispatcher.choose(needs, set(), rotate=False)
             if not isinstance(backend, NoBackend):
-                return job, backend
+                if first is None:
+                    first = job
+                    if window == 0 or self._overdue(job):
+                        return self._bind(job)
+                if self.dispatcher.fitter.fit(backend.name, needs).cold_load == 0:
+                    return self._bind(job)
+                if index + 1 >= window:
+                    break
+                continue
             unmet = self.dispatcher.fitter.refusal(needs)
             if unmet:
                 body = unmet_body(unmet)
                 error = body["error"]
                 self.jobs.fail(job.prompt_id, error["type"], error["message"], body["node_errors"])
-            elif not backend.outcome.startswith(("capable_", "not_capable")):
+            elif first is None and not backend.outcome.startswith(("capable_", "not_capable")):
                 return None  # every backend is out for every job alike
-        return None
+        return self._bind(first) if first is not None else None
+
+    def _bind(self, job: StoredJob) -> tuple[StoredJob, Backend] | None:
+        """The backend for `job`, taking a turn of the tie rotation."""
+        backend = self.dispatcher.choose(needs_of(job.request.get("prompt")), set())
+        return None if isinstance(backend, NoBackend) else (job, backend)
+
+    def _overdue(self, job: StoredJob) -> bool:
+        """Waited longer than a model load would take: bind it, warm or not."""
+        return self.jobs.wall() - job.submitted_at >= self.routing.settings.model_load_estimate
 
     async def steal(self) -> bool:
         """Nothing waits here and a backend is idle: take back a job pending

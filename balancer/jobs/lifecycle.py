@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from balancer.catalog.needs import needs_of
+from balancer.catalog.residency import main_model
 from balancer.jobs.events import JobEvent, JobEvents, Phase
 from balancer.jobs.failure import failed_entry
 from balancer.jobs.fair import FairQueue
@@ -82,6 +84,7 @@ class Jobs:
         backend: str | None = None,
     ) -> None:
         wait, run = _times(job)
+        model = main_model(needs_of(job.request.get("prompt")))
         level = log.warning if phase in ("failed", "retried", "duplicated") else log.info
         backend = backend or job.backend
         level(
@@ -89,6 +92,7 @@ class Jobs:
             prompt_id=job.prompt_id,
             backend=backend,
             state=job.state,
+            **({"model": model} if model else {}),
             **({"detail": detail} if detail else {}),
             **({"queue_wait_s": round(wait, 4)} if wait is not None else {}),
             **({"run_s": round(run, 4)} if run is not None else {}),
@@ -102,6 +106,7 @@ class Jobs:
             detail=detail,
             client_id=job.client_id,
             client_events=client_events,
+            model=model,
         )
         self.events.emit(event)
 

@@ -17,7 +17,7 @@ from balancer.auth.principal import is_admin_key
 from balancer.config.load import ConfigError, parse_backend
 from balancer.errors import error_response
 from balancer.ops.context import OPS
-from balancer.ops.status import backend_status
+from balancer.ops.status import Holdings, backend_status
 from balancer.proxy.context import ctx, read_json_object
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -65,7 +65,8 @@ def _row(request: web.Request, name: str) -> dict[str, Any] | None:
     backend = b.registry.get(name)
     if backend is None:
         return None
-    return backend_status(backend, b.clock(), request.app[OPS].tally, b.follower)
+    holdings = Holdings(b.catalogues, b.residency)
+    return backend_status(backend, b.clock(), request.app[OPS].tally, b.follower, holdings)
 
 
 def _unknown(name: str) -> web.Response:

@@ -77,8 +77,20 @@ class BackendCollector:
             yield family
 
 
+# Distinct values of the `model` label before the rest count as "other".
+MODEL_LABELS = 50
+
+
 class Metrics:
-    def __init__(self, backends: Callable[[], Iterable[Backend]]) -> None:
+    def __init__(
+        self,
+        backends: Callable[[], Iterable[Backend]],
+        known_models: Callable[[], frozenset[str]],
+    ) -> None:
+        # Checkpoints and UNets some backend offers: the `model` label takes
+        # only these (at most MODEL_LABELS of them), anything else is "other".
+        self.known_models = known_models
+        self._model_labels: set[str] = set()
         self.registry = CollectorRegistry(auto_describe=False)
         r = self.registry
         self.registry.register(BackendCollector(backends))
@@ -123,7 +135,8 @@ class Metrics:
         )
         self.run_time = Histogram(
             f"{PREFIX}_job_run_seconds",
-            "start to end of execution",
+            "start to end of execution, by the prompt's main checkpoint or UNet",
+            ["model"],
             buckets=JOB_BUCKETS,
             registry=r,
         )
@@ -150,7 +163,20 @@ class Metrics:
             if event.queue_wait is not None:
                 self.queue_wait.observe(max(0.0, event.queue_wait))
             if event.run_time is not None:
-                self.run_time.observe(max(0.0, event.run_time))
+                self.run_time.labels(self.model_label(event.model)).observe(
+                    max(0.0, event.run_time)
+                )
+
+    def model_label(self, model: str | None) -> str:
+        """The model itself while the label set stays bounded, else "other"."""
+        if model is None:
+            return "none"
+        if model in self._model_labels:
+            return model
+        if len(self._model_labels) < MODEL_LABELS and model in self.known_models():
+            self._model_labels.add(model)
+            return model
+        return "other"
 
     def routing(self, outcome: str) -> None:
         self.decisions.labels(outcome).inc()

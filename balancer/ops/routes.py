@@ -9,7 +9,7 @@ from aiohttp import web
 from balancer.auth.principal import principal_of
 from balancer.ops.context import OPS
 from balancer.ops.metrics import CONTENT_TYPE
-from balancer.ops.status import status_document
+from balancer.ops.status import Holdings, status_document
 from balancer.outputs.setup import status as outputs_status
 from balancer.proxy.context import ctx
 
@@ -26,7 +26,8 @@ async def get_page(request: web.Request) -> web.StreamResponse:
 
 async def get_status(request: web.Request) -> web.StreamResponse:
     b = ctx(request)
-    doc = status_document(list(b.registry), b.clock(), request.app[OPS].tally, b.follower)
+    holdings = Holdings(b.catalogues, b.residency)
+    doc = status_document(list(b.registry), b.clock(), request.app[OPS].tally, b.follower, holdings)
     for row in doc["backends"]:
         row["running_prompt_id"] = visible_prompt(request, row["running_prompt_id"])
     doc["outputs"] = outputs_status(request)

@@ -32,7 +32,10 @@ def install_ops(app: web.Application, config_path: str | None = None) -> None:
     def backends() -> Iterable[Backend]:
         return app[BALANCER].registry if BALANCER in app else ()
 
-    metrics = Metrics(backends)
+    def known_models() -> frozenset[str]:
+        return app[BALANCER].catalogues.main_models() if BALANCER in app else frozenset()
+
+    metrics = Metrics(backends, known_models)
     app[METRICS] = metrics  # the output sink adds its series to this registry
     app.middlewares.insert(0, timing_middleware(metrics))
     add_status_routes(app.router)
@@ -51,7 +54,7 @@ def install_ops(app: web.Application, config_path: str | None = None) -> None:
 
 def wire(b: Balancer, metrics: Metrics) -> Ops:
     """Subscribe metrics and the tally to job events, drains and decisions."""
-    drainer = Drainer(b.upstream)
+    drainer = Drainer(b.upstream, b.residency.freed)
     members = Membership(b, drainer)
     tally = JobTally()
     b.events.subscribe(metrics)

@@ -9,6 +9,8 @@ from collections import defaultdict
 from typing import Any
 
 from balancer.backends.state import Backend
+from balancer.catalog.book import Catalogues
+from balancer.catalog.residency import Residency
 from balancer.jobs.events import JobEvent
 from balancer.jobs.follow import Follower
 from balancer.redact import display_url, redact
@@ -56,7 +58,25 @@ def running_prompt(b: Backend, follower: Follower) -> str | None:
     return job.prompt_id if job is not None else None
 
 
-def backend_status(b: Backend, now: float, tally: JobTally, follower: Follower) -> dict[str, Any]:
+class Holdings:
+    """What each backend offers and holds: its node count (from its
+    catalogue; None before it is read) and the models taken as resident."""
+
+    def __init__(self, catalogues: Catalogues, residency: Residency) -> None:
+        self.catalogues = catalogues
+        self.residency = residency
+
+    def of(self, name: str) -> dict[str, Any]:
+        catalogue = self.catalogues.get(name)
+        return {
+            "nodes": len(catalogue.classes) if catalogue is not None else None,
+            "resident_models": self.residency.resident(name)[::-1],
+        }
+
+
+def backend_status(
+    b: Backend, now: float, tally: JobTally, follower: Follower, holdings: Holdings
+) -> dict[str, Any]:
     snap = b.snapshot
     used = None
     if snap is not None and snap.vram_total is not None and snap.vram_free is not None:
@@ -77,6 +97,7 @@ def backend_status(b: Backend, now: float, tally: JobTally, follower: Follower) 
         "jobs_done": tally.done.get(b.name, 0),
         "jobs_failed": tally.failed.get(b.name, 0),
         "running_prompt_id": running_prompt(b, follower),
+        **holdings.of(b.name),
     }
 
 
@@ -88,9 +109,9 @@ def _limit_bytes(b: Backend) -> int | None:
 
 
 def status_document(
-    backends: list[Backend], now: float, tally: JobTally, follower: Follower
+    backends: list[Backend], now: float, tally: JobTally, follower: Follower, holdings: Holdings
 ) -> dict[str, Any]:
-    rows = [backend_status(b, now, tally, follower) for b in backends]
+    rows = [backend_status(b, now, tally, follower, holdings) for b in backends]
     pool: dict[str, Any] = {
         "backends": len(rows),
         "up": sum(1 for r in rows if r["state"] == "up"),

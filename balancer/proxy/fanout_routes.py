@@ -99,4 +99,9 @@ async def post_free(request: web.Request) -> web.StreamResponse:
     body = await read_json_object(request, empty_ok=True)
     if isinstance(body, web.Response):
         return body
-    return first_failure(await b.each_healthy("POST", "/free", body)) or web.Response(status=200)
+    replies = await b.each_healthy("POST", "/free", body)
+    if isinstance(body, dict) and (body.get("unload_models") or body.get("free_memory")):
+        for backend, reply in replies:
+            if isinstance(reply, UpstreamReply) and reply.status == 200:
+                b.residency.freed(backend.name)
+    return first_failure(replies) or web.Response(status=200)

@@ -59,10 +59,14 @@ class Picker:
         filters: Sequence[Filter] = DEFAULT_FILTERS,
         score: Callable[[Candidate], float] = least_loaded,
         binds_late: bool = True,
+        warm_lookahead: int = 0,
     ) -> None:
         self.filters = filters
         self.score = score
         self.binds_late = binds_late
+        # Waiting jobs the late binder looks through for one whose models are
+        # resident where it would go, before it binds the first (0: never).
+        self.warm_lookahead = warm_lookahead
         self._turn = 0
 
     def feasible(self, candidates: Sequence[Candidate]) -> NoBackend | None:

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from balancer.config.model import RoutingSettings
 from balancer.scheduling.filters import DEFAULT_FILTERS, room_filter
 from balancer.scheduling.picker import Picker
-from balancer.scheduling.scores import Score, expected_finish, least_loaded, round_robin
+from balancer.scheduling.scores import (
+    Score,
+    expected_finish,
+    least_loaded,
+    model_affinity,
+    round_robin,
+)
 
 
 @dataclass(frozen=True)
@@ -18,6 +24,8 @@ class Policy:
     # True: the room filter (`routing.max_pending_per_backend`) applies.
     # False: every prompt is sent the moment it arrives, whatever the load.
     binds_late: bool
+    # Waiting jobs looked through for a warm one before binding the first.
+    warm_lookahead: int = 0
 
 
 POLICIES: dict[str, Policy] = {
@@ -26,6 +34,12 @@ POLICIES: dict[str, Policy] = {
     # Late binding to the backend that would finish the job first, learning
     # each backend's speed from the jobs it ran.
     "expected_finish": Policy(expected_finish, binds_late=True),
+    # Late binding to where the job would finish first counting model loads:
+    # a backend that holds the prompt's models already wins over an idle one
+    # that would spend longer loading them than the queue ahead takes.
+    # It also lets a waiting job whose models are resident on the backend
+    # with room go before a cold one (for up to a model load time).
+    "model_affinity": Policy(model_affinity, binds_late=True, warm_lookahead=16),
     # Round robin sends at once: with a room filter it would only ever pick
     # among backends with room, which is late binding with a fixed order, not
     # the classic baseline. It ignores `max_pending_per_backend`.
@@ -40,4 +54,5 @@ def build_policy(routing: RoutingSettings) -> Picker:
     policy = POLICIES[routing.policy]
     limit = routing.max_pending_per_backend
     room = (room_filter(limit),) if limit is not None and policy.binds_late else ()
-    return Picker((*DEFAULT_FILTERS, *room), policy.score, policy.binds_late)
+    filters = (*DEFAULT_FILTERS, *room)
+    return Picker(filters, policy.score, policy.binds_late, policy.warm_lookahead)

@@ -1,0 +1,142 @@
+"""Model residency: which models each backend probably holds in VRAM, and
+how long loading one costs there (learned from finished jobs).
+
+A backend is taken to hold the models of its most recent jobs (at most
+`routing.resident_models` per backend, the least recently used forgotten
+first). It forgets them all on `POST /free {"unload_models": true}` (the
+balancer's own `free_on_drain` included), when it may have restarted (its
+channel came back under a new id, or it was down), and when a probe sees its
+VRAM use drop sharply. A load time starts at `routing.model_load_estimate`
+and follows the difference between cold and warm run times of finished jobs.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import OrderedDict, deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from balancer.backends.state import Backend, LoadSnapshot
+from balancer.catalog.needs import Needs
+from balancer.logs import get_logger
+
+log = get_logger("balancer.catalog")
+
+# Recent warm run times kept per backend (their median is the warm baseline).
+WARM_RUNS = 20
+# Weight of a new observation in a learned load time.
+LEARN_RATE = 0.3
+# A probe seeing VRAM use fall by more than this share means models left.
+VRAM_DROP = 0.5
+
+
+def model_values(needs: Needs) -> tuple[str, ...]:
+    """The model files a prompt loads: the `*_name` inputs of loader nodes
+    (checkpoints, LoRAs, VAE, CLIP, UNet, ControlNet, upscalers, ...)."""
+    seen: dict[str, None] = {}
+    for v in needs.values:
+        if "Loader" in v.class_type and v.input.endswith("_name"):
+            seen[v.value] = None
+    return tuple(seen)
+
+
+def main_model(needs: Needs) -> str | None:
+    """The prompt's main checkpoint or UNet, for per-model figures."""
+    for v in needs.values:
+        if v.input in ("ckpt_name", "unet_name"):
+            return v.value
+    return None
+
+
+class JobEnd(Protocol):
+    """What residency reads of a job event (balancer.jobs.events.JobEvent)."""
+
+    @property
+    def prompt_id(self) -> str: ...
+
+    @property
+    def phase(self) -> str: ...
+
+    @property
+    def run_time(self) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class _Dispatched:
+    backend: str
+    cold: tuple[str, ...]
+
+
+class Residency:
+    def __init__(self, slots: int, load_estimate: float) -> None:
+        self.slots = slots
+        self.load_estimate = load_estimate
+        self._resident: dict[str, OrderedDict[str, None]] = {}
+        self._load: dict[tuple[str, str], float] = {}  # (backend, model) -> seconds
+        self._warm: dict[str, deque[float]] = {}
+        self._jobs: dict[str, _Dispatched] = {}
+        self._vram_used: dict[str, int] = {}
+
+    def resident(self, backend: str) -> list[str]:
+        """Most recently used last."""
+        return list(self._resident.get(backend, ()))
+
+    def load_time(self, backend: str, model: str) -> float:
+        return self._load.get((backend, model), self.load_estimate)
+
+    def cold_load(self, backend: str, models: tuple[str, ...]) -> float:
+        """Seconds of loading the models not resident on `backend` would cost."""
+        held: Mapping[str, None] = self._resident.get(backend, {})
+        return sum(self.load_time(backend, m) for m in models if m not in held)
+
+    def dispatched(self, prompt_id: str, backend: str, models: tuple[str, ...]) -> None:
+        """A job went to `backend`: its models will be resident there."""
+        held = self._resident.setdefault(backend, OrderedDict())
+        self._jobs[prompt_id] = _Dispatched(backend, tuple(m for m in models if m not in held))
+        for model in models:
+            held[model] = None
+            held.move_to_end(model)
+        while len(held) > self.slots:
+            held.popitem(last=False)
+
+    def forget(self, backend: str, reason: str) -> None:
+        if self._resident.pop(backend, None):
+            log.info("residency_forgotten", backend=backend, reason=reason)
+
+    def freed(self, backend: str) -> None:
+        """`POST /free` unloaded its models."""
+        self.forget(backend, "free")
+
+    def restarted(self, backend: str) -> None:
+        self.forget(backend, "restart")
+
+    def job_event(self, event: JobEnd) -> None:
+        """Learn load times from finished jobs: a cold run minus the backend's
+        warm median is the load time of the models it loaded."""
+        if event.phase not in ("completed", "failed", "interrupted", "retried", "cancelled"):
+            return
+        job = self._jobs.pop(event.prompt_id, None)
+        if job is None or event.phase != "completed" or event.run_time is None:
+            return
+        warm = self._warm.setdefault(job.backend, deque(maxlen=WARM_RUNS))
+        if not job.cold:
+            warm.append(event.run_time)
+            return
+        if not warm:
+            return
+        each = max(0.0, event.run_time - statistics.median(warm)) / len(job.cold)
+        for model in job.cold:
+            old = self.load_time(job.backend, model)
+            self._load[(job.backend, model)] = old + LEARN_RATE * (each - old)
+
+    async def after_probe(self, backend: Backend, snapshot: LoadSnapshot) -> None:
+        """Prober listener: VRAM use falling sharply means models were unloaded."""
+        if snapshot.vram_total is None or snapshot.vram_free is None:
+            return
+        used = snapshot.vram_total - snapshot.vram_free
+        before = self._vram_used.get(backend.name)
+        self._vram_used[backend.name] = used
+        if before is not None and used < before * (1 - VRAM_DROP):
+            self.forget(backend.name, "vram_dropped")

@@ -1,0 +1,114 @@
+"""Model residency: remembered per backend, forgotten on /free and restarts,
+load times learned; model_affinity sends a prompt where its model is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from support import PoolFactory, workflow
+
+from balancer.catalog.needs import needs_of
+from balancer.catalog.residency import Residency, main_model, model_values
+from balancer.config.model import RoutingSettings
+from balancer.jobs.events import JobEvent
+
+from .test_mixed_pool import reconnected
+
+SDXL = "sd_xl_base_1.0.safetensors"
+SD15 = "v1-5-pruned-emaonly.safetensors"
+
+
+def txt2img(checkpoint: str, seed: int = 1) -> dict[str, Any]:
+    wf = workflow("txt2img")
+    wf["4"]["inputs"]["ckpt_name"] = checkpoint
+    wf["5"]["inputs"].update(width=64, height=64)
+    wf["3"]["inputs"].update(steps=1, seed=seed)
+    return wf
+
+
+def test_models_of_a_prompt_are_its_loader_inputs() -> None:
+    prompt = txt2img(SDXL)
+    prompt["10"] = {"class_type": "LoraLoader", "inputs": {"lora_name": "x.safetensors"}}
+    needs = needs_of(prompt)
+    assert model_values(needs) == (SDXL, "x.safetensors")
+    assert main_model(needs) == SDXL
+
+
+def test_load_time_is_learned_from_cold_and_warm_runs() -> None:
+    r = Residency(slots=2, load_estimate=10.0)
+    assert r.cold_load("gpu0", ("a",)) == 10.0
+    r.dispatched("p1", "gpu0", ("a",))  # cold: no warm baseline yet, nothing learned
+    r.job_event(JobEvent("p1", "completed", "gpu0", run_time=3.0))
+    assert r.cold_load("gpu0", ("a",)) == 0.0 and r.cold_load("gpu1", ("a",)) == 10.0
+    for i in range(3):
+        r.dispatched(f"w{i}", "gpu0", ("a",))  # warm
+        r.job_event(JobEvent(f"w{i}", "completed", "gpu0", run_time=1.0))
+    r.dispatched("p2", "gpu0", ("b",))
+    r.job_event(JobEvent("p2", "completed", "gpu0", run_time=3.0))  # 2 s more than warm
+    assert r.load_time("gpu0", "b") == 10.0 + 0.3 * (2.0 - 10.0)
+    r.dispatched("p3", "gpu0", ("c",))  # a third model: "a" is the least recently used
+    assert r.resident("gpu0") == ["b", "c"]
+    r.freed("gpu0")
+    assert r.resident("gpu0") == []
+
+
+async def test_model_affinity_goes_where_the_model_is_and_free_forgets_it(
+    make_pool: PoolFactory,
+) -> None:
+    pool = await make_pool(2, routing=RoutingSettings(policy="model_affinity"))
+    first = (await pool.submit(txt2img(SDXL, 1)))["prompt_id"]
+    await pool.settle([first])
+    holder = pool.owner(first)
+    other = "gpu1" if holder == "gpu0" else "gpu0"
+    residency = pool.balancer.residency
+    assert residency.resident(holder) == [SDXL] and residency.resident(other) == []
+    again = [(await pool.submit(txt2img(SDXL, s)))["prompt_id"] for s in (2, 3)]
+    await pool.settle(again)
+    assert [pool.owner(i) for i in again] == [holder, holder]  # least_loaded would rotate
+    sd15 = (await pool.submit(txt2img(SD15, 4)))["prompt_id"]
+    await pool.settle([sd15])
+    sd15_holder = pool.owner(sd15)
+    later = [(await pool.submit(txt2img(m, s)))["prompt_id"] for m, s in ((SD15, 5), (SDXL, 6))]
+    await pool.settle(later)
+    assert [pool.owner(i) for i in later] == [sd15_holder, holder]
+    assert pool.emulators[holder].memory.loads == (2 if sd15_holder == holder else 1)
+    rows = {
+        r["name"]: r for r in (await (await pool.client.get("/balancer/status")).json())["backends"]
+    }
+    assert rows[holder]["resident_models"][0] == SDXL  # most recently used first
+    assert rows[holder]["nodes"] == len(pool.emulators[holder].catalog.class_names())
+
+    metrics = await (await pool.client.get("/metrics")).text()
+    count = f'comfyui_balancer_job_run_seconds_count{{model="{SDXL}"}} 4.0'
+    assert count in metrics  # per-model figures: first, again x2, the later SDXL job
+
+    assert (await pool.client.post("/free", json={"unload_models": True})).status == 200
+    assert residency.resident(holder) == [] and residency.resident(other) == []
+
+
+async def test_residency_is_forgotten_when_a_backend_restarts(make_pool: PoolFactory) -> None:
+    pool = await make_pool(1, routing=RoutingSettings(policy="model_affinity"))
+    first = (await pool.submit(txt2img(SDXL, 1)))["prompt_id"]
+    await pool.settle([first])
+    assert pool.balancer.residency.resident("gpu0") == [SDXL]
+    backend = pool.balancer.registry.get("gpu0")
+    assert backend is not None
+    old = backend.channel_id
+    await pool.emulators["gpu0"].crash()
+    await reconnected(pool, "gpu0", old)
+    await pool.probe()
+    assert pool.balancer.residency.resident("gpu0") == []
+
+
+def test_model_affinity_waits_behind_a_warm_backend_rather_than_load_cold() -> None:
+    from scheduling.test_picker import cand
+
+    from balancer.scheduling import Chosen, Picker
+    from balancer.scheduling.scores import model_affinity
+
+    picker = Picker(score=model_affinity)
+    warm_busy = cand("warm", 0, 1, run_time=1.0)
+    cold_idle = cand("cold", 1, 0, cold_load=10.0)
+    assert picker.pick([warm_busy, cold_idle]) == Chosen("warm")
+    cheap_load = cand("cold", 1, 0, cold_load=0.5)
+    assert picker.pick([warm_busy, cheap_load]) == Chosen("cold")
