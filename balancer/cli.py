@@ -153,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--mixed",
         action="store_true",
-        help="4 uneven backends (own models, node sets, 2 models in VRAM) and model_affinity",
+        help="4 uneven backends (own models, node sets, 2 models in VRAM) and model_affinity"
+        " (default: off)",
     )
     demo.set_defaults(func=_demo)
 

@@ -23,7 +23,7 @@ def exposed() -> set[str]:
     registry = Registry((BackendSettings(name="gpu0", url="http://x:1"),))
     for backend in registry:
         backend.snapshot = LoadSnapshot(0.0, (), (), 10, 5)
-    metrics = Metrics(lambda: registry)
+    metrics = Metrics(lambda: registry, frozenset)
     metrics.request("ops", 0.1, 500)
     metrics.routing("chosen")
     metrics.drain_changed("gpu0", "vram", True)

@@ -8,6 +8,8 @@ from balancer.config.thresholds import VramThreshold
 
 GiB = 1024**3
 FIELDS = {
+    "nodes",
+    "resident_models",
     "name",
     "url",
     "state",
