@@ -84,6 +84,10 @@ def _key(index: int, entry: object, errors: list[tuple[str, str]]) -> ApiKey | N
     scope = entry.get("scope", "client")
     if scope not in _SCOPES:
         errors.append((f"{where}.scope", "must be one of client, admin"))
+    elif scope == "client" and name == "default":
+        # A client key's user data lives in <data_dir>/user/<name>/, and
+        # `default` is the directory admin keys and anonymous callers share.
+        errors.append((f"{where}.name", "'default' is reserved for admin keys"))
     limits = {
         field: _number(entry[field], f"{where}.{field}", errors, integer=field != "rate")
         for field in ("rate", "burst", "max_queued")

@@ -66,3 +66,18 @@ async def test_user_data_is_kept_per_tenant(make_pool: PoolFactory) -> None:
     bob_saved = await client.post(path, data=b'{"bob": 2}', headers=as_("bob"))
     assert bob_saved.status == 200
     assert await (await client.get(path, headers=as_("alice"))).read() == b'{"alice": 1}'
+
+
+def test_a_client_key_cannot_be_named_default() -> None:
+    """`default` is the user-data directory admin keys and anonymous callers
+    share: a client key of that name would read and write theirs."""
+    from balancer.config.load import ConfigError, parse_settings
+
+    def keys(*entries: dict[str, str]) -> dict[str, object]:
+        return {"backends": [{"url": "http://a:1"}], "auth": {"keys": list(entries)}}
+
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(keys({"name": "default", "key": "k"}))
+    assert caught.value.errors == ["auth.keys[0].name: 'default' is reserved for admin keys"]
+    admin = parse_settings(keys({"name": "default", "key": "k", "scope": "admin"}))
+    assert admin.auth.keys[0].name == "default"
