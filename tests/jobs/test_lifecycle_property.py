@@ -1,0 +1,223 @@
+"""A stateful property test of the job lifecycle (issue 11): hypothesis
+interleaves submits (some `front`), deletes, clears, cancels, interrupts
+with and without an id, backend crashes, hangs and pauses, and reloads of
+`routing`, against two in-process emulated backends. After every step and
+at the end of each run it checks:
+
+- numbers are strictly increasing in the order prompts were accepted (front
+  ones below every earlier one), and `/api/jobs` shows the same number;
+- a job a removal answered as `cancelled` never runs;
+- once the pool is left to finish, every accepted job has exactly one end,
+  visible in `/api/jobs/{id}` (and in `/history/{id}` unless cancelled);
+- no job runs twice unless the balancer recorded it as a duplicate.
+
+Not covered here: a balancer restart mid-run (tests/jobs/test_failover.py and
+test_sigkill.py restart one with its SQLite store). Hypothesis runs in a
+worker thread; each step runs on the test's event loop. Derandomized."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Coroutine
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+from support import Pool, PoolFactory, colored
+
+from balancer.config.model import ProbeSettings
+from balancer.ops.context import OPS
+from balancer.ops.reconfigure import apply_settings
+
+BACKENDS = ("gpu0", "gpu1")
+ENDS = {"completed", "failed", "cancelled"}
+
+
+@dataclass
+class World:
+    pool: Pool
+    loop: asyncio.AbstractEventLoop
+    accepted: list[tuple[str, float, bool]] = field(default_factory=list)  # id, number, front
+    removed: set[str] = field(default_factory=set)  # answered as cancelled
+    colour: int = 0
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
+
+
+def machine(world: World) -> type[RuleBasedStateMachine]:
+    pool = world.pool
+
+    async def api_status(prompt_id: str) -> str:
+        resp = await pool.client.get(f"/api/jobs/{prompt_id}")
+        return str((await resp.json())["status"])
+
+    async def note_removed(ids: list[str]) -> None:
+        for prompt_id in ids:
+            if await api_status(prompt_id) == "cancelled":
+                job = pool.balancer.store.get_job(prompt_id)
+                if job is not None and job.state == "cancelled":
+                    world.removed.add(prompt_id)
+
+    class Lifecycle(RuleBasedStateMachine):
+        @initialize()
+        def busy_pool(self) -> None:
+            """Each run starts with both backends held and five jobs in the
+            pool: two running, two in the backends' queues, one waiting here."""
+            for emulator in pool.emulators.values():
+                emulator.pause()
+            for _ in range(5):
+                self.submit(front=False, client=None)
+
+        @rule(front=st.booleans(), client=st.sampled_from(["a", "b", None]))
+        def submit(self, front: bool, client: str | None) -> None:
+            world.colour += 1
+            body: dict[str, Any] = {"prompt": colored(world.colour % 256), "front": front}
+            if client is not None:
+                body["client_id"] = client
+
+            async def post() -> None:
+                resp = await pool.client.post("/prompt", json=body)
+                assert resp.status in (200, 429, 503), await resp.text()
+                if resp.status == 200:
+                    answer = await resp.json()
+                    world.accepted.append((answer["prompt_id"], answer["number"], front))
+
+            world.run(post())
+
+        @rule(pick=st.integers(0, 1000), how=st.sampled_from(["delete", "cancel"]))
+        def remove(self, pick: int, how: str) -> None:
+            if not world.accepted:
+                return
+            prompt_id = world.accepted[pick % len(world.accepted)][0]
+
+            async def go() -> None:
+                if how == "delete":
+                    resp = await pool.client.post("/queue", json={"delete": [prompt_id]})
+                else:
+                    resp = await pool.client.post(f"/api/jobs/{prompt_id}/cancel")
+                assert resp.status == 200
+                await note_removed([prompt_id])
+
+            world.run(go())
+
+        @rule()
+        def clear(self) -> None:
+            async def go() -> None:
+                assert (await pool.client.post("/queue", json={"clear": True})).status == 200
+                await note_removed([i for i, _, _ in world.accepted])
+
+            world.run(go())
+
+        @rule(body=st.sampled_from([{}, {"client_id": "a"}, {"prompt_id": "x"}]))
+        def interrupt(self, body: dict[str, Any]) -> None:
+            if "prompt_id" in body and world.accepted:
+                body = {"prompt_id": world.accepted[-1][0]}
+            world.run(pool.client.post("/interrupt", json=body))
+
+        @rule(name=st.sampled_from(BACKENDS), paused=st.booleans())
+        def pause(self, name: str, paused: bool) -> None:
+            emulator = pool.emulators[name]
+            emulator.pause() if paused else emulator.resume()
+
+        @rule(name=st.sampled_from(BACKENDS))
+        def crash(self, name: str) -> None:
+            world.run(pool.emulators[name].crash())
+            world.run(pool.probe())
+
+        @rule(name=st.sampled_from(BACKENDS), seconds=st.sampled_from([5.0, 61.0]))
+        def hang(self, name: str, seconds: float) -> None:
+            faults = pool.emulators[name].faults
+            faults.hang = True
+            world.run(pool.probe())
+            pool.clock.advance(seconds)
+            world.run(pool.probe())
+            faults.hang = False
+
+        @rule(
+            max_queue=st.sampled_from([2, 10_000]),
+            policy=st.sampled_from(["least_loaded", "round_robin"]),
+        )
+        def reload(self, max_queue: int, policy: str) -> None:
+            b = pool.balancer
+            routing = replace(b.settings.routing, max_queue=max_queue, policy=policy)  # type: ignore[arg-type]
+            members = pool.client.app[OPS].members  # type: ignore[index]
+            world.run(apply_settings(b, members, replace(b.settings, routing=routing)))
+
+        @rule()
+        def probe(self) -> None:
+            world.run(pool.probe())
+
+        @invariant()
+        def numbers_rise(self) -> None:
+            plain = [n for _, n, front in world.accepted if not front]
+            assert plain == sorted(set(plain)), "numbers strictly increase"
+            for index, (_, number, front) in enumerate(world.accepted):
+                if front:
+                    earlier = [n for _, n, _ in world.accepted[:index]]
+                    assert all(number < n for n in earlier if n > 0)
+
+        @invariant()
+        def removed_never_runs(self) -> None:
+            ran = {i for e in pool.emulators.values() for i in e.executed}
+            assert not (ran & world.removed), "a job removed as cancelled ran"
+
+        def teardown(self) -> None:
+            world.run(settle(world))
+
+    return Lifecycle
+
+
+async def settle(world: World) -> None:
+    """Let the pool finish, then check every accepted job's one end."""
+    pool = world.pool
+    for emulator in pool.emulators.values():
+        emulator.faults.hang = False
+        emulator.resume()
+    store = pool.balancer.store
+    ids = [i for i, _, _ in world.accepted]
+    await pool.settle([i for i in ids if (j := store.get_job(i)) is None or j.state != "cancelled"])
+    await pool.wait_idle()
+    runs = Counter(i for e in pool.emulators.values() for i in e.executed)
+    for prompt_id, count in runs.items():  # a late second run's end may still be on its way
+        job = store.get_job(prompt_id)
+        if job is not None and count > 1 + len(job.duplicates):
+            recorded = pool.watch("duplicated", prompt_id)
+            if count > 1 + len(store.get_job(prompt_id).duplicates):  # type: ignore[union-attr]
+                await asyncio.wait_for(recorded.wait(), 10.0)
+    for prompt_id, number, _ in world.accepted:
+        job = await (await pool.client.get(f"/api/jobs/{prompt_id}")).json()
+        assert job["status"] in ENDS, (prompt_id, job["status"])
+        assert job["priority"] == number
+        history = await (await pool.client.get(f"/history/{prompt_id}")).json()
+        stored = pool.balancer.store.get_job(prompt_id)
+        assert stored is not None
+        assert (prompt_id in history) == (stored.state != "cancelled"), "history for every end"
+        assert runs[prompt_id] <= 1 + len(stored.duplicates), (
+            "ran twice without a recorded grace expiry"
+        )
+    assert not (set(runs) & world.removed)
+
+
+async def test_the_job_lifecycle_keeps_its_promises(make_pool: PoolFactory) -> None:
+    pool = await make_pool(2, probe=ProbeSettings(timeout=0.2, unhealthy_after=1))
+    world = World(pool, asyncio.get_running_loop())
+    config = settings(
+        max_examples=25,
+        stateful_step_count=15,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    await asyncio.to_thread(run_state_machine_as_test, machine(world), settings=config)
+    assert len(world.accepted) > 50 and world.removed, "the runs exercised the pool"
