@@ -67,22 +67,12 @@ async def one_mode(folder: Path, s3: S3Server, sink: bool, runs: int) -> dict[in
     ):
         async with aiohttp.ClientSession() as session:
             await wait_ready(session, f"http://127.0.0.1:{backend_port}/queue")
-            await wait_ready(session, front + "/balancer/health")
-            await _backend_up(session, front)
+            # ready: the backend is probed and its catalogue read
+            await wait_ready(session, front + "/balancer/ready")
             for megabytes, _ in SIZES:
                 side = side_for(megabytes * 1_000_000)
                 gaps[megabytes] = [await end_gap(session, front, side, n) for n in range(runs)]
     return gaps
-
-
-async def _backend_up(session: aiohttp.ClientSession, front: str) -> None:
-    """The balancer's first probe must land before it dispatches."""
-    for _ in range(300):
-        async with session.get(front + "/balancer/status") as resp:
-            if (await resp.json())["pool"]["up"]:
-                return
-        await asyncio.sleep(0.1)
-    raise RuntimeError("the backend never came up")
 
 
 async def measure(runs: int) -> str:

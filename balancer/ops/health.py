@@ -6,8 +6,10 @@
 - `GET /balancer/ready` (readiness): 200 only when at least
   `health.min_backends_up` backends can take prompts now (up with an open
   channel, not draining, fresh load data, enough free VRAM: the scheduler's
-  own filters), else 503 with the reason. A full backend is ready: its
-  prompts wait in the balancer.
+  own filters) and their catalogues have been read, else 503 with the
+  reason. A backend whose catalogue is not read yet would refuse every
+  prompt (unknown is not capable), so it is not ready either. A full
+  backend is ready: its prompts wait in the balancer.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ async def get_ready(request: web.Request) -> web.StreamResponse:
     # Ready means able to take a prompt at all: no prompt's needs to fit here.
     candidates = candidates_from(backends, b.clock(), b.settings.probe, lambda _name: Fit())
     eligible = apply_filters(candidates, DEFAULT_FILTERS)
-    ready = [] if isinstance(eligible, NoBackend) else eligible
+    able = [] if isinstance(eligible, NoBackend) else eligible
+    ready = [c for c in able if b.catalogues.get(c.name) is not None]
     body: dict[str, object] = {
         "status": "ready",
         "backends": len(backends),
@@ -46,6 +49,8 @@ async def get_ready(request: web.Request) -> web.StreamResponse:
         return web.json_response(body)
     if isinstance(eligible, NoBackend):
         reason, message = eligible.outcome, eligible.message
+    elif not ready:
+        reason, message = "catalogue_unread", "no backend's nodes and models have been read yet"
     else:
         reason = "too_few_backends"
         message = f"{len(ready)} of {len(backends)} backends can take prompts; {needed} needed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support import Pool, PoolFactory
+from support import Pool, PoolFactory, colored
 
 from balancer.config import ConfigError, parse_settings
 from balancer.config.model import HealthSettings
@@ -41,6 +41,20 @@ async def test_ready_once_a_backend_can_take_prompts(make_pool: PoolFactory) -> 
         200,
         {"status": "ready", "backends": 2, "backends_ready": 2, "min_backends_up": 1},
     )
+
+
+async def test_not_ready_while_no_catalogue_is_read(make_pool: PoolFactory) -> None:
+    pool = await make_pool(1)
+    pool.balancer.catalogues.forget("gpu0")  # up, but its nodes and models unknown
+    resp = await pool.client.post("/prompt", json={"prompt": colored(1)})
+    assert resp.status == 503  # every prompt is refused: unknown is not capable
+    status, body = await get(pool, "/balancer/ready")
+    assert (status, body["reason"], body["backends_ready"]) == (503, "catalogue_unread", 0)
+    backend = pool.balancer.registry.get("gpu0")
+    assert backend is not None
+    await pool.balancer.catalogue_reader.read(backend)
+    assert (await get(pool, "/balancer/ready"))[0] == 200
+    await pool.submit(colored(1))
 
 
 async def test_not_ready_when_load_data_is_stale(make_pool: PoolFactory) -> None:

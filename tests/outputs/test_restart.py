@@ -71,9 +71,10 @@ async def test_a_copy_cut_by_sigkill_is_redone_after_restart(s3: S3Server, tmp_p
                 async with session.get(f"{url}/history/{prompt_id}") as resp:
                     return (await resp.json()).get(prompt_id)
 
-            await wait_ready(session, url + "/balancer/health")
-            await until(lambda: _up(session, url), "no backend came up")
+            # ready: the backend is up and its catalogue read, so /prompt is taken
+            await wait_ready(session, url + "/balancer/ready")
             async with session.post(url + "/prompt", json={"prompt": colored(5)}) as resp:
+                assert resp.status == 200, await resp.text()
                 prompt_id = (await resp.json())["prompt_id"]
             await until(status, "the copy never started")
             assert await ended() is None, "held: not ended while its copy runs"
@@ -96,8 +97,3 @@ async def test_a_copy_cut_by_sigkill_is_redone_after_restart(s3: S3Server, tmp_p
     assert image["stored"] is True
     written = (tmp_path / "g" / "output" / image["filename"]).read_bytes()
     assert s3.object_path(image["key"]).read_bytes() == written
-
-
-async def _up(session: aiohttp.ClientSession, url: str) -> bool:
-    async with session.get(url + "/balancer/status") as resp:
-        return bool((await resp.json())["pool"]["up"])
