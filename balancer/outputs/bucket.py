@@ -7,7 +7,7 @@ Signing is botocore's (SigV4); credentials come from the standard AWS chain.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,15 +67,8 @@ class Bucket:
 
     async def size(self, key: str) -> int | None:
         """The stored size of `key`, or None if there is no such object."""
-        try:
-            head = await self.client.head_object(Bucket=self.name, Key=key)
-        except ClientError as exc:
-            if _code(exc) in MISSING:
-                return None
-            raise BucketError(_describe(exc)) from exc
-        except BotoCoreError as exc:
-            raise BucketError(_describe(exc)) from exc
-        return int(head["ContentLength"])
+        head = await _unless_missing(self.client.head_object(Bucket=self.name, Key=key))
+        return None if head is None else int(head["ContentLength"])
 
     async def put(
         self, key: str, chunks: AsyncIterator[bytes], content_type: str | None
@@ -132,14 +125,9 @@ class Bucket:
     async def get(self, key: str, range_header: str | None = None) -> StoredObject | None:
         """A streamed read of `key` (optionally a byte range), or None if absent."""
         extra = {"Range": range_header} if range_header else {}
-        try:
-            reply = await self.client.get_object(Bucket=self.name, Key=key, **extra)
-        except ClientError as exc:
-            if _code(exc) in MISSING:
-                return None
-            raise BucketError(_describe(exc)) from exc
-        except BotoCoreError as exc:
-            raise BucketError(_describe(exc)) from exc
+        reply = await _unless_missing(self.client.get_object(Bucket=self.name, Key=key, **extra))
+        if reply is None:
+            return None
         return StoredObject(
             int(reply["ContentLength"]),
             reply.get("ContentType"),
@@ -185,6 +173,19 @@ async def _prepend(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterat
         yield head.pop(0)
     async for part in rest:
         yield part
+
+
+async def _unless_missing(call: Awaitable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The reply of an object call, None when the object does not exist;
+    any other failure is a BucketError."""
+    try:
+        return await call
+    except ClientError as exc:
+        if _code(exc) in MISSING:
+            return None
+        raise BucketError(_describe(exc)) from exc
+    except BotoCoreError as exc:
+        raise BucketError(_describe(exc)) from exc
 
 
 def _code(exc: ClientError) -> str:

@@ -3,27 +3,17 @@ load times learned; model_affinity sends a prompt where its model is."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from support import PoolFactory, workflow
+from support import PoolFactory
 
 from balancer.catalog.needs import needs_of
 from balancer.catalog.residency import Residency, main_model, model_values
 from balancer.config.model import RoutingSettings
 from balancer.jobs.events import JobEvent
 
-from .test_mixed_pool import reconnected
+from .test_mixed_pool import reconnected, txt2img
 
 SDXL = "sd_xl_base_1.0.safetensors"
 SD15 = "v1-5-pruned-emaonly.safetensors"
-
-
-def txt2img(checkpoint: str, seed: int = 1) -> dict[str, Any]:
-    wf = workflow("txt2img")
-    wf["4"]["inputs"]["ckpt_name"] = checkpoint
-    wf["5"]["inputs"].update(width=64, height=64)
-    wf["3"]["inputs"].update(steps=1, seed=seed)
-    return wf
 
 
 def test_models_of_a_prompt_are_its_loader_inputs() -> None:
