@@ -12,15 +12,17 @@ import sys
 
 from balancer.emulator import EmulatorOptions, create_emulator_app
 from balancer.emulator.cli import describe, options_from_args
-from balancer.runner import ListenError, start
+from balancer.runner import ListenError, start, stop_signals
 
 
 async def serve_emulator(options: EmulatorOptions, host: str, port: int) -> None:
-    """Serve until cancelled; a taken port raises ListenError before anything starts."""
+    """Serve until SIGINT or SIGTERM (the loop's own signal handlers, as
+    `serve` uses); a taken port raises ListenError before anything starts."""
     running = await start(create_emulator_app(options), host, port)
     try:
-        print(describe(options, running.url), flush=True)
-        await asyncio.Event().wait()
+        with stop_signals() as stop:  # before the banner: a Ctrl-C right after it stops us
+            print(describe(options, running.url), flush=True)
+            await stop.wait()
     finally:
         await running.runner.cleanup()
 

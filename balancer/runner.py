@@ -5,10 +5,11 @@ then close connections and run cleanup)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import signal
 import socket
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -120,17 +121,25 @@ async def serve_on(
     return Running(runner, host, sockets[0].getsockname()[1])
 
 
-async def wait_for_stop() -> None:
-    """Return on SIGINT or SIGTERM."""
+@contextlib.contextmanager
+def stop_signals() -> Iterator[asyncio.Event]:
+    """An event set on SIGINT or SIGTERM, through the loop's own handlers,
+    installed for the block (also when the process inherited SIGINT ignored)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        yield stop
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def wait_for_stop() -> None:
+    """Return on SIGINT or SIGTERM."""
+    with stop_signals() as stop:
+        await stop.wait()
 
 
 async def stop_all(running: list[Running]) -> None:
