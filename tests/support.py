@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from balancer.emulator import Emulator
 from balancer.proxy.context import BALANCER
@@ -140,3 +142,18 @@ class Pool:
 
 
 PoolFactory = Callable[..., Awaitable[Pool]]
+
+
+async def run_stateful(machine: type[RuleBasedStateMachine], steps: int) -> None:
+    """Run a hypothesis state machine from an async test: 25 derandomized
+    examples (a fixed seed, no example database), in a thread so its rules
+    can drive this test's event loop."""
+    config = settings(
+        max_examples=25,
+        stateful_step_count=steps,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    await asyncio.to_thread(run_state_machine_as_test, machine, settings=config)

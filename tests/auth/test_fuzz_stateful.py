@@ -23,12 +23,11 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from multidict import CIMultiDict
 from PIL import Image
-from support import Pool, PoolFactory, colored
+from support import Pool, PoolFactory, colored, run_stateful
 from upload_support import form, i2i, png
 
 from .auth_helpers import SECRETS, keyed_pool
@@ -312,15 +311,7 @@ async def test_two_tenants_never_cross(make_pool: PoolFactory) -> None:
         sockets[tenant] = await world.pool.client.ws_connect(
             "/ws", params={"clientId": other, "token": SECRETS[tenant]}
         )
-    config = settings(
-        max_examples=25,
-        stateful_step_count=12,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    await asyncio.to_thread(run_state_machine_as_test, machine(world), settings=config)
+    await run_stateful(machine(world), steps=12)
     await finish_jobs(world)
     for tenant in TENANTS:  # the last bytes each uploaded under a name are still there
         for (sub, name, kind), data in world.uploads.get(tenant, {}).items():

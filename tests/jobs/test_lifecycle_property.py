@@ -23,16 +23,14 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
     rule,
-    run_state_machine_as_test,
 )
-from support import Pool, PoolFactory, colored
+from support import Pool, PoolFactory, colored, run_stateful
 
 from balancer.config.model import ProbeSettings
 from balancer.ops.context import OPS
@@ -211,13 +209,5 @@ async def settle(world: World) -> None:
 async def test_the_job_lifecycle_keeps_its_promises(make_pool: PoolFactory) -> None:
     pool = await make_pool(2, probe=ProbeSettings(timeout=0.2, unhealthy_after=1))
     world = World(pool, asyncio.get_running_loop())
-    config = settings(
-        max_examples=25,
-        stateful_step_count=15,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    await asyncio.to_thread(run_state_machine_as_test, machine(world), settings=config)
+    await run_stateful(machine(world), steps=15)
     assert len(world.accepted) > 50 and world.removed, "the runs exercised the pool"
