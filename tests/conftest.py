@@ -4,7 +4,8 @@ clock, so nothing waits on wall-clock time."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from aiohttp.test_utils import TestServer
 from support import FakeClock, Pool, PoolFactory
 
 from balancer.app import create_app
+from balancer.bench.redisserver import RedisServer, redis_server_binary
 from balancer.config.model import BackendSettings, ProbeSettings, RoutingSettings, Settings
 from balancer.emulator import EMULATOR, Emulator, EmulatorOptions, create_emulator_app
 from balancer.store import MemoryStore
@@ -89,3 +91,25 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
         await pool.client.close()  # the balancer first: it holds channels to the backends
         for server in pool.servers.values():
             await server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real `redis-server` for the session (Debian's package, which
+    `.ci/run` installs). Missing outside CI, the Redis tests are skipped with
+    that reason; in CI (`CI` set) a missing binary is a failure."""
+    if redis_server_binary() is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed (apt-get install redis-server)")
+        pytest.skip("redis-server is not installed: apt-get install redis-server")
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test."""
+    redis_server.flush()
+    return redis_server.url
