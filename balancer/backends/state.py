@@ -22,6 +22,8 @@ log = get_logger("balancer.backends")
 Clock = Callable[[], float]
 
 RECENT_RUNS = 20
+# Runs observed before a backend's speed counts.
+MIN_RUNS = 3
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,15 @@ class LoadSnapshot:
 
 
 class Backend:
-    """Health, freshest load data and unseen dispatches of one backend."""
+    """Health, freshest load data and unseen dispatches of one backend.
+
+    Every scheduling decision reads each backend, so what it needs (`name`,
+    `newest`, `unseen`, `run_time`, `speed`) are plain attributes kept as
+    they change, not properties worked out per read."""
 
     def __init__(self, settings: BackendSettings, order: int) -> None:
         self.settings = settings
+        self.name = settings.name  # a backend keeps its name for its life
         self.order = order
         self.healthy = False
         self.failures = 0
@@ -59,6 +66,8 @@ class Backend:
         self.snapshot: LoadSnapshot | None = None
         self.last_error: str | None = None
         self.inflight = 0
+        # Prompts sent to it that its latest probe or push has not counted.
+        self.unseen = 0
         # Run times of its latest jobs (seconds), for its speed.
         self._recent_runs: deque[float] = deque(maxlen=RECENT_RUNS)
         self._accepted_at: deque[float] = deque()
@@ -70,6 +79,8 @@ class Backend:
         # kept as they arrive (every scheduling decision reads it).
         self.newest: tuple[float, int] | None = None
         self.run_time: float | None = None  # the median of recent run times
+        # run_time once there are MIN_RUNS runs to judge its speed by.
+        self.speed: float | None = None
         # Why it takes no new prompts (vram, manual, config, removed); see
         # balancer.backends.drain. `freed` is set once POST /free was sent in
         # the current drain episode.
@@ -84,10 +95,6 @@ class Backend:
     @property
     def draining(self) -> bool:
         return bool(self.drain_reasons)
-
-    @property
-    def name(self) -> str:
-        return self.settings.name
 
     @property
     def url(self) -> str:
@@ -128,10 +135,7 @@ class Backend:
         common one."""
         self._recent_runs.append(seconds)
         self.run_time = statistics.median(self._recent_runs)
-
-    @property
-    def runs(self) -> int:
-        return len(self._recent_runs)
+        self.speed = self.run_time if len(self._recent_runs) >= MIN_RUNS else None
 
     def record_push(self, queue_remaining: int, now: float) -> None:
         """A `status` push from the channel: the queue count as of `now`.
@@ -149,6 +153,10 @@ class Backend:
     def _forget_accepted_before(self, when: float) -> None:
         while self._accepted_at and self._accepted_at[0] <= when:
             self._accepted_at.popleft()
+        self._count_unseen()
+
+    def _count_unseen(self) -> None:
+        self.unseen = self.inflight + len(self._accepted_at)
 
     def record_failure(self, error: str, probe: ProbeSettings, may_go_down: bool = True) -> bool:
         """Count a failed probe; return True when this flips the backend down
@@ -186,16 +194,13 @@ class Backend:
 
     def dispatch_started(self) -> None:
         self.inflight += 1
+        self._count_unseen()
 
     def dispatch_finished(self, accepted: bool, now: float) -> None:
         self.inflight -= 1
         if accepted:
             self._accepted_at.append(now)
-
-    @property
-    def unseen(self) -> int:
-        """Prompts sent to this backend that its latest probe has not counted."""
-        return self.inflight + len(self._accepted_at)
+        self._count_unseen()
 
     def queue_size(self) -> int | None:
         """queue_running + queue_pending as last seen."""

@@ -2,9 +2,10 @@
 
 A decision snapshots every backend on each wake-up of the late binder, so
 the snapshot is a NamedTuple (five times cheaper to build than a frozen
-dataclass) and reads values the backend keeps up to date as they change
-(its newest load reading, its median run time) rather than working them
-out again per decision.
+dataclass) and reads plain attributes the backend keeps up to date as they
+change (its newest load reading, its unseen dispatches, its median run time
+and speed) rather than working them out again, or calling a property, per
+decision.
 """
 
 from __future__ import annotations
@@ -44,25 +45,23 @@ def candidates_from(
     """Snapshot the backends so the scheduling functions stay pure; `fit`
     says how each (by name) suits the prompt being placed."""
     backends = list(backends)
-    speed = relative_slowness(backends)
+    fastest = min([b.speed for b in backends if b.speed], default=None)
     oldest = now - probe.stale_after
     out = []
     for b in backends:
-        name, newest, snapshot = b.name, b.newest, b.snapshot
-        suits = fit(name)
-        load = None if newest is None else newest[1] + b.unseen
+        newest, vram, suits = b.newest, b.snapshot, fit(b.name)
         out.append(
             Candidate(
-                name,
+                b.name,
                 b.order,
                 b.healthy,
                 b.channel_id is not None,
                 newest is not None and newest[0] >= oldest,
-                load,
-                None if snapshot is None else snapshot.vram_free,
+                None if newest is None else newest[1] + b.unseen,
+                None if vram is None else vram.vram_free,
                 b.settings.min_free_vram,
                 bool(b.drain_reasons),
-                speed.get(name, 1.0),
+                slowness(b.speed, fastest),
                 suits.capable,
                 suits.cold_load,
                 b.run_time,
@@ -71,19 +70,17 @@ def candidates_from(
     return out
 
 
-# Runs observed before a backend's speed counts, and the spread of run times
-# still taken as "equally fast" (noise, and mixed job sizes, vary them).
-MIN_RUNS = 3
+# The spread of run times still taken as "equally fast" (noise, and mixed
+# job sizes, vary them).
 SAME_SPEED = 1.25
 
 
-def relative_slowness(backends: list[Backend]) -> dict[str, float]:
-    """Observed run time over the fastest backend's, for backends with enough
-    runs; within SAME_SPEED of the fastest counts as 1.0, so equal backends
+def slowness(speed: float | None, fastest: float | None) -> float:
+    """How much slower a backend runs jobs than the fastest one: its `speed`
+    (median run time once it has enough runs) over the fastest's. Unknown,
+    or within SAME_SPEED of the fastest, counts as 1.0, so equal backends
     still tie (and rotate)."""
-    known = {b.name: b.run_time for b in backends if b.runs >= MIN_RUNS and b.run_time}
-    if not known:
-        return {}
-    fastest = min(known.values())
-    ratios = {name: time / fastest for name, time in known.items()}
-    return {name: ratio if ratio >= SAME_SPEED else 1.0 for name, ratio in ratios.items()}
+    if not speed or not fastest:
+        return 1.0
+    ratio = speed / fastest
+    return ratio if ratio >= SAME_SPEED else 1.0

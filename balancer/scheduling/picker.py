@@ -33,7 +33,7 @@ def apply_filters(
         return NoBackend("no_backends", "no backends are configured")
     among = ""
     for index, f in enumerate(filters):
-        kept = [c for c in remaining if f.keep(c)]
+        kept = list(filter(f.keep, remaining))
         if not kept and f.narrows:
             plainer = apply_filters(remaining, filters[index + 1 :])
             return plainer if isinstance(plainer, NoBackend) else NoBackend(f.outcome, f.message)
@@ -82,7 +82,7 @@ class Picker:
         eligible = apply_filters(candidates, self.filters)
         if isinstance(eligible, NoBackend):
             return eligible
-        scores = [self.score(c) for c in eligible]
+        scores = list(map(self.score, eligible))
         best = min(scores)
         tied = sorted(
             (c for c, s in zip(eligible, scores, strict=True) if s == best), key=lambda c: c.order

@@ -79,8 +79,9 @@ def test_expected_finish_prefers_the_faster_of_two_idle_backends() -> None:
 
 def test_relative_slowness_needs_runs_and_ignores_small_spread() -> None:
     from balancer.backends.state import Backend
-    from balancer.config.model import BackendSettings
-    from balancer.scheduling.candidate import relative_slowness
+    from balancer.catalog.fit import Fit
+    from balancer.config.model import BackendSettings, ProbeSettings
+    from balancer.scheduling import candidates_from
 
     def backend(name: str, times: list[float]) -> Backend:
         b = Backend(BackendSettings(name=name, url="http://x:1"), 0)
@@ -89,5 +90,7 @@ def test_relative_slowness_needs_runs_and_ignores_small_spread() -> None:
         return b
 
     pool = [backend("a", [1.0] * 3), backend("b", [1.1] * 3), backend("c", [2.0] * 3)]
-    pool.append(backend("d", [9.0, 9.0]))  # too few runs to judge
-    assert relative_slowness(pool) == {"a": 1.0, "b": 1.0, "c": 2.0}
+    pool.append(backend("d", [0.5, 0.5]))  # too few runs to judge, even as the fastest
+    candidates = candidates_from(pool, 0.0, ProbeSettings(), lambda _name: Fit())
+    slowness = {c.name: c.slowness for c in candidates}
+    assert slowness == {"a": 1.0, "b": 1.0, "c": 2.0, "d": 1.0}
