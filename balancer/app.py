@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import WSCloseCode, web
+from redis.asyncio import Redis
 
 from balancer.auth.setup import install_access
 from balancer.auth.signin import add_sign_in_routes
@@ -53,6 +54,9 @@ from balancer.proxy.presenter import present_entry
 from balancer.proxy.routes import setup_routes
 from balancer.proxy.ws_hub import ClientHub
 from balancer.proxy.ws_relay import EventRelay
+from balancer.replicas.coordination import Replicas
+from balancer.replicas.identity import identify
+from balancer.replicas.leases import Leases
 from balancer.state import Balancer
 from balancer.store import MemoryStore, SqliteStore, Store
 from balancer.upstream import Upstream
@@ -104,6 +108,14 @@ async def stop(task: asyncio.Task[None]) -> None:
         await task
 
 
+async def join(stack: contextlib.AsyncExitStack, replicas: Replicas) -> None:
+    """Take a lease before serving (Redis unreachable: the start fails),
+    keep it while running, give it back on a clean exit."""
+    await replicas.leases.renew()
+    stack.push_async_callback(replicas.leases.release)
+    stack.push_async_callback(stop, asyncio.create_task(replicas.leases.keep()))
+
+
 def open_store(settings: Settings) -> Store:
     """The store the settings ask for: SQLite by default, under the data dir."""
     keep = settings.history.max_items
@@ -121,10 +133,12 @@ def assemble(
     new_id: IdFactory,
     store: Store,
     completing: CompletingStep | None = None,
+    replicas: Replicas | None = None,
 ) -> tuple[Balancer, Files]:
     """The composition root: every part built once, in dependency order,
     with what it needs passed in. Nothing here does I/O. `completing` runs
-    between a job's finish on its backend and its announced end."""
+    between a job's finish on its backend and its announced end; `replicas`
+    is what this replica shares with the others (None: it runs alone)."""
     upstream = Upstream(http, settings.timeouts.request)
     events = JobEvents()
     events.subscribe(SpeedObserver(registry))
@@ -192,6 +206,7 @@ def assemble(
         catalogues=catalogues,
         catalogue_reader=reader,
         residency=residency,
+        replicas=replicas,
     )
     return b, files
 
@@ -206,11 +221,18 @@ def create_app(
     session: aiohttp.ClientSession | None = None,
     store: Store | None = None,
     config_path: str | None = None,
+    redis: Redis | None = None,
 ) -> web.Application:
+    """The balancer's app. With `redis` it is one of several replicas
+    sharing it (its caller owns and closes the client)."""
     max_body = settings.limits.max_body
     middlewares: list[Any] = [error_middleware(max_body)]
     app = web.Application(client_max_size=max_body, middlewares=middlewares)
     registry = Registry(settings.backends)
+    replicas = None
+    if redis is not None:
+        me = identify(settings.replicas, settings.listen)
+        replicas = Replicas(me, Leases(redis, me, settings.replicas.lease, wall_clock))
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         """Start in order, stop in reverse."""
@@ -224,11 +246,13 @@ def create_app(
             sink = await stack.enter_async_context(
                 open_sink(settings.outputs, http, kept, app[METRICS].registry)
             )
-            b, files = assemble(settings, registry, http, clock, new_id, kept, sink)
+            b, files = assemble(settings, registry, http, clock, new_id, kept, sink, replicas)
             app[BALANCER], app[FILES] = b, files
             if sink is not None:
                 app[OUTPUTS] = sink
             stack.push_async_callback(b.follower.close)
+            if replicas is not None:
+                await join(stack, replicas)
             restored = b.jobs.restore()
             if restored:
                 log.info("restored", jobs=restored)
@@ -248,7 +272,8 @@ def create_app(
 
     app.on_shutdown.append(close_client_sockets)
     app.cleanup_ctx.append(lifespan)
-    install_ops(app, config_path)  # before the catch-all route; watches config_path
+    # Before the catch-all route; watches config_path.
+    install_ops(app, config_path, replicas.me.name if replicas else None)
     add_sign_in_routes(app.router)
     setup_routes(app)
     install_access(app, settings, wall_clock)  # after the routes: CORS wraps them

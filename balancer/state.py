@@ -32,6 +32,7 @@ from balancer.proxy.forward import Forwarder
 from balancer.proxy.shared_reads import SharedReads
 from balancer.proxy.ws_hub import ClientHub
 from balancer.proxy.ws_relay import EventRelay
+from balancer.replicas.coordination import Replicas
 from balancer.store import Store
 from balancer.upstream import Upstream, UpstreamError, UpstreamReply
 
@@ -60,6 +61,8 @@ class Balancer:
     catalogues: Catalogues
     catalogue_reader: CatalogueReader
     residency: Residency
+    # One of several replicas sharing Redis; None: this balancer runs alone.
+    replicas: Replicas | None
     reads: SharedReads = field(default_factory=SharedReads)
 
     def owner_of(self, prompt_id: str) -> Backend | None:

@@ -155,6 +155,19 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class ReplicaSettings:
+    """This balancer among several replicas that share one Redis."""
+
+    # How the others and the status page name it; empty: `<hostname>-<pid>`.
+    name: str = ""
+    # Not renewed for this long (it renews every second), a replica is gone
+    # and another one adopts the jobs it followed. Seconds.
+    lease: float = 5.0
+    # Where operators reach this replica; empty: http://<hostname>:<listen.port>.
+    advertise: str = ""
+
+
+@dataclass(frozen=True)
 class HistorySettings:
     """Finished jobs' history entries the balancer keeps (ComfyUI keeps 10,000)."""
 
@@ -269,6 +282,7 @@ class Settings:
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
+    replicas: ReplicaSettings = field(default_factory=ReplicaSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     cors: CorsSettings = field(default_factory=CorsSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)

@@ -33,6 +33,7 @@ from balancer.config.model import (
     ListenSettings,
     OutputSettings,
     ProbeSettings,
+    ReplicaSettings,
     RoutingSettings,
     StoreSettings,
     TimeoutSettings,
@@ -64,6 +65,15 @@ def _http_url(value: object) -> str:
     if parts.query or parts.fragment:
         raise ValueError(f"not an http(s) URL: must not have a query or fragment (got {value!r})")
     return text.rstrip("/")
+
+
+def _optional_name(value: object) -> str:
+    """A token-safe name, or empty for the default."""
+    return "" if value is None or value == "" else _backend_name(value)
+
+
+def _optional_http_url(value: object) -> str:
+    return "" if value is None or value == "" else _http_url(value)
 
 
 def _backend_name(value: object) -> str:
@@ -145,6 +155,11 @@ def _at_least(low: int) -> Check:
     return lambda value: None if value >= low else f"must be >= {low}"
 
 
+def _lease(value: float) -> str | None:
+    """A lease is renewed every second: one late renewal must not lose it."""
+    return None if value >= 2 else "must be at least 2s (a lease is renewed every second)"
+
+
 def _probe_relations(probe: ProbeSettings) -> Iterator[tuple[str, str]]:
     """Load data must be allowed to age past one probe interval, or every
     backend would flap to "stale" between two probes."""
@@ -165,6 +180,8 @@ PARSERS: dict[tuple[type, str], Parser] = {
     (AdminSettings, "token"): _token,
     (RoutingSettings, "max_pending_per_backend"): _optional_count,
     (StoreSettings, "path"): _optional_path,
+    (ReplicaSettings, "name"): _optional_name,
+    (ReplicaSettings, "advertise"): _optional_http_url,
     (AuthSettings, "keys"): parse_keys,
     (AuthSettings, "session_secret"): parse_session_secret,
     (AuthSettings, "trusted_proxies"): parse_networks,
@@ -203,6 +220,7 @@ CHECKS: dict[tuple[type, str], Check] = {
     (RoutingSettings, "resident_models"): _at_least(1),
     (RoutingSettings, "max_attempts"): _at_least(1),
     (HistorySettings, "max_items"): _at_least(1),
+    (ReplicaSettings, "lease"): _lease,
     (RoutingSettings, "failover_grace"): _at_least(0),
     (AuthSettings, "session_ttl"): _positive,
     (WebhookSettings, "max_attempts"): _at_least(1),

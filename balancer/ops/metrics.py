@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from balancer.backends.state import Backend
 from balancer.jobs.events import JobEvent
@@ -77,6 +78,35 @@ class BackendCollector:
             yield family
 
 
+class ReplicaLabelled:
+    """Every series of `source` with a `replica` label: with several
+    replicas each one's numbers are its own (its jobs, its requests, its view
+    of each backend), and Prometheus tells them apart by this label."""
+
+    def __init__(self, source: CollectorRegistry, replica: str) -> None:
+        self.source = source
+        self.replica = replica
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.source.collect():
+            labelled = Metric(family.name, family.documentation, family.type, family.unit)
+            for sample in family.samples:
+                labels = {**sample.labels, "replica": self.replica}
+                labelled.add_sample(
+                    sample.name, labels, sample.value, sample.timestamp, sample.exemplar
+                )
+            yield labelled
+
+
+def exposed(registry: CollectorRegistry, replica: str | None) -> Collector:
+    """What /metrics renders: the registry, labelled when one of several replicas."""
+    if replica is None:
+        return registry
+    view = CollectorRegistry(auto_describe=False)
+    view.register(ReplicaLabelled(registry, replica))
+    return view
+
+
 # Distinct values of the `model` label before the rest count as "other".
 MODEL_LABELS = 50
 
@@ -86,6 +116,7 @@ class Metrics:
         self,
         backends: Callable[[], Iterable[Backend]],
         known_models: Callable[[], frozenset[str]],
+        replica: str | None = None,
     ) -> None:
         # Checkpoints and UNets some backend offers: the `model` label takes
         # only these (at most MODEL_LABELS of them), anything else is "other".
@@ -94,6 +125,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=False)
         r = self.registry
         self.registry.register(BackendCollector(backends))
+        self._exposed = exposed(r, replica)
         self.submitted = Counter(
             f"{PREFIX}_jobs_submitted", "prompts a backend accepted", ["backend"], registry=r
         )
@@ -191,4 +223,4 @@ class Metrics:
             self.proxy_errors.labels(route_class).inc()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self._exposed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib.resources import files
+from typing import Any
 
 from aiohttp import web
 
@@ -12,6 +13,9 @@ from balancer.ops.metrics import CONTENT_TYPE
 from balancer.ops.status import Holdings, status_document
 from balancer.outputs.setup import status as outputs_status
 from balancer.proxy.context import ctx
+from balancer.replicas.coordination import alone
+from balancer.replicas.identity import identify
+from balancer.state import Balancer
 
 PAGE = files("balancer.ops").joinpath("status.html")
 
@@ -31,7 +35,15 @@ async def get_status(request: web.Request) -> web.StreamResponse:
     for row in doc["backends"]:
         row["running_prompt_id"] = visible_prompt(request, row["running_prompt_id"])
     doc["outputs"] = outputs_status(request)
+    doc.update(await replica_fields(b))
     return web.json_response(doc, headers={"Cache-Control": "no-store"})
+
+
+async def replica_fields(b: Balancer) -> dict[str, Any]:
+    """Which replica answers, and every replica (just itself when alone)."""
+    if b.replicas is None:
+        return alone(identify(b.settings.replicas, b.settings.listen))
+    return await b.replicas.status()
 
 
 def visible_prompt(request: web.Request, prompt_id: str | None) -> str | None:

@@ -26,8 +26,11 @@ from balancer.proxy.context import BALANCER
 from balancer.state import Balancer
 
 
-def install_ops(app: web.Application, config_path: str | None = None) -> None:
-    """Call before the catch-all pass-through route is added."""
+def install_ops(
+    app: web.Application, config_path: str | None = None, replica: str | None = None
+) -> None:
+    """Call before the catch-all pass-through route is added. With several
+    replicas, every series carries this one's name as its `replica` label."""
 
     def backends() -> Iterable[Backend]:
         return app[BALANCER].registry if BALANCER in app else ()
@@ -35,7 +38,7 @@ def install_ops(app: web.Application, config_path: str | None = None) -> None:
     def known_models() -> frozenset[str]:
         return app[BALANCER].catalogues.main_models() if BALANCER in app else frozenset()
 
-    metrics = Metrics(backends, known_models)
+    metrics = Metrics(backends, known_models, replica)
     app[METRICS] = metrics  # the output sink adds its series to this registry
     app.middlewares.insert(0, timing_middleware(metrics))
     add_status_routes(app.router)

@@ -1,0 +1,83 @@
+"""Several balancer replicas in one process, in front of the same emulated
+backends and sharing one real Redis (each with its own connection, as
+separate processes would have). Probing is by hand, on one fake clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as redis
+from aiohttp.test_utils import TestServer
+from support import FakeClock, Pool
+
+from balancer.app import create_app
+from balancer.config.model import BackendSettings, ReplicaSettings, Settings
+from balancer.emulator import EMULATOR, Emulator, EmulatorOptions, create_emulator_app
+from balancer.store import MemoryStore
+
+ReplicaFactory = Callable[..., Awaitable[list[Pool]]]
+
+
+@pytest.fixture
+async def make_replicas(
+    aiohttp_client: Any, tmp_path: Path, redis_url: str
+) -> AsyncIterator[ReplicaFactory]:
+    clients: list[redis.Redis] = []
+    servers: list[TestServer] = []
+    made: list[Pool] = []
+
+    async def factory(replicas: int = 2, backends: int = 2, **overrides: Any) -> list[Pool]:
+        emulators: dict[str, Emulator] = {}
+        urls: dict[str, TestServer] = {}
+        for i in range(backends):
+            name = f"gpu{i}"
+            app = create_emulator_app(
+                EmulatorOptions(name=name, base_dir=tmp_path / name, time_scale=0.0)
+            )
+            emulators[name] = app[EMULATOR]
+            urls[name] = TestServer(app)
+            await urls[name].start_server()
+            servers.append(urls[name])
+        base = Settings(
+            backends=tuple(
+                BackendSettings(name, str(s.make_url("")).rstrip("/")) for name, s in urls.items()
+            ),
+            data_dir=str(tmp_path / "balancer-data"),
+        )
+        clock = FakeClock()
+        pools = []
+        for index in range(replicas):
+            name = f"r{index}"
+            settings = replace(
+                base,
+                replicas=ReplicaSettings(name=name, advertise=f"http://{name}:8188"),
+                **overrides,
+            )
+            client = redis.Redis.from_url(redis_url)
+            clients.append(client)
+            app = create_app(
+                settings,
+                clock=clock,
+                wall_clock=clock,
+                run_prober=False,
+                store=MemoryStore(),
+                redis=client,
+            )
+            pool = Pool(await aiohttp_client(app), emulators, urls, clock)
+            await pool.channels_up(list(emulators))
+            await pool.probe()
+            pools.append(pool)
+        made.extend(pools)
+        return pools
+
+    yield factory
+    for pool in made:
+        await pool.client.close()  # the balancers first: they hold channels and leases
+    for server in servers:
+        await server.close()
+    for client in clients:
+        await client.aclose()
