@@ -54,11 +54,13 @@ from balancer.proxy.presenter import present_entry
 from balancer.proxy.routes import setup_routes
 from balancer.proxy.ws_hub import ClientHub
 from balancer.proxy.ws_relay import EventRelay
+from balancer.replicas.changes import BackendChanges
 from balancer.replicas.coordination import Replicas
 from balancer.replicas.identity import identify
 from balancer.replicas.leases import Leases
 from balancer.state import Balancer
 from balancer.store import MemoryStore, SqliteStore, Store
+from balancer.tasks import stop
 from balancer.upstream import Upstream
 from balancer.webhooks.setup import install_webhooks
 
@@ -100,12 +102,6 @@ def error_middleware(
             return error_response(500, "internal_error", "Internal balancer error")
 
     return middleware
-
-
-async def stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 async def join(stack: contextlib.AsyncExitStack, replicas: Replicas) -> None:
@@ -232,7 +228,8 @@ def create_app(
     replicas = None
     if redis is not None:
         me = identify(settings.replicas, settings.listen)
-        replicas = Replicas(me, Leases(redis, me, settings.replicas.lease, wall_clock))
+        leases = Leases(redis, me, settings.replicas.lease, wall_clock)
+        replicas = Replicas(me, leases, BackendChanges(redis))
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         """Start in order, stop in reverse."""

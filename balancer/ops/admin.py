@@ -12,13 +12,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from balancer.auth.principal import is_admin_key
 from balancer.config.load import ConfigError, parse_backend
 from balancer.errors import error_response
+from balancer.logs import get_logger
 from balancer.ops.context import OPS
 from balancer.ops.status import Holdings, backend_status
 from balancer.proxy.context import ctx, read_json_object
+
+log = get_logger("balancer.ops")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -60,6 +64,25 @@ def admin_only(handler: Handler) -> Handler:
     return guarded
 
 
+def shared(handler: Handler) -> Handler:
+    """A change every replica must see: with Redis unreachable it is
+    refused (503, nothing changed anywhere) rather than made here alone."""
+
+    async def writing(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except RedisError as exc:
+            log.warning("admin_change_unshared", path=request.path, error=str(exc))
+            return error_response(
+                503,
+                "store_unavailable",
+                "The replicas' shared store is unreachable; nothing was changed",
+                headers={"Retry-After": "1"},
+            )
+
+    return writing
+
+
 def _row(request: web.Request, name: str) -> dict[str, Any] | None:
     b = ctx(request)
     backend = b.registry.get(name)
@@ -90,7 +113,7 @@ async def add_backend(request: web.Request) -> web.StreamResponse:
     if settings.primary and any(b.settings.primary for b in registry):
         return error_response(400, "invalid_backend", "Invalid backend", "a primary exists")
     try:
-        await request.app[OPS].members.add(settings)
+        await request.app[OPS].admin.add(data, settings)
     except ValueError as exc:
         return error_response(409, "backend_exists", str(exc))
     return web.json_response(_row(request, settings.name), status=201)
@@ -98,7 +121,7 @@ async def add_backend(request: web.Request) -> web.StreamResponse:
 
 async def remove_backend(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    backend = await request.app[OPS].members.remove(name)
+    backend = await request.app[OPS].admin.remove(name)
     if backend is None:
         return _unknown(name)
     gone = ctx(request).registry.get(name) is None
@@ -111,7 +134,7 @@ def _drain_route(drained: bool) -> Handler:
         backend = ctx(request).registry.get(name)
         if backend is None:
             return _unknown(name)
-        request.app[OPS].drainer.set(backend, "manual", drained)
+        await request.app[OPS].admin.drain(backend, drained)
         return web.json_response(_row(request, name))
 
     return handler
@@ -134,8 +157,8 @@ async def refresh_catalogue(request: web.Request) -> web.StreamResponse:
 
 def add_admin_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/balancer/backends", admin_only(list_backends))
-    router.add_post("/balancer/backends", admin_only(add_backend))
-    router.add_delete("/balancer/backends/{name}", admin_only(remove_backend))
-    router.add_post("/balancer/backends/{name}/drain", admin_only(_drain_route(True)))
-    router.add_post("/balancer/backends/{name}/undrain", admin_only(_drain_route(False)))
+    router.add_post("/balancer/backends", admin_only(shared(add_backend)))
+    router.add_delete("/balancer/backends/{name}", admin_only(shared(remove_backend)))
+    router.add_post("/balancer/backends/{name}/drain", admin_only(shared(_drain_route(True))))
+    router.add_post("/balancer/backends/{name}/undrain", admin_only(shared(_drain_route(False))))
     router.add_post("/balancer/backends/{name}/refresh", admin_only(refresh_catalogue))

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from balancer.backends.drain import Drainer
 from balancer.config.reload import ConfigWatcher
+from balancer.ops.backend_admin import BackendAdmin, Following
 from balancer.ops.membership import Membership
 from balancer.ops.metrics import Metrics
 from balancer.ops.status import JobTally
@@ -19,6 +20,9 @@ class Ops:
     tally: JobTally
     drainer: Drainer
     members: Membership
+    admin: BackendAdmin
+    # With several replicas: applies the others' admin changes.
+    following: Following | None
     watcher: ConfigWatcher | None = None
 
 

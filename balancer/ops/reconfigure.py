@@ -17,7 +17,17 @@ from balancer.state import Balancer
 
 log = get_logger("balancer.config")
 
-RESTART_ONLY = ("listen", "limits", "shutdown", "log", "uploads", "data_dir", "store", "history")
+RESTART_ONLY = (
+    "listen",
+    "limits",
+    "shutdown",
+    "log",
+    "uploads",
+    "data_dir",
+    "store",
+    "history",
+    "replicas",
+)
 
 
 def restart_needed(old: Settings, new: Settings) -> list[str]:

@@ -15,6 +15,7 @@ from balancer.backends.state import Backend
 from balancer.config.model import Settings
 from balancer.config.reload import ConfigWatcher
 from balancer.ops.admin import add_admin_routes
+from balancer.ops.backend_admin import BackendAdmin, Following
 from balancer.ops.context import METRICS, OPS, Ops
 from balancer.ops.membership import Membership
 from balancer.ops.metrics import Metrics
@@ -24,6 +25,7 @@ from balancer.ops.status import JobTally
 from balancer.ops.timing import timing_middleware
 from balancer.proxy.context import BALANCER
 from balancer.state import Balancer
+from balancer.tasks import stop
 
 
 def install_ops(
@@ -47,8 +49,15 @@ def install_ops(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         ops = wire(app[BALANCER], metrics)
         app[OPS] = ops
-        watching = start_watcher(app[BALANCER], ops, config_path) if config_path else None
+        b = app[BALANCER]
+        watching = start_watcher(b, ops, config_path) if config_path else None
+        following = None
+        if ops.following is not None:
+            interval = lambda: b.settings.probe.interval  # noqa: E731 - reload may change it
+            following = asyncio.create_task(ops.following.run(interval))
         yield
+        if following is not None:
+            await stop(following)
         if watching is not None:
             await stop_watcher(*watching)
 
@@ -68,7 +77,10 @@ def wire(b: Balancer, metrics: Metrics) -> Ops:
     b.prober.listeners.append(members.on_probe)
     for backend in b.registry:
         drainer.apply_settings(backend)
-    return Ops(metrics, tally, drainer, members)
+    shared = b.replicas.changes if b.replicas is not None else None
+    admin = BackendAdmin(b.registry, members, drainer, shared)
+    following = Following(shared, admin) if shared is not None else None
+    return Ops(metrics, tally, drainer, members, admin, following)
 
 
 def start_watcher(b: Balancer, ops: Ops, path: str) -> tuple[ConfigWatcher, asyncio.Task[None]]:
@@ -87,7 +99,5 @@ def start_watcher(b: Balancer, ops: Ops, path: str) -> tuple[ConfigWatcher, asyn
 async def stop_watcher(watcher: ConfigWatcher, task: asyncio.Task[None]) -> None:
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await stop(task)
     await watcher.close()

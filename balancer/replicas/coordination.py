@@ -8,6 +8,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from balancer.replicas.changes import BackendChanges
 from balancer.replicas.identity import Replica
 from balancer.replicas.leases import Leases
 
@@ -16,6 +17,7 @@ from balancer.replicas.leases import Leases
 class Replicas:
     me: Replica
     leases: Leases
+    changes: BackendChanges
 
     async def status(self) -> dict[str, Any]:
         """`/balancer/status`'s replica fields: every replica with a lease,

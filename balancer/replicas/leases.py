@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -20,6 +19,7 @@ from redis.exceptions import RedisError
 from balancer.backends.state import Clock
 from balancer.logs import get_logger
 from balancer.replicas.identity import Replica
+from balancer.replicas.outage import Outage, Sleep, repeat
 
 log = get_logger("balancer.replicas")
 
@@ -78,22 +78,11 @@ class Leases:
         found = (_member(_text(k), _text(v)) for k, v in raw.items())
         return sorted((m for m in found if m is not None), key=lambda m: m.name)
 
-    async def keep(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    async def keep(self, sleep: Sleep = asyncio.sleep) -> None:
         """Renew every second until cancelled; a failed renewal is logged
         and tried again (the lease lapses only if Redis stays away)."""
-        failing = False
-        while True:
-            try:
-                await self.renew()
-            except RedisError as exc:
-                if not failing:
-                    log.warning("lease_renew_failed", replica=self.me.name, error=str(exc))
-                failing = True
-            else:
-                if failing:
-                    log.info("lease_renewed", replica=self.me.name)
-                failing = False
-            await sleep(RENEW_EVERY)
+        outage = Outage("lease_renew", replica=self.me.name)
+        await repeat(self.renew, lambda: RENEW_EVERY, outage, sleep)
 
 
 def _text(value: str | bytes) -> str:

@@ -30,7 +30,11 @@ async def make_replicas(
     servers: list[TestServer] = []
     made: list[Pool] = []
 
-    async def factory(replicas: int = 2, backends: int = 2, **overrides: Any) -> list[Pool]:
+    async def factory(
+        replicas: int = 2, backends: int = 2, redis_at: str | None = None, **overrides: Any
+    ) -> list[Pool]:
+        """`replicas` balancers in front of `backends` emulators, on the
+        test's Redis (or the one at `redis_at`); `overrides` are Settings fields."""
         emulators: dict[str, Emulator] = {}
         urls: dict[str, TestServer] = {}
         for i in range(backends):
@@ -57,7 +61,7 @@ async def make_replicas(
                 replicas=ReplicaSettings(name=name, advertise=f"http://{name}:8188"),
                 **overrides,
             )
-            client = redis.Redis.from_url(redis_url)
+            client = redis.Redis.from_url(redis_at or redis_url)
             clients.append(client)
             app = create_app(
                 settings,

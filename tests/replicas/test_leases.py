@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 import redis.asyncio as redis
+from redis.exceptions import RedisError
 from support import FakeClock
 
 from balancer.config.load import ConfigError, parse_settings
 from balancer.config.model import ListenSettings, ReplicaSettings
 from balancer.replicas.identity import Replica, identify
 from balancer.replicas.leases import KEY, Leases
+from balancer.replicas.outage import Outage, repeat
 
 from .conftest import ReplicaFactory
 
@@ -120,3 +123,24 @@ async def test_alone_the_status_lists_this_balancer_and_metrics_have_no_replica_
     assert doc["replica"] == doc["replicas"][0]["name"]
     assert doc["replicas"][0]["lease_age_s"] is None
     assert "replica=" not in await (await pool.client.get("/metrics")).text()
+
+
+async def test_a_loop_on_redis_goes_on_while_redis_is_away() -> None:
+    outcomes: list[Exception | None] = [RedisError("down"), RedisError("down"), None]
+    done: list[int] = []
+    outage = Outage("probe_step")
+
+    async def step() -> None:
+        failure = outcomes.pop(0)
+        if failure is not None:
+            raise failure
+        done.append(1)
+
+    async def sleep(seconds: float) -> None:
+        assert seconds == 1.0
+        if not outcomes:
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await repeat(step, lambda: 1.0, outage, sleep)
+    assert done == [1] and not outage.failing
