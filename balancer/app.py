@@ -50,6 +50,7 @@ from balancer.outputs.setup import OUTPUTS, open_sink
 from balancer.proxy.context import BALANCER
 from balancer.proxy.file_context import FILES, Files, build_files
 from balancer.proxy.forward import Forwarder, too_large
+from balancer.proxy.kept_reads import KeptReads
 from balancer.proxy.presenter import present_entry
 from balancer.proxy.routes import setup_routes
 from balancer.proxy.ws_hub import ClientHub
@@ -203,6 +204,7 @@ def assemble(
         catalogue_reader=reader,
         residency=residency,
         replicas=replicas,
+        kept=KeptReads(upstream, clock),
     )
     return b, files
 

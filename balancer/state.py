@@ -29,6 +29,7 @@ from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
 from balancer.jobs.submit import Submitter
 from balancer.proxy.forward import Forwarder
+from balancer.proxy.kept_reads import KeptReads
 from balancer.proxy.shared_reads import SharedReads
 from balancer.proxy.ws_hub import ClientHub
 from balancer.proxy.ws_relay import EventRelay
@@ -63,6 +64,8 @@ class Balancer:
     residency: Residency
     # One of several replicas sharing Redis; None: this balancer runs alone.
     replicas: Replicas | None
+    # Backend answers kept until that backend may have changed them.
+    kept: KeptReads
     reads: SharedReads = field(default_factory=SharedReads)
 
     def owner_of(self, prompt_id: str) -> Backend | None:

@@ -68,6 +68,9 @@ class Upstream:
     def __init__(self, session: aiohttp.ClientSession, request_timeout: float) -> None:
         self.session = session
         self.request_timeout = request_timeout
+        # Moves when a request that may change a backend starts and when it
+        # ends, so an answer read around it is known to be stale.
+        self.writes = 0
 
     async def call(
         self,
@@ -76,6 +79,17 @@ class Upstream:
         *,
         body: bytes | None = None,
         timeout: float | None = None,
+    ) -> UpstreamReply:
+        if method in ("GET", "HEAD"):
+            return await self._call(method, url, body, timeout)
+        self.writes += 1
+        try:
+            return await self._call(method, url, body, timeout)
+        finally:
+            self.writes += 1
+
+    async def _call(
+        self, method: str, url: str, body: bytes | None, timeout: float | None
     ) -> UpstreamReply:
         headers = dict(JSON_HEADERS)
         if body is not None:

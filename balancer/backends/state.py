@@ -75,6 +75,9 @@ class Backend:
         self.channel_id: str | None = None
         # queue_remaining from the newest `status` push, and when it came.
         self.pushed: tuple[float, int] | None = None
+        # How many `status` pushes came: each says its queue (and so its
+        # /queue and /history) changed.
+        self.pushes = 0
         # (as of when, queue size) from the newer of the last probe and push,
         # kept as they arrive (every scheduling decision reads it).
         self.newest: tuple[float, int] | None = None
@@ -141,6 +144,7 @@ class Backend:
         """A `status` push from the channel: the queue count as of `now`.
         The scheduler uses the newer of the latest probe and the latest push."""
         self.pushed = (now, queue_remaining)
+        self.pushes += 1
         self._seen()
         self._forget_accepted_before(now)
 

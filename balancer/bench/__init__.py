@@ -20,6 +20,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     proxy.set_defaults(runner="balancer.bench.proxy:run_proxy_bench")
     proxy.add_argument("--seconds", type=float, default=3.0, help="per measurement")
     proxy.add_argument("--concurrency", default="1,32", help="client concurrencies, one row each")
+    proxy.add_argument(
+        "--backends", type=int, default=2, help="emulated backends behind the balancer"
+    )
     upload = command("upload", help="time placement adds before dispatch (10 MB input)")
     upload.set_defaults(runner="balancer.bench.upload:run_upload_bench")
     upload.add_argument("--rounds", type=int, default=10, help="prompts measured each way")

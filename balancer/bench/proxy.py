@@ -1,14 +1,16 @@
 """`comfyui-balancer bench proxy`: what the balancer adds to a request.
 
-One emulated backend and one balancer, each in its own process; the load
-generator here sends GET /history/{id} and GET /queue straight to the backend
-and through the balancer, side by side in one run, at each concurrency.
+N emulated backends (2 by default) and one balancer, each in its own
+process; the load generator here sends GET /history/{id} and GET /queue
+straight to one backend and through the balancer (in front of all N), side by
+side in one run, at each concurrency.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -25,18 +27,21 @@ from balancer.bench.harness import (
 from balancer.demo import DEMO_PROMPT
 
 
-async def measure(seconds: float, concurrencies: list[int]) -> str:
-    backend_port, balancer_port = free_port(), free_port()
+async def measure(seconds: float, concurrencies: list[int], backends: int) -> str:
+    ports, balancer_port = [free_port() for _ in range(backends)], free_port()
     folder = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
-    config = write_balancer_config(folder, [backend_port], balancer_port)
-    direct = f"http://127.0.0.1:{backend_port}"
+    config = write_balancer_config(folder, ports, balancer_port)
+    direct = f"http://127.0.0.1:{ports[0]}"
     front = f"http://127.0.0.1:{balancer_port}"
-    emulate = ["emulate", "--port", str(backend_port), "--time-scale", "0"]
-    emulate += ["--base-dir", str(folder / "gpu0")]
-    with child(emulate), child(["serve", "--config", str(config)]):
+    with contextlib.ExitStack() as stack:
+        for i, port in enumerate(ports):
+            emulate = ["emulate", "--port", str(port), "--time-scale", "0"]
+            stack.enter_context(child([*emulate, "--base-dir", str(folder / f"gpu{i}")]))
+        stack.enter_context(child(["serve", "--config", str(config)]))
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
-            await wait_ready(session, direct + "/queue")
+            for port in ports:
+                await wait_ready(session, f"http://127.0.0.1:{port}/queue")
             await wait_ready(session, front + "/balancer/health")
             prompt_id = await submit_one(session, front)
             rows = []
@@ -61,7 +66,8 @@ async def measure(seconds: float, concurrencies: list[int]) -> str:
                     )
     headers = ["route", "conc", "direct rps", "via rps", "ratio", "direct p50", "via p50"]
     headers += ["added p50", "direct p99", "via p99"]
-    return table(headers, rows) + "\n(latencies in ms; one emulator, one balancer, this client)"
+    note = f"\n(latencies in ms; direct: one emulator; via: one balancer in front of {backends})"
+    return table(headers, rows) + note
 
 
 async def submit_one(session: aiohttp.ClientSession, front: str) -> str:
@@ -83,5 +89,5 @@ async def submit_one(session: aiohttp.ClientSession, front: str) -> str:
 
 def run_proxy_bench(args: argparse.Namespace) -> int:
     concurrencies = [int(c) for c in str(args.concurrency).split(",")]
-    print(asyncio.run(measure(args.seconds, concurrencies)))
+    print(asyncio.run(measure(args.seconds, concurrencies, args.backends)))
     return 0

@@ -8,30 +8,37 @@ from aiohttp import web
 
 from balancer.auth.access import visible_ids
 from balancer.auth.tenancy import filter_queue
+from balancer.backends.state import Backend
 from balancer.proxy import merge
 from balancer.proxy.context import ctx
 from balancer.proxy.presenter import present_queue_item, waiting_item
 from balancer.state import Balancer
-from balancer.upstream import UpstreamError
+from balancer.upstream import UpstreamError, UpstreamReply
 
 
 async def healthy_json(b: Balancer, path: str) -> list[tuple[str, Any]]:
-    """(backend name, parsed answer) of every healthy backend that answered 200;
+    """(backend name, parsed answer) of every healthy backend that answered 200,
+    kept from an earlier read while it still holds (see `KeptReads`);
     concurrent calls for the same path share one round."""
     answers: list[tuple[str, Any]] = await b.reads.get(path, lambda: _fetch_all(b, path))
     return answers
 
 
 async def _fetch_all(b: Balancer, path: str) -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for backend, reply in await b.each_healthy("GET", path):
-        if isinstance(reply, UpstreamError) or reply.status != 200:
-            continue
-        try:
-            out.append((backend.name, reply.json()))
-        except UpstreamError:
-            continue
-    return out
+    async def ask(backends: list[Backend]) -> list[tuple[Backend, Any]]:
+        return [(backend, _parsed(reply)) for backend, reply in await b.each(backends, "GET", path)]
+
+    return await b.kept.answers(b.registry.healthy(), path, ask, b.settings.probe.interval)
+
+
+def _parsed(reply: UpstreamReply | UpstreamError) -> Any:
+    """The JSON of a 200 answer, or None."""
+    if isinstance(reply, UpstreamError) or reply.status != 200:
+        return None
+    try:
+        return reply.json()
+    except UpstreamError:
+        return None
 
 
 async def get_queue(request: web.Request) -> web.StreamResponse:
