@@ -56,9 +56,11 @@ async def test_a_prompt_sent_straight_to_a_backend_shows_once_its_status_push_ar
     ws = await pool.client.ws_connect("/ws?clientId=watcher")
     await ws.receive()  # the first status: nothing queued
     direct = str(pool.servers["gpu0"].make_url("/prompt"))
-    async with aiohttp.ClientSession() as session:
-        async with session.post(direct, json={"prompt": colored(1)}) as resp:
-            prompt_id = (await resp.json())["prompt_id"]
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(direct, json={"prompt": colored(1)}) as resp,
+    ):
+        prompt_id = (await resp.json())["prompt_id"]
     status = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
     assert status["data"]["status"]["exec_info"]["queue_remaining"] == 1
     assert await queue_ids(pool) == {prompt_id}
