@@ -10,17 +10,25 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import WSCloseCode, web
+from aiohttp.typedefs import Middleware
 from redis.asyncio import Redis
 
-from balancer.auth.setup import install_access
+from balancer.auth.access import ACCESS, Access
+from balancer.auth.middleware import auth_middleware
+from balancer.auth.origin import origin_middleware
+from balancer.auth.owners import Owners
+from balancer.auth.sessions import Sessions
+from balancer.auth.setup import setup_cors
 from balancer.auth.signin import add_sign_in_routes
 from balancer.backends.channel import Channels
+from balancer.backends.drain import Drainer
 from balancer.backends.prober import Prober
 from balancer.backends.registry import Registry
 from balancer.backends.state import Clock
@@ -28,9 +36,8 @@ from balancer.catalog.book import CatalogueReader, Catalogues
 from balancer.catalog.fit import Fitter
 from balancer.catalog.residency import Residency
 from balancer.config.model import Settings
-from balancer.errors import error_response
+from balancer.errors import error_middleware
 from balancer.jobs.cancel import Canceller
-from balancer.jobs.completing import CompletingStep
 from balancer.jobs.dispatch import Dispatcher
 from balancer.jobs.events import JobEvents
 from balancer.jobs.failover import Failover
@@ -44,102 +51,80 @@ from balancer.jobs.speed import SpeedObserver
 from balancer.jobs.steal import Stealer
 from balancer.jobs.submit import Submitter
 from balancer.logs import get_logger
-from balancer.ops.context import METRICS
-from balancer.ops.setup import install_ops
-from balancer.outputs.setup import OUTPUTS, open_sink
+from balancer.ops.admin import add_admin_routes
+from balancer.ops.backend_admin import BackendAdmin, Following
+from balancer.ops.context import OPS, Ops
+from balancer.ops.membership import Membership
+from balancer.ops.metrics import Metrics
+from balancer.ops.routes import add_status_routes
+from balancer.ops.setup import watching_config
+from balancer.ops.status import JobTally
+from balancer.ops.timing import timing_middleware
+from balancer.outputs.setup import OUTPUTS
+from balancer.outputs.sink import OutputSink
 from balancer.proxy.context import BALANCER
 from balancer.proxy.file_context import FILES, Files, build_files
-from balancer.proxy.forward import Forwarder, too_large
+from balancer.proxy.forward import Forwarder
 from balancer.proxy.kept_reads import KeptReads
 from balancer.proxy.presenter import present_entry
 from balancer.proxy.routes import setup_routes
 from balancer.proxy.ws_hub import ClientHub
 from balancer.proxy.ws_relay import EventRelay
-from balancer.replicas.changes import BackendChanges
-from balancer.replicas.coordination import Replicas
-from balancer.replicas.identity import identify
-from balancer.replicas.leases import Leases
+from balancer.replicas.coordination import Replicas, join, replicas_of
+from balancer.resources import Opened, open_resources
 from balancer.state import Balancer
-from balancer.store import MemoryStore, SqliteStore, Store
+from balancer.store import Store
 from balancer.tasks import stop
 from balancer.upstream import Upstream
-from balancer.webhooks.setup import install_webhooks
+from balancer.webhooks.sender import Webhooks
+from balancer.webhooks.setup import WEBHOOKS, drain_webhooks
 
 log = get_logger("balancer.app")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
+def request_middlewares(
+    settings: Callable[[], Settings], metrics: Metrics, max_body: int
+) -> list[Middleware]:
+    """The one list every request passes through, outermost first."""
+    return [
+        error_middleware(max_body),  # anything raised below: ComfyUI's error shape
+        timing_middleware(metrics),  # time and status per route class, 401s included
+        origin_middleware(settings),  # a browser on another origin changes nothing
+        auth_middleware(settings),  # a key or session; credentials never go further
+    ]
 
 
-def make_session(settings: Settings) -> aiohttp.ClientSession:
-    """One pooled session for all backends. It keeps no cookies (they would
-    leak between clients), does not decode bodies (Content-Encoding passes
-    through) and adds no Accept-Encoding the client did not send."""
-    timeout = aiohttp.ClientTimeout(
-        total=None, connect=settings.timeouts.connect, sock_read=settings.timeouts.request
-    )
-    return aiohttp.ClientSession(
-        timeout=timeout,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        auto_decompress=False,
-        skip_auto_headers=("Accept-Encoding", "User-Agent"),
-        connector=aiohttp.TCPConnector(limit=0, limit_per_host=256),
-    )
+@dataclass(frozen=True)
+class Parts:
+    """Everything `assemble` built, each published under its app key."""
 
-
-def error_middleware(
-    max_body: int,
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except web.HTTPRequestEntityTooLarge:
-            return too_large(max_body)
-        except web.HTTPException:
-            raise
-        except Exception:
-            log.exception("unhandled_error", method=request.method, path=request.path)
-            return error_response(500, "internal_error", "Internal balancer error")
-
-    return middleware
-
-
-async def join(stack: contextlib.AsyncExitStack, replicas: Replicas) -> None:
-    """Take a lease before serving (Redis unreachable: the start fails),
-    keep it while running, give it back on a clean exit."""
-    await replicas.leases.renew()
-    stack.push_async_callback(replicas.leases.release)
-    stack.push_async_callback(stop, asyncio.create_task(replicas.leases.keep()))
-
-
-def open_store(settings: Settings) -> Store:
-    """The store the settings ask for: SQLite by default, under the data dir."""
-    keep = settings.history.max_items
-    if settings.store.kind == "memory":
-        return MemoryStore(keep)
-    path = settings.store.path or str(Path(settings.data_dir) / "balancer.db")
-    return SqliteStore(path, keep)
+    balancer: Balancer
+    files: Files
+    ops: Ops
+    access: Access
+    webhooks: Webhooks
 
 
 def assemble(
     settings: Settings,
     registry: Registry,
-    http: aiohttp.ClientSession,
+    catalogues: Catalogues,
+    metrics: Metrics,
+    opened: Opened,
     clock: Clock,
+    wall_clock: Clock,
     new_id: IdFactory,
-    store: Store,
-    completing: CompletingStep | None = None,
     replicas: Replicas | None = None,
-) -> tuple[Balancer, Files]:
+) -> Parts:
     """The composition root: every part built once, in dependency order,
-    with what it needs passed in. Nothing here does I/O. `completing` runs
-    between a job's finish on its backend and its announced end; `replicas`
-    is what this replica shares with the others (None: it runs alone)."""
+    with what it needs passed in; every listener is given to its source's
+    constructor, and every job-event observer subscribes here or in its own
+    constructor. Nothing here does network I/O. `replicas` is what this
+    replica shares with the others (None: it runs alone)."""
+    http, store = opened.http, opened.store
     upstream = Upstream(http, settings.timeouts.request)
     events = JobEvents()
     events.subscribe(SpeedObserver(registry))
-    catalogues = Catalogues()
     residency = Residency(settings.routing.resident_models, settings.routing.model_load_estimate)
     events.subscribe(residency)
     reader = CatalogueReader(
@@ -150,7 +135,15 @@ def assemble(
     routing = Routing(settings.routing)
     files = build_files(settings, store, jobs, registry, http)
     dispatcher = Dispatcher(
-        registry, routing, fitter, jobs, upstream, settings.probe, clock, files.placement
+        registry,
+        routing,
+        fitter,
+        jobs,
+        upstream,
+        settings.probe,
+        clock,
+        files.placement,
+        metrics.routing,
     )
     recall = Recall(registry, jobs, upstream)
     binder = LateBinder(dispatcher, jobs, routing, Stealer(registry, store, recall), clock)
@@ -158,11 +151,28 @@ def assemble(
     def present(backend: str, prompt_id: str, entry: Any) -> Any:
         return present_entry(store, backend, prompt_id, entry)
 
-    follower = Follower(registry, jobs, routing, upstream, present, completing, clock)
+    follower = Follower(registry, jobs, routing, upstream, present, opened.sink, clock)
     failover = Failover(jobs, routing, clock)
     hub = ClientHub()
-    relay = EventRelay(registry, follower, hub, store, clock, binder.queue_length_now, binder.wake)
+    owners = Owners(store)
+    relay = EventRelay(
+        registry,
+        follower,
+        hub,
+        store,
+        clock,
+        binder.queue_length_now,
+        binder.wake,
+        owners.of,
+        owners.index_outputs,
+    )
     events.subscribe(relay)
+    tally = JobTally()
+    for observer in (metrics, tally, owners):
+        events.subscribe(observer)
+    channels = Channels(http, relay, f"lb{secrets.token_hex(4)}")
+    drainer = Drainer(upstream, residency.freed, [metrics.drain_changed])
+    members = Membership(registry, channels, store, drainer)
     probe_listeners = [
         follower.reconcile,
         reader.after_probe,
@@ -170,6 +180,8 @@ def assemble(
         failover.probe_succeeded,
         files.placement.on_probe,
         binder.on_probe,
+        drainer.on_probe,
+        members.on_probe,
     ]
     prober = Prober(
         registry,
@@ -199,14 +211,28 @@ def assemble(
         canceller=Canceller(registry, jobs, dispatcher, recall, follower, upstream),
         hub=hub,
         relay=relay,
-        channels=Channels(http, relay, f"lb{secrets.token_hex(4)}"),
+        channels=channels,
         catalogues=catalogues,
         catalogue_reader=reader,
         residency=residency,
         replicas=replicas,
         kept=KeptReads(upstream, clock),
     )
-    return b, files
+    sessions = Sessions(lambda: b.settings.auth, Path(settings.data_dir), wall_clock)
+    access = Access(lambda: b.settings, owners, clock, sessions)
+    listen = settings.listen
+    webhooks = Webhooks(
+        lambda: b.settings.webhooks,
+        store,
+        opened.hooks_http,
+        f"http://{listen.host}:{listen.port}",
+    )
+    events.subscribe(webhooks)
+    shared = replicas.changes if replicas is not None else None
+    admin = BackendAdmin(registry, members, drainer, shared)
+    following = Following(shared, admin) if shared is not None else None
+    ops = Ops(metrics, tally, drainer, members, admin, following)
+    return Parts(b, files, ops, access, webhooks)
 
 
 def create_app(
@@ -223,32 +249,30 @@ def create_app(
 ) -> web.Application:
     """The balancer's app. With `redis` it is one of several replicas
     sharing it (its caller owns and closes the client)."""
-    max_body = settings.limits.max_body
-    middlewares: list[Any] = [error_middleware(max_body)]
-    app = web.Application(client_max_size=max_body, middlewares=middlewares)
     registry = Registry(settings.backends)
-    replicas = None
-    if redis is not None:
-        me = identify(settings.replicas, settings.listen)
-        leases = Leases(redis, me, settings.replicas.lease, wall_clock)
-        replicas = Replicas(me, leases, BackendChanges(redis))
+    replicas = replicas_of(settings, redis, wall_clock)
+    catalogues = Catalogues()
+    metrics = Metrics(
+        lambda: registry, catalogues.main_models, replicas.me.name if replicas else None
+    )
+
+    def current() -> Settings:
+        """The settings now: a reload replaces them on the Balancer."""
+        return app[BALANCER].settings if BALANCER in app else settings
+
+    max_body = settings.limits.max_body
+    middlewares = request_middlewares(current, metrics, max_body)
+    app = web.Application(client_max_size=max_body, middlewares=middlewares)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         """Start in order, stop in reverse."""
         async with contextlib.AsyncExitStack() as stack:
-            http = session or make_session(settings)
-            if session is None:
-                stack.push_async_callback(http.close)
-            kept = store or open_store(settings)
-            if isinstance(kept, SqliteStore) and store is None:
-                stack.callback(kept.close)
-            sink = await stack.enter_async_context(
-                open_sink(settings.outputs, http, kept, app[METRICS].registry)
+            opened = await open_resources(stack, settings, session, store, metrics.registry)
+            parts = assemble(
+                settings, registry, catalogues, metrics, opened, clock, wall_clock, new_id, replicas
             )
-            b, files = assemble(settings, registry, http, clock, new_id, kept, sink, replicas)
-            app[BALANCER], app[FILES] = b, files
-            if sink is not None:
-                app[OUTPUTS] = sink
+            publish(app, parts, opened.sink)
+            b = parts.balancer
             stack.push_async_callback(b.follower.close)
             if replicas is not None:
                 await join(stack, replicas)
@@ -256,12 +280,20 @@ def create_app(
             if restored:
                 log.info("restored", jobs=restored)
             for backend in registry:
+                parts.ops.drainer.apply_settings(backend)
                 b.channels.start(backend)
             stack.push_async_callback(b.channels.close)
             if run_prober:
                 stack.push_async_callback(stop, asyncio.create_task(b.prober.run()))
             stack.push_async_callback(stop, asyncio.create_task(b.binder.run()))
             b.binder.wake()
+            stack.push_async_callback(drain_webhooks, parts.webhooks, settings.shutdown.timeout)
+            if parts.ops.following is not None:
+                interval = lambda: b.settings.probe.interval  # noqa: E731 - reload may change it
+                following = asyncio.create_task(parts.ops.following.run(interval))
+                stack.push_async_callback(stop, following)
+            if config_path:
+                await stack.enter_async_context(watching_config(b, parts.ops.members, config_path))
             yield
 
     async def close_client_sockets(app: web.Application) -> None:
@@ -271,10 +303,17 @@ def create_app(
 
     app.on_shutdown.append(close_client_sockets)
     app.cleanup_ctx.append(lifespan)
-    # Before the catch-all route; watches config_path.
-    install_ops(app, config_path, replicas.me.name if replicas else None)
+    add_status_routes(app.router)
+    add_admin_routes(app.router)
     add_sign_in_routes(app.router)
-    setup_routes(app)
-    install_access(app, settings, wall_clock)  # after the routes: CORS wraps them
-    install_webhooks(app)
+    setup_routes(app)  # ends with the catch-all pass-through
+    setup_cors(app, settings.cors.origins)  # after the routes: CORS wraps them
     return app
+
+
+def publish(app: web.Application, parts: Parts, sink: OutputSink | None) -> None:
+    """Each part under the key its route handlers look it up by."""
+    app[BALANCER], app[FILES], app[OPS] = parts.balancer, parts.files, parts.ops
+    app[ACCESS], app[WEBHOOKS] = parts.access, parts.webhooks
+    if sink is not None:
+        app[OUTPUTS] = sink

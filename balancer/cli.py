@@ -14,10 +14,11 @@ from balancer.helpformat import DefaultsHelp
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from balancer.app import create_app, open_store
+    from balancer.app import create_app
     from balancer.config import ConfigError, load_settings
     from balancer.connguard import ConnectionLimits
     from balancer.logs import configure_logging, get_logger
+    from balancer.resources import open_store
     from balancer.runner import ListenError, bind, run, serve_on, stop_all, wait_for_stop
     from balancer.store.sqlite import StoreInUse, StoreUnusable
 

@@ -7,12 +7,18 @@ same shape for everything it refuses itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
+from balancer.logs import get_logger
 from balancer.redact import redact
+
+log = get_logger("balancer.app")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_body(type_: str, message: str, details: str = "") -> dict[str, Any]:
@@ -36,3 +42,28 @@ def error_response(
     return web.json_response(
         error_body(type_, message, details), status=status, headers=dict(headers or {})
     )
+
+
+def too_large(limit: int) -> web.Response:
+    return error_response(
+        413, "request_too_large", "Request body too large", f"the limit is {limit} bytes"
+    )
+
+
+def error_middleware(max_body: int) -> Middleware:
+    """Anything a handler or an inner middleware raises becomes a 413 or a
+    500 in ComfyUI's shape, with the traceback in `unhandled_error`."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPRequestEntityTooLarge:
+            return too_large(max_body)
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("unhandled_error", method=request.method, path=request.path)
+            return error_response(500, "internal_error", "Internal balancer error")
+
+    return middleware

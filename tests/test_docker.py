@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from balancer.app import open_store
 from balancer.auth.setup import anonymous_refusal
 from balancer.config import ConfigError, load_settings
+from balancer.resources import open_store
 from balancer.store import SqliteStore
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,15 +13,14 @@ from balancer.auth.owners import Owners
 from balancer.auth.principal import KeyRing, Principal, principal_of
 from balancer.auth.sessions import Sessions
 from balancer.config.model import AuthSettings, Settings
-from balancer.store import Store
 
 
 class Access:
     def __init__(
-        self, settings: Callable[[], Settings], store: Store, clock: Clock, sessions: Sessions
+        self, settings: Callable[[], Settings], owners: Owners, clock: Clock, sessions: Sessions
     ) -> None:
         self.settings = settings
-        self.owners = Owners(store)
+        self.owners = owners
         self.rates = RateLimiter(clock)
         self.sessions = sessions
         self.sign_ins = RateLimiter(clock)

@@ -16,6 +16,7 @@ import hmac
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from balancer.auth.access import Access, access_of
 from balancer.auth.browser import (
@@ -35,7 +36,6 @@ from balancer.config.model import Settings
 from balancer.errors import error_response
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 CREDENTIAL_HEADERS = ("Authorization", "X-API-Key", "Proxy-Authorization")
 

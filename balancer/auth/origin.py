@@ -8,12 +8,12 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from balancer.config.model import Settings
 from balancer.errors import error_response
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

@@ -1,46 +1,16 @@
-"""Plug access control into an app: the origin and key gates, CORS from
-`cors.origins`, and at start-up the owners index and the socket filter."""
+"""Access control around the routes: CORS from `cors.origins`, and whether
+`serve` may listen anonymously. (The origin and key gates are middlewares in
+the app's one list, balancer/app.py.)"""
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp_cors
 from aiohttp import web
 
-from balancer.auth.access import ACCESS, Access
-from balancer.auth.limits import Clock
-from balancer.auth.middleware import auth_middleware
-from balancer.auth.origin import origin_middleware
-from balancer.auth.sessions import Sessions
 from balancer.config.model import Settings
-from balancer.proxy.context import BALANCER
-
-
-def install_access(app: web.Application, settings: Settings, wall: Clock) -> None:
-    """Call after every route is added (CORS wraps them). `wall` is the
-    wall clock session cookies expire by."""
-
-    def current() -> Settings:
-        return app[BALANCER].settings if BALANCER in app else settings
-
-    app.middlewares.append(origin_middleware(current))  # type: ignore[arg-type]
-    app.middlewares.append(auth_middleware(current))  # type: ignore[arg-type]
-    setup_cors(app, settings.cors.origins)
-
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        b = app[BALANCER]
-        sessions = Sessions(lambda: b.settings.auth, Path(settings.data_dir), wall)
-        access = app[ACCESS] = Access(lambda: b.settings, b.store, b.clock, sessions)
-        b.events.subscribe(access.owners)
-        b.relay.owner_of = access.owners.of
-        b.relay.on_output = access.owners.index_outputs
-        yield
-
-    app.cleanup_ctx.append(lifecycle)
 
 
 def setup_cors(app: web.Application, origins: tuple[str, ...]) -> None:

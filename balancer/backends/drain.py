@@ -9,7 +9,7 @@ hovering at its limit does not flap.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from balancer.backends.state import Backend, LoadSnapshot
@@ -60,11 +60,17 @@ class Drainer:
     """Adds and clears drain reasons, logs and reports every change, and sends
     `POST /free` to an idle drained backend once per drain episode."""
 
-    def __init__(self, upstream: Upstream, freed: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        upstream: Upstream,
+        freed: Callable[[str], None],
+        listeners: Sequence[DrainListener],
+    ) -> None:
         self.upstream = upstream
         # Told a backend's name once `POST /free` unloaded its models.
         self.freed = freed
-        self.listeners: list[DrainListener] = []
+        # Told every change of a drain reason (metrics).
+        self.listeners = tuple(listeners)
 
     def drain(self, backend: Backend, reason: Reason) -> bool:
         """Add a reason; True if it was new."""

@@ -83,7 +83,7 @@ class Prober:
         self.on_failure = on_failure
         self.on_down = tuple(on_down)
         self.rounds = 0
-        self.listeners: list[ProbeListener] = list(listeners)
+        self.listeners = tuple(listeners)
 
     async def probe_all(self) -> None:
         """One round: every backend at once, each bounded by the probe timeout."""

@@ -105,6 +105,7 @@ class Dispatcher:
         probe: ProbeSettings,
         clock: Clock,
         before_dispatch: BeforeDispatch,
+        on_decision: Callable[[str], None],
     ) -> None:
         self.registry = registry
         self.routing = routing
@@ -116,7 +117,7 @@ class Dispatcher:
         self.clock = clock
         self.before_dispatch = before_dispatch
         # Told each routing decision, one per prompt (`decided`), for metrics.
-        self.decision_listeners: list[Callable[[str], None]] = []
+        self.on_decision = on_decision
         self._sending: dict[str, asyncio.Event] = {}
         # Unfinished jobs already sent somewhere: another send is a re-route.
         self._routed: set[str] = set()
@@ -155,8 +156,7 @@ class Dispatcher:
         backend, `rerouted` each time it is sent to another one (a refused
         connection, a lost backend, work stealing), or why no backend could
         take it (a 503)."""
-        for listener in self.decision_listeners:
-            listener(outcome)
+        self.on_decision(outcome)
 
     def job_event(self, event: JobEvent) -> None:
         if event.phase in ENDED:

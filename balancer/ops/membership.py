@@ -9,52 +9,58 @@ leaves at once: nothing can reach it anyway.
 
 from __future__ import annotations
 
+from balancer.backends.channel import Channels
 from balancer.backends.drain import Drainer, is_idle
+from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, LoadSnapshot
 from balancer.config.model import BackendSettings
 from balancer.logs import get_logger
-from balancer.state import Balancer
+from balancer.store import Store
 
 log = get_logger("balancer.membership")
 
 
 class Membership:
-    def __init__(self, balancer: Balancer, drainer: Drainer) -> None:
-        self.b = balancer
+    def __init__(
+        self, registry: Registry, channels: Channels, store: Store, drainer: Drainer
+    ) -> None:
+        self.registry = registry
+        self.channels = channels
+        self.store = store
         self.drainer = drainer
 
     async def add(self, settings: BackendSettings) -> Backend:
         """Register and start a backend; a removed one coming back is revived."""
-        existing = self.b.registry.get(settings.name)
+        existing = self.registry.get(settings.name)
         if existing is not None:
             if "removed" not in existing.drain_reasons:
                 raise ValueError(f"backend {settings.name!r} already exists")
             self.drainer.undrain(existing, "removed")
             return await self.update(settings)
-        backend = self.b.registry.add(settings)
+        backend = self.registry.add(settings)
         self.drainer.apply_settings(backend)
-        self.b.channels.start(backend)
+        self.channels.start(backend)
         log.info("backend_added", backend=backend.name, url=backend.url)
         return backend
 
     async def update(self, settings: BackendSettings) -> Backend:
         """New settings; a new URL is a new server, so health starts over."""
-        backend = self.b.registry.get(settings.name)
+        backend = self.registry.get(settings.name)
         if backend is None:
             raise KeyError(settings.name)
         moved = backend.url != settings.url
         if backend.settings != settings:
-            self.b.registry.update(settings)
+            self.registry.update(settings)
             log.info("backend_updated", backend=backend.name, url=settings.url)
         self.drainer.apply_settings(backend)
         if moved:
             backend.start_over()
-            await self.b.channels.stop(backend.name)
-            self.b.channels.start(backend)
+            await self.channels.stop(backend.name)
+            self.channels.start(backend)
         return backend
 
     async def remove(self, name: str) -> Backend | None:
-        backend = self.b.registry.get(name)
+        backend = self.registry.get(name)
         if backend is None:
             return None
         self.drainer.drain(backend, "removed")
@@ -68,9 +74,9 @@ class Membership:
             await self._forget(backend)
 
     async def _forget(self, backend: Backend) -> None:
-        if self.b.registry.get(backend.name) is not backend:
+        if self.registry.get(backend.name) is not backend:
             return
-        self.b.registry.remove(backend.name)
-        await self.b.channels.stop(backend.name)
-        pins = len(self.b.store.pins_of(backend.name))
+        self.registry.remove(backend.name)
+        await self.channels.stop(backend.name)
+        pins = len(self.store.pins_of(backend.name))
         log.info("backend_removed", backend=backend.name, pins=pins)

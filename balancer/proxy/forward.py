@@ -15,7 +15,7 @@ from aiohttp import web
 from yarl import URL
 
 from balancer.backends.state import Backend, Clock
-from balancer.errors import error_response
+from balancer.errors import error_response, too_large
 from balancer.logs import get_logger
 from balancer.proxy.headers import client_response_headers, upstream_request_headers
 
@@ -37,12 +37,6 @@ async def _limited(stream: aiohttp.StreamReader, limit: int) -> AsyncIterator[by
         if seen > limit:
             raise BodyTooLarge
         yield chunk
-
-
-def too_large(limit: int) -> web.Response:
-    return error_response(
-        413, "request_too_large", "Request body too large", f"the limit is {limit} bytes"
-    )
 
 
 def bad_gateway(detail: str) -> web.Response:

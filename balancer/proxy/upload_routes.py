@@ -19,7 +19,7 @@ from PIL import UnidentifiedImageError
 from balancer import client_json
 from balancer.auth.principal import principal_of
 from balancer.auth.uploads import may_use, scoped_key
-from balancer.errors import error_response
+from balancer.errors import error_response, too_large
 from balancer.files import transfer
 from balancer.files.locate import locate
 from balancer.files.masks import apply_mask
@@ -29,7 +29,6 @@ from balancer.files.store import BlobWriter
 from balancer.logs import get_logger
 from balancer.proxy.context import ctx
 from balancer.proxy.file_context import Files, files_of
-from balancer.proxy.forward import too_large
 
 log = get_logger("balancer.files")
 

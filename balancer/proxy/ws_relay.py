@@ -41,6 +41,8 @@ class EventRelay:
         clock: Clock,
         waiting: Callable[[], int],
         wake: Callable[[], None],
+        owner_of: Callable[[str], str | None],
+        on_output: Callable[[str, Any], None],
     ) -> None:
         self.registry = registry
         self.follower = follower
@@ -52,10 +54,10 @@ class EventRelay:
         self.plain_previews = PlainPreviewOrder()
         # The node each running job is on, for a client that reconnects.
         self.nodes: dict[str, str] = {}
-        # Set by access control: the tenant a prompt belongs to, and a hook
-        # for the output files an `executed` event names.
-        self.owner_of: Callable[[str], str | None] = lambda prompt_id: None
-        self.on_output: Callable[[str, Any], None] = lambda prompt_id, output: None
+        # From access control: the tenant a prompt belongs to, and who is
+        # told the output files an `executed` event names.
+        self.owner_of = owner_of
+        self.on_output = on_output
 
     def refresh_status(self) -> None:
         """Send the pool-wide queue count if it changed."""

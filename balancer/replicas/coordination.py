@@ -3,14 +3,20 @@ composition root when the balancer runs as one of several replicas."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from balancer.backends.state import Clock
+from balancer.config.model import Settings
 from balancer.replicas.changes import BackendChanges
-from balancer.replicas.identity import Replica
+from balancer.replicas.identity import Replica, identify
 from balancer.replicas.leases import Leases
+from balancer.tasks import stop
 
 
 @dataclass(frozen=True)
@@ -45,3 +51,19 @@ def alone(me: Replica) -> dict[str, Any]:
     """The replica fields of a balancer that runs on its own."""
     row = {"name": me.name, "address": me.address, "lease_age_s": None, "alive": True}
     return {"replica": me.name, "replicas": [row]}
+
+
+def replicas_of(settings: Settings, redis: Redis | None, wall: Clock) -> Replicas | None:
+    """What this balancer shares through `redis`; None when it runs alone."""
+    if redis is None:
+        return None
+    me = identify(settings.replicas, settings.listen)
+    return Replicas(me, Leases(redis, me, settings.replicas.lease, wall), BackendChanges(redis))
+
+
+async def join(stack: contextlib.AsyncExitStack, replicas: Replicas) -> None:
+    """Take a lease before serving (Redis unreachable: the start fails),
+    keep it while running, give it back on a clean exit."""
+    await replicas.leases.renew()
+    stack.push_async_callback(replicas.leases.release)
+    stack.push_async_callback(stop, asyncio.create_task(replicas.leases.keep()))

@@ -1,37 +1,25 @@
-"""Start and stop the webhook sender with the app."""
+"""The webhook sender's own HTTP session, and its stop: deliveries in flight
+get up to the shutdown timeout."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 
-from balancer.proxy.context import BALANCER
-from balancer.webhooks.sender import Sleep, Webhooks
+from balancer.webhooks.sender import Webhooks
 
 WEBHOOKS: web.AppKey[Webhooks] = web.AppKey("webhooks", Webhooks)
 
 
-def install_webhooks(app: web.Application, sleep: Sleep = asyncio.sleep) -> None:
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        b = app[BALANCER]
-        listen = b.settings.listen
-        session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-        hooks = Webhooks(
-            lambda: b.settings.webhooks,
-            b.store,
-            session,
-            f"http://{listen.host}:{listen.port}",
-            sleep,
-        )
-        app[WEBHOOKS] = hooks
-        b.events.subscribe(hooks)
-        yield
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(hooks.drain(), b.settings.shutdown.timeout)
-        await session.close()
+def webhook_session() -> aiohttp.ClientSession:
+    """Separate from the backends' session: it keeps no cookies either, but
+    decodes bodies and sends the usual headers to a client's receiver."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
 
-    app.cleanup_ctx.append(lifecycle)
+
+async def drain_webhooks(hooks: Webhooks, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(hooks.drain(), timeout)

@@ -6,9 +6,12 @@ import pytest
 
 from balancer.app import assemble
 from balancer.backends.registry import Registry
+from balancer.catalog.book import Catalogues
 from balancer.config.load import ConfigError, parse_settings
 from balancer.config.model import BackendSettings, RoutingPolicy, RoutingSettings, Settings
 from balancer.jobs.ids import mint_prompt_id
+from balancer.ops.metrics import Metrics
+from balancer.resources import Opened
 from balancer.scheduling import Candidate, Chosen, Picker
 from balancer.scheduling.filters import DEFAULT_FILTERS
 from balancer.scheduling.policies import POLICIES
@@ -69,9 +72,12 @@ async def test_assemble_adds_the_room_filter_only_for_late_binding(
     routing: RoutingSettings, room: bool
 ) -> None:
     settings = Settings(backends=(BackendSettings("a", "http://127.0.0.1:1"),), routing=routing)
+    registry, catalogues = Registry(settings.backends), Catalogues()
+    metrics = Metrics(lambda: registry, catalogues.main_models)
     async with aiohttp.ClientSession() as http:
-        b, _ = assemble(settings, Registry(settings.backends), http, time.monotonic,
-                     mint_prompt_id, MemoryStore())  # fmt: skip
-    picker = b.dispatcher.picker
+        opened = Opened(http, MemoryStore(), None, http)
+        parts = assemble(settings, registry, catalogues, metrics, opened,
+                         time.monotonic, time.time, mint_prompt_id)  # fmt: skip
+    picker = parts.balancer.dispatcher.picker
     assert ("all_busy" in [f.outcome for f in picker.filters]) is room
     assert picker.score is POLICIES[routing.policy].score

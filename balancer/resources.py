@@ -1,0 +1,72 @@
+"""What the app's lifespan opens before the composition root builds
+anything, and closes after: the backends' HTTP session, the store, the
+output sink and the webhooks' session."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from prometheus_client import CollectorRegistry
+
+from balancer.config.model import Settings
+from balancer.outputs.setup import open_sink
+from balancer.outputs.sink import OutputSink
+from balancer.store import MemoryStore, SqliteStore, Store
+from balancer.webhooks.setup import webhook_session
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What the lifespan opened before anything is built, closed after."""
+
+    http: aiohttp.ClientSession  # to the backends
+    store: Store
+    sink: OutputSink | None  # the completing step: outputs copied before a job ends
+    hooks_http: aiohttp.ClientSession  # to clients' webhook receivers
+
+
+def make_session(settings: Settings) -> aiohttp.ClientSession:
+    """One pooled session for all backends. It keeps no cookies (they would
+    leak between clients), does not decode bodies (Content-Encoding passes
+    through) and adds no Accept-Encoding the client did not send."""
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=settings.timeouts.connect, sock_read=settings.timeouts.request
+    )
+    return aiohttp.ClientSession(
+        timeout=timeout,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        skip_auto_headers=("Accept-Encoding", "User-Agent"),
+        connector=aiohttp.TCPConnector(limit=0, limit_per_host=256),
+    )
+
+
+def open_store(settings: Settings) -> Store:
+    """The store the settings ask for: SQLite by default, under the data dir."""
+    keep = settings.history.max_items
+    if settings.store.kind == "memory":
+        return MemoryStore(keep)
+    path = settings.store.path or str(Path(settings.data_dir) / "balancer.db")
+    return SqliteStore(path, keep)
+
+
+async def open_resources(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    session: aiohttp.ClientSession | None,
+    store: Store | None,
+    metrics: CollectorRegistry,
+) -> Opened:
+    """Open what is not given, each closed by `stack` in reverse."""
+    http = session
+    if http is None:
+        http = await stack.enter_async_context(make_session(settings))
+    kept = store or open_store(settings)
+    if isinstance(kept, SqliteStore) and store is None:
+        stack.callback(kept.close)
+    sink = await stack.enter_async_context(open_sink(settings.outputs, http, kept, metrics))
+    hooks_http = await stack.enter_async_context(webhook_session())
+    return Opened(http, kept, sink, hooks_http)
