@@ -9,10 +9,12 @@ own history holds those. Side by side in one run, closed loop at concurrency
 backend and through the balancer. The backend holds only the real jobs, so
 the direct figure is the backend at its fastest, not at 10,000 entries.
 
-Loop stall: while one unlimited `GET /history` (every kept entry) is read, a
-second client sends `GET /balancer/health` back to back; the slowest of
-those answers is how long the loop was held at most, printed beside the same
-probe's slowest answer with nothing else running.
+Loop stall: while one unlimited `GET /history` (every kept entry) is read by
+another process (`balancer.bench.reader`, so reading it does not hold up
+this one), this process sends `GET /balancer/health` back to back; the
+slowest of those answers is how long the balancer's loop was held at most,
+printed beside the same probe's slowest answer with nothing else running
+(on a shared machine, that one is the noise of the machine itself).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -96,16 +99,20 @@ async def slowest_probe(session: aiohttp.ClientSession, url: str, done: asyncio.
 async def stall(session: aiohttp.ClientSession, front: str) -> tuple[float, float, float, float]:
     """(seconds, MB, slowest health answer meanwhile, slowest with nothing else)."""
     done = asyncio.Event()
+    window = time.perf_counter()
     probe = asyncio.create_task(slowest_probe(session, front + "/balancer/health", done))
-    began = time.perf_counter()
-    async with session.get(front + "/history") as resp:
-        size = len(await resp.read())
-    seconds = time.perf_counter() - began
+    reader = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "balancer.bench.reader", front + "/history",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await reader.communicate()
     done.set()
+    window = time.perf_counter() - window
+    size, seconds = int(out.split()[0]), float(out.split()[1])
     during = await probe
     quiet = asyncio.Event()
     alone = asyncio.create_task(slowest_probe(session, front + "/balancer/health", quiet))
-    await asyncio.sleep(seconds)
+    await asyncio.sleep(window)  # as long as the probe ran beside the reader
     quiet.set()
     return seconds, size / 1e6, during, await alone
 
