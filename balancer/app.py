@@ -76,7 +76,7 @@ from balancer.state import Balancer
 from balancer.store import Store
 from balancer.tasks import stop
 from balancer.upstream import Upstream
-from balancer.webhooks.sender import Webhooks
+from balancer.webhooks.sender import Sleep, Webhooks
 from balancer.webhooks.setup import WEBHOOKS, drain_webhooks
 
 log = get_logger("balancer.app")
@@ -92,6 +92,16 @@ def request_middlewares(
         origin_middleware(settings),  # a browser on another origin changes nothing
         auth_middleware(settings),  # a key or session; credentials never go further
     ]
+
+
+@dataclass(frozen=True)
+class Injected:
+    """Time, ids and waits: injected, so tests are deterministic."""
+
+    clock: Clock  # monotonic: probes, timeouts, rates
+    wall_clock: Clock  # session cookies, replica leases
+    new_id: IdFactory  # prompt_ids the client did not choose
+    sleep: Sleep  # between webhook delivery attempts
 
 
 @dataclass(frozen=True)
@@ -111,9 +121,7 @@ def assemble(
     catalogues: Catalogues,
     metrics: Metrics,
     opened: Opened,
-    clock: Clock,
-    wall_clock: Clock,
-    new_id: IdFactory,
+    given: Injected,
     replicas: Replicas | None = None,
 ) -> Parts:
     """The composition root: every part built once, in dependency order,
@@ -121,7 +129,7 @@ def assemble(
     constructor, and every job-event observer subscribes here or in its own
     constructor. Nothing here does network I/O. `replicas` is what this
     replica shares with the others (None: it runs alone)."""
-    http, store = opened.http, opened.store
+    http, store, clock = opened.http, opened.store, given.clock
     upstream = Upstream(http, settings.timeouts.request)
     events = JobEvents()
     events.subscribe(SpeedObserver(registry))
@@ -205,7 +213,7 @@ def assemble(
         jobs=jobs,
         dispatcher=dispatcher,
         binder=binder,
-        submitter=Submitter(jobs, dispatcher, binder, routing, new_id),
+        submitter=Submitter(jobs, dispatcher, binder, routing, given.new_id),
         follower=follower,
         failover=failover,
         canceller=Canceller(registry, jobs, dispatcher, recall, follower, upstream),
@@ -218,7 +226,7 @@ def assemble(
         replicas=replicas,
         kept=KeptReads(upstream, clock),
     )
-    sessions = Sessions(lambda: b.settings.auth, Path(settings.data_dir), wall_clock)
+    sessions = Sessions(lambda: b.settings.auth, Path(settings.data_dir), given.wall_clock)
     access = Access(lambda: b.settings, owners, clock, sessions)
     listen = settings.listen
     webhooks = Webhooks(
@@ -226,6 +234,7 @@ def assemble(
         store,
         opened.hooks_http,
         f"http://{listen.host}:{listen.port}",
+        given.sleep,
     )
     events.subscribe(webhooks)
     shared = replicas.changes if replicas is not None else None
@@ -241,6 +250,7 @@ def create_app(
     clock: Clock = time.monotonic,
     wall_clock: Clock = time.time,
     new_id: IdFactory = mint_prompt_id,
+    sleep: Sleep = asyncio.sleep,
     run_prober: bool = True,
     session: aiohttp.ClientSession | None = None,
     store: Store | None = None,
@@ -250,6 +260,7 @@ def create_app(
     """The balancer's app. With `redis` it is one of several replicas
     sharing it (its caller owns and closes the client)."""
     registry = Registry(settings.backends)
+    given = Injected(clock, wall_clock, new_id, sleep)
     replicas = replicas_of(settings, redis, wall_clock)
     catalogues = Catalogues()
     metrics = Metrics(
@@ -268,9 +279,7 @@ def create_app(
         """Start in order, stop in reverse."""
         async with contextlib.AsyncExitStack() as stack:
             opened = await open_resources(stack, settings, session, store, metrics.registry)
-            parts = assemble(
-                settings, registry, catalogues, metrics, opened, clock, wall_clock, new_id, replicas
-            )
+            parts = assemble(settings, registry, catalogues, metrics, opened, given, replicas)
             publish(app, parts, opened.sink)
             b = parts.balancer
             stack.push_async_callback(b.follower.close)

@@ -4,6 +4,7 @@ clock, so nothing waits on wall-clock time."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -20,6 +21,7 @@ from balancer.bench.redisserver import RedisServer, redis_server_binary
 from balancer.config.model import BackendSettings, ProbeSettings, RoutingSettings, Settings
 from balancer.emulator import EMULATOR, Emulator, EmulatorOptions, create_emulator_app
 from balancer.store import MemoryStore
+from balancer.webhooks.sender import Sleep
 
 
 @pytest.fixture(autouse=True)
@@ -43,6 +45,7 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
         probe_first: bool = True,
         settings_overrides: dict[str, Any] | None = None,
         middlewares: tuple[Any, ...] = (),
+        sleep: Sleep = asyncio.sleep,
     ) -> Pool:
         emulators: dict[str, Emulator] = {}
         servers: dict[str, TestServer] = {}
@@ -75,7 +78,12 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
         settings = replace(settings, **(settings_overrides or {}))
         clock = FakeClock()
         app = create_app(
-            settings, clock=clock, wall_clock=clock, run_prober=False, store=MemoryStore()
+            settings,
+            clock=clock,
+            wall_clock=clock,
+            sleep=sleep,
+            run_prober=False,
+            store=MemoryStore(),
         )
         client = await aiohttp_client(app)
         pool = Pool(client, emulators, servers, clock)

@@ -37,13 +37,12 @@ async def receiver(fail_first: int = 0) -> tuple[TestServer, list[tuple[bytes, s
 
 async def hooked_pool(make_pool: PoolFactory, **webhooks: Any) -> tuple[Pool, list[float]]:
     settings = WebhookSettings(secret=SECRET, allow=("127.0.0.1",), **webhooks)
-    pool = await make_pool(1, settings_overrides={"webhooks": settings})
     sleeps: list[float] = []
 
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
-    pool.client.app[WEBHOOKS].sleep = sleep  # type: ignore[index]
+    pool = await make_pool(1, settings_overrides={"webhooks": settings}, sleep=sleep)
     return pool, sleeps
 
 

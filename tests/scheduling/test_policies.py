@@ -1,10 +1,11 @@
+import asyncio
 import time
 from typing import get_args
 
 import aiohttp
 import pytest
 
-from balancer.app import assemble
+from balancer.app import Injected, assemble
 from balancer.backends.registry import Registry
 from balancer.catalog.book import Catalogues
 from balancer.config.load import ConfigError, parse_settings
@@ -76,8 +77,8 @@ async def test_assemble_adds_the_room_filter_only_for_late_binding(
     metrics = Metrics(lambda: registry, catalogues.main_models)
     async with aiohttp.ClientSession() as http:
         opened = Opened(http, MemoryStore(), None, http)
-        parts = assemble(settings, registry, catalogues, metrics, opened,
-                         time.monotonic, time.time, mint_prompt_id)  # fmt: skip
+        given = Injected(time.monotonic, time.time, mint_prompt_id, asyncio.sleep)
+        parts = assemble(settings, registry, catalogues, metrics, opened, given)
     picker = parts.balancer.dispatcher.picker
     assert ("all_busy" in [f.outcome for f in picker.filters]) is room
     assert picker.score is POLICIES[routing.policy].score
