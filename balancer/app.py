@@ -75,7 +75,7 @@ from balancer.resources import Opened, open_resources
 from balancer.state import Balancer
 from balancer.store import Store
 from balancer.tasks import stop
-from balancer.upstream import Upstream
+from balancer.upstream import Deadline, Upstream, wall_deadline
 from balancer.webhooks.sender import Sleep, Webhooks
 from balancer.webhooks.setup import WEBHOOKS, drain_webhooks
 
@@ -102,6 +102,7 @@ class Injected:
     wall_clock: Clock  # session cookies, replica leases
     new_id: IdFactory  # prompt_ids the client did not choose
     sleep: Sleep  # between webhook delivery attempts
+    deadline: Deadline  # how long a call to a backend may take
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def assemble(
     constructor. Nothing here does network I/O. `replicas` is what this
     replica shares with the others (None: it runs alone)."""
     http, store, clock = opened.http, opened.store, given.clock
-    upstream = Upstream(http, settings.timeouts.request)
+    upstream = Upstream(http, settings.timeouts.request, given.deadline)
     events = JobEvents()
     events.subscribe(SpeedObserver(registry))
     residency = Residency(settings.routing.resident_models, settings.routing.model_load_estimate)
@@ -256,11 +257,12 @@ def create_app(
     store: Store | None = None,
     config_path: str | None = None,
     redis: Redis | None = None,
+    deadline: Deadline = wall_deadline,
 ) -> web.Application:
     """The balancer's app. With `redis` it is one of several replicas
     sharing it (its caller owns and closes the client)."""
     registry = Registry(settings.backends)
-    given = Injected(clock, wall_clock, new_id, sleep)
+    given = Injected(clock, wall_clock, new_id, sleep, deadline)
     replicas = replicas_of(settings, redis, wall_clock)
     catalogues = Catalogues()
     metrics = Metrics(

@@ -7,14 +7,28 @@ backend started with `--enable-compress-response-body` still gives plain JSON.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 JSON_HEADERS = {"Accept-Encoding": "identity", "Accept": "application/json"}
+
+# How long one call to `url` may take, as a context around the call; leaving
+# it by timeout raises TimeoutError. The wall clock in production; tests
+# inject their own, so a test (not the machine's load) decides which calls
+# time out.
+Deadline = Callable[[str, float], AbstractAsyncContextManager[object]]
+
+
+def wall_deadline(url: str, seconds: float) -> asyncio.Timeout:
+    """The call to `url` may take `seconds` of wall-clock time."""
+    return asyncio.timeout(seconds)
 
 
 class UpstreamError(Exception):
@@ -65,12 +79,18 @@ def connect_failure(exc: aiohttp.ClientConnectorError) -> str:
 class Upstream:
     """JSON requests to backends through one shared session."""
 
-    def __init__(self, session: aiohttp.ClientSession, request_timeout: float) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        request_timeout: float,
+        deadline: Deadline = wall_deadline,
+    ) -> None:
         self.session = session
         self.request_timeout = request_timeout
         # Moves when a request that may change a backend starts and when it
         # ends, so an answer read around it is known to be stale.
         self.writes = 0
+        self.deadline = deadline
 
     async def call(
         self,
@@ -94,11 +114,11 @@ class Upstream:
         headers = dict(JSON_HEADERS)
         if body is not None:
             headers["Content-Type"] = "application/json"
-        limit = aiohttp.ClientTimeout(total=timeout or self.request_timeout)
         try:
-            async with self.session.request(
-                method, url, data=body, headers=headers, timeout=limit
-            ) as resp:
+            async with (
+                self.deadline(url, timeout or self.request_timeout),
+                self.session.request(method, url, data=body, headers=headers) as resp,
+            ):
                 return UpstreamReply(resp.status, await resp.read(), resp.content_type)
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamConnectError(connect_failure(exc)) from exc

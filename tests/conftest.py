@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from support import FakeClock, Pool, PoolFactory
+from support import FakeClock, Pool, PoolFactory, Stalls
 
 from balancer.app import create_app
 from balancer.bench.redisserver import RedisServer, redis_server_binary
@@ -76,7 +76,7 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
             data_dir=str(tmp_path / "balancer-data"),
         )
         settings = replace(settings, **(settings_overrides or {}))
-        clock = FakeClock()
+        clock, stalls = FakeClock(), Stalls()
         app = create_app(
             settings,
             clock=clock,
@@ -84,9 +84,10 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
             sleep=sleep,
             run_prober=False,
             store=MemoryStore(),
+            deadline=stalls,
         )
         client = await aiohttp_client(app)
-        pool = Pool(client, emulators, servers, clock)
+        pool = Pool(client, emulators, servers, clock, stalls)
         await pool.channels_up(list(emulators))
         if probe_first:
             await pool.probe()

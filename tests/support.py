@@ -59,16 +59,41 @@ class FakeClock:
 
 
 @dataclass
+class Stalls:
+    """The balancer's deadlines in tests (`create_app(deadline=...)`): no call
+    times out on the wall clock, however loaded the machine; a call to a
+    stalled backend times out at once, as it would once its timeout passed.
+    So a test, not the machine's load, decides which calls time out."""
+
+    urls: set[str] = field(default_factory=set)
+
+    def __call__(self, url: str, seconds: float) -> asyncio.Timeout:
+        stalled = any(url.startswith(f"{base}/") for base in self.urls)
+        return asyncio.timeout_at(asyncio.get_running_loop().time() if stalled else None)
+
+
+@dataclass
 class Pool:
     client: TestClient  # type: ignore[type-arg]
     emulators: dict[str, Emulator]
     servers: dict[str, TestServer]
     clock: FakeClock
+    stalls: Stalls
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def balancer(self) -> Balancer:
         return self.client.app[BALANCER]  # type: ignore[index]
+
+    def hang(self, name: str, hung: bool = True) -> None:
+        """`name` stops answering HTTP (its event channel still speaks), and
+        the balancer's calls to it time out; `hung=False` undoes both."""
+        self.emulators[name].faults.hang = hung
+        url = str(self.servers[name].make_url("")).rstrip("/")
+        if hung:
+            self.stalls.urls.add(url)
+        else:
+            self.stalls.urls.discard(url)
 
     async def channels_up(self, names: list[str], timeout: float = 5.0) -> None:
         """Wait until the balancer's event channel to each backend is open."""

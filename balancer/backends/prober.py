@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from balancer.backends.registry import Registry
@@ -29,6 +30,15 @@ ProbeListener = Callable[[Backend, LoadSnapshot], Awaitable[None]]
 # Called after every failed probe, with whether it showed a death (refused or
 # reset) rather than a stall (timeout, bad answer): job failover.
 FailureListener = Callable[[Backend, bool], None]
+
+
+@dataclass(frozen=True)
+class TimedOut:
+    """A probe that timed out, judged at the end of its round."""
+
+    backend: Backend
+    error: UpstreamTimeout
+    started: float
 
 
 def parse_queue(data: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -87,8 +97,7 @@ class Prober:
 
     async def probe_all(self) -> None:
         """One round: every backend at once, each bounded by the probe timeout."""
-        await asyncio.gather(*(self.probe(b) for b in self.registry))
-        self.rounds += 1
+        self._end_round(await asyncio.gather(*(self.probe(b) for b in self.registry)))
 
     async def probe_spread(self) -> None:
         """One round whose starts are spread over half an interval in
@@ -103,10 +112,20 @@ class Prober:
             if index:
                 await self.sleep(gap)
             started += [asyncio.create_task(self.probe(b)) for b in backends[index::slices]]
-        await asyncio.gather(*started)
+        self._end_round(await asyncio.gather(*started))
+
+    def _end_round(self, timeouts: Sequence[TimedOut | None]) -> None:
+        """Timeouts are judged once the round's answers and deaths are in,
+        so whether another backend is still healthy does not depend on
+        which probe came back first."""
+        for timeout in timeouts:
+            if timeout is not None:
+                self._failed(timeout.backend, timeout.error, timeout.started)
         self.rounds += 1
 
-    async def probe(self, backend: Backend) -> None:
+    async def probe(self, backend: Backend) -> TimedOut | None:
+        """Probe one backend and record an answer or a failure now; a
+        timeout is returned for the round to judge (`_end_round`)."""
         started = self.clock()
         timeout = self.settings.timeout
         last = backend.snapshot
@@ -117,9 +136,11 @@ class Prober:
                 *(self.upstream.get_json(backend.url + path, timeout=timeout) for path in paths)
             )
             running, pending = parse_queue(answers[0])
+        except UpstreamTimeout as exc:
+            return TimedOut(backend, exc, started)
         except UpstreamError as exc:
             self._failed(backend, exc, started)
-            return
+            return None
         backend.saw_life(self.clock())
         if stats_due or last is None:
             stats, stats_at = answers[-1], started
@@ -130,6 +151,7 @@ class Prober:
         backend.record_success(snapshot, self.settings)
         for listener in self.listeners:
             await listener(backend, snapshot)
+        return None
 
     def _failed(self, backend: Backend, exc: UpstreamError, started: float) -> None:
         """A refused, reset or garbled probe counts toward down. A timeout is

@@ -76,11 +76,11 @@ async def test_balancer_restart_with_a_hundred_jobs_queued_loses_none_and_runs_n
     settings = pool.balancer.settings
     kept = SqliteStore(path)
     first: TestClient = await aiohttp_client(  # type: ignore[type-arg]
-        create_app(settings, clock=pool.clock, run_prober=False, store=kept)
+        create_app(settings, clock=pool.clock, run_prober=False, store=kept, deadline=pool.stalls)
     )
     for emulator in pool.emulators.values():
         emulator.pause()
-    first_pool = Pool(first, pool.emulators, pool.servers, pool.clock)
+    first_pool = Pool(first, pool.emulators, pool.servers, pool.clock, pool.stalls)
     await first_pool.channels_up(list(pool.emulators))
     await first_pool.probe()
     ids = [(await first_pool.submit(colored(i)))["prompt_id"] for i in range(100)]
@@ -89,9 +89,15 @@ async def test_balancer_restart_with_a_hundred_jobs_queued_loses_none_and_runs_n
     kept.close()
 
     second: TestClient = await aiohttp_client(  # type: ignore[type-arg]
-        create_app(settings, clock=pool.clock, run_prober=False, store=SqliteStore(path))
+        create_app(
+            settings,
+            clock=pool.clock,
+            run_prober=False,
+            store=SqliteStore(path),
+            deadline=pool.stalls,
+        )
     )
-    again = Pool(second, pool.emulators, pool.servers, pool.clock)
+    again = Pool(second, pool.emulators, pool.servers, pool.clock, pool.stalls)
     await again.channels_up(list(pool.emulators))
     assert len(again.balancer.jobs.queue) == 96
     for emulator in pool.emulators.values():

@@ -134,12 +134,11 @@ def machine(world: World) -> type[RuleBasedStateMachine]:
 
         @rule(name=st.sampled_from(BACKENDS), seconds=st.sampled_from([5.0, 61.0]))
         def hang(self, name: str, seconds: float) -> None:
-            faults = pool.emulators[name].faults
-            faults.hang = True
+            pool.hang(name)
             world.run(pool.probe())
             pool.clock.advance(seconds)
             world.run(pool.probe())
-            faults.hang = False
+            pool.hang(name, False)
 
         @rule(
             max_queue=st.sampled_from([2, 10_000]),
@@ -178,8 +177,8 @@ def machine(world: World) -> type[RuleBasedStateMachine]:
 async def settle(world: World) -> None:
     """Let the pool finish, then check every accepted job's one end."""
     pool = world.pool
-    for emulator in pool.emulators.values():
-        emulator.faults.hang = False
+    for name, emulator in pool.emulators.items():
+        pool.hang(name, False)
         emulator.resume()
     store = pool.balancer.store
     ids = [i for i, _, _ in world.accepted]
@@ -207,7 +206,7 @@ async def settle(world: World) -> None:
 
 
 async def test_the_job_lifecycle_keeps_its_promises(make_pool: PoolFactory) -> None:
-    pool = await make_pool(2, probe=ProbeSettings(timeout=0.2, unhealthy_after=1))
+    pool = await make_pool(2, probe=ProbeSettings(unhealthy_after=1))
     world = World(pool, asyncio.get_running_loop())
     await run_stateful(machine(world), steps=15)
     assert len(world.accepted) > 50 and world.removed, "the runs exercised the pool"

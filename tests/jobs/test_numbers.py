@@ -52,9 +52,15 @@ async def test_numbers_go_on_rising_after_a_restart(
 
     async def start() -> tuple[TestClient, SqliteStore]:  # type: ignore[type-arg]
         store = SqliteStore(path)
-        app = create_app(pool.balancer.settings, clock=pool.clock, run_prober=False, store=store)
+        app = create_app(
+            pool.balancer.settings,
+            clock=pool.clock,
+            run_prober=False,
+            store=store,
+            deadline=pool.stalls,
+        )
         client: TestClient = await aiohttp_client(app)  # type: ignore[type-arg]
-        balancer = Pool(client, pool.emulators, pool.servers, pool.clock)
+        balancer = Pool(client, pool.emulators, pool.servers, pool.clock, pool.stalls)
         await balancer.channels_up(["gpu0"])
         await balancer.probe()
         return client, store

@@ -11,8 +11,9 @@ from support import Pool, PoolFactory, colored
 from balancer.config.model import ProbeSettings, RoutingSettings
 from tests.ops.ops_helpers import scrape, value
 
-# Probes give up after 200 ms, so a hung backend fails each probe quickly.
-QUICK = ProbeSettings(timeout=0.2, unhealthy_after=1)
+# One failed probe is enough to go down; a hung backend's probes time out
+# when the test hangs it (`Pool.hang`), never because the machine is slow.
+QUICK = ProbeSettings(unhealthy_after=1)
 
 
 async def stalled_job(make_pool: PoolFactory) -> tuple[Pool, str]:
@@ -22,7 +23,7 @@ async def stalled_job(make_pool: PoolFactory) -> tuple[Pool, str]:
     stalled.pause()
     prompt_id = (await pool.submit(colored(1)))["prompt_id"]
     assert pool.owner(prompt_id) == "gpu0"
-    stalled.faults.hang = True
+    pool.hang("gpu0")
     return pool, prompt_id
 
 
@@ -41,7 +42,7 @@ async def test_a_stall_shorter_than_the_grace_keeps_the_job_where_it_runs(
     job = pool.balancer.store.get_job(prompt_id)
     assert job is not None and job.backend == "gpu0" and job.attempts == 1, "not sent again"
     gpu0 = pool.emulators["gpu0"]
-    gpu0.faults.hang = False
+    pool.hang("gpu0", False)
     gpu0.resume()
     await pool.settle([prompt_id])
     assert gpu0.executed == [prompt_id]
@@ -62,7 +63,7 @@ async def test_past_the_grace_the_job_runs_elsewhere_and_a_late_first_run_is_cou
     assert pool.emulators["gpu1"].executed == [prompt_id]
     seen = pool.watch("duplicated", prompt_id)
     gpu0 = pool.emulators["gpu0"]
-    gpu0.faults.hang = False
+    pool.hang("gpu0", False)
     gpu0.resume()  # the first run goes on and ends too
     await asyncio.wait_for(seen.wait(), 10.0)
     job = pool.balancer.store.get_job(prompt_id)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 from aiohttp.test_utils import TestServer
-from support import FakeClock, Pool
+from support import FakeClock, Pool, Stalls
 
 from balancer.app import create_app
 from balancer.config.model import BackendSettings, ReplicaSettings, Settings
@@ -52,7 +52,7 @@ async def make_replicas(
             ),
             data_dir=str(tmp_path / "balancer-data"),
         )
-        clock = FakeClock()
+        clock, stalls = FakeClock(), Stalls()
         pools = []
         for index in range(replicas):
             name = f"r{index}"
@@ -70,8 +70,9 @@ async def make_replicas(
                 run_prober=False,
                 store=MemoryStore(),
                 redis=client,
+                deadline=stalls,
             )
-            pool = Pool(await aiohttp_client(app), emulators, urls, clock)
+            pool = Pool(await aiohttp_client(app), emulators, urls, clock, stalls)
             await pool.channels_up(list(emulators))
             await pool.probe()
             pools.append(pool)

@@ -18,6 +18,7 @@ from balancer.scheduling.filters import DEFAULT_FILTERS
 from balancer.scheduling.policies import POLICIES
 from balancer.scheduling.scores import least_loaded, round_robin
 from balancer.store import MemoryStore
+from balancer.upstream import wall_deadline
 
 
 def cand(name: str, order: int, load: int) -> Candidate:
@@ -77,7 +78,7 @@ async def test_assemble_adds_the_room_filter_only_for_late_binding(
     metrics = Metrics(lambda: registry, catalogues.main_models)
     async with aiohttp.ClientSession() as http:
         opened = Opened(http, MemoryStore(), None, http)
-        given = Injected(time.monotonic, time.time, mint_prompt_id, asyncio.sleep)
+        given = Injected(time.monotonic, time.time, mint_prompt_id, asyncio.sleep, wall_deadline)
         parts = assemble(settings, registry, catalogues, metrics, opened, given)
     picker = parts.balancer.dispatcher.picker
     assert ("all_busy" in [f.outcome for f in picker.filters]) is room
