@@ -103,11 +103,22 @@ def test_serve_help_names_the_default_config() -> None:
     assert shown in " ".join(done.stdout.split())
 
 
-def test_emulate_says_what_it_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+# A process started in the background of a shell inherits SIGINT ignored;
+# Ctrl-C (SIGINT) must stop emulate either way, whatever started pytest.
+@pytest.mark.parametrize("inherited", [signal.SIG_DFL, signal.SIG_IGN], ids=["default", "ignored"])
+def test_emulate_says_what_it_serves_and_stops_on_ctrl_c(
+    tmp_path: Path, inherited: signal.Handlers
+) -> None:
     port = free_port()
     command = [sys.executable, "-m", "balancer", "emulate", "--port", str(port)]
     command += ["--base-dir", str(tmp_path), "--vram-total", "16GiB", "--checkpoints", "a,b"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, inherited),
+    )
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
@@ -119,6 +130,11 @@ def test_emulate_says_what_it_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None
             assert json.load(r)["devices"][0]["vram_total"] == 16 * 1024**3
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
+        try:
+            _, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # never leave a server behind for the tests after this one
+            proc.communicate()
+            raise
     assert proc.returncode == 0
     assert "Traceback" not in err
