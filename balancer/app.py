@@ -157,8 +157,8 @@ def assemble(
     recall = Recall(registry, jobs, upstream)
     binder = LateBinder(dispatcher, jobs, routing, Stealer(registry, store, recall), clock)
 
-    def present(backend: str, prompt_id: str, entry: Any) -> Any:
-        return present_entry(store, backend, prompt_id, entry)
+    async def present(backend: str, prompt_id: str, entry: Any) -> Any:
+        return await present_entry(store, backend, prompt_id, entry)
 
     follower = Follower(registry, jobs, routing, upstream, present, opened.sink, clock)
     failover = Failover(jobs, routing, clock)
@@ -287,7 +287,8 @@ def create_app(
             stack.push_async_callback(b.follower.close)
             if replicas is not None:
                 await join(stack, replicas)
-            restored = b.jobs.restore()
+            restored = await b.jobs.restore()
+            await parts.access.owners.index_kept()
             if restored:
                 log.info("restored", jobs=restored)
             for backend in registry:

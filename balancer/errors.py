@@ -15,6 +15,7 @@ from aiohttp.typedefs import Middleware
 
 from balancer.logs import get_logger
 from balancer.redact import redact
+from balancer.store.model import StoreUnavailable
 
 log = get_logger("balancer.app")
 
@@ -31,6 +32,10 @@ def error_body(type_: str, message: str, details: str = "") -> dict[str, Any]:
     }
 
 
+# Seconds a client is asked to wait when the store cannot answer.
+STORE_RETRY_AFTER = 2
+
+
 def error_response(
     status: int,
     type_: str,
@@ -44,6 +49,18 @@ def error_response(
     )
 
 
+def store_unavailable(details: str) -> web.Response:
+    """503 for a request the store could not answer: nothing was accepted,
+    and the same request may be sent again after `Retry-After`."""
+    return error_response(
+        503,
+        "store_unavailable",
+        "The balancer's store is unavailable",
+        details,
+        {"Retry-After": str(STORE_RETRY_AFTER)},
+    )
+
+
 def too_large(limit: int) -> web.Response:
     return error_response(
         413, "request_too_large", "Request body too large", f"the limit is {limit} bytes"
@@ -51,8 +68,9 @@ def too_large(limit: int) -> web.Response:
 
 
 def error_middleware(max_body: int) -> Middleware:
-    """Anything a handler or an inner middleware raises becomes a 413 or a
-    500 in ComfyUI's shape, with the traceback in `unhandled_error`."""
+    """Anything a handler or an inner middleware raises becomes a 413, a 503
+    when the store cannot answer, or a 500 in ComfyUI's shape, with the
+    traceback in `unhandled_error`."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -62,6 +80,11 @@ def error_middleware(max_body: int) -> Middleware:
             return too_large(max_body)
         except web.HTTPException:
             raise
+        except StoreUnavailable as exc:
+            log.warning(
+                "store_unavailable", method=request.method, path=request.path, error=str(exc)
+            )
+            return store_unavailable(str(exc))
         except Exception:
             log.exception("unhandled_error", method=request.method, path=request.path)
             return error_response(500, "internal_error", "Internal balancer error")

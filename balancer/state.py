@@ -68,8 +68,8 @@ class Balancer:
     kept: KeptReads
     reads: SharedReads = field(default_factory=SharedReads)
 
-    def owner_of(self, prompt_id: str) -> Backend | None:
-        pin = self.store.get_pin(prompt_id)
+    async def owner_of(self, prompt_id: str) -> Backend | None:
+        pin = await self.store.get_pin(prompt_id)
         return self.registry.get(pin.backend) if pin else None
 
     async def each_healthy(

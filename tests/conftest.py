@@ -20,7 +20,7 @@ from balancer.app import create_app
 from balancer.bench.redisserver import RedisServer, redis_server_binary
 from balancer.config.model import BackendSettings, ProbeSettings, RoutingSettings, Settings
 from balancer.emulator import EMULATOR, Emulator, EmulatorOptions, create_emulator_app
-from balancer.store import MemoryStore
+from balancer.store import MemoryStore, Store
 from balancer.webhooks.sender import Sleep
 
 
@@ -46,6 +46,7 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
         settings_overrides: dict[str, Any] | None = None,
         middlewares: tuple[Any, ...] = (),
         sleep: Sleep = asyncio.sleep,
+        store: Store | None = None,
     ) -> Pool:
         emulators: dict[str, Emulator] = {}
         servers: dict[str, TestServer] = {}
@@ -83,7 +84,7 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
             wall_clock=clock,
             sleep=sleep,
             run_prober=False,
-            store=MemoryStore(),
+            store=store or MemoryStore(),
             deadline=stalls,
         )
         client = await aiohttp_client(app)

@@ -112,8 +112,8 @@ class Pool:
         body: dict[str, Any] = await resp.json()
         return body
 
-    def owner(self, prompt_id: str) -> str:
-        pin = self.balancer.store.get_pin(prompt_id)
+    async def owner(self, prompt_id: str) -> str:
+        pin = await self.balancer.store.get_pin(prompt_id)
         assert pin is not None
         return pin.backend
 
@@ -123,12 +123,12 @@ class Pool:
         store = self.balancer.store
 
         class Watch:
-            def job_event(self, event: Any) -> None:
-                if event.prompt_id == prompt_id and store.get_history(prompt_id) is not None:
+            async def job_event(self, event: Any) -> None:
+                if event.prompt_id == prompt_id and await store.get_history(prompt_id) is not None:
                     ended.set()
 
         self.balancer.events.subscribe(Watch())
-        if store.get_history(prompt_id) is None:
+        if await store.get_history(prompt_id) is None:
             await asyncio.wait_for(ended.wait(), timeout)
 
     def watch(self, phase: str, prompt_id: str) -> asyncio.Event:
@@ -136,7 +136,7 @@ class Pool:
         seen = asyncio.Event()
 
         class Watch:
-            def job_event(self, event: Any) -> None:
+            async def job_event(self, event: Any) -> None:
                 if event.phase == phase and event.prompt_id == prompt_id:
                     seen.set()
 
@@ -149,13 +149,15 @@ class Pool:
         events: asyncio.Queue[Any] = asyncio.Queue()
 
         class Watch:
-            def job_event(self, event: Any) -> None:
+            async def job_event(self, event: Any) -> None:
                 events.put_nowait(event)
 
         self.balancer.events.subscribe(Watch())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while missing := [i for i in prompt_ids if self.balancer.store.get_history(i) is None]:
+        while missing := [
+            i for i in prompt_ids if await self.balancer.store.get_history(i) is None
+        ]:
             assert loop.time() < deadline, f"{len(missing)} jobs never ended: {missing[:5]}"
             await self.probe()
             with contextlib.suppress(TimeoutError):

@@ -4,7 +4,7 @@ sessions and the per-peer limit on sign-in attempts."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -33,8 +33,8 @@ class Access:
             self._auth, self._ring = auth, KeyRing(auth.keys)
         return self._ring
 
-    def may_see(self, principal: Principal, prompt_id: str) -> bool:
-        return principal.sees_all or principal.may_see(self.owners.of(prompt_id))
+    async def may_see(self, principal: Principal, prompt_id: str) -> bool:
+        return principal.sees_all or principal.may_see(await self.owners.of(prompt_id))
 
 
 ACCESS: web.AppKey[Access] = web.AppKey("access", Access)
@@ -44,13 +44,16 @@ def access_of(request: web.Request) -> Access:
     return request.app[ACCESS]
 
 
-def may_see(request: web.Request, prompt_id: str) -> bool:
+async def may_see(request: web.Request, prompt_id: str) -> bool:
     """Whether the caller may see or touch this prompt (unknown ids: no)."""
     principal = principal_of(request)
-    return principal.sees_all or access_of(request).may_see(principal, prompt_id)
+    return principal.sees_all or await access_of(request).may_see(principal, prompt_id)
 
 
-def visible_ids(request: web.Request) -> Callable[[str], bool] | None:
+Visible = Callable[[str], Awaitable[bool]]
+
+
+def visible_ids(request: web.Request) -> Visible | None:
     """A filter on prompt_ids for this caller; None when it sees everything."""
     principal = principal_of(request)
     if principal.sees_all:

@@ -26,35 +26,38 @@ class Owners:
         self.store = store
         self._recent: OrderedDict[str, str | None] = OrderedDict()
         self._files: OrderedDict[FileRef, str | None] = OrderedDict()
-        for prompt_id, entry in store.histories().items():
-            self.index_entry(prompt_id, entry)
 
-    def record(self, prompt_id: str, tenant: str | None) -> None:
+    async def index_kept(self) -> None:
+        """At start: the files named by every kept history entry."""
+        for prompt_id, entry in (await self.store.histories()).items():
+            await self.index_entry(prompt_id, entry)
+
+    async def record(self, prompt_id: str, tenant: str | None) -> None:
         """At submission; the first owner of an id stays its owner."""
-        stored = self._stored(prompt_id)
+        stored = await self._stored(prompt_id)
         if prompt_id not in self._recent and (stored is None or stored[0] == tenant):
             _bounded_put(self._recent, prompt_id, tenant)
 
-    def _stored(self, prompt_id: str) -> tuple[str | None] | None:
-        pin = self.store.get_pin(prompt_id)
+    async def _stored(self, prompt_id: str) -> tuple[str | None] | None:
+        pin = await self.store.get_pin(prompt_id)
         if pin is not None:
             return (pin.tenant,)
-        job = self.store.get_job(prompt_id)
+        job = await self.store.get_job(prompt_id)
         return (job.tenant,) if job is not None else None
 
-    def of(self, prompt_id: str) -> str | None:
+    async def of(self, prompt_id: str) -> str | None:
         if prompt_id in self._recent:
             return self._recent[prompt_id]
-        stored = self._stored(prompt_id)
+        stored = await self._stored(prompt_id)
         return stored[0] if stored else None
 
     def file_owner(self, ref: FileRef) -> tuple[bool, str | None]:
         """(known, owner) of an output file."""
         return (ref in self._files, self._files.get(ref))
 
-    def index_outputs(self, prompt_id: str, outputs: Any) -> None:
+    async def index_outputs(self, prompt_id: str, outputs: Any) -> None:
         """Remember the files an `executed` event or history entry names."""
-        owner = self.of(prompt_id)
+        owner = await self.of(prompt_id)
         for kind, subfolder, filename in output_refs(outputs):
             try:
                 location = locate(kind, subfolder, filename)
@@ -63,15 +66,15 @@ class Owners:
             ref = (location.key.type, location.client_subfolder, location.key.name)
             _bounded_put(self._files, ref, owner)
 
-    def index_entry(self, prompt_id: str, entry: Any) -> None:
+    async def index_entry(self, prompt_id: str, entry: Any) -> None:
         outputs = entry.get("outputs") if isinstance(entry, dict) else None
         if isinstance(outputs, dict):
             for node_output in outputs.values():
-                self.index_outputs(prompt_id, node_output)
+                await self.index_outputs(prompt_id, node_output)
 
-    def job_event(self, event: JobEvent) -> None:
+    async def job_event(self, event: JobEvent) -> None:
         if event.phase in ("completed", "failed", "interrupted"):
-            self.index_entry(event.prompt_id, self.store.get_history(event.prompt_id))
+            await self.index_entry(event.prompt_id, await self.store.get_history(event.prompt_id))
 
 
 def output_refs(node_output: Any) -> list[FileRef]:

@@ -56,7 +56,7 @@ def too_many(message: str, details: str, retry: str) -> web.Response:
     return error_response(429, "rate_limited", message, details, {"Retry-After": retry})
 
 
-def accepted(request: web.Request, body: dict[str, Any], status: int, answer: bytes) -> None:
+async def accepted(request: web.Request, body: dict[str, Any], status: int, answer: bytes) -> None:
     """After a 200: remember whose job it is, and its webhook."""
     if status != 200:
         return
@@ -66,7 +66,7 @@ def accepted(request: web.Request, body: dict[str, Any], status: int, answer: by
         return
     if not isinstance(prompt_id, str):
         return
-    access_of(request).owners.record(prompt_id, principal_of(request).tenant)
+    await access_of(request).owners.record(prompt_id, principal_of(request).tenant)
     if WEBHOOKS in request.app:
         url = requested_url(body)
         base = str(request.url.origin())

@@ -29,7 +29,7 @@ SLICES = 10  # groups a round's starts are spread over
 ProbeListener = Callable[[Backend, LoadSnapshot], Awaitable[None]]
 # Called after every failed probe, with whether it showed a death (refused or
 # reset) rather than a stall (timeout, bad answer): job failover.
-FailureListener = Callable[[Backend, bool], None]
+FailureListener = Callable[[Backend, bool], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class Prober:
 
     async def probe_all(self) -> None:
         """One round: every backend at once, each bounded by the probe timeout."""
-        self._end_round(await asyncio.gather(*(self.probe(b) for b in self.registry)))
+        await self._end_round(await asyncio.gather(*(self.probe(b) for b in self.registry)))
 
     async def probe_spread(self) -> None:
         """One round whose starts are spread over half an interval in
@@ -112,15 +112,15 @@ class Prober:
             if index:
                 await self.sleep(gap)
             started += [asyncio.create_task(self.probe(b)) for b in backends[index::slices]]
-        self._end_round(await asyncio.gather(*started))
+        await self._end_round(await asyncio.gather(*started))
 
-    def _end_round(self, timeouts: Sequence[TimedOut | None]) -> None:
+    async def _end_round(self, timeouts: Sequence[TimedOut | None]) -> None:
         """Timeouts are judged once the round's answers and deaths are in,
         so whether another backend is still healthy does not depend on
         which probe came back first."""
         for timeout in timeouts:
             if timeout is not None:
-                self._failed(timeout.backend, timeout.error, timeout.started)
+                await self._failed(timeout.backend, timeout.error, timeout.started)
         self.rounds += 1
 
     async def probe(self, backend: Backend) -> TimedOut | None:
@@ -139,7 +139,7 @@ class Prober:
         except UpstreamTimeout as exc:
             return TimedOut(backend, exc, started)
         except UpstreamError as exc:
-            self._failed(backend, exc, started)
+            await self._failed(backend, exc, started)
             return None
         backend.saw_life(self.clock())
         if stats_due or last is None:
@@ -153,7 +153,7 @@ class Prober:
             await listener(backend, snapshot)
         return None
 
-    def _failed(self, backend: Backend, exc: UpstreamError, started: float) -> None:
+    async def _failed(self, backend: Backend, exc: UpstreamError, started: float) -> None:
         """A refused, reset or garbled probe counts toward down. A timeout is
         unresponsive, not dead: it does not count while the backend sent
         anything else since the previous round, and never takes the last
@@ -166,7 +166,7 @@ class Prober:
         if backend.record_failure(str(exc), self.settings, may_go_down=others or not timed_out):
             for down in self.on_down:
                 down(backend.name)
-        self.on_failure(backend, is_death(exc))
+        await self.on_failure(backend, is_death(exc))
 
     async def run(self) -> None:
         """Probe forever; the caller cancels the task at shutdown. After the

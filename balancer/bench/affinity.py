@@ -100,7 +100,7 @@ class Ends:
         self.all_done = asyncio.Event()
         self.expected = 0
 
-    def job_event(self, event: JobEvent) -> None:
+    async def job_event(self, event: JobEvent) -> None:
         if event.phase in ("completed", "failed"):
             self.at[event.prompt_id] = self.loop.time()
             if len(self.at) >= self.expected:

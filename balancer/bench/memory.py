@@ -12,6 +12,7 @@ default (10,000): past it, entries and their pins expire together.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import subprocess
 import sys
@@ -30,16 +31,23 @@ def rss_mb() -> float:
     raise RuntimeError("no VmRSS")
 
 
-def one_job(store: Store, i: int) -> None:
+async def one_job(store: Store, i: int) -> None:
     pid = f"job-{i:07d}"
     request = {"prompt": {"1": {"class_type": "EmptyImage", "inputs": {"color": i}}}}
-    store.create(StoredJob(pid, request, "digest", "client", float(i), submitted_at=float(i)))
-    store.put_pin(Pin(pid, f"gpu{i % 8}", "digest", b'{"prompt_id": "%s"}' % pid.encode(), "c"))
-    store.transition(pid, {"waiting"}, "running", {"backend": "gpu0", "started_at": float(i)})
+    await store.create(StoredJob(pid, request, "digest", "client", float(i), submitted_at=float(i)))
+    await store.put_pin(
+        Pin(pid, f"gpu{i % 8}", "digest", b'{"prompt_id": "%s"}' % pid.encode(), "c")
+    )
+    await store.transition(pid, {"waiting"}, "running", {"backend": "gpu0", "started_at": float(i)})
     entry = synthetic_entry(i)
     entry["prompt"][1] = pid
-    store.put_history(pid, entry)
-    store.transition(pid, {"running"}, "succeeded", {"ended_at": float(i) + 1})
+    await store.put_history(pid, entry)
+    await store.transition(pid, {"running"}, "succeeded", {"ended_at": float(i) + 1})
+
+
+async def fill(store: Store, start: int, stop: int) -> None:
+    for i in range(start, stop):
+        await one_job(store, i)
 
 
 def child(kind: str, checkpoints: list[int]) -> None:
@@ -48,9 +56,8 @@ def child(kind: str, checkpoints: list[int]) -> None:
     store: Store = MemoryStore() if kind == "memory" else SqliteStore(folder / "b.db")
     done = 0
     for checkpoint in checkpoints:
-        while done < checkpoint:
-            one_job(store, done)
-            done += 1
+        asyncio.run(fill(store, done, checkpoint))
+        done = max(done, checkpoint)
         db = folder / "b.db"
         size = sum(p.stat().st_size for p in folder.glob("b.db*")) if db.exists() else 0
         print(json.dumps({"jobs": done, "rss": rss_mb(), "disk": size / 1e6}), flush=True)

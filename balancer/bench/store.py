@@ -9,10 +9,11 @@ history entry), memory store and SQLite store side by side.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,9 @@ def sample_prompt() -> dict[str, Any]:
     return {str(i): {"class_type": "Node", "inputs": {"text": "x" * 80}} for i in range(7)}
 
 
-def writes(store: Store, n: int, prompt: dict[str, Any]) -> dict[str, Callable[[int], object]]:
+def writes(
+    store: Store, n: int, prompt: dict[str, Any]
+) -> dict[str, Callable[[int], Awaitable[object]]]:
     entry = {"prompt": [1, "p", prompt, {}, ["9"]], "outputs": {}, "status": {"messages": []}}
     return {
         "create": lambda i: store.create(
@@ -45,7 +48,7 @@ def writes(store: Store, n: int, prompt: dict[str, Any]) -> dict[str, Callable[[
     }
 
 
-def measure(n: int) -> str:
+async def measure(n: int) -> str:
     prompt = sample_prompt()
     folder = Path(tempfile.mkdtemp(prefix="bench-store-"))
     stores: dict[str, Store] = {"memory": MemoryStore(), "sqlite": SqliteStore(folder / "b.db")}
@@ -54,7 +57,7 @@ def measure(n: int) -> str:
         for name, write in writes(store, n, prompt).items():
             began = time.perf_counter()
             for i in range(n):
-                write(i)
+                await write(i)
             results[name, kind] = (time.perf_counter() - began) / n * 1e6
     rows = [
         [name, f"{results[name, 'memory']:.1f}", f"{results[name, 'sqlite']:.1f}"]
@@ -65,5 +68,5 @@ def measure(n: int) -> str:
 
 
 def run_store_bench(args: argparse.Namespace) -> int:
-    print(measure(args.writes))
+    print(asyncio.run(measure(args.writes)))
     return 0

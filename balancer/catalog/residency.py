@@ -112,7 +112,7 @@ class Residency:
     def restarted(self, backend: str) -> None:
         self.forget(backend, "restart")
 
-    def job_event(self, event: JobEnd) -> None:
+    async def job_event(self, event: JobEnd) -> None:
         """Learn load times from finished jobs: a cold run minus the backend's
         warm median is the load time of the models it loaded."""
         if event.phase not in ("completed", "failed", "interrupted", "retried", "cancelled"):

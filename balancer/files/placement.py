@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +50,7 @@ class Placement:
         store: UploadStore,
         registry: Registry,
         session: aiohttp.ClientSession,
-        is_unfinished: Callable[[str], bool],
+        is_unfinished: Callable[[str], Awaitable[bool]],
         fetch_limit: int,
         waiting: Callable[[], Iterable[dict[str, Any]]] = tuple,
     ) -> None:
@@ -177,13 +177,13 @@ class Placement:
         """Prober listener: the first success after a failure may be a restart."""
         if backend.successes == 1:
             self.forget(backend.name)
-        self.evict()
+        await self.evict()
 
-    def protected(self) -> set[str]:
+    async def protected(self) -> set[str]:
         """Content hashes of prompts still waiting in the balancer's queue,
         being placed, queued on a backend or running."""
-        for prompt_id in [p for p in self._inflight if not self.is_unfinished(p)]:
-            del self._inflight[prompt_id]
+        for prompt_id in [p for p in list(self._inflight) if not await self.is_unfinished(p)]:
+            self._inflight.pop(prompt_id, None)
         shas = set().union(*self._inflight.values()) if self._inflight else set()
         for request in self.waiting():
             for ref in find_refs(request.get("prompt"), lambda _: False):
@@ -192,8 +192,8 @@ class Placement:
                     shas.add(sha)
         return shas
 
-    def evict(self) -> list[str]:
-        return self.store.evict(self.protected())
+    async def evict(self) -> list[str]:
+        return self.store.evict(await self.protected())
 
 
 def _value_if_renamed(ref: Ref, wanted: FileKey, actual: FileKey) -> str | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from balancer.backends.registry import Registry
@@ -24,7 +24,7 @@ from balancer.jobs.recall import Recall
 from balancer.store import StoredJob
 from balancer.upstream import Upstream, UpstreamError
 
-Visible = Callable[[str], bool]
+Visible = Callable[[str], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -57,20 +57,24 @@ class Canceller:
         """`POST /queue {"delete": ids}`: end each one that has not started."""
         ids = list(dict.fromkeys(prompt_ids))
         for prompt_id in ids:
-            self.jobs.cancel_waiting(prompt_id)
+            await self.jobs.cancel_waiting(prompt_id)
         await asyncio.gather(*(self.dispatcher.settled(i) for i in ids))
         for prompt_id in ids:
-            self.jobs.cancel_waiting(prompt_id)  # sent nowhere after all
-        held = [j for j in map(self.store.get_job, ids) if j is not None and j.state == "queued"]
-        begun = [j for j in held if self.recall.begin(j)]
+            await self.jobs.cancel_waiting(prompt_id)  # sent nowhere after all
+        held = [j for j in await self._jobs(ids) if j.state == "queued"]
+        begun = [j for j in held if await self.recall.begin(j)]
         await asyncio.gather(*(self._confirm(j) for j in begun))
-        return self._outcome(ids)
+        return await self._outcome(ids)
 
     async def clear(self, visible: Visible | None) -> Removal:
         """`POST /queue {"clear": true}`: every job not started (the caller's
         own with `visible`); backends are told to clear too, for prompts that
         did not come through the balancer."""
-        jobs = [j for j in self.store.unfinished_jobs() if visible is None or visible(j.prompt_id)]
+        jobs = [
+            j
+            for j in await self.store.unfinished_jobs()
+            if visible is None or await visible(j.prompt_id)
+        ]
         removal = await self.remove(j.prompt_id for j in jobs)
         if visible is None:
             body = json.dumps({"clear": True}).encode()
@@ -82,13 +86,13 @@ class Canceller:
     async def cancel(self, prompt_id: str) -> bool:
         """`POST /api/jobs/{id}/cancel`: removed if not started, else its
         run is interrupted. False for a finished or unknown job."""
-        job = self.store.get_job(prompt_id)
+        job = await self.store.get_job(prompt_id)
         if job is None or job.finished:
             return False
         removal = await self.remove([prompt_id])
         if prompt_id in removal.cancelled:
             return True
-        job = self.store.get_job(prompt_id)
+        job = await self.store.get_job(prompt_id)
         owner = self.registry.get(job.backend or "") if job is not None else None
         if job is None or job.finished or owner is None:
             return False
@@ -98,12 +102,16 @@ class Canceller:
     async def _confirm(self, job: StoredJob) -> None:
         outcome = await self.recall.confirm(job)
         if outcome == "gone":
-            self.jobs.cancelled(job.prompt_id)
+            await self.jobs.cancelled(job.prompt_id)
         elif outcome == "finished" and job.backend is not None:
             await self.follower.ended(job.backend, job.prompt_id, replay=True)
 
-    def _outcome(self, ids: list[str]) -> Removal:
-        jobs = [j for j in map(self.store.get_job, ids) if j is not None]
+    async def _jobs(self, ids: list[str]) -> list[StoredJob]:
+        found = [await self.store.get_job(i) for i in ids]
+        return [j for j in found if j is not None]
+
+    async def _outcome(self, ids: list[str]) -> Removal:
+        jobs = await self._jobs(ids)
         return Removal(
             tuple(j.prompt_id for j in jobs if j.state == "cancelled"),
             tuple(j.prompt_id for j in jobs if j.state == "running"),

@@ -158,7 +158,7 @@ class Dispatcher:
         take it (a 503)."""
         self.on_decision(outcome)
 
-    def job_event(self, event: JobEvent) -> None:
+    async def job_event(self, event: JobEvent) -> None:
         if event.phase in ENDED:
             self._routed.discard(event.prompt_id)
 
@@ -170,7 +170,7 @@ class Dispatcher:
 
     async def send(self, job: StoredJob, backend: Backend) -> SendResult:
         """Forward `job` (waiting or dispatching) to `backend`."""
-        if self.jobs.bind(job.prompt_id, backend.name) is None:
+        if await self.jobs.bind(job.prompt_id, backend.name) is None:
             return Gone()
         self.decided("rerouted" if job.prompt_id in self._routed else "chosen")
         self._routed.add(job.prompt_id)
@@ -183,7 +183,7 @@ class Dispatcher:
 
     async def _send(self, job: StoredJob, backend: Backend) -> SendResult:
         pin = Pin(job.prompt_id, backend.name, job.digest, b"", job.client_id, job.tenant)
-        self.store.put_pin(pin)
+        await self.store.put_pin(pin)
         started = self.clock()
         backend.dispatch_started()
         accepted = False
@@ -194,26 +194,26 @@ class Dispatcher:
             reply = await self.upstream.call("POST", backend.url + "/prompt", body=body)
             accepted = reply.status == 200
         except UpstreamConnectError as exc:
-            self.store.remove_pin(job.prompt_id)
+            await self.store.remove_pin(job.prompt_id)
             backend.mark_down(str(exc))
             log.warning("dispatch_unreachable", prompt_id=job.prompt_id, backend=backend.name)
             return Unreachable()
         except UpstreamError as exc:
-            self.store.remove_pin(job.prompt_id)
+            await self.store.remove_pin(job.prompt_id)
             log.warning("dispatch_failed", prompt_id=job.prompt_id, backend=backend.name)
             return Broken(str(exc))
         finally:
             backend.dispatch_finished(accepted, self.clock())
         if not accepted:
-            self.store.remove_pin(job.prompt_id)
+            await self.store.remove_pin(job.prompt_id)
             log.info("refused", prompt_id=job.prompt_id, backend=backend.name, status=reply.status)
             return Refused(reply.status, reply.body, reply.content_type)
         answer = job.answer or pool_number(reply.body, job.number)
-        self.store.put_pin(
+        await self.store.put_pin(
             Pin(job.prompt_id, backend.name, job.digest, answer, job.client_id, job.tenant)
         )
         ms = round((self.clock() - started) * 1000, 2)
         log.info("sent", prompt_id=job.prompt_id, backend=backend.name, dispatch_ms=ms)
-        self.jobs.dispatched(job.prompt_id, backend.name, answer)
+        await self.jobs.dispatched(job.prompt_id, backend.name, answer)
         self.fitter.dispatched(job.prompt_id, backend.name, needs_of(job.request.get("prompt")))
         return Accepted(answer)

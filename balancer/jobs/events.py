@@ -39,11 +39,13 @@ class JobEvent:
 
 
 class JobObserver(Protocol):
-    def job_event(self, event: JobEvent) -> None: ...
+    async def job_event(self, event: JobEvent) -> None: ...
 
 
 class JobEvents:
-    """Fan one event out to every observer; an observer must not raise."""
+    """Fan one event out to every observer, in turn; an observer must not
+    raise. The job's next move waits for every observer (an observer may read
+    the store), so observers see a job's events in order."""
 
     def __init__(self) -> None:
         self._observers: list[JobObserver] = []
@@ -51,6 +53,6 @@ class JobEvents:
     def subscribe(self, observer: JobObserver) -> None:
         self._observers.append(observer)
 
-    def emit(self, event: JobEvent) -> None:
+    async def emit(self, event: JobEvent) -> None:
         for observer in self._observers:
-            observer.job_event(event)
+            await observer.job_event(event)

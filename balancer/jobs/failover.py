@@ -28,7 +28,7 @@ class Failover:
         self.clock = clock
         self._silent_since: dict[str, float] = {}
 
-    def probe_failed(self, backend: Backend, dead: bool) -> None:
+    async def probe_failed(self, backend: Backend, dead: bool) -> None:
         """Each failed probe that counted (see the prober). A dead backend
         loses its jobs once it is down; an unresponsive one once it has not
         answered for the grace, down or not (the prober never takes the last
@@ -36,15 +36,15 @@ class Failover:
         first = self._silent_since.setdefault(backend.name, self.clock())
         since = backend.alive_at if backend.alive_at is not None else first  # its last sign of life
         if dead and not backend.healthy:
-            self.lose_all(backend.name, f"backend {backend.name} lost")
+            await self.lose_all(backend.name, f"backend {backend.name} lost")
         elif self.clock() - since >= self.routing.settings.failover_grace:
-            self.lose_all(backend.name, f"backend {backend.name} unresponsive past the grace")
+            await self.lose_all(backend.name, f"backend {backend.name} unresponsive past the grace")
 
     async def probe_succeeded(self, backend: Backend, snapshot: LoadSnapshot) -> None:
         self._silent_since.pop(backend.name, None)
 
-    def lose_all(self, backend: str, reason: str) -> None:
+    async def lose_all(self, backend: str, reason: str) -> None:
         attempts = self.routing.settings.max_attempts
-        for job in self.jobs.store.jobs_on(backend):
+        for job in await self.jobs.store.jobs_on(backend):
             if job.state in ("queued", "running"):
-                self.jobs.lost(job.prompt_id, reason, attempts)
+                await self.jobs.lost(job.prompt_id, reason, attempts)

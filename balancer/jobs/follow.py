@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from balancer.backends.registry import Registry
@@ -35,7 +35,7 @@ from balancer.upstream import Upstream, UpstreamError
 
 # (backend name, prompt_id, raw history entry) -> the entry as clients see it
 log = get_logger("balancer.jobs")
-Present = Callable[[str, str, Any], Any]
+Present = Callable[[str, str, Any], Awaitable[Any]]
 
 
 class Follower:
@@ -63,18 +63,18 @@ class Follower:
         self._sent_at: dict[str, float] = {}  # monotonic; a probe compares with it
         jobs.events.subscribe(self)
 
-    def job_event(self, event: JobEvent) -> None:
+    async def job_event(self, event: JobEvent) -> None:
         if event.phase == "dispatched":
             self._sent_at[event.prompt_id] = self.clock()
         elif event.phase in ("completed", "failed", "interrupted", "cancelled", "retried"):
             self._sent_at.pop(event.prompt_id, None)
 
-    def started(self, backend: Backend, prompt_id: str) -> None:
-        self.jobs.started(prompt_id, backend.name)
+    async def started(self, backend: Backend, prompt_id: str) -> None:
+        await self.jobs.started(prompt_id, backend.name)
 
     async def ended(self, backend: str, prompt_id: str, replay: bool) -> StoredJob | None:
         """A run of `prompt_id` ended on `backend` (its channel or a probe says so)."""
-        job = self.store.get_job(prompt_id)
+        job = await self.store.get_job(prompt_id)
         owner = self.registry.get(backend)
         if job is None or owner is None or not self.jobs.is_run_of(job, backend):
             return None
@@ -84,15 +84,15 @@ class Follower:
             return None
         raw = answer.get(prompt_id) if isinstance(answer, dict) else None
         if raw is None:  # neither queued nor kept by its backend: lost
-            now = self.store.get_job(prompt_id)  # unless it moved on while we asked
+            now = await self.store.get_job(prompt_id)  # unless it moved on while we asked
             if now is not None and now.backend == backend:
                 reason = f"{backend} no longer has it"
-                self.jobs.lost(prompt_id, reason, self.routing.settings.max_attempts)
+                await self.jobs.lost(prompt_id, reason, self.routing.settings.max_attempts)
             return None
-        entry = with_number(self.present(backend, prompt_id, raw), job.number)
+        entry = with_number(await self.present(backend, prompt_id, raw), job.number)
         if self.completing is not None:
             entry = await self._complete(self.completing, prompt_id, owner.url, entry)
-        return self.jobs.ended(prompt_id, backend, entry, replay)
+        return await self.jobs.ended(prompt_id, backend, entry, replay)
 
     async def _complete(self, step: CompletingStep, prompt_id: str, url: str, entry: Any) -> Any:
         """The completing step's entry; if the step itself breaks, the job
@@ -107,7 +107,7 @@ class Follower:
         """Jobs sent to `backend` before this probe left that its queue no
         longer holds ended while nobody was told: end them from history."""
         present = set(snapshot.running) | set(snapshot.pending)
-        for job in self.store.jobs_on(backend.name):
+        for job in await self.store.jobs_on(backend.name):
             sent = self._sent_at.get(job.prompt_id, -math.inf)
             gone = job.prompt_id not in present and sent < snapshot.taken_at
             if not gone or job.state not in ("queued", "running"):
@@ -127,13 +127,13 @@ class Follower:
         self.ending[prompt_id] = task
         task.add_done_callback(lambda _: self.ending.pop(prompt_id, None))
 
-    def holding(self, prompt_id: str) -> bool:
+    async def holding(self, prompt_id: str) -> bool:
         """Whether this job's end is held back: with a completing step, a job
         the balancer has not ended (its outputs being stored, or not yet
         reconciled after a restart) shows no history, like a running one."""
         if self.completing is None:
             return False
-        job = self.store.get_job(prompt_id)
+        job = await self.store.get_job(prompt_id)
         return prompt_id in self.ending or (job is not None and not job.finished)
 
     async def close(self) -> None:
@@ -144,9 +144,9 @@ class Follower:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def running_on(self, backend: str) -> StoredJob | None:
+    async def running_on(self, backend: str) -> StoredJob | None:
         """The job a backend is executing now, as far as its events tell."""
-        return next((j for j in self.store.jobs_on(backend) if j.state == "running"), None)
+        return next((j for j in await self.store.jobs_on(backend) if j.state == "running"), None)
 
 
 def with_number(entry: Any, number: float) -> Any:

@@ -62,20 +62,22 @@ class LateBinder:
             await self.pump()
 
     async def pump(self) -> None:
-        while (found := self._bindable()) is not None or await self.steal():
+        while (found := await self._bindable()) is not None or await self.steal():
             if found is None:
                 continue  # a stolen job is waiting now: look again
             job, backend = found
             result = await self.dispatcher.send(job, backend)
             if isinstance(result, Unreachable):
-                self.jobs.unbind(job.prompt_id)
+                await self.jobs.unbind(job.prompt_id)
             elif isinstance(result, Broken):
-                self.jobs.lost(job.prompt_id, result.detail, self.routing.settings.max_attempts)
+                await self.jobs.lost(
+                    job.prompt_id, result.detail, self.routing.settings.max_attempts
+                )
             elif isinstance(result, Refused):
                 error = rejection_error(result.body, result.status)
-                self.jobs.fail(job.prompt_id, *error)
+                await self.jobs.fail(job.prompt_id, *error)
 
-    def _bindable(self) -> tuple[StoredJob, Backend] | None:
+    async def _bindable(self) -> tuple[StoredJob, Backend] | None:
         """The first waiting job a backend can take now, with that backend.
         Past the head only when the head waits for its capable set (in a
         mixed pool a prompt for a model two GPUs hold must not hold up work
@@ -103,7 +105,9 @@ class LateBinder:
             if unmet:
                 body = unmet_body(unmet)
                 error = body["error"]
-                self.jobs.fail(job.prompt_id, error["type"], error["message"], body["node_errors"])
+                await self.jobs.fail(
+                    job.prompt_id, error["type"], error["message"], body["node_errors"]
+                )
             elif first is None and not backend.outcome.startswith(("capable_", "not_capable")):
                 return None  # every backend is out for every job alike
         return self._bind(first) if first is not None else None
@@ -125,10 +129,10 @@ class LateBinder:
         idle = self.dispatcher.choose(Needs(), set(), rotate=False)
         if isinstance(idle, NoBackend) or idle.load() != 0:
             return False
-        job = self.stealer.candidate(idle, partial(self._fits, idle))
+        job = await self.stealer.candidate(idle, partial(self._fits, idle))
         if job is None or not await self.stealer.take_back(job):
             return False
-        return self.jobs.taken_back(job.prompt_id) is not None
+        return await self.jobs.taken_back(job.prompt_id) is not None
 
     def _fits(self, backend: Backend, job: StoredJob) -> bool:
         needs = needs_of(job.request.get("prompt"))
@@ -138,7 +142,7 @@ class LateBinder:
         """Fresh load data may show room."""
         self.wake()
 
-    def job_event(self, event: JobEvent) -> None:
+    async def job_event(self, event: JobEvent) -> None:
         if event.phase in ("completed", "failed", "interrupted"):
             self._done_at.append(self.clock())
         if event.phase in ("completed", "failed", "interrupted", "retried", "cancelled"):

@@ -46,7 +46,7 @@ class Jobs:
         self.queue = FairQueue()  # round-robin across API keys
 
     # ---- the one move, and its log line and event
-    def _move(
+    async def _move(
         self,
         prompt_id: str,
         to: JobStateName,
@@ -58,13 +58,13 @@ class Jobs:
         client_events: ClientEvents = (),
     ) -> StoredJob | None:
         allowed = FROM[to] if from_states is None else from_states
-        job = self.store.transition(prompt_id, allowed, to, fields or {})
+        job = await self.store.transition(prompt_id, allowed, to, fields or {})
         if job is None:
             return None
         if job.state != "waiting":
             self._dequeue(prompt_id)
         if phase is not None:
-            self._tell(job, phase, detail, client_events)
+            await self._tell(job, phase, detail, client_events)
         return job
 
     def _dequeue(self, prompt_id: str) -> None:
@@ -75,7 +75,7 @@ class Jobs:
         else:
             self.queue.remove(prompt_id)
 
-    def _tell(
+    async def _tell(
         self,
         job: StoredJob,
         phase: Phase,
@@ -108,80 +108,84 @@ class Jobs:
             client_events=client_events,
             model=model,
         )
-        self.events.emit(event)
+        await self.events.emit(event)
 
     # ---- acceptance
-    def accept(self, job: StoredJob) -> bool:
+    async def accept(self, job: StoredJob) -> bool:
         """Record a new job: `waiting` (queued in the balancer) or
         `dispatching` (sent at once). False if the id is taken."""
-        if not self.store.create(job):
+        if not await self.store.create(job):
             return False
         if job.state == "waiting":
             self.queue.push(job)
-            self._tell(job, "queued", None)
+            await self._tell(job, "queued", None)
         return True
 
-    def refused(self, prompt_id: str) -> None:
+    async def refused(self, prompt_id: str) -> None:
         """A prompt sent at once that its backend refused (a validation
         error): it was never accepted, so no record stays."""
-        job = self.store.get_job(prompt_id)
+        job = await self.store.get_job(prompt_id)
         if job is not None and job.state == "dispatching" and job.attempts == 0:
-            self.store.discard(prompt_id)
-            self._tell(job, "rejected", None)
+            await self.store.discard(prompt_id)
+            await self._tell(job, "rejected", None)
 
     # ---- dispatch
-    def bind(self, prompt_id: str, backend: str) -> StoredJob | None:
+    async def bind(self, prompt_id: str, backend: str) -> StoredJob | None:
         """waiting -> dispatching to `backend`."""
-        return self._move(prompt_id, "dispatching", None, {"backend": backend})
+        return await self._move(prompt_id, "dispatching", None, {"backend": backend})
 
-    def unbind(self, prompt_id: str, answer: bytes | None = None) -> StoredJob | None:
+    async def unbind(self, prompt_id: str, answer: bytes | None = None) -> StoredJob | None:
         """dispatching -> waiting: no backend was reached, or (sent at once)
         every backend turned out busy; `answer` is then what the client is told."""
         fields: dict[str, Any] = {"backend": None}
         if answer is not None:
             fields["answer"] = answer
-        job = self._move(prompt_id, "waiting", None, fields, from_states=("dispatching",))
+        job = await self._move(prompt_id, "waiting", None, fields, from_states=("dispatching",))
         if job is not None:
             self.queue.push(job)
             if answer is not None:
-                self._tell(job, "queued", None)
+                await self._tell(job, "queued", None)
         return job
 
-    def dispatched(self, prompt_id: str, backend: str, answer: bytes) -> StoredJob | None:
+    async def dispatched(self, prompt_id: str, backend: str, answer: bytes) -> StoredJob | None:
         """dispatching -> queued on `backend`."""
-        job = self.store.get_job(prompt_id)
+        job = await self.store.get_job(prompt_id)
         attempts = job.attempts + 1 if job else 1
         fields = {"backend": backend, "attempts": attempts, "answer": answer}
-        return self._move(prompt_id, "queued", "dispatched", fields, from_states=("dispatching",))
+        return await self._move(
+            prompt_id, "queued", "dispatched", fields, from_states=("dispatching",)
+        )
 
-    def started(self, prompt_id: str, backend: str) -> StoredJob | None:
+    async def started(self, prompt_id: str, backend: str) -> StoredJob | None:
         """queued -> running, told by its backend."""
-        job = self.store.get_job(prompt_id)
+        job = await self.store.get_job(prompt_id)
         if job is None or job.backend != backend:
             return None
-        return self._move(prompt_id, "running", "running", {"started_at": self.wall()})
+        return await self._move(prompt_id, "running", "running", {"started_at": self.wall()})
 
     # ---- the end of a run
-    def ended(self, prompt_id: str, backend: str, entry: Any, replay: bool) -> StoredJob | None:
+    async def ended(
+        self, prompt_id: str, backend: str, entry: Any, replay: bool
+    ) -> StoredJob | None:
         """A run ended on `backend` with this history entry. The first end
         stands, even from a backend the job was taken from (failover); a
         later one is recorded on the job as a duplicate run. `replay`: send
         the client the end events it missed (its channel events were lost)."""
-        job = self.store.get_job(prompt_id)
+        job = await self.store.get_job(prompt_id)
         if job is None or not self.is_run_of(job, backend):
             return None
         if job.finished:
-            return self._duplicate(job, backend)
+            return await self._duplicate(job, backend)
         to = end_state(entry)
-        self.store.put_history(prompt_id, entry)
+        await self.store.put_history(prompt_id, entry)
         now = self.wall()
         fields: dict[str, Any] = {"ended_at": now, "started_at": job.started_at or now}
         if backend != job.backend:  # the earlier run won: the current one is the extra
             lost = (*job.lost_from, job.backend) if job.backend else job.lost_from
             fields.update(backend=backend, lost_from=lost)
         events = end_events(entry, prompt_id) if replay else ()
-        return self._move(prompt_id, to, END_PHASES[to], fields, from_states=(job.state,),
-                          client_events=events)  # fmt: skip
+        return await self._move(prompt_id, to, END_PHASES[to], fields, from_states=(job.state,),
+                                client_events=events)  # fmt: skip
 
     @staticmethod
     def is_run_of(job: StoredJob, backend: str) -> bool:
@@ -193,82 +197,90 @@ class Jobs:
             return backend in job.lost_from
         return backend == job.backend or backend in job.lost_from
 
-    def _duplicate(self, job: StoredJob, backend: str) -> StoredJob | None:
+    async def _duplicate(self, job: StoredJob, backend: str) -> StoredJob | None:
         dups = (*job.duplicates, backend)
-        moved = self.store.transition(job.prompt_id, (job.state,), job.state, {"duplicates": dups})
+        moved = await self.store.transition(
+            job.prompt_id, (job.state,), job.state, {"duplicates": dups}
+        )
         if moved is not None:
-            self._tell(moved, "duplicated", "a second run ended", backend=backend)
+            await self._tell(moved, "duplicated", "a second run ended", backend=backend)
         return moved
 
     # ---- removal and recall
-    def cancel_waiting(self, prompt_id: str) -> StoredJob | None:
+    async def cancel_waiting(self, prompt_id: str) -> StoredJob | None:
         """waiting -> cancelled: removed before any backend saw it."""
         fields = {"ended_at": self.wall()}
-        return self._move(prompt_id, "cancelled", "cancelled", fields, from_states=("waiting",))
+        return await self._move(
+            prompt_id, "cancelled", "cancelled", fields, from_states=("waiting",)
+        )
 
-    def recalling(self, prompt_id: str) -> StoredJob | None:
+    async def recalling(self, prompt_id: str) -> StoredJob | None:
         """queued -> recalling: its backend is asked to drop it (a removal,
         or work stealing). Until the answer nothing else decides its fate."""
-        return self._move(prompt_id, "recalling", None)
+        return await self._move(prompt_id, "recalling", None)
 
-    def cancelled(self, prompt_id: str) -> StoredJob | None:
+    async def cancelled(self, prompt_id: str) -> StoredJob | None:
         """recalling -> cancelled: its backend confirmed it holds it nowhere."""
         fields = {"ended_at": self.wall()}
-        return self._move(prompt_id, "cancelled", "cancelled", fields, from_states=("recalling",))
+        return await self._move(
+            prompt_id, "cancelled", "cancelled", fields, from_states=("recalling",)
+        )
 
-    def kept(self, prompt_id: str, running: bool) -> StoredJob | None:
+    async def kept(self, prompt_id: str, running: bool) -> StoredJob | None:
         """recalling -> queued or running: its backend still holds it (it
         had started: ComfyUI never deletes a running job)."""
         to: JobStateName = "running" if running else "queued"
-        return self._move(prompt_id, to, None, from_states=("recalling",))
+        return await self._move(prompt_id, to, None, from_states=("recalling",))
 
-    def taken_back(self, prompt_id: str) -> StoredJob | None:
+    async def taken_back(self, prompt_id: str) -> StoredJob | None:
         """recalling -> waiting: work stealing took it back from its backend,
         which confirmed it holds it nowhere. It does not count as an attempt."""
-        job = self.store.get_job(prompt_id)
+        job = await self.store.get_job(prompt_id)
         if job is None:
             return None
         fields = {"backend": None, "attempts": max(0, job.attempts - 1)}
-        moved = self._move(prompt_id, "waiting", None, fields, from_states=("recalling",))
+        moved = await self._move(prompt_id, "waiting", None, fields, from_states=("recalling",))
         if moved is not None:
             self.queue.push(moved)
         return moved
 
     # ---- loss and failure
-    def lost(self, prompt_id: str, reason: str, max_attempts: int) -> StoredJob | None:
+    async def lost(self, prompt_id: str, reason: str, max_attempts: int) -> StoredJob | None:
         """Its backend no longer has it: waiting again (to be dispatched
         again), or failed once it was lost `max_attempts` times. A job being
         removed is simply gone."""
-        job = self.store.get_job(prompt_id)
+        job = await self.store.get_job(prompt_id)
         if job is None or job.state not in ("dispatching", "queued", "running"):
             return None  # a job being recalled: the recall decides
         if job.attempts >= max_attempts:
-            return self.fail(prompt_id, "job_lost", f"lost {job.attempts} times: {reason}", {})
+            return await self.fail(
+                prompt_id, "job_lost", f"lost {job.attempts} times: {reason}", {}
+            )
         lost_from = (*job.lost_from, job.backend) if job.backend else job.lost_from
         fields = {"backend": None, "lost_from": lost_from, "started_at": None}
-        moved = self._move(
+        moved = await self._move(
             prompt_id, "waiting", "retried", fields, detail=reason, from_states=(job.state,)
         )
         if moved is not None:
             self.queue.push(moved)
         return moved
 
-    def fail(
+    async def fail(
         self, prompt_id: str, type_: str, message: str, node_errors: dict[str, Any]
     ) -> StoredJob | None:
         """End a job visibly without a backend run to show for it: a history
         entry with the error, and on its client's socket `execution_error`
         then `executing` null."""
-        job = self.store.get_job(prompt_id)
+        job = await self.store.get_job(prompt_id)
         if job is None or job.state not in UNFINISHED:
             return None
         entry, error = failed_entry(job, type_, message, node_errors, self.wall())
-        self.store.put_history(prompt_id, entry)
+        await self.store.put_history(prompt_id, entry)
         events: ClientEvents = (
             ("execution_error", error),
             ("executing", {"node": None, "prompt_id": prompt_id}),
         )
-        return self._move(
+        return await self._move(
             prompt_id,
             "failed",
             "failed",
@@ -279,18 +291,18 @@ class Jobs:
         )
 
     # ---- start
-    def restore(self) -> int:
+    async def restore(self) -> int:
         """After a restart: waiting jobs wait again; a job caught mid-dispatch
         is followed on its backend like a queued one (the first probe of
         that backend reconciles it)."""
-        jobs = self.store.unfinished_jobs()
+        jobs = await self.store.unfinished_jobs()
         for job in jobs:
             if job.state == "waiting":
                 self.queue.push(job)
             elif job.state == "dispatching" and job.backend is not None:
-                self._move(job.prompt_id, "queued", None, from_states=("dispatching",))
+                await self._move(job.prompt_id, "queued", None, from_states=("dispatching",))
             elif job.state == "dispatching":
-                self.unbind(job.prompt_id)
+                await self.unbind(job.prompt_id)
         return len(jobs)
 
 

@@ -30,12 +30,12 @@ class Recall:
         self.jobs = jobs
         self.upstream = upstream
 
-    def begin(self, job: StoredJob) -> bool:
+    async def begin(self, job: StoredJob) -> bool:
         """Mark a queued job as being recalled; False if it is not queued."""
-        return self.jobs.recalling(job.prompt_id) is not None
+        return await self.jobs.recalling(job.prompt_id) is not None
 
     async def recall(self, job: StoredJob) -> Outcome:
-        if not self.begin(job):
+        if not await self.begin(job):
             return "unknown"
         return await self.confirm(job)
 
@@ -45,7 +45,7 @@ class Recall:
         owner = self.registry.get(job.backend or "")
         prompt_id = job.prompt_id
         if owner is None:
-            self.jobs.kept(prompt_id, running=False)
+            await self.jobs.kept(prompt_id, running=False)
             return "unknown"
         try:
             body = json.dumps({"delete": [prompt_id]}).encode()
@@ -53,13 +53,13 @@ class Recall:
             running, pending = parse_queue(await self.upstream.get_json(owner.url + "/queue"))
             history = await self.upstream.get_json(f"{owner.url}/history/{prompt_id}")
         except UpstreamError:
-            self.jobs.kept(prompt_id, running=False)
+            await self.jobs.kept(prompt_id, running=False)
             return "unknown"
         if prompt_id in running or prompt_id in pending:
-            self.jobs.kept(prompt_id, running=prompt_id in running)
+            await self.jobs.kept(prompt_id, running=prompt_id in running)
             return "running" if prompt_id in running else "queued"
         if history:
-            self.jobs.kept(prompt_id, running=True)  # it ran: its end is followed as usual
+            await self.jobs.kept(prompt_id, running=True)  # it ran: its end is followed as usual
             return "finished"
         log.info("recalled", prompt_id=prompt_id, backend=owner.name)
         return "gone"

@@ -10,7 +10,7 @@ class SpeedObserver:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
-    def job_event(self, event: JobEvent) -> None:
+    async def job_event(self, event: JobEvent) -> None:
         if event.phase != "completed" or event.run_time is None or event.backend is None:
             return
         backend = self.registry.get(event.backend)

@@ -27,12 +27,12 @@ class Stealer:
         self.store = store
         self.recall = recall
 
-    def candidate(self, idle: Backend, fits: Callable[[StoredJob], bool]) -> StoredJob | None:
+    async def candidate(self, idle: Backend, fits: Callable[[StoredJob], bool]) -> StoredJob | None:
         """The earliest job waiting behind a running one on another backend
         that `idle` can run (`fits`: it has the job's nodes and models)."""
         waiting: list[StoredJob] = []
         for backend in self.registry:
-            held = self.store.jobs_on(backend.name) if backend.name != idle.name else []
+            held = await self.store.jobs_on(backend.name) if backend.name != idle.name else []
             if any(j.state == "running" for j in held):
                 waiting += [j for j in held if j.state == "queued" and fits(j)]
         return min(waiting, key=lambda j: j.number, default=None)
@@ -43,4 +43,4 @@ class Stealer:
         outcome = await self.recall.recall(job)
         if outcome != "gone":
             return False
-        return self.recall.jobs.taken_back(job.prompt_id) is not None
+        return await self.recall.jobs.taken_back(job.prompt_id) is not None

@@ -2,8 +2,9 @@
 choice between sending a prompt now and holding it in the balancer queue.
 
 Admission (the key's `max_queued`, `routing.max_queue`, whether any backend
-could take the prompt at all) is decided in one synchronous step with
-recording the job, so concurrent submissions cannot all pass one check.
+could take the prompt at all) is decided in one step with recording the job
+(under a lock, as the store's calls may yield), so concurrent submissions
+cannot all pass one check.
 A prompt goes straight to a backend (and the backend's answer, a 400
 validation error too, goes back with the pool's `number`) when nothing is
 waiting and some backend has room. Otherwise it waits in the balancer queue
@@ -89,6 +90,7 @@ class Submitter:
         self.wall = wall
         self.new_id = new_id
         self._pending: dict[str, asyncio.Future[SubmitResult]] = {}
+        self._admission = asyncio.Lock()
 
     async def submit(self, request: dict[str, Any], quota: Quota) -> SubmitResult:
         """`request` is the parsed POST /prompt body, already known to hold `prompt`."""
@@ -101,15 +103,20 @@ class Submitter:
         known = await self._known(prompt_id, digest, quota.tenant)
         if known is not None:
             return known
-        number = self._number(request)
+        number = await self._number(request)
         if number is None:
             return Refusal(400, "invalid_number", "number must be a number")
         needs = needs_of(request["prompt"])
-        refused = self._admit(quota, needs)
-        if refused is not None:
-            return refused
-        job = self._job(prompt_id, digest, request, number, quota.tenant)
-        self.jobs.accept(job)
+        async with self._admission:  # check and record as one step, whatever the store awaits
+            refused = await self._admit(quota, needs)
+            if refused is not None:
+                return refused
+            job = self._job(prompt_id, digest, request, number, quota.tenant)
+            accepted = await self.jobs.accept(job)
+        if not accepted:  # the same id was accepted meanwhile
+            return await self._known(prompt_id, digest, quota.tenant) or _used(
+                prompt_id, "is in use"
+            )
         log.info("submitted", prompt_id=prompt_id, state=job.state)
         if job.state == "waiting":
             self.binder.wake()
@@ -126,7 +133,7 @@ class Submitter:
         future.set_result(result)
         return result
 
-    def _number(self, request: dict[str, Any]) -> float | None:
+    async def _number(self, request: dict[str, Any]) -> float | None:
         """ComfyUI's numbering, pool-wide: an explicit `number`, `front`
         jumps ahead of everything queued, else the next counter value."""
         given = request.get("number")
@@ -134,10 +141,10 @@ class Submitter:
             if isinstance(given, bool) or not isinstance(given, int | float):
                 return None
             return float(given)
-        counter = self.store.next_number()
+        counter = await self.store.next_number()
         return float(-counter if request.get("front") else counter)
 
-    def _admit(self, quota: Quota, needs: Needs) -> SubmitResult | None:
+    async def _admit(self, quota: Quota, needs: Needs) -> SubmitResult | None:
         """Whether the pool has its nodes and models at all, the key's cap,
         then whether any backend could take it now if idle (the same pool
         state gives the same answer whatever waits), then room in the
@@ -147,7 +154,7 @@ class Submitter:
             log.warning("not_in_pool", unmet=len(unmet))
             return Refused(400, json.dumps(unmet_body(unmet)).encode(), "application/json")
         cap = quota.max_queued
-        if cap is not None and self.store.count_unfinished(quota.tenant) >= cap:
+        if cap is not None and await self.store.count_unfinished(quota.tenant) >= cap:
             retry = self.binder.retry_after()
             return Refusal(429, "rate_limited", "Too many queued jobs for this key",
                            f"max_queued={cap}", retry)  # fmt: skip
@@ -189,8 +196,8 @@ class Submitter:
         """The first answer for its owner's retry; a 400 for a reused id; None
         if new. Another tenant gets one answer whatever its workflow, so the
         id's workflow is no oracle and its answer (and webhook) stay the owner's."""
-        job = self.store.get_job(prompt_id)
-        pin = self.store.get_pin(prompt_id)
+        job = await self.store.get_job(prompt_id)
+        pin = await self.store.get_pin(prompt_id)
         first = _first(job) or _first(pin)
         if first is None:
             return None
@@ -210,7 +217,7 @@ class Submitter:
         while True:
             backend = self.dispatcher.choose(needs, tried)
             if isinstance(backend, NoBackend):
-                return self._nowhere(job, backend, tried)
+                return await self._nowhere(job, backend, tried)
             tried.add(backend.name)
             result = await self.dispatcher.send(job, backend)
             if isinstance(result, Unreachable):
@@ -219,21 +226,21 @@ class Submitter:
                 return Submitted(job.prompt_id, result.body)
             if isinstance(result, Gone):
                 return Submitted(job.prompt_id, queued_answer(job.prompt_id, job.number))
-            self.jobs.refused(job.prompt_id)
+            await self.jobs.refused(job.prompt_id)
             if isinstance(result, Refused):
                 return result
             return Refusal(502, "bad_gateway", "Backend failed", result.detail)
 
-    def _nowhere(self, job: StoredJob, decision: NoBackend, tried: set[str]) -> SubmitResult:
+    async def _nowhere(self, job: StoredJob, decision: NoBackend, tried: set[str]) -> SubmitResult:
         if decision.outcome in ("all_busy", "capable_all_busy"):
             if self._queue_full():
-                self.jobs.refused(job.prompt_id)
+                await self.jobs.refused(job.prompt_id)
                 return self._full()
             answer = queued_answer(job.prompt_id, job.number)
-            self.jobs.unbind(job.prompt_id, answer)
+            await self.jobs.unbind(job.prompt_id, answer)
             self.binder.wake()
             return Submitted(job.prompt_id, answer)
-        self.jobs.refused(job.prompt_id)
+        await self.jobs.refused(job.prompt_id)
         if tried:
             log.warning("no_backend", outcome="unreachable", tried=sorted(tried))
             return Refusal(502, "bad_gateway", "No backend could be reached")

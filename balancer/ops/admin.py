@@ -83,13 +83,13 @@ def shared(handler: Handler) -> Handler:
     return writing
 
 
-def _row(request: web.Request, name: str) -> dict[str, Any] | None:
+async def _row(request: web.Request, name: str) -> dict[str, Any] | None:
     b = ctx(request)
     backend = b.registry.get(name)
     if backend is None:
         return None
     holdings = Holdings(b.catalogues, b.residency)
-    return backend_status(backend, b.clock(), request.app[OPS].tally, b.follower, holdings)
+    return await backend_status(backend, b.clock(), request.app[OPS].tally, b.follower, holdings)
 
 
 def _unknown(name: str) -> web.Response:
@@ -97,7 +97,7 @@ def _unknown(name: str) -> web.Response:
 
 
 async def list_backends(request: web.Request) -> web.StreamResponse:
-    rows = [_row(request, b.name) for b in ctx(request).registry]
+    rows = [await _row(request, b.name) for b in ctx(request).registry]
     return web.json_response({"backends": rows})
 
 
@@ -116,7 +116,7 @@ async def add_backend(request: web.Request) -> web.StreamResponse:
         await request.app[OPS].admin.add(data, settings)
     except ValueError as exc:
         return error_response(409, "backend_exists", str(exc))
-    return web.json_response(_row(request, settings.name), status=201)
+    return web.json_response(await _row(request, settings.name), status=201)
 
 
 async def remove_backend(request: web.Request) -> web.StreamResponse:
@@ -135,7 +135,7 @@ def _drain_route(drained: bool) -> Handler:
         if backend is None:
             return _unknown(name)
         await request.app[OPS].admin.drain(backend, drained)
-        return web.json_response(_row(request, name))
+        return web.json_response(await _row(request, name))
 
     return handler
 

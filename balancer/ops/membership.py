@@ -78,5 +78,5 @@ class Membership:
             return
         self.registry.remove(backend.name)
         await self.channels.stop(backend.name)
-        pins = len(self.store.pins_of(backend.name))
+        pins = len(await self.store.pins_of(backend.name))
         log.info("backend_removed", backend=backend.name, pins=pins)

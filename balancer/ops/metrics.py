@@ -186,7 +186,7 @@ class Metrics:
             "duplicated": self.duplicated,
         }
 
-    def job_event(self, event: JobEvent) -> None:
+    async def job_event(self, event: JobEvent) -> None:
         """JobEvents observer: counts per backend, timings once per ended job."""
         counter = self._by_phase.get(event.phase)
         if counter is not None:

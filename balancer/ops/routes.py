@@ -31,9 +31,11 @@ async def get_page(request: web.Request) -> web.StreamResponse:
 async def get_status(request: web.Request) -> web.StreamResponse:
     b = ctx(request)
     holdings = Holdings(b.catalogues, b.residency)
-    doc = status_document(list(b.registry), b.clock(), request.app[OPS].tally, b.follower, holdings)
+    doc = await status_document(
+        list(b.registry), b.clock(), request.app[OPS].tally, b.follower, holdings
+    )
     for row in doc["backends"]:
-        row["running_prompt_id"] = visible_prompt(request, row["running_prompt_id"])
+        row["running_prompt_id"] = await visible_prompt(request, row["running_prompt_id"])
     doc["outputs"] = outputs_status(request)
     doc.update(await replica_fields(b))
     return web.json_response(doc, headers={"Cache-Control": "no-store"})
@@ -46,14 +48,14 @@ async def replica_fields(b: Balancer) -> dict[str, Any]:
     return await b.replicas.status()
 
 
-def visible_prompt(request: web.Request, prompt_id: str | None) -> str | None:
+async def visible_prompt(request: web.Request, prompt_id: str | None) -> str | None:
     """With API keys, a running prompt_id shows only to its owner and admins:
     the status page may be public (`auth.public_status`), its jobs are not."""
     b = ctx(request)
     if prompt_id is None or not b.settings.auth.keys:
         return prompt_id
     caller = principal_of(request)
-    pin = b.store.get_pin(prompt_id)
+    pin = await b.store.get_pin(prompt_id)
     owner = pin.tenant if pin else None
     mine = caller.scope == "client" and owner is not None and owner == caller.name
     return prompt_id if caller.scope == "admin" or mine else None

@@ -33,7 +33,7 @@ class JobTally:
         self.done: dict[str, int] = defaultdict(int)
         self.failed: dict[str, int] = defaultdict(int)
 
-    def job_event(self, event: JobEvent) -> None:
+    async def job_event(self, event: JobEvent) -> None:
         if event.backend is None:
             return
         if event.phase == "completed":
@@ -51,10 +51,10 @@ def backend_state(b: Backend) -> str:
     return "draining" if b.draining else "up"
 
 
-def running_prompt(b: Backend, follower: Follower) -> str | None:
+async def running_prompt(b: Backend, follower: Follower) -> str | None:
     if b.snapshot is not None and b.snapshot.running:
         return b.snapshot.running[0]
-    job = follower.running_on(b.name)
+    job = await follower.running_on(b.name)
     return job.prompt_id if job is not None else None
 
 
@@ -74,7 +74,7 @@ class Holdings:
         }
 
 
-def backend_status(
+async def backend_status(
     b: Backend, now: float, tally: JobTally, follower: Follower, holdings: Holdings
 ) -> dict[str, Any]:
     snap = b.snapshot
@@ -96,7 +96,7 @@ def backend_status(
         "last_error": redact(b.last_error) if b.last_error else None,
         "jobs_done": tally.done.get(b.name, 0),
         "jobs_failed": tally.failed.get(b.name, 0),
-        "running_prompt_id": running_prompt(b, follower),
+        "running_prompt_id": await running_prompt(b, follower),
         **holdings.of(b.name),
     }
 
@@ -108,10 +108,10 @@ def _limit_bytes(b: Backend) -> int | None:
     return limit.bytes_of(snap.vram_total)
 
 
-def status_document(
+async def status_document(
     backends: list[Backend], now: float, tally: JobTally, follower: Follower, holdings: Holdings
 ) -> dict[str, Any]:
-    rows = [backend_status(b, now, tally, follower, holdings) for b in backends]
+    rows = [await backend_status(b, now, tally, follower, holdings) for b in backends]
     pool: dict[str, Any] = {
         "backends": len(rows),
         "up": sum(1 for r in rows if r["state"] == "up"),

@@ -30,10 +30,10 @@ def ended_at(entry: Any) -> float | None:
     return None
 
 
-def expired(store: Store, now: float, keep: float) -> list[str]:
+async def expired(store: Store, now: float, keep: float) -> list[str]:
     return [
         prompt_id
-        for prompt_id, entry in store.histories().items()
+        for prompt_id, entry in (await store.histories()).items()
         if any(True for _ in stored_keys(entry))
         and (end := ended_at(entry)) is not None
         and end + keep <= now
@@ -42,7 +42,7 @@ def expired(store: Store, now: float, keep: float) -> list[str]:
 
 async def sweep(sink: OutputSink, store: Store, now: float, keep: float) -> int:
     deleted = 0
-    for prompt_id in expired(store, now, keep):
+    for prompt_id in await expired(store, now, keep):
         try:
             deleted += await sink.delete(prompt_id)
         except BucketError as exc:

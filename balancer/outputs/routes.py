@@ -19,7 +19,7 @@ async def delete_outputs(request: web.Request) -> web.StreamResponse:
     sink = request.app.get(OUTPUTS)
     if sink is None:
         return error_response(404, "outputs_not_stored", "outputs.sink is off")
-    if not may_see(request, job_id) or sink.store.get_history(job_id) is None:
+    if not await may_see(request, job_id) or await sink.store.get_history(job_id) is None:
         return error_response(404, "job_not_found", "No finished job with this id", job_id)
     try:
         deleted = await sink.delete(job_id)

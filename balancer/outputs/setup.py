@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from balancer.config.model import OutputSettings
 from balancer.outputs.bucket import open_bucket
 from balancer.outputs.copier import Copier, backoff
+from balancer.outputs.index import StoredFiles
 from balancer.outputs.links import Links
 from balancer.outputs.metrics import OutputMetrics
 from balancer.outputs.retention import keep_deleting
@@ -50,6 +51,7 @@ async def open_sink(
             store,
             OutputMetrics(registry),
             state,
+            StoredFiles(await store.histories()),
         )
         retention = (
             asyncio.create_task(keep_deleting(sink, store, settings.delete_after, time.time))

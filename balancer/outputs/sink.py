@@ -43,6 +43,7 @@ class OutputSink:
         store: Store,
         metrics: OutputMetrics,
         state: SinkState,
+        files: StoredFiles,
     ) -> None:
         self.settings = settings
         self.bucket = bucket
@@ -51,7 +52,7 @@ class OutputSink:
         self.store = store
         self.metrics = metrics
         self.state = state
-        self.files = StoredFiles(store.histories())
+        self.files = files  # built from the kept history at start
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._later: set[asyncio.Task[Any]] = set()
         self._slots = asyncio.Semaphore(PARALLEL)
@@ -74,15 +75,15 @@ class OutputSink:
     def _copy_later(self, prompt_id: str, backend_url: str, entry: Any) -> None:
         async def run() -> None:
             stored = await self._store(prompt_id, backend_url, entry)
-            if self.store.get_history(prompt_id) is not None:
-                self.store.put_history(prompt_id, stored)
+            if await self.store.get_history(prompt_id) is not None:
+                await self.store.put_history(prompt_id, stored)
 
         task = asyncio.ensure_future(run())
         self._later.add(task)
         task.add_done_callback(self._later.discard)
 
     async def _store(self, prompt_id: str, backend_url: str, entry: Any) -> Any:
-        job = self._job(prompt_id)
+        job = await self._job(prompt_id)
         files = files_of(entry, self.settings.include_temp)
         self.state.backlog += len(files)
         results = await asyncio.gather(*(self._one(backend_url, f, job) for f in files))
@@ -112,17 +113,17 @@ class OutputSink:
             log.warning("output_not_stored", key=result.key, error=result.error)
         return result
 
-    def _job(self, prompt_id: str) -> str:
-        pin = self.store.get_pin(prompt_id)
+    async def _job(self, prompt_id: str) -> str:
+        pin = await self.store.get_pin(prompt_id)
         return job_prefix(self.settings.prefix, pin.tenant if pin else None, prompt_id)
 
     async def delete(self, prompt_id: str) -> int:
         """Delete a finished job's objects; its kept entry says `stored: false,
         deleted: true` from then on. Returns how many objects went."""
-        entry = self.store.get_history(prompt_id)
+        entry = await self.store.get_history(prompt_id)
         if entry is None or not any(True for _ in stored_keys(entry)):
             return 0
-        count = await self.bucket.delete_prefix(self._job(prompt_id))
+        count = await self.bucket.delete_prefix(await self._job(prompt_id))
         self.files.remove(entry)
 
         def gone(file: OutputFile, item: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +132,7 @@ class OutputSink:
             kept = {k: v for k, v in item.items() if k not in ("key", "url")}
             return {**kept, "stored": False, "deleted": True}
 
-        self.store.put_history(prompt_id, with_items(entry, gone, include_temp=True))
+        await self.store.put_history(prompt_id, with_items(entry, gone, include_temp=True))
         log.info("outputs_deleted", prompt_id=prompt_id, objects=count)
         return count
 

@@ -45,10 +45,13 @@ async def get_queue(request: web.Request) -> web.StreamResponse:
     b = ctx(request)
     answers = await healthy_json(b, "/queue")
     queues = [data for _, data in answers]
-    merged = merge.merge_queues(queues, lambda item: present_queue_item(b.store, item))
+    merged = {
+        key: [await present_queue_item(b.store, item) for item in items]
+        for key, items in merge.merge_queues(queues, lambda item: item).items()
+    }
     merged["queue_pending"] += [waiting_item(job) for job in b.jobs.queue]
     visible = visible_ids(request)  # a client key sees only its own jobs
-    return web.json_response(merged if visible is None else filter_queue(merged, visible))
+    return web.json_response(merged if visible is None else await filter_queue(merged, visible))
 
 
 async def get_system_stats(request: web.Request) -> web.StreamResponse:

@@ -15,11 +15,11 @@ from balancer.state import Balancer
 from balancer.upstream import UpstreamError, UpstreamReply
 
 
-def by_owner(b: Balancer, ids: list[Any]) -> dict[str, list[str]]:
+async def by_owner(b: Balancer, ids: list[Any]) -> dict[str, list[str]]:
     """Split prompt_ids per owning backend; unknown ids are dropped."""
     groups: dict[str, list[str]] = defaultdict(list)
     for prompt_id in ids:
-        owner = b.owner_of(str(prompt_id))
+        owner = await b.owner_of(str(prompt_id))
         if owner is not None:
             groups[owner.name].append(str(prompt_id))
     return groups
@@ -40,7 +40,7 @@ async def scoped_request(request: web.Request, b: Balancer, path: str) -> Any:
     body = await read_json_object(request)
     if isinstance(body, web.Response):
         return body
-    body = scoped_body(request, b, path, body) or body
+    body = await scoped_body(request, b, path, body) or body
     body = {**body, "delete": body.get("delete", [])}
     if not isinstance(body["delete"], list):
         return error_response(400, "invalid_request", "delete must be a list of prompt ids")
@@ -59,10 +59,10 @@ async def post_queue(request: web.Request) -> web.StreamResponse:
     ids = [str(i) for i in body["delete"]]
     if body.get("clear"):
         await b.canceller.clear(None)
-    known = [i for i in ids if b.store.get_job(i) is not None]
+    known = [i for i in ids if await b.store.get_job(i) is not None]
     await b.canceller.remove(known)
     replies = []
-    for name, foreign in by_owner(b, [i for i in ids if i not in known]).items():
+    for name, foreign in (await by_owner(b, [i for i in ids if i not in known])).items():
         backend = b.registry.get(name)
         if backend is not None:
             replies += await b.each([backend], "POST", "/queue", {"delete": foreign})
@@ -80,18 +80,18 @@ async def post_history(request: web.Request) -> web.StreamResponse:
     replies = []
     if body.get("clear"):
         replies += await b.each_healthy("POST", "/history", {"clear": True})
-    forget_kept_history(b, delete, bool(body.get("clear")))
-    for name, ids in by_owner(b, delete).items():
+    await forget_kept_history(b, delete, bool(body.get("clear")))
+    for name, ids in (await by_owner(b, delete)).items():
         backend = b.registry.get(name)
         if backend is not None:
             replies += await b.each([backend], "POST", "/history", {"delete": ids})
     return first_failure(replies) or web.Response(status=200)
 
 
-def forget_kept_history(b: Balancer, delete: list[Any], clear: bool) -> None:
+async def forget_kept_history(b: Balancer, delete: list[Any], clear: bool) -> None:
     """History the balancer keeps follows the client's deletes and clears."""
-    for prompt_id in list(b.store.histories()) if clear else delete:
-        b.store.remove_history(str(prompt_id))
+    for prompt_id in list(await b.store.histories()) if clear else delete:
+        await b.store.remove_history(str(prompt_id))
 
 
 async def post_free(request: web.Request) -> web.StreamResponse:

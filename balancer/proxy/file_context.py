@@ -41,8 +41,8 @@ def build_files(
     root.mkdir(parents=True, exist_ok=True)
     uploads = UploadStore(root, JsonIndex(root / "index.json"), settings.uploads)
 
-    def is_unfinished(prompt_id: str) -> bool:
-        job = store.get_job(prompt_id)
+    async def is_unfinished(prompt_id: str) -> bool:
+        job = await store.get_job(prompt_id)
         return job is not None and not job.finished
 
     def waiting() -> list[dict[str, Any]]:

@@ -56,33 +56,46 @@ async def get_history(request: web.Request) -> web.StreamResponse:
     if isinstance(offset, web.Response):
         return offset
     b = ctx(request)
-    kept = b.store.histories()
+    kept = await b.store.histories()
     visible = visible_ids(request)
     if visible is not None:
         answers = await healthy_json(b, "/history")
-        own = [(pid, kept[pid]) for pid in kept if visible(pid)]
-        merged = merge.merge_histories(answers, _presenter(b), own, skip=kept)
-        merged = [(pid, entry) for pid, entry in merged if visible(pid)]
+        own = [(pid, kept[pid]) for pid in list(kept) if await visible(pid)]
+        merged = merge.merge_histories(await _presented(b, answers, kept), as_is, own, skip=kept)
+        merged = [(pid, entry) for pid, entry in merged if await visible(pid)]
         page = merge.page(merged, max_items, offset)
         return web.json_response({pid: await with_urls(request, entry) for pid, entry in page})
     if max_items is None:
         answers = await healthy_json(b, "/history")
-        return await _stream(request, kept, _others(b, answers, kept), offset or 0)
+        return await _stream(request, kept, await _others(b, answers, kept), offset or 0)
     answers = await healthy_json(b, "/history" + merge.upstream_history_query(max_items, offset))
     near = kept.newest(max_items) if offset is None else kept.oldest(offset + max_items)
-    items = sorted([*near, *_others(b, answers, kept)], key=lambda item: item[0])
+    items = sorted([*near, *await _others(b, answers, kept)], key=lambda item: item[0])
     page = [await present_raw(request, item) for item in merge.page(items, max_items, offset)]
     return web.Response(body=_body(page), content_type=JSON)
 
 
-def _presenter(b: Balancer) -> Any:
-    return lambda backend, pid, entry: present_entry(b.store, backend, pid, entry)
+Answers = list[tuple[str, Any]]
 
 
-def _others(b: Balancer, answers: list[tuple[str, Any]], kept: KeptHistory) -> list[Raw]:
+async def _presented(b: Balancer, answers: Answers, kept: KeptHistory) -> Answers:
+    """Each backend's history as clients see it, without the entries kept."""
+    shown: Answers = []
+    for name, history in answers:
+        if isinstance(history, dict):
+            fresh = [(pid, e) for pid, e in history.items() if pid not in kept]
+            shown.append((name, {p: await present_entry(b.store, name, p, e) for p, e in fresh}))
+    return shown
+
+
+def as_is(backend: str, prompt_id: str, entry: Any) -> Any:
+    return entry
+
+
+async def _others(b: Balancer, answers: Answers, kept: KeptHistory) -> list[Raw]:
     """The backends' entries the balancer does not keep, presented, as JSON."""
-    merged = merge.merge_histories(answers, _presenter(b), skip=kept)
-    ended = [(pid, entry) for pid, entry in merged if not b.follower.holding(pid)]  # not ended yet
+    merged = merge.merge_histories(await _presented(b, answers, kept), as_is, skip=kept)
+    ended = [(pid, e) for pid, e in merged if not await b.follower.holding(pid)]  # not ended yet
     return [(entry_time(entry), pid, json.dumps(entry)) for pid, entry in ended]
 
 

@@ -49,9 +49,9 @@ async def list_jobs(request: web.Request) -> web.StreamResponse:
             return value
     visible = visible_ids(request)
     items = [
-        job_summary(job, await present(request, b.store.get_history(job.prompt_id)))
-        for job in b.store.jobs()
-        if visible is None or visible(job.prompt_id)
+        job_summary(job, await present(request, await b.store.get_history(job.prompt_id)))
+        for job in await b.store.jobs()
+        if visible is None or await visible(job.prompt_id)
     ]
     workflow_id = request.query.get("workflow_id")
     items = [
@@ -76,10 +76,10 @@ async def list_jobs(request: web.Request) -> web.StreamResponse:
 async def get_job(request: web.Request) -> web.StreamResponse:
     b = ctx(request)
     job_id = request.match_info["job_id"]
-    job = b.store.get_job(job_id) if may_see(request, job_id) else None
+    job = await b.store.get_job(job_id) if await may_see(request, job_id) else None
     if job is None:
         return web.json_response({"error": "Job not found"}, status=404)
-    kept = b.store.get_history(job_id)
+    kept = await b.store.get_history(job_id)
     entry = await present(request, kept) if kept is not None else None  # fresh signed URLs
     return web.json_response(job_detail(job, entry))
 
@@ -89,7 +89,7 @@ async def cancel_job(request: web.Request) -> web.StreamResponse:
     run interrupted; a finished or unknown id is a no-op with false."""
     b = ctx(request)
     job_id = request.match_info["job_id"]
-    if not may_see(request, job_id):
+    if not await may_see(request, job_id):
         return web.json_response({"cancelled": False})
     return web.json_response({"cancelled": await b.canceller.cancel(job_id)})
 
@@ -103,5 +103,5 @@ async def cancel_jobs(request: web.Request) -> web.StreamResponse:
     ids = body.get("job_ids")
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         return _bad("invalid_ids: job_ids must be a list of job ids")
-    done = [await b.canceller.cancel(i) for i in ids if may_see(request, i)]
+    done = [await b.canceller.cancel(i) for i in ids if await may_see(request, i)]
     return web.json_response({"cancelled": any(done)})

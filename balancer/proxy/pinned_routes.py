@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -25,13 +26,14 @@ async def get_history_item(request: web.Request) -> web.StreamResponse:
     """GET /history/{id}: the owner's entry with outputs renamed; `{}` if unknown."""
     b = ctx(request)
     prompt_id = request.match_info["prompt_id"]
-    if not may_see(request, prompt_id):  # another tenant's: like an unknown id
+    if not await may_see(request, prompt_id):  # another tenant's: like an unknown id
         return web.json_response({})
-    kept = b.store.get_history(prompt_id)
+    kept = await b.store.get_history(prompt_id)
     if kept is not None:  # finished: answered by the balancer, whatever the backend does
         return web.json_response({prompt_id: await present(request, kept)})
-    backend = b.owner_of(prompt_id)
-    if backend is None or b.follower.holding(prompt_id):  # held: not ended yet, like a running one
+    backend = await b.owner_of(prompt_id)
+    held = await b.follower.holding(prompt_id)  # not ended yet: like a running one
+    if backend is None or held:
         return web.json_response({})
     try:
         reply = await b.upstream.call("GET", f"{backend.url}/history/{prompt_id}")
@@ -41,7 +43,7 @@ async def get_history_item(request: web.Request) -> web.StreamResponse:
     if not isinstance(data, dict):
         return reply_response(reply)
     return web.json_response(
-        {pid: present_entry(b.store, backend.name, pid, e) for pid, e in data.items()}
+        {pid: await present_entry(b.store, backend.name, pid, e) for pid, e in data.items()}
     )
 
 
@@ -61,14 +63,14 @@ async def post_interrupt(request: web.Request) -> web.StreamResponse:
         return web.Response(status=200)
     client_id = body.get("client_id") or request.query.get("client_id")
     if prompt_id is None and isinstance(client_id, str):  # that client's running jobs only
-        await interrupt_own(b, lambda pid: client_of(b, pid) == client_id)
+        await interrupt_own(b, partial(is_client_of, b, client_id))
         return web.Response(status=200)
-    if prompt_id is not None and not may_see(request, str(prompt_id)):
+    if prompt_id is not None and not await may_see(request, str(prompt_id)):
         return web.Response(status=200)  # another tenant's: a no-op, like an unknown id
     if prompt_id is None:
         targets = b.registry.healthy()
     else:
-        owner = b.owner_of(str(prompt_id))
+        owner = await b.owner_of(str(prompt_id))
         targets = [owner] if owner else []
     for backend, reply in await b.each(targets, "POST", "/interrupt", body):
         if isinstance(reply, UpstreamError):
@@ -76,9 +78,9 @@ async def post_interrupt(request: web.Request) -> web.StreamResponse:
     return web.Response(status=200)
 
 
-def client_of(b: Balancer, prompt_id: str) -> str | None:
-    job = b.store.get_job(prompt_id)
-    return job.client_id if job is not None else None
+async def is_client_of(b: Balancer, client_id: str, prompt_id: str) -> bool:
+    job = await b.store.get_job(prompt_id)
+    return job is not None and job.client_id == client_id
 
 
 def encode(data: Any) -> bytes:

@@ -12,10 +12,10 @@ from balancer.proxy.merge import strip_secrets
 from balancer.store import Store, StoredJob
 
 
-def client_extra_data(store: Store, prompt_id: Any, extra_data: Any) -> Any:
+async def client_extra_data(store: Store, prompt_id: Any, extra_data: Any) -> Any:
     """extra_data with the owning client's client_id and no secrets."""
     extra = strip_secrets(extra_data)
-    pin = store.get_pin(prompt_id) if isinstance(prompt_id, str) else None
+    pin = await store.get_pin(prompt_id) if isinstance(prompt_id, str) else None
     if pin is None or not isinstance(extra, dict):
         return extra
     extra = {k: v for k, v in extra.items() if k != "client_id"}
@@ -24,21 +24,22 @@ def client_extra_data(store: Store, prompt_id: Any, extra_data: Any) -> Any:
     return extra
 
 
-def present_queue_item(store: Store, item: Any) -> Any:
+async def present_queue_item(store: Store, item: Any) -> Any:
     """`[number, prompt_id, prompt, extra_data, outputs]` as the client sees it:
     the pool's `number` (each backend counts its own), the client's client_id."""
     if isinstance(item, list) and len(item) > 3:
-        job = store.get_job(item[1]) if isinstance(item[1], str) else None
+        job = await store.get_job(item[1]) if isinstance(item[1], str) else None
         number = display_number(job.number) if job is not None else item[0]
-        return [number, *item[1:3], client_extra_data(store, item[1], item[3]), *item[4:]]
+        extra = await client_extra_data(store, item[1], item[3])
+        return [number, *item[1:3], extra, *item[4:]]
     return item
 
 
-def present_entry(store: Store, backend: str, prompt_id: str, entry: Any) -> Any:
+async def present_entry(store: Store, backend: str, prompt_id: str, entry: Any) -> Any:
     """A history entry with prefixed outputs and the client's client_id."""
     entry = rewrite_history_entry(backend, entry)
     if isinstance(entry, dict) and isinstance(entry.get("prompt"), list):
-        entry = {**entry, "prompt": present_queue_item(store, entry["prompt"])}
+        entry = {**entry, "prompt": await present_queue_item(store, entry["prompt"])}
     return entry
 
 

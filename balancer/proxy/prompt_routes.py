@@ -30,7 +30,7 @@ async def post_prompt(request: web.Request) -> web.StreamResponse:
     cap = principal.key.max_queued if principal.key is not None else None
     result = await ctx(request).submitter.submit(body, Quota(principal.tenant, cap))
     if isinstance(result, Submitted):
-        accepted(request, body, 200, result.body)
+        await accepted(request, body, 200, result.body)
         return web.Response(body=result.body, content_type="application/json")
     if isinstance(result, Refused):  # the backend's own answer, as it gave it
         return web.Response(

@@ -128,14 +128,14 @@ async def _received(request: web.Request) -> tuple[Files, Form, FileKey] | web.R
     return files, form, key
 
 
-def _keep(
+async def _keep(
     files: Files, form: Form, key: FileKey, sha: str, event: str, size: int, started: float
 ) -> web.Response:
     """Name the stored bytes as ComfyUI would, log it, and answer."""
     overwrite = form.fields.get("overwrite") in ("true", "1")
     final = files.store.assign(key, sha, overwrite)
     _log_upload(event, key, final, size, started)
-    files.placement.evict()
+    await files.placement.evict()
     return answer(form, key, final)
 
 
@@ -147,7 +147,7 @@ async def upload_image(request: web.Request) -> web.StreamResponse:
     files, form, key = received
     assert form.image is not None
     sha = form.image.finish()
-    return _keep(files, form, key, sha, "upload", form.image.size, started)
+    return await _keep(files, form, key, sha, "upload", form.image.size, started)
 
 
 def _validated(request: web.Request, form: Form) -> FileKey:
@@ -176,7 +176,7 @@ async def upload_mask(request: web.Request) -> web.StreamResponse:
     finally:
         form.image.abort()
     sha = files.store.add_bytes(merged)
-    return _keep(files, form, key, sha, "upload_mask", len(merged), started)
+    return await _keep(files, form, key, sha, "upload_mask", len(merged), started)
 
 
 async def _original(request: web.Request, files: Files, raw: str | None) -> str:

@@ -10,7 +10,7 @@ pool-wide count instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -41,8 +41,8 @@ class EventRelay:
         clock: Clock,
         waiting: Callable[[], int],
         wake: Callable[[], None],
-        owner_of: Callable[[str], str | None],
-        on_output: Callable[[str, Any], None],
+        owner_of: Callable[[str], Awaitable[str | None]],
+        on_output: Callable[[str, Any], Awaitable[None]],
     ) -> None:
         self.registry = registry
         self.follower = follower
@@ -70,12 +70,12 @@ class EventRelay:
         self.refresh_status()
         self.wake()
 
-    def job_event(self, ev: JobEvent) -> None:
+    async def job_event(self, ev: JobEvent) -> None:
         """Events the jobs emit: the balancer's own messages for the job's
         client (a late failure, missed end events), and the queue count."""
         if ev.phase in ("completed", "failed", "interrupted", "cancelled", "retried"):
             self.nodes.pop(ev.prompt_id, None)
-        owner = self.owner_of(ev.prompt_id)
+        owner = await self.owner_of(ev.prompt_id)
         for type_, data in ev.client_events:
             if ev.client_id is not None:
                 self.hub.to_owner(ev.client_id, owner, event(type_, data))
@@ -97,7 +97,7 @@ class EventRelay:
 
     async def _job_event(self, backend: Backend, type_: str, data: dict[str, Any]) -> None:
         prompt_id = data.get("prompt_id")
-        job = self.store.get_job(prompt_id) if isinstance(prompt_id, str) else None
+        job = await self.store.get_job(prompt_id) if isinstance(prompt_id, str) else None
         if job is None:
             self._unowned(type_, data, prompt_id)
             return
@@ -109,7 +109,7 @@ class EventRelay:
                 await self.follower.ended(backend.name, job.prompt_id, replay=False)
             return
         if type_ == "execution_start":
-            self.follower.started(backend, job.prompt_id)
+            await self.follower.started(backend, job.prompt_id)
         elif ended and self.follower.completing is not None:  # its end waits for the step
             self.follower.hold(job.prompt_id, self._end_then_tell(backend, job, data))
             return
@@ -119,12 +119,12 @@ class EventRelay:
             self.nodes[job.prompt_id] = str(data.get("node"))
         elif type_ == "executed":
             data = {**data, "output": rewrite_ui_output(backend.name, data.get("output"))}
-            self.on_output(job.prompt_id, data["output"])
-        self._to_owner(job, type_, data)
+            await self.on_output(job.prompt_id, data["output"])
+        await self._to_owner(job, type_, data)
 
     async def _end_then_tell(self, backend: Backend, job: StoredJob, data: dict[str, Any]) -> None:
         if await self.follower.ended(backend.name, job.prompt_id, replay=False) is not None:
-            self._to_owner(job, "executing", data)
+            await self._to_owner(job, "executing", data)
 
     def _status_push(self, backend: Backend, data: Any) -> None:
         try:
@@ -136,8 +136,8 @@ class EventRelay:
             self.refresh_status()
             self.wake()
 
-    def _to_owner(self, job: StoredJob, type_: str, data: dict[str, Any]) -> None:
-        owner = self.owner_of(job.prompt_id)
+    async def _to_owner(self, job: StoredJob, type_: str, data: dict[str, Any]) -> None:
+        owner = await self.owner_of(job.prompt_id)
         if job.client_id is not None:
             self.hub.to_owner(job.client_id, owner, event(type_, data))
         elif type_ in BROADCAST_WITHOUT_CLIENT:
@@ -155,17 +155,17 @@ class EventRelay:
         backend.saw_life(self.clock())
         preview = frames.parse_metadata_preview(frame)
         if preview is not None:
-            job = self.store.get_job(preview.prompt_id or "")
-            self._preview(backend, job, frame, preview)
+            job = await self.store.get_job(preview.prompt_id or "")
+            await self._preview(backend, job, frame, preview)
             return
-        job = self.follower.running_on(backend.name)
-        owner = self.owner_of(job.prompt_id) if job is not None else None
+        job = await self.follower.running_on(backend.name)
+        owner = await self.owner_of(job.prompt_id) if job is not None else None
         if job is not None and job.client_id is not None:
             self.hub.to_owner(job.client_id, owner, frame)
         else:
             self.hub.broadcast_owned(owner, frame)
 
-    def _preview(
+    async def _preview(
         self,
         backend: Backend,
         job: StoredJob | None,
@@ -175,7 +175,7 @@ class EventRelay:
         """Type 4 at once to clients that asked for metadata; type 1 to the
         others, in ComfyUI's plain order (after the step's `progress`); with no
         client_id, type 1 to every socket (as ComfyUI broadcasts it)."""
-        owner = self.owner_of(job.prompt_id) if job is not None else None
+        owner = await self.owner_of(job.prompt_id) if job is not None else None
         legacy = preview.as_legacy()
         if job is None or job.client_id is None:
             self._plain(backend, preview, lambda: self.hub.broadcast_owned(owner, legacy))

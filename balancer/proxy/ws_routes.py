@@ -34,9 +34,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     viewer = principal_of(request)
     sock = b.hub.connect(sid, ws, request.transport, viewer.tenant, viewer.sees_all)
     b.hub.send(sock, b.hub.status(sid))
-    for job in b.store.unfinished_jobs():
+    for job in await b.store.unfinished_jobs():
         node = b.relay.nodes.get(job.prompt_id)
-        visible = job.client_id == sid and sock.may_see(b.relay.owner_of(job.prompt_id))
+        visible = job.client_id == sid and sock.may_see(await b.relay.owner_of(job.prompt_id))
         if visible and job.state == "running" and node is not None:
             b.hub.send(sock, event("executing", {"node": node}))
     try:

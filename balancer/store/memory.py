@@ -24,13 +24,13 @@ class MemoryStore:
         self._max_ended = max_history
         self._number = 0
 
-    def create(self, job: StoredJob) -> bool:
+    async def create(self, job: StoredJob) -> bool:
         if job.prompt_id in self._jobs:
             return False
         self._jobs[job.prompt_id] = job
         return True
 
-    def transition(
+    async def transition(
         self,
         prompt_id: str,
         from_states: Collection[str],
@@ -48,50 +48,50 @@ class MemoryStore:
                 self._jobs.pop(self._ended.popleft(), None)
         return moved
 
-    def discard(self, prompt_id: str) -> None:
+    async def discard(self, prompt_id: str) -> None:
         self._jobs.pop(prompt_id, None)
 
-    def next_number(self) -> int:
+    async def next_number(self) -> int:
         self._number += 1
         return self._number
 
-    def get_job(self, prompt_id: str) -> StoredJob | None:
+    async def get_job(self, prompt_id: str) -> StoredJob | None:
         return self._jobs.get(prompt_id)
 
-    def unfinished_jobs(self) -> list[StoredJob]:
+    async def unfinished_jobs(self) -> list[StoredJob]:
         return sorted((j for j in self._jobs.values() if not j.finished), key=lambda j: j.number)
 
-    def jobs(self) -> list[StoredJob]:
+    async def jobs(self) -> list[StoredJob]:
         return sorted(self._jobs.values(), key=lambda j: j.number)
 
-    def jobs_on(self, backend: str) -> list[StoredJob]:
+    async def jobs_on(self, backend: str) -> list[StoredJob]:
         held = (j for j in self._jobs.values() if j.backend == backend and not j.finished)
         return sorted(held, key=lambda j: j.number)
 
-    def count_unfinished(self, tenant: str | None) -> int:
+    async def count_unfinished(self, tenant: str | None) -> int:
         return sum(1 for j in self._jobs.values() if j.tenant == tenant and not j.finished)
 
-    def get_pin(self, prompt_id: str) -> Pin | None:
+    async def get_pin(self, prompt_id: str) -> Pin | None:
         return self._pins.get(prompt_id)
 
-    def put_pin(self, pin: Pin) -> None:
+    async def put_pin(self, pin: Pin) -> None:
         self._pins[pin.prompt_id] = pin
 
-    def remove_pin(self, prompt_id: str) -> None:
+    async def remove_pin(self, prompt_id: str) -> None:
         self._pins.pop(prompt_id, None)
 
-    def pins_of(self, backend: str) -> list[Pin]:
+    async def pins_of(self, backend: str) -> list[Pin]:
         return [p for p in self._pins.values() if p.backend == backend]
 
-    def put_history(self, prompt_id: str, entry: Any) -> None:
+    async def put_history(self, prompt_id: str, entry: Any) -> None:
         for gone in self._history.put(prompt_id, entry):
             self._pins.pop(gone, None)  # pins and history expire together
 
-    def get_history(self, prompt_id: str) -> Any | None:
+    async def get_history(self, prompt_id: str) -> Any | None:
         return self._history.get(prompt_id)
 
-    def remove_history(self, prompt_id: str) -> None:
+    async def remove_history(self, prompt_id: str) -> None:
         self._history.remove(prompt_id)
 
-    def histories(self) -> KeptHistory:
+    async def histories(self) -> KeptHistory:
         return self._history

@@ -70,17 +70,24 @@ class StoredJob:
         return self.state in TERMINAL
 
 
-class Store(Protocol):
-    """Pins, jobs, kept history and the `number` counter. Calls are
-    synchronous and short: an implementation must not block the event loop
-    noticeably. Job state changes only through `create` and `transition`,
-    each one atomic (a shared store implements them as one transaction)."""
+class StoreUnavailable(RuntimeError):
+    """The store cannot answer now (a shared store's server is unreachable).
+    Any method may raise it; a failed read never answers empty or None
+    instead (unknown is not idle). The app answers 503 `store_unavailable`."""
 
-    def create(self, job: StoredJob) -> bool:
+
+class Store(Protocol):
+    """Pins, jobs, kept history and the `number` counter. Every call is a
+    coroutine; an implementation must not block the event loop noticeably.
+    Job state changes only through `create` and `transition`, each one atomic
+    (a shared store implements them as one transaction). Any call may raise
+    `StoreUnavailable`."""
+
+    async def create(self, job: StoredJob) -> bool:
         """Record a new job; False (and nothing written) if the id exists."""
         ...
 
-    def transition(
+    async def transition(
         self,
         prompt_id: str,
         from_states: Collection[str],
@@ -92,46 +99,47 @@ class Store(Protocol):
         unknown or in another state."""
         ...
 
-    def discard(self, prompt_id: str) -> None:
+    async def discard(self, prompt_id: str) -> None:
         """Forget a job that was never accepted (its backend refused it)."""
         ...
 
-    def next_number(self) -> int:
+    async def next_number(self) -> int:
         """The next value of the pool's `number` counter (kept across restarts)."""
         ...
 
-    def get_job(self, prompt_id: str) -> StoredJob | None: ...
+    async def get_job(self, prompt_id: str) -> StoredJob | None: ...
 
-    def unfinished_jobs(self) -> list[StoredJob]:
+    async def unfinished_jobs(self) -> list[StoredJob]:
         """Jobs not in a terminal state, by number."""
         ...
 
-    def jobs(self) -> list[StoredJob]:
+    async def jobs(self) -> list[StoredJob]:
         """Every job kept (unfinished, and the latest ended ones), by number."""
         ...
 
-    def jobs_on(self, backend: str) -> list[StoredJob]:
+    async def jobs_on(self, backend: str) -> list[StoredJob]:
         """Unfinished jobs held by `backend`, by number."""
         ...
 
-    def count_unfinished(self, tenant: str | None) -> int:
+    async def count_unfinished(self, tenant: str | None) -> int:
         """How many unfinished jobs `tenant` has (admission counts them)."""
         ...
 
-    def get_pin(self, prompt_id: str) -> Pin | None: ...
+    async def get_pin(self, prompt_id: str) -> Pin | None: ...
 
-    def put_pin(self, pin: Pin) -> None: ...
+    async def put_pin(self, pin: Pin) -> None: ...
 
-    def remove_pin(self, prompt_id: str) -> None: ...
+    async def remove_pin(self, prompt_id: str) -> None: ...
 
-    def pins_of(self, backend: str) -> list[Pin]: ...
+    async def pins_of(self, backend: str) -> list[Pin]: ...
 
-    def put_history(self, prompt_id: str, entry: Any) -> None: ...
+    async def put_history(self, prompt_id: str, entry: Any) -> None: ...
 
-    def get_history(self, prompt_id: str) -> Any | None: ...
+    async def get_history(self, prompt_id: str) -> Any | None: ...
 
-    def remove_history(self, prompt_id: str) -> None: ...
+    async def remove_history(self, prompt_id: str) -> None: ...
 
-    def histories(self) -> KeptHistory:
-        """The kept entries in time order; read it, never write it."""
+    async def histories(self) -> KeptHistory:
+        """The kept entries in time order, for reading only: a local store
+        may return its live index, a shared store returns a snapshot."""
         ...

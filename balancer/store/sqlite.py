@@ -111,23 +111,23 @@ class SqliteStore:
             self._lock = None
 
     # ---- pins
-    def get_pin(self, prompt_id: str) -> Pin | None:
+    async def get_pin(self, prompt_id: str) -> Pin | None:
         row = self._db.execute(
             f"SELECT {PIN_COLUMNS} FROM pins WHERE prompt_id=?",
             (prompt_id,),
         ).fetchone()
         return _pin(row) if row else None
 
-    def put_pin(self, pin: Pin) -> None:
+    async def put_pin(self, pin: Pin) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO pins VALUES (?, ?, ?, ?, ?, ?)",
             (pin.prompt_id, pin.backend, pin.digest, pin.answer, pin.client_id, pin.tenant),
         )
 
-    def remove_pin(self, prompt_id: str) -> None:
+    async def remove_pin(self, prompt_id: str) -> None:
         self._db.execute("DELETE FROM pins WHERE prompt_id=?", (prompt_id,))
 
-    def pins_of(self, backend: str) -> list[Pin]:
+    async def pins_of(self, backend: str) -> list[Pin]:
         rows = self._db.execute(
             f"SELECT {PIN_COLUMNS} FROM pins WHERE backend=?",
             (backend,),
@@ -135,7 +135,7 @@ class SqliteStore:
         return [pin for r in rows if (pin := _pin(r)) is not None]
 
     # ---- jobs
-    def create(self, job: StoredJob) -> bool:
+    async def create(self, job: StoredJob) -> bool:
         cursor = self._db.execute(
             "INSERT OR IGNORE INTO jobs (prompt_id, number, data, state, ended, backend, tenant) "
             "VALUES (?, ?, ?, ?, NULL, ?, ?)",
@@ -143,7 +143,7 @@ class SqliteStore:
         )
         return cursor.rowcount == 1
 
-    def transition(
+    async def transition(
         self,
         prompt_id: str,
         from_states: Collection[str],
@@ -172,10 +172,10 @@ class SqliteStore:
                 )
             return moved
 
-    def discard(self, prompt_id: str) -> None:
+    async def discard(self, prompt_id: str) -> None:
         self._db.execute("DELETE FROM jobs WHERE prompt_id=?", (prompt_id,))
 
-    def next_number(self) -> int:
+    async def next_number(self) -> int:
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
@@ -186,35 +186,35 @@ class SqliteStore:
             row = self._db.execute("SELECT value FROM counters WHERE name='number'").fetchone()
         return int(row[0])
 
-    def get_job(self, prompt_id: str) -> StoredJob | None:
+    async def get_job(self, prompt_id: str) -> StoredJob | None:
         row = self._db.execute("SELECT data FROM jobs WHERE prompt_id=?", (prompt_id,)).fetchone()
         return _read_job(prompt_id, row[0]) if row else None
 
-    def unfinished_jobs(self) -> list[StoredJob]:
+    async def unfinished_jobs(self) -> list[StoredJob]:
         rows = self._db.execute(
             "SELECT prompt_id, data FROM jobs WHERE ended IS NULL ORDER BY number"
         )
         return [job for r in rows if (job := _read_job(r[0], r[1])) is not None]
 
-    def jobs(self) -> list[StoredJob]:
+    async def jobs(self) -> list[StoredJob]:
         rows = self._db.execute("SELECT prompt_id, data FROM jobs ORDER BY number")
         return [job for r in rows if (job := _read_job(r[0], r[1])) is not None]
 
-    def jobs_on(self, backend: str) -> list[StoredJob]:
+    async def jobs_on(self, backend: str) -> list[StoredJob]:
         rows = self._db.execute(
             "SELECT prompt_id, data FROM jobs WHERE backend=? AND ended IS NULL ORDER BY number",
             (backend,),
         )
         return [job for r in rows if (job := _read_job(r[0], r[1])) is not None]
 
-    def count_unfinished(self, tenant: str | None) -> int:
+    async def count_unfinished(self, tenant: str | None) -> int:
         row = self._db.execute(
             "SELECT COUNT(*) FROM jobs WHERE tenant IS ? AND ended IS NULL", (tenant,)
         ).fetchone()
         return int(row[0])
 
     # ---- kept history
-    def put_history(self, prompt_id: str, entry: Any) -> None:
+    async def put_history(self, prompt_id: str, entry: Any) -> None:
         gone = self._history.put(prompt_id, entry)
         with self._db:
             self._db.execute("DELETE FROM history WHERE prompt_id=?", (prompt_id,))
@@ -230,14 +230,14 @@ class SqliteStore:
         self._db.executemany("DELETE FROM history WHERE prompt_id=?", ids)
         self._db.executemany("DELETE FROM pins WHERE prompt_id=?", ids)
 
-    def get_history(self, prompt_id: str) -> Any | None:
+    async def get_history(self, prompt_id: str) -> Any | None:
         return self._history.get(prompt_id)
 
-    def remove_history(self, prompt_id: str) -> None:
+    async def remove_history(self, prompt_id: str) -> None:
         self._history.remove(prompt_id)
         self._db.execute("DELETE FROM history WHERE prompt_id=?", (prompt_id,))
 
-    def histories(self) -> KeptHistory:
+    async def histories(self) -> KeptHistory:
         return self._history
 
 

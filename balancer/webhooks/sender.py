@@ -55,10 +55,10 @@ class Webhooks:
         while len(self._noted) > MAX_NOTED:
             self._noted.popitem(last=False)
 
-    def job_event(self, event: JobEvent) -> None:
+    async def job_event(self, event: JobEvent) -> None:
         if event.phase not in ENDS:
             return
-        entry = self.store.get_history(event.prompt_id)
+        entry = await self.store.get_history(event.prompt_id)
         url, base = self._noted.pop(event.prompt_id, (None, self.default_base))
         url = url or _entry_url(entry) or self.settings().url
         if url is None:

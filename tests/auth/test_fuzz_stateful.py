@@ -285,7 +285,7 @@ async def quiet(pool: Pool, timeout: float = 20.0) -> None:
     events: asyncio.Queue[Any] = asyncio.Queue()
 
     class Watch:
-        def job_event(self, event: Any) -> None:
+        async def job_event(self, event: Any) -> None:
             events.put_nowait(event)
 
     b = pool.balancer
@@ -293,10 +293,10 @@ async def quiet(pool: Pool, timeout: float = 20.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
 
-    def busy() -> bool:
-        return bool(b.store.unfinished_jobs())
+    async def busy() -> bool:
+        return bool(await b.store.unfinished_jobs())
 
-    while busy():
+    while await busy():
         assert loop.time() < deadline, "jobs never ended"
         await pool.probe()
         with contextlib.suppress(TimeoutError):

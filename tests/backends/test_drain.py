@@ -64,7 +64,7 @@ async def test_vram_over_the_limit_drains_and_recovery_undrains(make_pool: PoolF
     await pool.probe()
     assert gpu0.drain_reasons == {"vram"}
     # two: gpu1 holds one running and one pending; more would wait in the balancer
-    owners = {pool.owner((await pool.submit(colored(i)))["prompt_id"]) for i in range(2)}
+    owners = {await pool.owner((await pool.submit(colored(i)))["prompt_id"]) for i in range(2)}
     assert owners == {"gpu1"}
 
     pool.emulators["gpu0"].set_vram_used(20 * GiB)  # between resume and limit
@@ -76,7 +76,7 @@ async def test_vram_over_the_limit_drains_and_recovery_undrains(make_pool: PoolF
     assert not gpu0.draining
     await pool.wait_idle()
     await pool.probe()
-    owners = {pool.owner((await pool.submit(colored(i)))["prompt_id"]) for i in range(10, 14)}
+    owners = {await pool.owner((await pool.submit(colored(i)))["prompt_id"]) for i in range(10, 14)}
     assert "gpu0" in owners
 
 

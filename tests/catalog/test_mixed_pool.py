@@ -31,9 +31,9 @@ async def test_a_prompt_goes_to_the_only_backend_with_its_model(make_pool: PoolF
     ids = [(await pool.submit(txt2img(FLUX, seed)))["prompt_id"] for seed in range(3)]
     others = [(await pool.submit(txt2img(SDXL, seed)))["prompt_id"] for seed in range(4)]
     await pool.settle(ids + others)
-    assert {pool.owner(i) for i in ids} == {"gpu2"}
+    assert {await pool.owner(i) for i in ids} == {"gpu2"}
     assert all(pool.emulators["gpu2"].history[i]["status"]["completed"] for i in ids)
-    assert {"gpu0", "gpu1"} <= {pool.owner(i) for i in others}  # the rest still spreads
+    assert {"gpu0", "gpu1"} <= {await pool.owner(i) for i in others}  # the rest still spreads
 
 
 async def test_nobody_offers_it_is_a_400_naming_each_node_input_and_value(
@@ -87,13 +87,13 @@ async def test_a_catalogue_is_read_again_when_the_channel_reconnects(
     gpu1 = pool.emulators["gpu1"]
     pool.emulators["gpu0"].pause()
     first = (await pool.submit(txt2img(FLUX, 1)))["prompt_id"]
-    assert pool.owner(first) == "gpu0"
+    assert await pool.owner(first) == "gpu0"
     old = pool.balancer.registry.get("gpu1").channel_id  # type: ignore[union-attr]
     await gpu1.restart_with(replace(gpu1.options, checkpoints=(FLUX,)))  # FLUX copied on
     await reconnected(pool, "gpu1", old)
     await pool.probe()
     second = (await pool.submit(txt2img(FLUX, 2)))["prompt_id"]
-    assert pool.owner(second) == "gpu1"  # gpu0 is busy; gpu1 has it now
+    assert await pool.owner(second) == "gpu1"  # gpu0 is busy; gpu1 has it now
     pool.emulators["gpu0"].resume()
     await pool.settle([first, second])
 
@@ -106,12 +106,12 @@ async def test_an_admin_refresh_reads_a_catalogue_now(make_pool: PoolFactory) ->
     )
     pool.emulators["gpu0"].pause()
     first = (await pool.submit(txt2img(FLUX, 1)))["prompt_id"]
-    assert pool.owner(first) == "gpu0"
+    assert await pool.owner(first) == "gpu0"
     resp = await pool.client.post("/balancer/backends/gpu1/refresh")
     assert resp.status == 200
     assert (await resp.json())["models"]["checkpoints"] == 1
     second = (await pool.submit(txt2img(FLUX, 2)))["prompt_id"]
-    assert pool.owner(second) == "gpu1"
+    assert await pool.owner(second) == "gpu1"
     assert (await pool.client.post("/balancer/backends/nope/refresh")).status == 404
     pool.emulators["gpu0"].resume()
     await pool.settle([first, second])

@@ -24,17 +24,17 @@ def test_models_of_a_prompt_are_its_loader_inputs() -> None:
     assert main_model(needs) == SDXL
 
 
-def test_load_time_is_learned_from_cold_and_warm_runs() -> None:
+async def test_load_time_is_learned_from_cold_and_warm_runs() -> None:
     r = Residency(slots=2, load_estimate=10.0)
     assert r.cold_load("gpu0", ("a",)) == 10.0
     r.dispatched("p1", "gpu0", ("a",))  # cold: no warm baseline yet, nothing learned
-    r.job_event(JobEvent("p1", "completed", "gpu0", run_time=3.0))
+    await r.job_event(JobEvent("p1", "completed", "gpu0", run_time=3.0))
     assert r.cold_load("gpu0", ("a",)) == 0.0 and r.cold_load("gpu1", ("a",)) == 10.0
     for i in range(3):
         r.dispatched(f"w{i}", "gpu0", ("a",))  # warm
-        r.job_event(JobEvent(f"w{i}", "completed", "gpu0", run_time=1.0))
+        await r.job_event(JobEvent(f"w{i}", "completed", "gpu0", run_time=1.0))
     r.dispatched("p2", "gpu0", ("b",))
-    r.job_event(JobEvent("p2", "completed", "gpu0", run_time=3.0))  # 2 s more than warm
+    await r.job_event(JobEvent("p2", "completed", "gpu0", run_time=3.0))  # 2 s more than warm
     assert r.load_time("gpu0", "b") == 10.0 + 0.3 * (2.0 - 10.0)
     r.dispatched("p3", "gpu0", ("c",))  # a third model: "a" is the least recently used
     assert r.resident("gpu0") == ["b", "c"]
@@ -48,19 +48,19 @@ async def test_model_affinity_goes_where_the_model_is_and_free_forgets_it(
     pool = await make_pool(2, routing=RoutingSettings(policy="model_affinity"))
     first = (await pool.submit(txt2img(SDXL, 1)))["prompt_id"]
     await pool.settle([first])
-    holder = pool.owner(first)
+    holder = await pool.owner(first)
     other = "gpu1" if holder == "gpu0" else "gpu0"
     residency = pool.balancer.residency
     assert residency.resident(holder) == [SDXL] and residency.resident(other) == []
     again = [(await pool.submit(txt2img(SDXL, s)))["prompt_id"] for s in (2, 3)]
     await pool.settle(again)
-    assert [pool.owner(i) for i in again] == [holder, holder]  # least_loaded would rotate
+    assert [await pool.owner(i) for i in again] == [holder, holder]  # least_loaded would rotate
     sd15 = (await pool.submit(txt2img(SD15, 4)))["prompt_id"]
     await pool.settle([sd15])
-    sd15_holder = pool.owner(sd15)
+    sd15_holder = await pool.owner(sd15)
     later = [(await pool.submit(txt2img(m, s)))["prompt_id"] for m, s in ((SD15, 5), (SDXL, 6))]
     await pool.settle(later)
-    assert [pool.owner(i) for i in later] == [sd15_holder, holder]
+    assert [await pool.owner(i) for i in later] == [sd15_holder, holder]
     assert pool.emulators[holder].memory.loads == (2 if sd15_holder == holder else 1)
     rows = {
         r["name"]: r for r in (await (await pool.client.get("/balancer/status")).json())["backends"]

@@ -51,7 +51,7 @@ async def run(pool: Pool, prompt: dict[str, Any]) -> tuple[str, bytes]:
     answer = await pool.submit(prompt)
     await pool.wait_idle()
     prompt_id = answer["prompt_id"]
-    return pool.owner(prompt_id), await view(pool, await first_output(pool, prompt_id))
+    return await pool.owner(prompt_id), await view(pool, await first_output(pool, prompt_id))
 
 
 async def test_prompt_runs_on_a_backend_that_never_saw_the_upload(make_pool: PoolFactory) -> None:
@@ -128,7 +128,7 @@ async def test_an_output_of_another_backend_follows_the_prompt(make_pool: PoolFa
     pool = await pool_of(make_pool, 2)
     answer = await pool.submit(colored(0x336699))
     await pool.wait_idle()
-    first = pool.owner(answer["prompt_id"])
+    first = await pool.owner(answer["prompt_id"])
     item = await first_output(pool, answer["prompt_id"])
     assert item["subfolder"] == f"@{first}"
     source = pixel(await view(pool, item))[:3]
@@ -206,7 +206,7 @@ async def test_thirty_concurrent_image_to_image_clients(
     await pool.settle([prompt_id for _, prompt_id in started])
     owners = set()
     for color, prompt_id in started:
-        owners.add(pool.owner(prompt_id))
+        owners.add(await pool.owner(prompt_id))
         result = await view(pool, await first_output(pool, prompt_id))
         assert pixel(result)[:3] == invert(color)
     assert len(owners) == 3

@@ -81,8 +81,8 @@ async def test_a_file_of_a_queued_job_is_never_evicted(make_pool: PoolFactory) -
     emulator.resume()
     await pool.wait_idle()
     await pool.probe()  # the job is over (history), so its file may go now
-    job = pool.balancer.store.get_job(answer["prompt_id"])
+    job = await pool.balancer.store.get_job(answer["prompt_id"])
     assert job is not None and job.finished
     clock.now += 3600
-    files.placement.evict()
+    await files.placement.evict()
     assert files.store.lookup(FileKey("input", "", "needed.png")) is None

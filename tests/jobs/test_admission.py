@@ -69,12 +69,12 @@ async def test_an_interrupt_with_a_client_id_stops_only_that_clients_job(
     running = [pool.watch("running", i) for i in ids.values()]
     for i, (c, prompt_id) in enumerate(ids.items()):
         await pool.submit(colored(i), client_id=c, prompt_id=prompt_id)
-    assert len({pool.owner(i) for i in ids.values()}) == 3, "one per backend"
+    assert len({await pool.owner(i) for i in ids.values()}) == 3, "one per backend"
     await asyncio.wait_for(asyncio.gather(*(r.wait() for r in running)), 5.0)
     resp = await pool.client.post("/interrupt", json={"client_id": "b"})
     assert resp.status == 200
     for emulator in pool.emulators.values():
         emulator.resume()
     await pool.settle(list(ids.values()))
-    ends = {c: pool.balancer.store.get_job(i).state for c, i in ids.items()}  # type: ignore[union-attr]
+    ends = {c: (await pool.balancer.store.get_job(i)).state for c, i in ids.items()}  # type: ignore[union-attr]
     assert ends == {"a": "succeeded", "b": "interrupted", "c": "succeeded"}

@@ -16,8 +16,8 @@ from balancer.store import SqliteStore
 from balancer.upstream import UpstreamError
 
 
-def successes(pool: Pool, ids: list[str]) -> int:
-    kept = [pool.balancer.store.get_history(i) for i in ids]
+async def successes(pool: Pool, ids: list[str]) -> int:
+    kept = [await pool.balancer.store.get_history(i) for i in ids]
     return sum(1 for e in kept if e and e["status"]["status_str"] == "success")
 
 
@@ -26,12 +26,12 @@ async def test_a_backend_crash_mid_burst_loses_nothing(make_pool: PoolFactory) -
     crashing = pool.emulators["gpu0"]
     crashing.pause()  # its jobs are held when it dies
     ids = [(await pool.submit(colored(i)))["prompt_id"] for i in range(50)]
-    held = [pool.balancer.store.get_job(i) for i in ids]
+    held = [await pool.balancer.store.get_job(i) for i in ids]
     assert any(job is not None and job.backend == "gpu0" for job in held)
     await crashing.crash()  # SIGKILL + restart: its queue, running job and history are gone
     crashing.resume()
     await pool.settle(ids)
-    assert successes(pool, ids) == 50
+    assert await successes(pool, ids) == 50
 
 
 async def test_a_lost_backend_hands_its_jobs_to_the_others(make_pool: PoolFactory) -> None:
@@ -46,8 +46,8 @@ async def test_a_lost_backend_hands_its_jobs_to_the_others(make_pool: PoolFactor
     gpu0 = pool.balancer.registry.get("gpu0")
     assert gpu0 is not None and not gpu0.healthy
     await pool.settle(ids)
-    assert successes(pool, ids) == 6
-    assert all(pool.owner(i) == "gpu1" for i in ids)
+    assert await successes(pool, ids) == 6
+    assert all([await pool.owner(i) == "gpu1" for i in ids])
 
 
 async def test_a_job_lost_too_often_fails_visibly(make_pool: PoolFactory) -> None:
@@ -61,7 +61,7 @@ async def test_a_job_lost_too_often_fails_visibly(make_pool: PoolFactory) -> Non
     await asyncio.wait_for(redispatched.wait(), 5.0)
     await emulator.crash()
     await pool.probe()  # lost twice: that is max_attempts
-    entry = pool.balancer.store.get_history(prompt_id)
+    entry = await pool.balancer.store.get_history(prompt_id)
     assert entry is not None and entry["status"]["status_str"] == "error"
     assert entry["status"]["messages"][-1][1]["exception_type"] == "job_lost"
     history = await (await pool.client.get(f"/history/{prompt_id}")).json()
@@ -103,7 +103,7 @@ async def test_balancer_restart_with_a_hundred_jobs_queued_loses_none_and_runs_n
     for emulator in pool.emulators.values():
         emulator.resume()
     await again.settle(ids)
-    assert successes(again, ids) == 100
+    assert await successes(again, ids) == 100
     runs = [i for e in pool.emulators.values() for i in e.executed]
     assert sorted(runs) == sorted(ids), "each job ran exactly once"
 
@@ -128,7 +128,7 @@ async def test_a_failed_history_fetch_does_not_run_a_finished_job_again(
 
     monkeypatch.setattr(upstream, "get_json", history_down)
     await pool.probe()  # the job is gone from the queue; its history cannot be read
-    assert pool.balancer.store.get_job(prompt_id) is not None, "still followed, not requeued"
+    assert await pool.balancer.store.get_job(prompt_id) is not None, "still followed, not requeued"
     monkeypatch.setattr(upstream, "get_json", real)
     await pool.settle([prompt_id])
     assert emulator.executed == [prompt_id], "ran once"

@@ -119,12 +119,12 @@ async def test_a_job_pending_behind_a_busy_gpu_moves_to_one_that_went_idle(
     started = pool.watch("running", first)
     await pool.submit(colored(1), prompt_id=first)
     ids = [(await pool.submit(colored(i)))["prompt_id"] for i in range(2, 5)]
-    assert [pool.owner(i) for i in [first, *ids]] == ["gpu0", "gpu1", "gpu0", "gpu1"]
+    assert [await pool.owner(i) for i in [first, *ids]] == ["gpu0", "gpu1", "gpu0", "gpu1"]
     behind = ids[1]  # pending on gpu0 behind `first`, which runs and holds
     await asyncio.wait_for(started.wait(), 5.0)
     other.resume()  # gpu1 finishes its two and goes idle
     await pool.settle([ids[0], ids[2], behind])
-    assert pool.owner(behind) == "gpu1"
+    assert await pool.owner(behind) == "gpu1"
     assert behind in other.executed and behind not in busy.executed
     busy.resume()
     await pool.settle([first])

@@ -62,7 +62,7 @@ def machine(world: World) -> type[RuleBasedStateMachine]:
     async def note_removed(ids: list[str]) -> None:
         for prompt_id in ids:
             if await api_status(prompt_id) == "cancelled":
-                job = pool.balancer.store.get_job(prompt_id)
+                job = await pool.balancer.store.get_job(prompt_id)
                 if job is not None and job.state == "cancelled":
                     world.removed.add(prompt_id)
 
@@ -182,21 +182,23 @@ async def settle(world: World) -> None:
         emulator.resume()
     store = pool.balancer.store
     ids = [i for i, _, _ in world.accepted]
-    await pool.settle([i for i in ids if (j := store.get_job(i)) is None or j.state != "cancelled"])
+    await pool.settle(
+        [i for i in ids if (j := await store.get_job(i)) is None or j.state != "cancelled"]
+    )
     await pool.wait_idle()
     runs = Counter(i for e in pool.emulators.values() for i in e.executed)
     for prompt_id, count in runs.items():  # a late second run's end may still be on its way
-        job = store.get_job(prompt_id)
+        job = await store.get_job(prompt_id)
         if job is not None and count > 1 + len(job.duplicates):
             recorded = pool.watch("duplicated", prompt_id)
-            if count > 1 + len(store.get_job(prompt_id).duplicates):  # type: ignore[union-attr]
+            if count > 1 + len((await store.get_job(prompt_id)).duplicates):  # type: ignore[union-attr]
                 await asyncio.wait_for(recorded.wait(), 10.0)
     for prompt_id, number, _ in world.accepted:
         job = await (await pool.client.get(f"/api/jobs/{prompt_id}")).json()
         assert job["status"] in ENDS, (prompt_id, job["status"])
         assert job["priority"] == number
         history = await (await pool.client.get(f"/history/{prompt_id}")).json()
-        stored = pool.balancer.store.get_job(prompt_id)
+        stored = await pool.balancer.store.get_job(prompt_id)
         assert stored is not None
         assert (prompt_id in history) == (stored.state != "cancelled"), "history for every end"
         assert runs[prompt_id] <= 1 + len(stored.duplicates), (

@@ -29,7 +29,7 @@ async def test_numbers_rise_across_backends_and_agree_everywhere(make_pool: Pool
     numbers = [a["number"] for a in answers]
     assert numbers == sorted(set(numbers)) and all(isinstance(n, int) for n in numbers)
     ids = [a["prompt_id"] for a in answers]
-    assert {pool.owner(i) for i in ids[:4]} == {"gpu0", "gpu1"}, "both backends took some"
+    assert {await pool.owner(i) for i in ids[:4]} == {"gpu0", "gpu1"}, "both backends took some"
     shown = await numbers_shown(pool, ids)
     expected = dict(zip(ids, numbers, strict=True))
     assert shown["queue"] == expected and shown["jobs"] == expected

@@ -22,7 +22,7 @@ async def stalled_job(make_pool: PoolFactory) -> tuple[Pool, str]:
     stalled = pool.emulators["gpu0"]
     stalled.pause()
     prompt_id = (await pool.submit(colored(1)))["prompt_id"]
-    assert pool.owner(prompt_id) == "gpu0"
+    assert await pool.owner(prompt_id) == "gpu0"
     pool.hang("gpu0")
     return pool, prompt_id
 
@@ -39,7 +39,7 @@ async def test_a_stall_shorter_than_the_grace_keeps_the_job_where_it_runs(
     for _ in range(3):
         pool.clock.advance(19.0)
         await pool.probe()  # timeouts: unresponsive, within the grace
-    job = pool.balancer.store.get_job(prompt_id)
+    job = await pool.balancer.store.get_job(prompt_id)
     assert job is not None and job.backend == "gpu0" and job.attempts == 1, "not sent again"
     gpu0 = pool.emulators["gpu0"]
     pool.hang("gpu0", False)
@@ -58,7 +58,7 @@ async def test_past_the_grace_the_job_runs_elsewhere_and_a_late_first_run_is_cou
     pool.clock.advance(61.0)
     await pool.probe()  # past it: sent to gpu1, which runs it
     await pool.settle([prompt_id])
-    entry = pool.balancer.store.get_history(prompt_id)
+    entry = await pool.balancer.store.get_history(prompt_id)
     assert entry["status"]["status_str"] == "success"
     assert pool.emulators["gpu1"].executed == [prompt_id]
     seen = pool.watch("duplicated", prompt_id)
@@ -66,10 +66,10 @@ async def test_past_the_grace_the_job_runs_elsewhere_and_a_late_first_run_is_cou
     pool.hang("gpu0", False)
     gpu0.resume()  # the first run goes on and ends too
     await asyncio.wait_for(seen.wait(), 10.0)
-    job = pool.balancer.store.get_job(prompt_id)
+    job = await pool.balancer.store.get_job(prompt_id)
     assert job is not None and job.state == "succeeded" and job.backend == "gpu1"
     assert job.duplicates == ("gpu0",), "the second end is recorded on the job"
-    assert pool.balancer.store.get_history(prompt_id) == entry, "the first result stands"
+    assert await pool.balancer.store.get_history(prompt_id) == entry, "the first result stands"
     assert await duplicated(pool, "gpu0") == 1
 
 

@@ -19,7 +19,7 @@ class EventWaiter:
         self._changed = asyncio.Event()
         pool.balancer.events.subscribe(self)
 
-    def job_event(self, event: JobEvent) -> None:
+    async def job_event(self, event: JobEvent) -> None:
         self.events.append(event)
         self._changed.set()
 

@@ -34,7 +34,7 @@ async def test_list_add_drain_undrain_remove(make_pool: PoolFactory) -> None:
 
     drained = await pool.client.post("/balancer/backends/gpu0/drain")
     assert (await drained.json())["drain_reasons"] == ["manual"]
-    owners = {pool.owner((await pool.submit(colored(i)))["prompt_id"]) for i in range(2)}
+    owners = {await pool.owner((await pool.submit(colored(i)))["prompt_id"]) for i in range(2)}
     assert owners == {"gpu1"}
     undrained = await pool.client.post("/balancer/backends/gpu0/undrain")
     assert (await undrained.json())["state"] == "up"
@@ -71,7 +71,7 @@ async def test_a_removed_busy_backend_stays_until_idle(make_pool: PoolFactory) -
     pool.emulators["gpu1"].pause()
     await pool.client.post("/balancer/backends/gpu0/drain")
     job = (await pool.submit(colored(7)))["prompt_id"]
-    assert pool.owner(job) == "gpu1"
+    assert await pool.owner(job) == "gpu1"
     await pool.probe()
     assert (await pool.client.delete("/balancer/backends/gpu1")).status == 202
     status = await (await pool.client.get("/balancer/status")).json()

@@ -18,7 +18,7 @@ CONFIG = Path(__file__).parents[2] / "config"
 NAME = re.compile(r"comfyui_balancer_[a-z_]+")
 
 
-def exposed() -> set[str]:
+async def exposed() -> set[str]:
     """Every sample name /metrics shows once each metric has a value."""
     registry = Registry((BackendSettings(name="gpu0", url="http://x:1"),))
     for backend in registry:
@@ -28,15 +28,16 @@ def exposed() -> set[str]:
     metrics.routing("chosen")
     metrics.drain_changed("gpu0", "vram", True)
     for phase in ("dispatched", "completed", "failed"):
-        metrics.job_event(JobEvent("p", phase, "gpu0", queue_wait=1.0, run_time=2.0))  # type: ignore[arg-type]
+        await metrics.job_event(JobEvent("p", phase, "gpu0", queue_wait=1.0, run_time=2.0))  # type: ignore[arg-type]
     return {s.name for family in metrics.registry.collect() for s in family.samples}
 
 
-def test_dashboard_and_alerts_use_real_metric_names() -> None:
+async def test_dashboard_and_alerts_use_real_metric_names() -> None:
     dashboard = (CONFIG / "grafana-dashboard.json").read_text()
     rules = yaml.safe_load((CONFIG / "alerts.yml").read_text())
     exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
     panels = json.loads(dashboard)["panels"]
     exprs += [t["expr"] for panel in panels for t in panel["targets"]]
     used = {name for expr in exprs for name in NAME.findall(expr)}
-    assert used and used <= exposed(), used - exposed()
+    names = await exposed()
+    assert used and used <= names, used - names

@@ -48,7 +48,7 @@ async def test_objects_older_than_delete_after_are_deleted(
     for prompt_id in (old, new):
         await pool.done(prompt_id, timeout=30)
     keys = {pid: (await image_of(pool, pid))["key"] for pid in (old, new)}
-    ends = [ended_at(store.get_history(pid)) for pid in (old, new)]
+    ends = [ended_at(await store.get_history(pid)) for pid in (old, new)]
     assert None not in ends
     first, last = min(ends), max(ends)  # type: ignore[type-var]
     assert await sweep(sink, store, now=first + 59.9, keep=60) == 0

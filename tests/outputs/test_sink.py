@@ -45,7 +45,7 @@ async def test_view_serves_a_stored_output_after_its_backend_is_gone(
     pool = await make_pool(2, settings_overrides={"outputs": sink_settings(s3)})
     prompt_id = (await pool.submit(colored(9)))["prompt_id"]
     await pool.done(prompt_id, timeout=30)
-    backend = pool.owner(prompt_id)
+    backend = await pool.owner(prompt_id)
     entry = (await (await pool.client.get(f"/history/{prompt_id}")).json())[prompt_id]
     image = first_image(entry)
     written = (tmp_path / backend / "output" / image["filename"]).read_bytes()
@@ -78,7 +78,7 @@ async def test_copying_a_stored_output_again_is_skipped_by_key_and_size(
     pool = await make_pool(1, settings_overrides={"outputs": sink_settings(s3)})
     prompt_id = (await pool.submit(colored(6)))["prompt_id"]
     await pool.done(prompt_id, timeout=30)
-    kept = pool.balancer.store.get_history(prompt_id)
+    kept = await pool.balancer.store.get_history(prompt_id)
     key = first_image(kept)["key"]
     before = s3.object_path(key).stat().st_mtime_ns
     sink = pool.client.app[OUTPUTS]  # type: ignore[index]

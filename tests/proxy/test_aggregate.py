@@ -64,7 +64,7 @@ async def test_history_merges_and_pages_over_the_whole_pool(make_pool: PoolFacto
     assert (await (await pool.client.get("/history?max_items=2")).json()).keys() == set(order[-2:])
     page = await (await pool.client.get("/history?offset=1&max_items=2")).json()
     assert list(page) == order[1:3]
-    owners = {pool.owner(i) for i in ids}
+    owners = {await pool.owner(i) for i in ids}
     assert owners == {"gpu0", "gpu1"}
     subfolders = {e["outputs"]["3"]["images"][0]["subfolder"] for e in full.values()}
     assert subfolders == {"@gpu0", "@gpu1"}
@@ -108,7 +108,7 @@ async def test_down_after_consecutive_failures_and_up_after_success(
     assert gpu0.healthy, "two failures are not death (unhealthy_after=3)"
     await pool.probe()
     assert not gpu0.healthy
-    owners = {pool.owner((await pool.submit(colored(i)))["prompt_id"]) for i in range(3)}
+    owners = {await pool.owner((await pool.submit(colored(i)))["prompt_id"]) for i in range(3)}
     assert owners == {"gpu1"}
     pool.emulators["gpu0"].faults.drop_connections = False
     await pool.probe()
@@ -125,7 +125,7 @@ async def test_unlimited_history_streams_every_kept_entry_in_time_order(
     count = 1000  # several chunks of the streamed answer
     for i in reversed(range(count)):  # stored newest first: the answer is still oldest first
         start = ["execution_start", {"prompt_id": f"k{i}", "timestamp": 1000 + i}]
-        store.put_history(f"k{i}", {"status": {"completed": True, "messages": [start]}})
+        await store.put_history(f"k{i}", {"status": {"completed": True, "messages": [start]}})
     full = await (await pool.client.get("/history")).json()
     assert list(full) == [f"k{i}" for i in range(count)] + [ran]
     page = await (await pool.client.get("/history?max_items=3")).json()

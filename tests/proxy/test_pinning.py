@@ -31,7 +31,7 @@ async def test_same_output_name_on_two_backends_serves_each_its_own(
     pool = await make_pool(2)
     a = await pool.submit(colored(0x102030, "same"))
     b = await pool.submit(colored(0xA0B0C0, "same"))
-    assert pool.owner(a["prompt_id"]) != pool.owner(b["prompt_id"])
+    assert await pool.owner(a["prompt_id"]) != await pool.owner(b["prompt_id"])
     await pool.wait_idle()
     names = []
     for answer, color in ((a, 0x102030), (b, 0xA0B0C0)):
@@ -51,7 +51,7 @@ async def test_many_concurrent_clients_each_get_their_own_outputs(make_pool: Poo
 
     results = await asyncio.gather(*(one_client(i) for i in range(30)))
     assert all(pixel == inverted(color) for color, pixel in results)
-    owners = {b.backend for name in pool.emulators for b in pool.balancer.store.pins_of(name)}
+    owners = {b.backend for name in pool.emulators for b in await pool.balancer.store.pins_of(name)}
     assert owners == {"gpu0", "gpu1", "gpu2"}
 
 
@@ -96,7 +96,7 @@ async def test_interrupt_with_prompt_id_reaches_only_its_owner(make_pool: PoolFa
     for emulator in pool.emulators.values():
         emulator.pause()  # each job is taken and held before its first node
     jobs = [(await pool.submit(colored(i)))["prompt_id"] for i in range(2)]
-    owners = [pool.owner(j) for j in jobs]
+    owners = [await pool.owner(j) for j in jobs]
     assert sorted(owners) == ["gpu0", "gpu1"]
     resp = await pool.client.post("/interrupt", json={"prompt_id": jobs[0]})
     assert resp.status == 200

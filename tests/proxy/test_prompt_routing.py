@@ -26,7 +26,7 @@ async def test_each_prompt_goes_to_the_least_loaded_backend(make_pool: PoolFacto
     first = await pool.submit(colored(10))
     second = await pool.submit(colored(11))
     third = await pool.submit(colored(12))
-    owners = [pool.owner(a["prompt_id"]) for a in (first, second, third)]
+    owners = [await pool.owner(a["prompt_id"]) for a in (first, second, third)]
     assert owners[0] in {"gpu1", "gpu2"} and owners[1] in {"gpu1", "gpu2"}
     assert owners[0] != owners[1], "dispatches the probe has not seen yet must count"
     assert owners[2] in {"gpu1", "gpu2"}, "gpu0 still has 2 queued, the others 1 each"
@@ -39,7 +39,7 @@ async def test_ties_rotate_between_equal_backends(make_pool: PoolFactory) -> Non
         answer = await pool.submit(colored(i))
         await pool.wait_idle()
         await pool.probe()  # both idle again: a tie every time
-        owners.append(pool.owner(answer["prompt_id"]))
+        owners.append(await pool.owner(answer["prompt_id"]))
     assert owners == ["gpu0", "gpu1", "gpu0", "gpu1"]
 
 
@@ -116,7 +116,7 @@ async def test_validation_errors_pass_through_unchanged(make_pool: PoolFactory) 
     async with pool.client.session.post(direct_url, json={"prompt": bad}) as direct:
         assert via.status == direct.status == 400
         assert await via.json() == await direct.json()
-    assert pool.balancer.store.pins_of("gpu0") == [], "a refused prompt is not pinned"
+    assert await pool.balancer.store.pins_of("gpu0") == [], "a refused prompt is not pinned"
 
 
 async def test_malformed_json_is_400_not_500(make_pool: PoolFactory) -> None:
@@ -170,7 +170,7 @@ async def test_vram_filter_skips_backends_without_enough_free_vram(make_pool: Po
     )
     pool.emulators["gpu0"].set_vram_used(20 * GiB)
     await pool.probe()
-    owners = {pool.owner((await pool.submit(colored(i)))["prompt_id"]) for i in range(3)}
+    owners = {await pool.owner((await pool.submit(colored(i)))["prompt_id"]) for i in range(3)}
     assert owners == {"gpu1"}
     pool.emulators["gpu1"].set_vram_used(23 * GiB)
     await pool.probe()
@@ -185,6 +185,6 @@ async def test_refused_connection_moves_on_to_the_next_backend(make_pool: PoolFa
     assert gpu0 is not None
     # Its HTTP port now refuses connections; its channel and last probe say all is well.
     gpu0.settings = replace(gpu0.settings, url="http://127.0.0.1:1")
-    owners = {pool.owner((await pool.submit(colored(i)))["prompt_id"]) for i in range(2)}
+    owners = {await pool.owner((await pool.submit(colored(i)))["prompt_id"]) for i in range(2)}
     assert owners == {"gpu1"}
     assert not gpu0.healthy

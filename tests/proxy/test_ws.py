@@ -86,7 +86,7 @@ async def test_the_comfyui_example_client_pattern_works(make_pool: PoolFactory) 
     ]
     executed = next(f for f in frames if isinstance(f, dict) and f["type"] == "executed")
     image = executed["data"]["output"]["images"][0]
-    assert image["subfolder"] == f"@{pool.owner(prompt_id)}"
+    assert image["subfolder"] == f"@{await pool.owner(prompt_id)}"
     history = await (await pool.client.get(f"/history/{prompt_id}")).json()
     assert history[prompt_id]["outputs"]["3"]["images"][0] == image
     view = await pool.client.get("/view", params=image)
@@ -144,7 +144,7 @@ async def test_one_clients_prompts_on_three_backends_all_report_back(
         emulator.pause()  # no job ends (and frees its backend) before all three are placed
     sock = await connect(pool, "wide")
     ids = [(await pool.submit(colored(i), client_id="wide"))["prompt_id"] for i in range(3)]
-    assert {pool.owner(i) for i in ids} == {"gpu0", "gpu1", "gpu2"}
+    assert {await pool.owner(i) for i in ids} == {"gpu0", "gpu1", "gpu2"}
     for emulator in pool.emulators.values():
         emulator.resume()
     done: set[str] = set()

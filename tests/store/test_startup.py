@@ -20,12 +20,12 @@ def job(prompt_id: str) -> StoredJob:
     return StoredJob(prompt_id, {"prompt": {}}, "d", None, 1.0, answer=b"{}")
 
 
-def test_bad_rows_are_skipped_and_logged_with_their_key(tmp_path: Path) -> None:
+async def test_bad_rows_are_skipped_and_logged_with_their_key(tmp_path: Path) -> None:
     path = tmp_path / "balancer.db"
     store = SqliteStore(path)
-    assert store.create(job("good-job"))
-    store.put_pin(Pin("good-pin", "gpu0", "d", b"{}", None, None))
-    store.put_history("good-entry", {"status": {}})
+    assert await store.create(job("good-job"))
+    await store.put_pin(Pin("good-pin", "gpu0", "d", b"{}", None, None))
+    await store.put_history("good-entry", {"status": {}})
     store.close()
     db = sqlite3.connect(path)
     db.execute("INSERT INTO history (prompt_id, entry) VALUES ('bad-entry', '{not json')")
@@ -40,10 +40,10 @@ def test_bad_rows_are_skipped_and_logged_with_their_key(tmp_path: Path) -> None:
     db.close()
     with capture_logs() as logs:
         store = SqliteStore(path)
-        jobs = [j.prompt_id for j in store.unfinished_jobs()]
-        pins = [p.prompt_id for p in store.pins_of("gpu0")]
+        jobs = [j.prompt_id for j in await store.unfinished_jobs()]
+        pins = [p.prompt_id for p in await store.pins_of("gpu0")]
     assert jobs == ["good-job"] and pins == ["good-pin"]
-    assert list(store.histories()) == ["good-entry"]
+    assert list(await store.histories()) == ["good-entry"]
     skipped = {(e["table"], e["key"]) for e in logs if e["event"] == "store_row_skipped"}
     assert skipped == {
         ("history", "bad-entry"),

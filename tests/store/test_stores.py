@@ -27,63 +27,63 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], S
     return lambda: SqliteStore(tmp_path / "balancer.db")
 
 
-def test_pins_jobs_and_history_round_trip(make_store: Callable[[], Store]) -> None:
+async def test_pins_jobs_and_history_round_trip(make_store: Callable[[], Store]) -> None:
     store = make_store()
-    store.put_pin(Pin("p1", "gpu0", "d", b'{"prompt_id": "p1"}', "c", "alice"))
-    assert store.create(job("p2", 2.0))
-    assert store.create(job("p1", -1.0, state="dispatching", backend="gpu0", tenant="alice"))
-    assert not store.create(job("p1", 7.0)), "an id is recorded once"
-    store.put_history("p0", {"status": {"status_str": "success"}})
-    assert store.get_pin("p1") == Pin("p1", "gpu0", "d", b'{"prompt_id": "p1"}', "c", "alice")
-    assert [p.prompt_id for p in store.pins_of("gpu0")] == ["p1"]
-    assert [j.prompt_id for j in store.unfinished_jobs()] == ["p1", "p2"], "by number"
-    assert [j.prompt_id for j in store.jobs_on("gpu0")] == ["p1"]
-    assert store.count_unfinished("alice") == 1 and store.count_unfinished(None) == 1
-    assert store.histories() == {"p0": {"status": {"status_str": "success"}}}
-    store.discard("p2")
-    store.remove_pin("p1")
-    store.remove_history("p0")
-    assert store.get_job("p2") is None and store.get_pin("p1") is None
-    assert store.get_history("p0") is None
+    await store.put_pin(Pin("p1", "gpu0", "d", b'{"prompt_id": "p1"}', "c", "alice"))
+    assert await store.create(job("p2", 2.0))
+    assert await store.create(job("p1", -1.0, state="dispatching", backend="gpu0", tenant="alice"))
+    assert not await store.create(job("p1", 7.0)), "an id is recorded once"
+    await store.put_history("p0", {"status": {"status_str": "success"}})
+    assert await store.get_pin("p1") == Pin("p1", "gpu0", "d", b'{"prompt_id": "p1"}', "c", "alice")
+    assert [p.prompt_id for p in await store.pins_of("gpu0")] == ["p1"]
+    assert [j.prompt_id for j in await store.unfinished_jobs()] == ["p1", "p2"], "by number"
+    assert [j.prompt_id for j in await store.jobs_on("gpu0")] == ["p1"]
+    assert await store.count_unfinished("alice") == 1 and await store.count_unfinished(None) == 1
+    assert await store.histories() == {"p0": {"status": {"status_str": "success"}}}
+    await store.discard("p2")
+    await store.remove_pin("p1")
+    await store.remove_history("p0")
+    assert await store.get_job("p2") is None and await store.get_pin("p1") is None
+    assert await store.get_history("p0") is None
 
 
-def test_a_transition_applies_only_from_the_expected_state(
+async def test_a_transition_applies_only_from_the_expected_state(
     make_store: Callable[[], Store],
 ) -> None:
     store = make_store()
-    store.create(job("p1", 1.0))
-    moved = store.transition("p1", ("waiting",), "dispatching", {"backend": "gpu0"})
+    await store.create(job("p1", 1.0))
+    moved = await store.transition("p1", ("waiting",), "dispatching", {"backend": "gpu0"})
     assert moved == job("p1", 1.0, state="dispatching", backend="gpu0")
-    assert store.transition("p1", ("waiting",), "cancelled", {}) is None, "it moved on"
-    assert store.get_job("p1") == moved
-    assert store.transition("nope", ("waiting",), "cancelled", {}) is None
-    ended = store.transition("p1", ("dispatching",), "failed", {"ended_at": 5.0})
+    assert await store.transition("p1", ("waiting",), "cancelled", {}) is None, "it moved on"
+    assert await store.get_job("p1") == moved
+    assert await store.transition("nope", ("waiting",), "cancelled", {}) is None
+    ended = await store.transition("p1", ("dispatching",), "failed", {"ended_at": 5.0})
     assert ended is not None and ended.finished
-    assert store.unfinished_jobs() == [] and store.jobs_on("gpu0") == []
-    assert [j.prompt_id for j in store.jobs()] == ["p1"], "ended jobs stay for /api/jobs"
+    assert await store.unfinished_jobs() == [] and await store.jobs_on("gpu0") == []
+    assert [j.prompt_id for j in await store.jobs()] == ["p1"], "ended jobs stay for /api/jobs"
 
 
-def test_numbers_keep_rising(make_store: Callable[[], Store]) -> None:
+async def test_numbers_keep_rising(make_store: Callable[[], Store]) -> None:
     store = make_store()
-    assert [store.next_number() for _ in range(3)] == [1, 2, 3]
+    assert [await store.next_number() for _ in range(3)] == [1, 2, 3]
     if isinstance(store, SqliteStore):
         store.close()
-    assert make_store().next_number() == 4, "the same store, reopened"
+    assert await make_store().next_number() == 4, "the same store, reopened"
 
 
-def test_sqlite_keeps_everything_across_a_reopen(tmp_path: Path) -> None:
+async def test_sqlite_keeps_everything_across_a_reopen(tmp_path: Path) -> None:
     first = SqliteStore(tmp_path / "b.db")
-    first.put_pin(Pin("p1", "gpu0", "d", b"answer"))
-    first.create(job("p2", 5.0))
-    first.put_history("p3", {"outputs": {}})
+    await first.put_pin(Pin("p1", "gpu0", "d", b"answer"))
+    await first.create(job("p2", 5.0))
+    await first.put_history("p3", {"outputs": {}})
     first.close()
     again = SqliteStore(tmp_path / "b.db")
-    assert again.get_pin("p1") == Pin("p1", "gpu0", "d", b"answer")
-    assert again.get_job("p2") == job("p2", 5.0)
-    assert again.get_history("p3") == {"outputs": {}}
+    assert await again.get_pin("p1") == Pin("p1", "gpu0", "d", b"answer")
+    assert await again.get_job("p2") == job("p2", 5.0)
+    assert await again.get_history("p3") == {"outputs": {}}
 
 
-def test_sqlite_reads_a_store_written_before_job_states(tmp_path: Path) -> None:
+async def test_sqlite_reads_a_store_written_before_job_states(tmp_path: Path) -> None:
     """The older store kept `queued` (in the balancer) and `dispatched` jobs."""
     db = sqlite3.connect(tmp_path / "b.db")
     db.execute("CREATE TABLE jobs (prompt_id TEXT PRIMARY KEY, number REAL, data TEXT NOT NULL)")
@@ -96,11 +96,11 @@ def test_sqlite_reads_a_store_written_before_job_states(tmp_path: Path) -> None:
     db.commit()
     db.close()
     store = SqliteStore(tmp_path / "b.db")
-    assert [(j.prompt_id, j.state) for j in store.unfinished_jobs()] == [
+    assert [(j.prompt_id, j.state) for j in await store.unfinished_jobs()] == [
         ("a", "waiting"),
         ("b", "queued"),
     ]
-    assert store.next_number() == 5, "numbers go on from the highest kept"
+    assert await store.next_number() == 5, "numbers go on from the highest kept"
 
 
 def test_two_balancers_never_share_one_store(tmp_path: Path) -> None:
@@ -112,20 +112,20 @@ def test_two_balancers_never_share_one_store(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
-def test_pins_expire_with_their_history_entry(kind: str, tmp_path: Path) -> None:
+async def test_pins_expire_with_their_history_entry(kind: str, tmp_path: Path) -> None:
     def open_store() -> Store:
         path = tmp_path / "b.db"
         return MemoryStore(max_history=2) if kind == "memory" else SqliteStore(path, 2)
 
     store = open_store()
     for i in range(3):
-        store.put_pin(Pin(f"p{i}", "gpu0", "d", b"answer"))
+        await store.put_pin(Pin(f"p{i}", "gpu0", "d", b"answer"))
         start = ["execution_start", {"prompt_id": f"p{i}", "timestamp": i}]
-        store.put_history(f"p{i}", {"status": {"messages": [start]}})
-    assert store.get_history("p0") is None and store.get_pin("p0") is None
-    assert [p.prompt_id for p in store.pins_of("gpu0")] == ["p1", "p2"]
+        await store.put_history(f"p{i}", {"status": {"messages": [start]}})
+    assert await store.get_history("p0") is None and await store.get_pin("p0") is None
+    assert [p.prompt_id for p in await store.pins_of("gpu0")] == ["p1", "p2"]
     if isinstance(store, SqliteStore):
         store.close()
         again = SqliteStore(tmp_path / "b.db", 2)
-        assert list(again.histories()) == ["p1", "p2"] and again.get_pin("p0") is None
+        assert list(await again.histories()) == ["p1", "p2"] and await again.get_pin("p0") is None
         again.close()

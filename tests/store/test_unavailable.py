@@ -1,0 +1,72 @@
+"""A store that cannot answer (a shared store's server unreachable) gives a
+503 `store_unavailable` with Retry-After, never an empty answer, and nothing
+is accepted meanwhile. Memory and SQLite never fail this way: the store here
+is a test double of the Store interface that fails every call while `down`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from structlog.testing import capture_logs
+from support import PoolFactory, colored
+
+from balancer.store import MemoryStore, StoreUnavailable
+
+
+class Outage:
+    """Every Store call raises StoreUnavailable while `down`; else the inner store answers."""
+
+    def __init__(self, inner: MemoryStore) -> None:
+        self.inner = inner
+        self.down = False
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        method = getattr(self.inner, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if self.down:
+                raise StoreUnavailable("store server 127.0.0.1:1 unreachable")
+            return await method(*args, **kwargs)
+
+        return call
+
+
+async def assert_store_unavailable(resp: Any) -> None:
+    assert resp.status == 503
+    assert int(resp.headers["Retry-After"]) >= 1
+    body = await resp.json()
+    assert body["error"]["type"] == "store_unavailable" and body["node_errors"] == {}
+
+
+async def test_a_prompt_is_refused_with_503_and_nothing_is_accepted(
+    make_pool: PoolFactory,
+) -> None:
+    store = Outage(MemoryStore())
+    pool = await make_pool(2, store=store)
+    store.down = True
+    with capture_logs() as logs:
+        resp = await pool.client.post("/prompt", json={"prompt": colored(1), "prompt_id": "p1"})
+    await assert_store_unavailable(resp)
+    assert [e["path"] for e in logs if e["event"] == "store_unavailable"] == ["/prompt"]
+    store.down = False
+    assert await store.inner.jobs() == [] and await store.inner.get_pin("p1") is None
+    assert all(not e.executed and e.queue.running is None for e in pool.emulators.values())
+    queue = await (await pool.client.get("/queue")).json()
+    assert queue == {"queue_running": [], "queue_pending": []}
+    again = await pool.submit(colored(1), prompt_id="p1")  # back: the same request is accepted
+    await pool.done(again["prompt_id"])
+    assert "p1" in await (await pool.client.get("/history/p1")).json()
+
+
+async def test_reads_fail_clearly_instead_of_answering_empty(make_pool: PoolFactory) -> None:
+    store = Outage(MemoryStore())
+    pool = await make_pool(1, store=store)
+    prompt_id = (await pool.submit(colored(2)))["prompt_id"]
+    await pool.done(prompt_id)
+    store.down = True
+    for path in (f"/history/{prompt_id}", f"/api/jobs/{prompt_id}"):
+        await assert_store_unavailable(await pool.client.get(path))
+    store.down = False
+    history = await (await pool.client.get(f"/history/{prompt_id}")).json()
+    assert history[prompt_id]["status"]["status_str"] == "success"
