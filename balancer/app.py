@@ -143,6 +143,9 @@ def assemble(
     jobs = Jobs(store, events, time.time)
     routing = Routing(settings.routing)
     files = build_files(settings, store, jobs, registry, http)
+    room = replicas.slots if replicas is not None else None
+    if room is not None:
+        events.subscribe(room)  # a job that leaves its backend gives its slot back
     dispatcher = Dispatcher(
         registry,
         routing,
@@ -153,6 +156,7 @@ def assemble(
         clock,
         files.placement,
         metrics.routing,
+        room,
     )
     recall = Recall(registry, jobs, upstream)
     binder = LateBinder(dispatcher, jobs, routing, Stealer(registry, store, recall), clock)

@@ -39,6 +39,17 @@ class BeforeDispatch(Protocol):
     async def __call__(self, request: dict[str, Any], backend: Backend) -> dict[str, Any]: ...
 
 
+class Room(Protocol):
+    """Room on backends shared with other balancer replicas: a slot is taken
+    before a prompt is sent (False: another replica holds every slot, or the
+    shared store is unreachable) and given back when the send fails or the
+    job leaves the backend."""
+
+    async def take(self, backend: str, prompt_id: str, capacity: int) -> bool: ...
+
+    async def give_back(self, prompt_id: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class Accepted:
     """The backend queued it; `body` is its answer with the pool's number."""
@@ -72,7 +83,12 @@ class Gone:
     """The job was removed before it could be sent: nothing was sent."""
 
 
-SendResult = Accepted | Refused | Unreachable | Broken | Gone
+@dataclass(frozen=True)
+class NoRoom:
+    """Other replicas hold every slot of the backend: nothing was sent."""
+
+
+SendResult = Accepted | Refused | Unreachable | Broken | Gone | NoRoom
 
 
 def pool_number(body: bytes, number: float) -> bytes:
@@ -106,6 +122,7 @@ class Dispatcher:
         clock: Clock,
         before_dispatch: BeforeDispatch,
         on_decision: Callable[[str], None],
+        room: Room | None,
     ) -> None:
         self.registry = registry
         self.routing = routing
@@ -116,6 +133,8 @@ class Dispatcher:
         self.probe = probe
         self.clock = clock
         self.before_dispatch = before_dispatch
+        # Shared with other replicas; None: this balancer alone fills its backends.
+        self.room = room
         # Told each routing decision, one per prompt (`decided`), for metrics.
         self.on_decision = on_decision
         self._sending: dict[str, asyncio.Event] = {}
@@ -170,8 +189,23 @@ class Dispatcher:
 
     async def send(self, job: StoredJob, backend: Backend) -> SendResult:
         """Forward `job` (waiting or dispatching) to `backend`."""
-        if await self.jobs.bind(job.prompt_id, backend.name) is None:
-            return Gone()
+        shared, capacity = self.room, self.routing.slots
+        if shared is None or capacity is None:
+            shared = None  # nothing to share: no other replica, or no limit
+        elif not await shared.take(backend.name, job.prompt_id, capacity):
+            return NoRoom()
+        accepted = False
+        try:
+            if await self.jobs.bind(job.prompt_id, backend.name) is None:
+                return Gone()
+            result = await self._bound(job, backend)
+            accepted = isinstance(result, Accepted)
+            return result
+        finally:
+            if shared is not None and not accepted:
+                await shared.give_back(job.prompt_id)
+
+    async def _bound(self, job: StoredJob, backend: Backend) -> SendResult:
         self.decided("rerouted" if job.prompt_id in self._routed else "chosen")
         self._routed.add(job.prompt_id)
         done = self._sending[job.prompt_id] = asyncio.Event()

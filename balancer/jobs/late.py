@@ -13,7 +13,7 @@ from functools import partial
 from balancer.backends.state import Backend, Clock, LoadSnapshot
 from balancer.catalog.needs import Needs, needs_of
 from balancer.catalog.refusal import unmet_body
-from balancer.jobs.dispatch import Broken, Dispatcher, Refused, Unreachable
+from balancer.jobs.dispatch import Broken, Dispatcher, NoRoom, Refused, Unreachable
 from balancer.jobs.events import JobEvent
 from balancer.jobs.failure import rejection_error
 from balancer.jobs.lifecycle import Jobs
@@ -42,6 +42,8 @@ class LateBinder:
         self.clock = clock
         self._wake = asyncio.Event()
         self._done_at: deque[float] = deque(maxlen=50)
+        # Backends whose shared slots other replicas hold (this pump pass).
+        self._full: set[str] = set()
         jobs.events.subscribe(self)
 
     @property
@@ -62,12 +64,15 @@ class LateBinder:
             await self.pump()
 
     async def pump(self) -> None:
+        self._full = set()
         while (found := await self._bindable()) is not None or await self.steal():
             if found is None:
                 continue  # a stolen job is waiting now: look again
             job, backend = found
             result = await self.dispatcher.send(job, backend)
-            if isinstance(result, Unreachable):
+            if isinstance(result, NoRoom):
+                self._full.add(backend.name)  # until the next wake-up
+            elif isinstance(result, Unreachable):
                 await self.jobs.unbind(job.prompt_id)
             elif isinstance(result, Broken):
                 await self.jobs.lost(
@@ -90,7 +95,7 @@ class LateBinder:
         first: StoredJob | None = None
         for index, job in enumerate(list(itertools.islice(self.jobs.queue, LOOKAHEAD))):
             needs = needs_of(job.request.get("prompt"))
-            backend = self.dispatcher.choose(needs, set(), rotate=False)
+            backend = self.dispatcher.choose(needs, self._full, rotate=False)
             if not isinstance(backend, NoBackend):
                 if first is None:
                     first = job
@@ -114,7 +119,7 @@ class LateBinder:
 
     def _bind(self, job: StoredJob) -> tuple[StoredJob, Backend] | None:
         """The backend for `job`, taking a turn of the tie rotation."""
-        backend = self.dispatcher.choose(needs_of(job.request.get("prompt")), set())
+        backend = self.dispatcher.choose(needs_of(job.request.get("prompt")), self._full)
         return None if isinstance(backend, NoBackend) else (job, backend)
 
     def _overdue(self, job: StoredJob) -> bool:
@@ -126,7 +131,7 @@ class LateBinder:
         behind a running one elsewhere, to bind it again (see steal.py)."""
         if not self.routing.steals:
             return False
-        idle = self.dispatcher.choose(Needs(), set(), rotate=False)
+        idle = self.dispatcher.choose(Needs(), self._full, rotate=False)
         if isinstance(idle, NoBackend) or idle.load() != 0:
             return False
         job = await self.stealer.candidate(idle, partial(self._fits, idle))

@@ -28,6 +28,13 @@ class Routing:
         log.info("routing_applied", policy=settings.policy, max_queue=settings.max_queue)
 
     @property
+    def slots(self) -> int | None:
+        """Prompts one backend may hold at once (the one it runs and those
+        pending) when the policy binds late; None: no limit."""
+        limit = self.settings.max_pending_per_backend
+        return limit + 1 if limit is not None and self.picker.binds_late else None
+
+    @property
     def steals(self) -> bool:
         """Work stealing is on, and the policy binds late (it has a queue)."""
         return self.settings.work_stealing and self.picker.binds_late

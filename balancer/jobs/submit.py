@@ -27,6 +27,7 @@ from balancer.jobs.dispatch import (
     Accepted,
     Dispatcher,
     Gone,
+    NoRoom,
     Refused,
     Unreachable,
     display_number,
@@ -37,6 +38,7 @@ from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
 from balancer.logs import get_logger
 from balancer.scheduling import NoBackend
+from balancer.scheduling.filters import ROOM_OUTCOME
 from balancer.store import Pin, StoredJob
 
 log = get_logger("balancer.jobs")
@@ -222,6 +224,9 @@ class Submitter:
             result = await self.dispatcher.send(job, backend)
             if isinstance(result, Unreachable):
                 continue
+            if isinstance(result, NoRoom):  # other replicas filled it: wait here
+                busy = NoBackend(ROOM_OUTCOME, "every backend is busy")
+                return await self._nowhere(job, busy, tried)
             if isinstance(result, Accepted):
                 return Submitted(job.prompt_id, result.body)
             if isinstance(result, Gone):

@@ -15,7 +15,9 @@ from balancer.backends.state import Clock
 from balancer.config.model import Settings
 from balancer.replicas.changes import BackendChanges
 from balancer.replicas.identity import Replica, identify
-from balancer.replicas.leases import Leases
+from balancer.replicas.leases import RENEW_EVERY, Leases
+from balancer.replicas.outage import Outage, Sleep, repeat
+from balancer.replicas.slots import Slots
 from balancer.tasks import stop
 
 
@@ -24,6 +26,18 @@ class Replicas:
     me: Replica
     leases: Leases
     changes: BackendChanges
+    slots: Slots
+
+    async def heartbeat(self) -> None:
+        """Every second: this replica's lease, then the slots it holds."""
+        await self.leases.renew()
+        await self.slots.renew()
+
+    async def keep(self, sleep: Sleep = asyncio.sleep) -> None:
+        """Beat every second until cancelled; Redis away, it beats again
+        (the lease and the slots lapse only if Redis stays away)."""
+        outage = Outage("heartbeat", replica=self.me.name)
+        await repeat(self.heartbeat, lambda: RENEW_EVERY, outage, sleep)
 
     async def status(self) -> dict[str, Any]:
         """`/balancer/status`'s replica fields: every replica with a lease,
@@ -58,7 +72,9 @@ def replicas_of(settings: Settings, redis: Redis | None, wall: Clock) -> Replica
     if redis is None:
         return None
     me = identify(settings.replicas, settings.listen)
-    return Replicas(me, Leases(redis, me, settings.replicas.lease, wall), BackendChanges(redis))
+    lease = settings.replicas.lease
+    leases = Leases(redis, me, lease, wall)
+    return Replicas(me, leases, BackendChanges(redis), Slots(redis, lease, wall))
 
 
 async def join(stack: contextlib.AsyncExitStack, replicas: Replicas) -> None:
@@ -66,4 +82,4 @@ async def join(stack: contextlib.AsyncExitStack, replicas: Replicas) -> None:
     keep it while running, give it back on a clean exit."""
     await replicas.leases.renew()
     stack.push_async_callback(replicas.leases.release)
-    stack.push_async_callback(stop, asyncio.create_task(replicas.leases.keep()))
+    stack.push_async_callback(stop, asyncio.create_task(replicas.keep()))

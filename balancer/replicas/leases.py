@@ -9,7 +9,6 @@ lapsed lease stays until another replica has adopted its jobs.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 
@@ -19,7 +18,6 @@ from redis.exceptions import RedisError
 from balancer.backends.state import Clock
 from balancer.logs import get_logger
 from balancer.replicas.identity import Replica
-from balancer.replicas.outage import Outage, Sleep, repeat
 
 log = get_logger("balancer.replicas")
 
@@ -77,12 +75,6 @@ class Leases:
         raw = await self.redis.hgetall(KEY)
         found = (_member(_text(k), _text(v)) for k, v in raw.items())
         return sorted((m for m in found if m is not None), key=lambda m: m.name)
-
-    async def keep(self, sleep: Sleep = asyncio.sleep) -> None:
-        """Renew every second until cancelled; a failed renewal is logged
-        and tried again (the lease lapses only if Redis stays away)."""
-        outage = Outage("lease_renew", replica=self.me.name)
-        await repeat(self.renew, lambda: RENEW_EVERY, outage, sleep)
 
 
 def _text(value: str | bytes) -> str:

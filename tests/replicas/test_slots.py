@@ -1,0 +1,80 @@
+"""A backend's room shared between replicas: atomic slots in Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis.asyncio as redis
+from support import FakeClock
+
+from balancer.jobs.events import JobEvent
+from balancer.replicas.slots import Slots
+
+
+@pytest.fixture
+async def connections(redis_url: str) -> Any:
+    """One connection per replica, as separate processes would have."""
+    made = [redis.Redis.from_url(redis_url) for _ in range(5)]
+    yield made
+    for connection in made:
+        await connection.aclose()
+
+
+def replicas(connections: list[Any], clock: FakeClock, lease: float = 5.0) -> list[Slots]:
+    return [Slots(connection, lease, clock) for connection in connections]
+
+
+async def test_replicas_racing_for_one_slot_never_both_get_it(connections: list[Any]) -> None:
+    a, b = replicas(connections[:2], FakeClock())
+    for round_ in range(50):
+        backend = f"gpu{round_}"
+        won = await asyncio.gather(
+            a.take(backend, f"a{round_}", 1), b.take(backend, f"b{round_}", 1)
+        )
+        assert sorted(won) == [False, True]
+
+
+async def test_five_replicas_racing_for_two_slots_get_exactly_two(connections: list[Any]) -> None:
+    racers = replicas(connections, FakeClock())
+    for round_ in range(20):
+        takes = (r.take("gpu0", f"r{i}-{round_}", 2) for i, r in enumerate(racers))
+        assert sum(await asyncio.gather(*takes)) == 2
+        for r in racers:
+            for prompt_id in list(r.held):
+                await r.give_back(prompt_id)
+
+
+async def test_a_reservation_nobody_renews_expires_after_the_lease(connections: list[Any]) -> None:
+    clock = FakeClock()
+    a, b = replicas(connections[:2], clock)
+    assert await a.take("gpu0", "p1", 1)
+    clock.advance(4.0)
+    await a.renew()
+    clock.advance(4.0)  # 8 s after the take, 4 s after the renewal
+    assert not await b.take("gpu0", "p2", 1)
+    assert await b.holders("gpu0") == ["p1"]
+    clock.advance(1.5)  # a stopped renewing (killed): its lease ran out
+    assert await b.take("gpu0", "p2", 1)
+    assert await b.holders("gpu0") == ["p2"]
+    await a.renew()  # a late renewal does not bring the expired slot back
+    assert await b.holders("gpu0") == ["p2"]
+
+
+async def test_a_slot_is_given_back_when_its_job_ends(connections: list[Any]) -> None:
+    a, b = replicas(connections[:2], FakeClock())
+    assert await a.take("gpu0", "p1", 1)
+    await a.job_event(JobEvent("p1", "running", "gpu0"))
+    assert not await b.take("gpu0", "p2", 1)
+    await a.job_event(JobEvent("p1", "completed", "gpu0"))
+    assert await b.take("gpu0", "p2", 1)
+
+
+async def test_taking_again_renews_and_moving_frees_the_old_slot(connections: list[Any]) -> None:
+    a, b = replicas(connections[:2], FakeClock())
+    assert await a.take("gpu0", "p1", 1)
+    assert await a.take("gpu0", "p1", 1)  # the same job: its own slot, not a second one
+    assert await a.take("gpu1", "p1", 1)  # taken back and sent elsewhere (work stealing)
+    assert await b.take("gpu0", "p2", 1)
+    assert a.held == {"p1": "gpu1"}
