@@ -32,6 +32,7 @@ def state_of(emu: Emulator) -> JSON:
             "override": emu.memory.override_used,
         },
         "faults": emu.faults.as_dict(),
+        "held": list(emu.faults.held),  # paths of the requests a hang holds now
         "executed": len(emu.executed),
         "history": len(emu.history),
     }

@@ -25,6 +25,7 @@ class Faults:
         self.http_delay: float = 0.0
         self.http_status: int | None = None
         self.drop_connections: bool = False
+        self.held: list[str] = []  # the paths of the requests a hang holds now
         self._released = asyncio.Event()
         self._released.set()
 
@@ -39,8 +40,13 @@ class Faults:
         else:
             self._released.set()
 
-    async def wait_released(self) -> None:
-        await self._released.wait()
+    async def wait_released(self, path: str) -> None:
+        """Hold a request for `path` until the hang is lifted (listed in `held` meanwhile)."""
+        self.held.append(path)
+        try:
+            await self._released.wait()
+        finally:
+            self.held.remove(path)
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.FIELDS}
@@ -82,7 +88,7 @@ def faults_middleware(faults: Faults) -> Middleware:
         if request.path.startswith(CONTROL_PREFIX):
             return await handler(request)
         if faults.hang:
-            await faults.wait_released()
+            await faults.wait_released(request.path)
         if faults.http_delay > 0:
             await asyncio.sleep(faults.http_delay)
         if faults.drop_connections:

@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -51,14 +51,40 @@ async def status(session: aiohttp.ClientSession, front: str) -> dict[str, Any]:
 async def until_state(
     session: aiohttp.ClientSession, front: str, want: dict[str, str], timeout: float = 20.0
 ) -> None:
-    async def poll() -> None:
-        while True:
-            rows = {r["name"]: r["state"] for r in (await status(session, front))["backends"]}
-            if rows == want:
-                return
-            await asyncio.sleep(0.1)
+    async def reached() -> bool:
+        rows = {r["name"]: r["state"] for r in (await status(session, front))["backends"]}
+        return rows == want
 
-    await asyncio.wait_for(poll(), timeout)
+    await until(reached, f"backends {want}", timeout)
+
+
+async def until(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 15.0) -> None:
+    """Poll another process (there is no event to wait on across processes)
+    until `condition` holds; `timeout` only bounds a hang."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, f"never: {what}"
+        await asyncio.sleep(0.02)
+
+
+async def set_faults(session: aiohttp.ClientSession, backend: str, **faults: Any) -> None:
+    async with session.post(backend + "/_emulator/faults", json=faults) as resp:
+        assert resp.status == 200
+
+
+async def holds(session: aiohttp.ClientSession, backend: str, path: str) -> bool:
+    async with session.get(backend + "/_emulator/state") as resp:
+        return path in (await resp.json())["held"]
+
+
+async def refused(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    await writer.wait_closed()
+    return False
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
@@ -103,11 +129,13 @@ async def exercise(
     os.kill(serve.pid, signal.SIGHUP)
     await until_state(session, front, {"gpu0": "up", "twin": "draining"})
 
-    async with session.post(backend + "/_emulator/faults", json={"http_delay": 1.5}) as r:
-        assert r.status == 200
-    slow = asyncio.create_task(session.get(front + "/object_info"))
-    await asyncio.sleep(0.4)  # the request is now waiting on the slow backend
+    # SIGTERM while a proxied request waits on the backend: it still gets its answer.
+    await set_faults(session, backend, hang=True)
+    slow = asyncio.create_task(session.get(front + "/features"))  # passed through
+    await until(lambda: holds(session, backend, "/features"), "the backend holds the request")
     serve.send_signal(signal.SIGTERM)
+    await until(lambda: refused(port), "the balancer stops listening")
+    await set_faults(session, backend, hang=False)
     resp = await asyncio.wait_for(slow, 15)
     assert resp.status == 200
-    assert "KSampler" in await resp.json()
+    assert "supports_preview_metadata" in await resp.json()
