@@ -95,8 +95,9 @@ class Pool:
         else:
             self.stalls.urls.discard(url)
 
-    async def channels_up(self, names: list[str], timeout: float = 5.0) -> None:
-        """Wait until the balancer's event channel to each backend is open."""
+    async def channels_up(self, names: list[str], timeout: float = 30.0) -> None:
+        """Wait until the balancer's event channel to each backend is open (a
+        reconnect backs off up to 5 s; `timeout` only bounds a hang)."""
         channels = self.balancer.channels.channels
         for name in names:
             await asyncio.wait_for(channels[name].connected.wait(), timeout)

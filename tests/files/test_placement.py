@@ -39,7 +39,7 @@ async def pool_of(
     return await make_pool(count, settings_overrides={"routing": routing})
 
 
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
     """Wait for the channel's reconnect (its backoff runs on real time)."""
     async with asyncio.timeout(timeout):
         while not condition():
