@@ -74,6 +74,7 @@ from balancer.replicas.coordination import Replicas, join, replicas_of
 from balancer.resources import Opened, open_resources
 from balancer.state import Balancer
 from balancer.store import Store
+from balancer.store.guard import guarded
 from balancer.tasks import stop
 from balancer.upstream import Deadline, Upstream, wall_deadline
 from balancer.webhooks.sender import Sleep, Webhooks
@@ -186,22 +187,22 @@ def assemble(
     channels = Channels(http, relay, f"lb{secrets.token_hex(4)}")
     drainer = Drainer(upstream, residency.freed, [metrics.drain_changed])
     members = Membership(registry, channels, store, drainer)
-    probe_listeners = [
-        follower.reconcile,
+    probe_listeners = [  # those that need the store skip a probe while it cannot answer
+        guarded("reconcile", follower.reconcile),
         reader.after_probe,
         residency.after_probe,
         failover.probe_succeeded,
-        files.placement.on_probe,
+        guarded("placement_probe", files.placement.on_probe),
         binder.on_probe,
         drainer.on_probe,
-        members.on_probe,
+        guarded("membership_probe", members.on_probe),
     ]
     prober = Prober(
         registry,
         upstream,
         settings.probe,
         clock,
-        failover.probe_failed,
+        guarded("failover", failover.probe_failed),
         probe_listeners,
         [reader.backend_down],
     )

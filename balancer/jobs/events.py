@@ -6,6 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from balancer.logs import get_logger
+from balancer.store.model import StoreUnavailable
+
+log = get_logger("balancer.jobs")
+
 Phase = Literal[
     "submitted",
     "queued",
@@ -43,9 +48,10 @@ class JobObserver(Protocol):
 
 
 class JobEvents:
-    """Fan one event out to every observer, in turn; an observer must not
-    raise. The job's next move waits for every observer (an observer may read
-    the store), so observers see a job's events in order."""
+    """Fan one event out to every observer, in turn; an observer raises
+    nothing but StoreUnavailable. The job's next move waits for every
+    observer (an observer may read the store), so observers see a job's
+    events in order."""
 
     def __init__(self) -> None:
         self._observers: list[JobObserver] = []
@@ -54,5 +60,16 @@ class JobEvents:
         self._observers.append(observer)
 
     async def emit(self, event: JobEvent) -> None:
+        """The move is already stored: an observer that cannot read the
+        store misses this event (logged), the others still get it."""
         for observer in self._observers:
-            await observer.job_event(event)
+            try:
+                await observer.job_event(event)
+            except StoreUnavailable as exc:
+                log.warning(
+                    "job_event_unobserved",
+                    prompt_id=event.prompt_id,
+                    phase=event.phase,
+                    observer=type(observer).__name__,
+                    error=str(exc),
+                )

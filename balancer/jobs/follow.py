@@ -30,7 +30,7 @@ from balancer.jobs.events import JobEvent
 from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
 from balancer.logs import get_logger
-from balancer.store import StoredJob
+from balancer.store import StoredJob, StoreUnavailable
 from balancer.upstream import Upstream, UpstreamError
 
 # (backend name, prompt_id, raw history entry) -> the entry as clients see it
@@ -123,9 +123,16 @@ class Follower:
         if prompt_id in self.ending:
             ending.close()
             return
-        task = asyncio.ensure_future(ending)
+        task = asyncio.ensure_future(self._end_held(prompt_id, ending))
         self.ending[prompt_id] = task
         task.add_done_callback(lambda _: self.ending.pop(prompt_id, None))
+
+    async def _end_held(self, prompt_id: str, ending: Coroutine[Any, Any, Any]) -> None:
+        """The store away: the job stays unfinished and a later probe ends it."""
+        try:
+            await ending
+        except StoreUnavailable as exc:
+            log.warning("job_end_deferred", prompt_id=prompt_id, error=str(exc))
 
     async def holding(self, prompt_id: str) -> bool:
         """Whether this job's end is held back: with a completing step, a job

@@ -21,6 +21,7 @@ from balancer.jobs.routing import Routing
 from balancer.jobs.steal import Stealer
 from balancer.scheduling import NoBackend
 from balancer.store import StoredJob
+from balancer.store.guard import guarded
 
 # Waiting jobs looked at past the head when it waits for its capable set.
 LOOKAHEAD = 64
@@ -44,6 +45,7 @@ class LateBinder:
         self._done_at: deque[float] = deque(maxlen=50)
         # Backends whose shared slots other replicas hold (this pump pass).
         self._full: set[str] = set()
+        self._pump = guarded("binding", self.pump)  # the store away: the next wake-up retries
         jobs.events.subscribe(self)
 
     @property
@@ -61,7 +63,7 @@ class LateBinder:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            await self.pump()
+            await self._pump()
 
     async def pump(self) -> None:
         self._full = set()

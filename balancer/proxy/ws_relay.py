@@ -23,6 +23,7 @@ from balancer.proxy import frames
 from balancer.proxy.preview_order import Delivery, PlainPreviewOrder
 from balancer.proxy.ws_hub import ClientHub, ClientSocket, event
 from balancer.store import Store, StoredJob
+from balancer.store.guard import guarded
 
 # Sent to every socket when the job has no client_id (ComfyUI's "(B)" events).
 BROADCAST_WITHOUT_CLIENT = frozenset({"progress", "progress_state", "execution_interrupted"})
@@ -58,6 +59,10 @@ class EventRelay:
         # told the output files an `executed` event names.
         self.owner_of = owner_of
         self.on_output = on_output
+        # The store away: an event that needs it is dropped (a probe later
+        # reconciles its job) and the channel goes on.
+        self._json = guarded("channel_event", self._on_json)
+        self._binary = guarded("channel_event", self._on_binary)
 
     def refresh_status(self) -> None:
         """Send the pool-wide queue count if it changed."""
@@ -84,6 +89,12 @@ class EventRelay:
         self.refresh_status()
 
     async def on_json(self, backend: Backend, message: dict[str, Any]) -> None:
+        await self._json(backend, message)
+
+    async def on_binary(self, backend: Backend, frame: bytes) -> None:
+        await self._binary(backend, frame)
+
+    async def _on_json(self, backend: Backend, message: dict[str, Any]) -> None:
         backend.saw_life(self.clock())
         type_, data = message["type"], message.get("data")
         if type_ == "status":
@@ -151,7 +162,7 @@ class EventRelay:
         if broadcast and type_ != "executing":
             self.hub.broadcast_owned(None, event(type_, data))
 
-    async def on_binary(self, backend: Backend, frame: bytes) -> None:
+    async def _on_binary(self, backend: Backend, frame: bytes) -> None:
         backend.saw_life(self.clock())
         preview = frames.parse_metadata_preview(frame)
         if preview is not None:

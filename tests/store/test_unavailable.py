@@ -70,3 +70,30 @@ async def test_reads_fail_clearly_instead_of_answering_empty(make_pool: PoolFact
     store.down = False
     history = await (await pool.client.get(f"/history/{prompt_id}")).json()
     assert history[prompt_id]["status"]["status_str"] == "success"
+
+
+async def test_the_balancer_goes_on_by_itself_when_the_store_returns(
+    make_pool: PoolFactory,
+) -> None:
+    """Channel events, probes, job ends and the binder meet the outage and
+    skip; nothing stops, and once the store answers every job ends."""
+    store = Outage(MemoryStore())
+    pool = await make_pool(1, store=store)
+    gpu = pool.emulators["gpu0"]
+    gpu.pause()
+    ids = [(await pool.submit(colored(i)))["prompt_id"] for i in range(3)]
+    assert len(pool.balancer.jobs.queue) >= 1, "one waits in the balancer"
+    store.down = True
+    with capture_logs() as logs:
+        gpu.resume()  # runs end and the binder wakes while nothing can be read or written
+        await gpu.wait_idle(10)
+        await pool.probe()
+    events = {e["event"] for e in logs}
+    assert {"channel_event_failed", "reconcile_failed"} <= events, events
+    store.down = False
+    await pool.settle(ids)
+    late = (await pool.submit(colored(9)))["prompt_id"]  # channel and binder still work
+    await pool.done(late)
+    for prompt_id in [*ids, late]:
+        job = await (await pool.client.get(f"/api/jobs/{prompt_id}")).json()
+        assert job["status"] == "completed", (prompt_id, job)
