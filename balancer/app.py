@@ -71,6 +71,7 @@ from balancer.proxy.routes import setup_routes
 from balancer.proxy.ws_hub import ClientHub
 from balancer.proxy.ws_relay import EventRelay
 from balancer.replicas.coordination import Replicas, join, replicas_of
+from balancer.replicas.hub import SharedHub, run_shared
 from balancer.resources import Opened, open_resources
 from balancer.state import Balancer
 from balancer.store import Store
@@ -167,7 +168,7 @@ def assemble(
 
     follower = Follower(registry, jobs, routing, upstream, present, opened.sink, clock)
     failover = Failover(jobs, routing, clock)
-    hub = ClientHub()
+    hub = SharedHub(replicas.bus) if replicas is not None else ClientHub()
     owners = Owners(store)
     relay = EventRelay(
         registry,
@@ -292,6 +293,8 @@ def create_app(
             stack.push_async_callback(b.follower.close)
             if replicas is not None:
                 await join(stack, replicas)
+            if isinstance(b.hub, SharedHub):
+                await run_shared(stack, b.hub)
             restored = await b.jobs.restore()
             await parts.access.owners.index_kept()
             if restored:

@@ -164,6 +164,20 @@ class ClientHub:
         else:
             self._push_all(self._all, data)
 
+    def to_previewers(self, sid: str, owner: str | None, frame: Frame, metadata: bool) -> None:
+        """A preview for the sockets of `sid` that may see a job of tenant
+        `owner` and asked for preview metadata (`metadata`), or did not."""
+        visible = [s for s in self._by_sid.get(sid, ()) if s.may_see(owner)]
+        wanted = [s for s in visible if s.wants_metadata == metadata]
+        if wanted:
+            self._push_all(wanted, ws_frame(frame))
+
+    def broadcast_here(self, frame: Frame) -> None:
+        """What a backend broadcast to every socket (a prompt the balancer
+        did not send): every replica's channel got it, so it goes to the
+        sockets of this one only."""
+        ClientHub.broadcast_owned(self, None, frame)
+
     def status(self, sid: str | None = None) -> str:
         data: dict[str, Any] = {"status": {"exec_info": {"queue_remaining": self.queue_remaining}}}
         if sid is not None:

@@ -21,7 +21,7 @@ from balancer.jobs.events import JobEvent
 from balancer.jobs.follow import Follower
 from balancer.proxy import frames
 from balancer.proxy.preview_order import Delivery, PlainPreviewOrder
-from balancer.proxy.ws_hub import ClientHub, ClientSocket, event
+from balancer.proxy.ws_hub import ClientHub, event
 from balancer.store import Store, StoredJob
 from balancer.store.guard import guarded
 
@@ -160,7 +160,7 @@ class EventRelay:
         # `executing` without a prompt_id is ComfyUI's reconnect hint to our own sid.
         broadcast = prompt_id is None or type_ in BROADCAST_WITHOUT_CLIENT
         if broadcast and type_ != "executing":
-            self.hub.broadcast_owned(None, event(type_, data))
+            self.hub.broadcast_here(event(type_, data))
 
     async def _on_binary(self, backend: Backend, frame: bytes) -> None:
         backend.saw_life(self.clock())
@@ -171,7 +171,9 @@ class EventRelay:
             return
         job = await self.follower.running_on(backend.name)
         owner = await self.owner_of(job.prompt_id) if job is not None else None
-        if job is not None and job.client_id is not None:
+        if job is None:
+            self.hub.broadcast_here(frame)  # not a job of ours: every channel got it
+        elif job.client_id is not None:
             self.hub.to_owner(job.client_id, owner, frame)
         else:
             self.hub.broadcast_owned(owner, frame)
@@ -188,23 +190,18 @@ class EventRelay:
         client_id, type 1 to every socket (as ComfyUI broadcasts it)."""
         owner = await self.owner_of(job.prompt_id) if job is not None else None
         legacy = preview.as_legacy()
-        if job is None or job.client_id is None:
+        if job is None:  # not a job of ours: every channel got it
+            self._plain(backend, preview, lambda: self.hub.broadcast_here(legacy))
+        elif job.client_id is None:
             self._plain(backend, preview, lambda: self.hub.broadcast_owned(owner, legacy))
-            return
-        visible = [s for s in self.hub.of(job.client_id) if s.may_see(owner)]
-        for sock in visible:
-            if sock.wants_metadata:
-                self.hub.send(sock, frame)
-        plain = [s for s in visible if not s.wants_metadata]
-        if plain:
-            self._plain(backend, preview, partial(self._send_each, plain, legacy))
+        else:
+            sid = job.client_id
+            self.hub.to_previewers(sid, owner, frame, metadata=True)
+            plain = partial(self.hub.to_previewers, sid, owner, legacy, metadata=False)
+            self._plain(backend, preview, plain)
 
     def _plain(self, backend: Backend, preview: frames.MetadataPreview, deliver: Delivery) -> None:
         if preview.prompt_id is None:
             deliver()
         else:
             self.plain_previews.hold(backend.name, preview.prompt_id, deliver)
-
-    def _send_each(self, socks: list[ClientSocket], frame: bytes) -> None:
-        for sock in socks:
-            self.hub.send(sock, frame)

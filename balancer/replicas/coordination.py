@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 
 from balancer.backends.state import Clock
 from balancer.config.model import Settings
+from balancer.replicas.bus import EventBus
 from balancer.replicas.changes import BackendChanges
 from balancer.replicas.identity import Replica, identify
 from balancer.replicas.leases import RENEW_EVERY, Leases
@@ -27,6 +28,7 @@ class Replicas:
     leases: Leases
     changes: BackendChanges
     slots: Slots
+    bus: EventBus
 
     async def heartbeat(self) -> None:
         """Every second: this replica's lease, then the slots it holds."""
@@ -74,7 +76,8 @@ def replicas_of(settings: Settings, redis: Redis | None, wall: Clock) -> Replica
     me = identify(settings.replicas, settings.listen)
     lease = settings.replicas.lease
     leases = Leases(redis, me, lease, wall)
-    return Replicas(me, leases, BackendChanges(redis), Slots(redis, lease, wall))
+    slots = Slots(redis, lease, wall)
+    return Replicas(me, leases, BackendChanges(redis), slots, EventBus(redis, me.name))
 
 
 async def join(stack: contextlib.AsyncExitStack, replicas: Replicas) -> None:

@@ -1,0 +1,75 @@
+"""The client hub of one of several replicas: a frame for a client goes to
+its sockets here and, through the event bus, to its sockets on the other
+replicas; the others' frames are delivered to the sockets here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from balancer.proxy.ws_hub import ClientHub, ClientSocket, Frame
+from balancer.replicas.bus import Delivery, EventBus
+from balancer.tasks import stop
+
+
+class SharedHub(ClientHub):
+    def __init__(self, bus: EventBus) -> None:
+        super().__init__()
+        self.bus = bus
+        self._joining: set[asyncio.Task[None]] = set()
+
+    def connect(
+        self, sid: str, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None,
+        tenant: str | None, sees_all: bool,
+    ) -> ClientSocket:  # fmt: skip
+        sock = super().connect(sid, ws, transport, tenant, sees_all)
+        self._track(self.bus.joined(sid))
+        return sock
+
+    def remove(self, sock: ClientSocket) -> None:
+        if sock in self._all:
+            self._track(self.bus.left(sock.sid))
+        super().remove(sock)
+
+    def _track(self, change: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(change)
+        self._joining.add(task)
+        task.add_done_callback(self._joining.discard)
+
+    async def settled(self) -> None:
+        """Wait until every socket opened or closed so far is (un)subscribed."""
+        while self._joining:
+            await asyncio.gather(*self._joining, return_exceptions=True)
+
+    def to_owner(self, sid: str | None, owner: str | None, frame: Frame) -> None:
+        super().to_owner(sid, owner, frame)
+        if sid is not None:
+            self.bus.publish(Delivery(sid, owner, frame))
+
+    def to_previewers(self, sid: str, owner: str | None, frame: Frame, metadata: bool) -> None:
+        super().to_previewers(sid, owner, frame, metadata)
+        self.bus.publish(Delivery(sid, owner, frame, metadata))
+
+    def broadcast_owned(self, owner: str | None, frame: Frame) -> None:
+        super().broadcast_owned(owner, frame)
+        self.bus.publish(Delivery(None, owner, frame))
+
+    def deliver(self, d: Delivery) -> None:
+        """Another replica's frame, for the sockets here only."""
+        if d.sid is None:
+            super().broadcast_owned(d.owner, d.frame)
+        elif d.preview is not None:
+            super().to_previewers(d.sid, d.owner, d.frame, d.preview)
+        else:
+            super().to_owner(d.sid, d.owner, d.frame)
+
+
+async def run_shared(stack: contextlib.AsyncExitStack, hub: SharedHub) -> None:
+    """Publish and receive frames while the app runs."""
+    stack.push_async_callback(hub.bus.close)
+    stack.push_async_callback(stop, asyncio.create_task(hub.bus.send_loop()))
+    stack.push_async_callback(stop, asyncio.create_task(hub.bus.receive_loop(hub.deliver)))
