@@ -43,6 +43,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     ops.set_defaults(runner="balancer.bench.ops:run_ops_bench")
     ops.add_argument("--backends", type=int, default=200, help="emulated backends registered")
     ops.add_argument("--repeat", type=int, default=20, help="runs of each measurement")
+    ops.add_argument("--steady", type=float, default=10.0,
+                     help="seconds the balancer's CPU is read while it probes the backends, "
+                     "each in its own process (0: skip)")  # fmt: skip
     schedule = command("schedule", help="late binding vs send-at-once vs round robin")
     schedule.set_defaults(runner="balancer.bench.schedule:run_schedule_bench")
     schedule.add_argument("--jobs", type=int, default=2000, help="per run")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -41,21 +42,27 @@ def write_balancer_config(
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different free ports (each held until all are found, so the
+    same one is never handed out twice)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 @contextlib.contextmanager
-def child(args: Sequence[str], module: str = "balancer") -> Iterator[subprocess.Popen[bytes]]:
+def child(
+    args: Sequence[str], module: str = "balancer", log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """`python -m MODULE ARGS` (the CLI by default) in its own process,
-    stopped on exit."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    stopped on exit; what it prints goes to `log` (else nowhere)."""
+    with log.open("wb") if log is not None else open(os.devnull, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", module, *args], stdout=out, stderr=out)
     try:
         yield proc
     finally:

@@ -1,0 +1,94 @@
+"""The steady cost of probing N backends, for `bench ops`.
+
+The emulated backends run in two processes of their own
+(`balancer.bench.emulators`) and the balancer in another (`serve`, default
+probe settings), so the CPU each side spends is read apart from `/proc`: the
+balancer's while it probes N backends with nothing else to do, beside what
+answering those probes costs the backends. Also counted: backends up after
+start-up, and the probes of the first rounds that timed out (the balancer's
+`backend_probe_failed` and `backend_down` log lines with a timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from balancer.bench.harness import child, free_ports, wait_ready, write_balancer_config
+
+EMULATOR_PROCESSES = 2
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+async def up_count(session: aiohttp.ClientSession, front: str) -> int:
+    async with session.get(front + "/balancer/status") as resp:
+        up: int = (await resp.json())["pool"]["up"]
+        return up
+
+
+async def wait_all_up(session: aiohttp.ClientSession, front: str, count: int) -> float:
+    """Seconds until every backend is up (give up after 120 s)."""
+    began = time.monotonic()
+    while await up_count(session, front) < count and time.monotonic() - began < 120:
+        await asyncio.sleep(0.5)
+    return time.monotonic() - began
+
+
+def timeouts_logged(log: Path) -> int:
+    """Probe failures the balancer logged that were timeouts."""
+    count = 0
+    for line in log.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            failed = entry.get("event") in ("backend_probe_failed", "backend_down")
+            count += failed and "timeout" in str(entry.get("reason", "")).lower()
+    return count
+
+
+async def steady_cost(count: int, seconds: float) -> list[list[object]]:
+    """Rows: (what, backends, value) for the balancer probing `count` backends."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-probing-"))
+    *ports, front_port = free_ports(count + 1)
+    log = folder / "balancer.log"
+    config = write_balancer_config(folder, ports, front_port)
+    front = f"http://127.0.0.1:{front_port}"
+    groups = [ports[i::EMULATOR_PROCESSES] for i in range(EMULATOR_PROCESSES)]
+    with contextlib.ExitStack() as stack:
+        emulators = [
+            stack.enter_context(
+                child(["0", str(folder), *(f"{p}:0" for p in group)], "balancer.bench.emulators")
+            )
+            for group in groups
+        ]
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
+            for port in ports:
+                await wait_ready(session, f"http://127.0.0.1:{port}/queue", timeout=120)
+            balancer = stack.enter_context(child(["serve", "--config", str(config)], log=log))
+            await wait_ready(session, front + "/balancer/health", timeout=120)
+            to_up = await wait_all_up(session, front, count)
+            up = await up_count(session, front)
+            mine, theirs = cpu_seconds(balancer.pid), sum(cpu_seconds(e.pid) for e in emulators)
+            began = time.monotonic()
+            await asyncio.sleep(seconds)
+            window = time.monotonic() - began
+            mine = cpu_seconds(balancer.pid) - mine
+            theirs = sum(cpu_seconds(e.pid) for e in emulators) - theirs
+    return [
+        ["backends up after start-up", count, f"{up} in {to_up:.1f} s"],
+        ["probe timeouts logged (whole run)", count, timeouts_logged(log)],
+        ["balancer CPU while probing", count, f"{100 * mine / window:.1f} % of a core"],
+        ["backends' CPU answering the probes", count, f"{100 * theirs / window:.1f} % of a core"],
+    ]
