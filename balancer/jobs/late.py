@@ -131,7 +131,7 @@ class LateBinder:
     async def steal(self) -> bool:
         """Nothing waits here and a backend is idle: take back a job pending
         behind a running one elsewhere, to bind it again (see steal.py)."""
-        if not self.routing.steals:
+        if not self.routing.steals or not self.stealer.anything_waits():
             return False
         idle = self.dispatcher.choose(Needs(), self._full, rotate=False)
         if isinstance(idle, NoBackend) or idle.load() != 0:

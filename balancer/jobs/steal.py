@@ -27,6 +27,14 @@ class Stealer:
         self.store = store
         self.recall = recall
 
+    def anything_waits(self) -> bool:
+        """Whether a backend holds two prompts or more (its newest count plus
+        dispatches it has not counted yet): only there can a job wait behind
+        a running one. A look at attributes, so the late binder's wake-ups
+        (one per probe) skip a routing decision and reading every backend's
+        jobs from the store while the pool has nothing to steal."""
+        return any(b.newest is not None and b.newest[1] + b.unseen >= 2 for b in self.registry)
+
     async def candidate(self, idle: Backend, fits: Callable[[StoredJob], bool]) -> StoredJob | None:
         """The earliest job waiting behind a running one on another backend
         that `idle` can run (`fits`: it has the job's nodes and models)."""
