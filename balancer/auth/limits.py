@@ -28,14 +28,20 @@ class RateLimiter:
         self.clock = clock
         self._buckets: OrderedDict[str, Bucket] = OrderedDict()
 
-    def take(self, key: ApiKey) -> float | None:
-        """None if the key may submit now, else seconds until it may."""
-        if key.rate is None:
-            return None
-        return self.spend(key.name, key.rate, float(key.burst or max(1.0, key.rate)))
+    def wait(self, name: str, rate: float, burst: float) -> float | None:
+        """None if `name`'s bucket holds a token now (none is taken), else
+        seconds until it will."""
+        bucket = self._refilled(name, rate, burst)
+        return None if bucket.tokens >= 1.0 else (1.0 - bucket.tokens) / rate
 
     def spend(self, name: str, rate: float, burst: float) -> float | None:
         """Take one token from `name`'s bucket: None, or seconds until one is there."""
+        wait = self.wait(name, rate, burst)
+        if wait is None:
+            self._buckets[name].tokens -= 1.0
+        return wait
+
+    def _refilled(self, name: str, rate: float, burst: float) -> Bucket:
         now = self.clock()
         bucket = self._buckets.setdefault(name, Bucket(burst, now))
         self._buckets.move_to_end(name)
@@ -43,10 +49,33 @@ class RateLimiter:
             self._buckets.popitem(last=False)
         bucket.tokens = min(burst, bucket.tokens + (now - bucket.at) * rate)
         bucket.at = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return None
-        return (1.0 - bucket.tokens) / rate
+        return bucket
+
+
+def burst_of(key: ApiKey) -> float:
+    return float(key.burst or max(1.0, key.rate or 1.0))
+
+
+class KeyRate:
+    """One key's prompt rate, as the submitter's admission step uses it:
+    looked at with the other rules, spent only by a prompt admitted."""
+
+    def __init__(self, limiter: RateLimiter, name: str, rate: float, burst: float) -> None:
+        self.limiter = limiter
+        self.name = name
+        self.rate = rate
+        self.burst = burst
+
+    def wait(self) -> float | None:
+        return self.limiter.wait(self.name, self.rate, self.burst)
+
+    def spend(self) -> None:
+        self.limiter.spend(self.name, self.rate, self.burst)
+
+
+def key_rate(limiter: RateLimiter, key: ApiKey) -> KeyRate | None:
+    """The key's allowance; None when the key has no rate limit."""
+    return None if key.rate is None else KeyRate(limiter, key.name, key.rate, burst_of(key))
 
 
 def retry_after(seconds: float) -> str:

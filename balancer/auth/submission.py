@@ -1,19 +1,19 @@
-"""The gate in front of POST /prompt: files of other tenants, the webhook
-allow-list and the key's rate; and noting whose job it is. The key's queue
-cap is counted by the submitter, atomically with recording the job."""
+"""The gate in front of POST /prompt: files of other tenants and the webhook
+allow-list; the caller's quota; and noting whose job it is. The key's queue
+cap and rate are counted by the submitter, atomically with recording the job."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
 from balancer.auth.access import access_of
-from balancer.auth.limits import retry_after
+from balancer.auth.limits import key_rate
 from balancer.auth.principal import principal_of
 from balancer.auth.uploads import Foreign, foreign_file
 from balancer.errors import error_body, error_response
+from balancer.jobs.submit import Quota
 from balancer.proxy.context import ctx
 from balancer.webhooks.policy import refusal, requested_url
 from balancer.webhooks.setup import WEBHOOKS
@@ -29,13 +29,17 @@ def admit(request: web.Request, body: dict[str, Any]) -> web.Response | None:
     problem = refusal(b.settings.webhooks, url) if url is not None else None
     if problem is not None:
         return error_response(400, "invalid_webhook", "Webhook not allowed", problem)
-    key = principal_of(request).key
-    if key is None:
-        return None
-    delay = access_of(request).rates.take(key)
-    if delay is not None:
-        return too_many("Rate limit exceeded for this key", "", retry_after(delay))
     return None
+
+
+def quota_of(request: web.Request) -> Quota:
+    """The caller's tenant, its key's cap and rate, counted by the submitter
+    in one step with accepting the job."""
+    principal = principal_of(request)
+    key = principal.key
+    if key is None:
+        return Quota(principal.tenant)
+    return Quota(principal.tenant, key.max_queued, key_rate(access_of(request).rates, key))
 
 
 def unknown_file(foreign: Foreign) -> web.Response:
@@ -52,20 +56,8 @@ def unknown_file(foreign: Foreign) -> web.Response:
     return web.json_response({**body, "node_errors": {foreign.node: node}}, status=400)
 
 
-def too_many(message: str, details: str, retry: str) -> web.Response:
-    return error_response(429, "rate_limited", message, details, {"Retry-After": retry})
-
-
-async def accepted(request: web.Request, body: dict[str, Any], status: int, answer: bytes) -> None:
+async def accepted(request: web.Request, body: dict[str, Any], prompt_id: str) -> None:
     """After a 200: remember whose job it is, and its webhook."""
-    if status != 200:
-        return
-    try:
-        prompt_id = json.loads(answer).get("prompt_id")
-    except (ValueError, AttributeError):
-        return
-    if not isinstance(prompt_id, str):
-        return
     await access_of(request).owners.record(prompt_id, principal_of(request).tenant)
     if WEBHOOKS in request.app:
         url = requested_url(body)

@@ -2,9 +2,10 @@
 choice between sending a prompt now and holding it in the balancer queue.
 
 Admission (the key's `max_queued`, `routing.max_queue`, whether any backend
-could take the prompt at all) is decided in one step with recording the job
-(under a lock, as the store's calls may yield), so concurrent submissions
-cannot all pass one check.
+could take the prompt at all, the key's rate) is decided in one step with
+recording the job (under a lock, as the store's calls may yield), so
+concurrent submissions cannot all pass one check, and a refused prompt takes
+no rate token and no `number`.
 A prompt goes straight to a backend (and the backend's answer, a 400
 validation error too, goes back with the pool's `number`) when nothing is
 waiting and some backend has room. Otherwise it waits in the balancer queue
@@ -18,7 +19,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from balancer.backends.state import Clock
 from balancer.catalog.needs import Needs, needs_of
@@ -44,12 +45,24 @@ from balancer.store import Pin, StoredJob
 log = get_logger("balancer.jobs")
 
 
+class Allowance(Protocol):
+    """A key's prompt rate: looked at with the other admission rules, spent
+    only by a prompt that is admitted."""
+
+    def wait(self) -> float | None:
+        """None if one more prompt may be admitted now, else seconds until then."""
+
+    def spend(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Quota:
-    """Who submits, and how many unfinished jobs that key may have."""
+    """Who submits, how many unfinished jobs that key may have, and its rate
+    (None: no limit)."""
 
     tenant: str | None = None
     max_queued: int | None = None
+    rate: Allowance | None = None
 
 
 @dataclass(frozen=True)
@@ -105,16 +118,19 @@ class Submitter:
         known = await self._known(prompt_id, digest, quota.tenant)
         if known is not None:
             return known
-        number = await self._number(request)
-        if number is None:
+        given = request.get("number")
+        if given is not None and (isinstance(given, bool) or not isinstance(given, int | float)):
             return Refusal(400, "invalid_number", "number must be a number")
         needs = needs_of(request["prompt"])
         async with self._admission:  # check and record as one step, whatever the store awaits
             refused = await self._admit(quota, needs)
             if refused is not None:
                 return refused
+            number = float(given) if given is not None else await self._next_number(request)
             job = self._job(prompt_id, digest, request, number, quota.tenant)
             accepted = await self.jobs.accept(job)
+            if accepted and quota.rate is not None:
+                quota.rate.spend()
         if not accepted:  # the same id was accepted meanwhile
             return await self._known(prompt_id, digest, quota.tenant) or _used(
                 prompt_id, "is in use"
@@ -135,22 +151,19 @@ class Submitter:
         future.set_result(result)
         return result
 
-    async def _number(self, request: dict[str, Any]) -> float | None:
-        """ComfyUI's numbering, pool-wide: an explicit `number`, `front`
-        jumps ahead of everything queued, else the next counter value."""
-        given = request.get("number")
-        if given is not None:
-            if isinstance(given, bool) or not isinstance(given, int | float):
-                return None
-            return float(given)
+    async def _next_number(self, request: dict[str, Any]) -> float:
+        """ComfyUI's numbering, pool-wide, taken only by an admitted prompt:
+        the next counter value, negated for `front` to jump ahead of
+        everything queued."""
         counter = await self.store.next_number()
         return float(-counter if request.get("front") else counter)
 
     async def _admit(self, quota: Quota, needs: Needs) -> SubmitResult | None:
         """Whether the pool has its nodes and models at all, the key's cap,
         then whether any backend could take it now if idle (the same pool
-        state gives the same answer whatever waits), then room in the
-        balancer queue when it would wait."""
+        state gives the same answer whatever waits), room in the balancer
+        queue when it would wait, and last the key's rate (spent by `submit`
+        once the job is recorded, in the same step)."""
         unmet = self.dispatcher.fitter.refusal(needs)
         if unmet:
             log.warning("not_in_pool", unmet=len(unmet))
@@ -165,6 +178,10 @@ class Submitter:
             return self._no_backend(impossible)
         if self.binder.queue_length and self._queue_full():
             return self._full()
+        wait = quota.rate.wait() if quota.rate is not None else None
+        if wait is not None:
+            return Refusal(429, "rate_limited", "Rate limit exceeded for this key", "",
+                           max(1, math.ceil(wait)))  # fmt: skip
         return None
 
     def _queue_full(self) -> bool:

@@ -6,11 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-from balancer.auth.principal import principal_of
-from balancer.auth.submission import accepted, admit
+from balancer.auth.submission import accepted, admit, quota_of
 from balancer.errors import error_response
 from balancer.jobs.dispatch import Refused
-from balancer.jobs.submit import Quota, Submitted
+from balancer.jobs.submit import Submitted
 from balancer.proxy.aggregate_routes import healthy_json
 from balancer.proxy.context import ctx, read_json_object
 
@@ -23,14 +22,12 @@ async def post_prompt(request: web.Request) -> web.StreamResponse:
         return error_response(400, "no_prompt", "No prompt provided", "No prompt provided")
     if not isinstance(body["prompt"], dict):
         return error_response(400, "invalid_prompt", "Prompt must be a JSON object")
-    refused = admit(request, body)  # tenant files, webhook, the key's cap and rate
+    refused = admit(request, body)  # tenant files, webhook
     if refused is not None:
         return refused
-    principal = principal_of(request)
-    cap = principal.key.max_queued if principal.key is not None else None
-    result = await ctx(request).submitter.submit(body, Quota(principal.tenant, cap))
+    result = await ctx(request).submitter.submit(body, quota_of(request))
     if isinstance(result, Submitted):
-        await accepted(request, body, 200, result.body)
+        await accepted(request, body, result.prompt_id)
         return web.Response(body=result.body, content_type="application/json")
     if isinstance(result, Refused):  # the backend's own answer, as it gave it
         return web.Response(

@@ -48,12 +48,12 @@ def test_fifo_order_within_a_tenant_and_front_jumps() -> None:
 def test_token_bucket() -> None:
     clock = FakeClock()
     limiter = RateLimiter(clock)
-    key = api_key("alice", rate=2.0, burst=3)
-    assert [limiter.take(key) for _ in range(3)] == [None, None, None]
-    wait = limiter.take(key)
+    assert [limiter.spend("alice", 2.0, 3.0) for _ in range(3)] == [None, None, None]
+    assert limiter.wait("alice", 2.0, 3.0) == 0.5, "looking takes nothing"
+    wait = limiter.spend("alice", 2.0, 3.0)
     assert wait is not None and 0 < wait <= 0.5
     clock.advance(0.5)
-    assert limiter.take(key) is None
+    assert limiter.spend("alice", 2.0, 3.0) is None
 
 
 async def test_rate_limit_gives_429_with_retry_after(make_pool: PoolFactory) -> None:
