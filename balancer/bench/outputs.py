@@ -84,7 +84,7 @@ async def measure(runs: int) -> str:
         off = await one_mode(folder / "off", s3, False, runs)
         on = await one_mode(folder / "on", s3, True, runs)
     finally:
-        s3.stop()
+        s3.close()
     rows: list[list[object]] = []
     for megabytes, label in SIZES:
         a, b = statistics.median(off[megabytes]), statistics.median(on[megabytes])

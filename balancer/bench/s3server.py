@@ -6,6 +6,7 @@ is a bucket."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -25,6 +26,10 @@ class S3Server:
     root: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    # While stopped, the port stays bound here (not listening): calls are
+    # refused, and no other process on the machine can take the port and
+    # answer in rclone's place, or keep rclone from listening again.
+    held: socket.socket | None = None
 
     @property
     def endpoint(self) -> str:
@@ -32,6 +37,7 @@ class S3Server:
 
     async def start(self) -> None:
         (self.root / BUCKET).mkdir(parents=True, exist_ok=True)
+        self._release()
         args = [
             str(RCLONE),
             "serve",
@@ -48,7 +54,7 @@ class S3Server:
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await self._listening()
 
-    async def _listening(self, timeout: float = 10.0) -> None:
+    async def _listening(self, timeout: float = 30.0) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -63,6 +69,24 @@ class S3Server:
                 await asyncio.sleep(0.02)
 
     def stop(self) -> None:
+        """Stop serving; the port is kept until `start` (calls are refused)."""
+        self._terminate()
+        if self.held is None:
+            self.held = socket.socket()
+            self.held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.held.bind(("127.0.0.1", self.port))
+
+    def close(self) -> None:
+        """Stop serving and give the port back."""
+        self._terminate()
+        self._release()
+
+    def _release(self) -> None:
+        if self.held is not None:
+            self.held.close()
+            self.held = None
+
+    def _terminate(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -22,7 +22,7 @@ async def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[S
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     await server.start()
     yield server
-    server.stop()
+    server.close()
 
 
 def sink_settings(server: S3Server, **overrides: object) -> OutputSettings:
