@@ -3,6 +3,11 @@
 that has a job waiting. One tenant's flood therefore waits behind its own
 jobs, not in front of everyone else's. Without keys there is one tenant
 (None) and the order is exactly ComfyUI's.
+
+The rotation goes through the tenants by name (None first), starting after
+the tenant served last. So the order is a function of the waiting jobs as
+the store keeps them and of that one name: a restarted balancer, which
+starts the rotation afresh, rebuilds the same order up to whose turn it is.
 """
 
 from __future__ import annotations
@@ -12,14 +17,20 @@ from collections.abc import Iterator
 from balancer.jobs.queue import WaitingQueue
 from balancer.store import StoredJob
 
+Tenant = str | None
+
+
+def tenant_key(tenant: Tenant) -> tuple[bool, str]:
+    return (tenant is not None, tenant or "")
+
 
 class FairQueue:
     """The `WaitingQueue` interface, round-robin across `StoredJob.tenant`."""
 
     def __init__(self) -> None:
-        self._queues: dict[str | None, WaitingQueue] = {}
-        self._tenant_of: dict[str, str | None] = {}
-        self._turn = 0  # index into the tenants, in first-seen order
+        self._queues: dict[Tenant, WaitingQueue] = {}
+        self._tenant_of: dict[str, Tenant] = {}
+        self._last: tuple[Tenant] | None = None  # the tenant served last, once one was
 
     def __len__(self) -> int:
         return len(self._tenant_of)
@@ -27,22 +38,26 @@ class FairQueue:
     def __contains__(self, prompt_id: object) -> bool:
         return prompt_id in self._tenant_of
 
-    def count(self, tenant: str | None) -> int:
+    def count(self, tenant: Tenant) -> int:
         queue = self._queues.get(tenant)
         return len(queue) if queue is not None else 0
 
     def __iter__(self) -> Iterator[StoredJob]:
         """Waiting jobs in dispatch order (the rotation, played forward)."""
-        lists = [list(q) for q in self._rotation()]
+        lists = [list(self._queues[t]) for t in self._rotation()]
         out: list[StoredJob] = []
         for depth in range(max(map(len, lists), default=0)):
             out += [jobs[depth] for jobs in lists if depth < len(jobs)]
         return iter(out)
 
-    def _rotation(self) -> list[WaitingQueue]:
-        queues = list(self._queues.values())
-        turn = self._turn % len(queues) if queues else 0
-        return queues[turn:] + queues[:turn]
+    def _rotation(self) -> list[Tenant]:
+        """Tenants with a job waiting, by name, the one after the last served first."""
+        tenants = sorted((t for t, q in self._queues.items() if len(q)), key=tenant_key)
+        if self._last is None:
+            return tenants
+        last = tenant_key(self._last[0])
+        after = [t for t in tenants if tenant_key(t) > last]
+        return after + [t for t in tenants if tenant_key(t) <= last]
 
     def get(self, prompt_id: str) -> StoredJob | None:
         if prompt_id not in self._tenant_of:
@@ -54,25 +69,16 @@ class FairQueue:
         self._queues.setdefault(job.tenant, WaitingQueue()).push(job)
         self._tenant_of[job.prompt_id] = job.tenant
 
-    def _next(self) -> tuple[int, WaitingQueue] | None:
-        queues = list(self._queues.values())
-        for step in range(len(queues)):
-            index = (self._turn + step) % len(queues)
-            if len(queues[index]):
-                return index, queues[index]
-        return None
-
     def peek(self) -> StoredJob | None:
-        found = self._next()
-        return found[1].peek() if found else None
+        rotation = self._rotation()
+        return self._queues[rotation[0]].peek() if rotation else None
 
     def pop(self) -> StoredJob:
-        found = self._next()
-        if found is None:
+        rotation = self._rotation()
+        if not rotation:
             raise IndexError("pop from an empty queue")
-        index, queue = found
-        self._turn = index + 1
-        job = queue.pop()
+        self._last = (rotation[0],)
+        job = self._queues[rotation[0]].pop()
         del self._tenant_of[job.prompt_id]
         return job
 

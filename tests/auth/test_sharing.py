@@ -12,8 +12,8 @@ from balancer.store import StoredJob
 from .auth_helpers import api_key, as_, keyed_pool
 
 
-def job(prompt_id: str, tenant: str | None, number: float) -> StoredJob:
-    return StoredJob(prompt_id, {}, "d", None, number, tenant=tenant)
+def job(prompt_id: str, tenant: str | None, number: float, at: float = 0.0) -> StoredJob:
+    return StoredJob(prompt_id, {}, "d", None, number, tenant=tenant, submitted_at=at)
 
 
 def test_two_floods_do_not_starve_a_light_key() -> None:
@@ -43,6 +43,27 @@ def test_fifo_order_within_a_tenant_and_front_jumps() -> None:
     assert queue.remove("b") is not None
     assert [queue.pop().prompt_id for _ in range(2)] == ["c", "a"]
     assert queue.peek() is None
+
+
+def test_the_waiting_order_follows_from_the_stored_jobs_alone() -> None:
+    """A restarted balancer pushes the stored waiting jobs in the store's
+    order, not the order they arrived in: it must see the same queue."""
+    jobs = [
+        job("b-late", "bob", 5, at=20.0),
+        job("a-2", "alice", 2),
+        job("b-early", "bob", 5, at=10.0),  # an explicit equal number: the earlier one first
+        job("anon", None, 9),
+        job("a-1", "alice", 1),
+        job("b-front", "bob", -7),
+    ]
+    arrived, restored = FairQueue(), FairQueue()
+    for j in jobs:
+        arrived.push(j)
+    for j in sorted(jobs, key=lambda j: j.prompt_id):
+        restored.push(j)
+    expected = ["anon", "a-1", "b-front", "a-2", "b-early", "b-late"]
+    assert [j.prompt_id for j in arrived] == [j.prompt_id for j in restored] == expected
+    assert [arrived.pop().prompt_id for _ in range(len(jobs))] == expected
 
 
 def test_token_bucket() -> None:
