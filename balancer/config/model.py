@@ -149,9 +149,15 @@ class CatalogSettings:
 class StoreSettings:
     """Where jobs, pins and kept history live."""
 
-    kind: Literal["sqlite", "memory"] = "sqlite"
-    # Empty: `<data_dir>/balancer.db`.
+    kind: Literal["sqlite", "memory", "redis"] = "sqlite"
+    # Empty: `<data_dir>/balancer.db` (kind: sqlite).
     path: str = ""
+    # kind: redis: `redis://[:password@]host:port/db`, `rediss://` for TLS.
+    url: str = ""
+    # Every Redis key starts with this, so several pools can share one Redis.
+    prefix: str = "balancer:"
+    # A Redis silent this long (connect, or one call) counts as unreachable.
+    timeout: float = 2.0
 
 
 @dataclass(frozen=True)

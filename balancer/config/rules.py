@@ -42,6 +42,7 @@ from balancer.config.model import (
 )
 from balancer.config.thresholds import parse_threshold
 from balancer.config.units import format_duration, parse_duration, parse_size
+from balancer.redact import display_url
 
 Parser = Callable[[object], Any]
 Check = Callable[[Any], "str | None"]
@@ -74,6 +75,31 @@ def _optional_name(value: object) -> str:
 
 def _optional_http_url(value: object) -> str:
     return "" if value is None or value == "" else _http_url(value)
+def _redis_url(value: object) -> str:
+    """redis:// or rediss:// with a host and an optional database number.
+    Errors show the URL without its password."""
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a redis:// or rediss:// URL (got {type(value).__name__})")
+    shown = display_url(value)
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError(f"must be a redis:// or rediss:// URL with a host (got {shown})")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise ValueError(f"bad port in {shown}") from None
+    if parts.path.strip("/") and not parts.path.strip("/").isdigit():
+        raise ValueError(f"the path must be a database number, as /0 (got {shown})")
+    return value
+
+
+def _store_relations(store: StoreSettings) -> Iterator[tuple[str, str]]:
+    if store.kind == "redis" and not store.url:
+        yield "url", "required when store.kind is redis"
+    if store.kind != "redis" and store.url:
+        yield "url", "only used when store.kind is redis"
 
 
 def _backend_name(value: object) -> str:
@@ -182,6 +208,7 @@ PARSERS: dict[tuple[type, str], Parser] = {
     (StoreSettings, "path"): _optional_path,
     (ReplicaSettings, "name"): _optional_name,
     (ReplicaSettings, "advertise"): _optional_http_url,
+    (StoreSettings, "url"): _redis_url,
     (AuthSettings, "keys"): parse_keys,
     (AuthSettings, "session_secret"): parse_session_secret,
     (AuthSettings, "trusted_proxies"): parse_networks,
@@ -221,6 +248,7 @@ CHECKS: dict[tuple[type, str], Check] = {
     (RoutingSettings, "max_attempts"): _at_least(1),
     (HistorySettings, "max_items"): _at_least(1),
     (ReplicaSettings, "lease"): _lease,
+    (StoreSettings, "timeout"): _positive,
     (RoutingSettings, "failover_grace"): _at_least(0),
     (AuthSettings, "session_ttl"): _positive,
     (WebhookSettings, "max_attempts"): _at_least(1),
@@ -244,6 +272,7 @@ RELATIONS: dict[type, Relation] = {
     ProbeSettings: Relation(frozenset({"interval", "stale_after"}), _probe_relations),
     WebhookSettings: Relation(frozenset({"url", "allow", "secret"}), webhook_relations),
     OutputSettings: Relation(frozenset({"sink", "bucket", "presign_ttl"}), _output_relations),
+    StoreSettings: Relation(frozenset({"kind", "url"}), _store_relations),
 }
 
 # Backend fields that a top-level `defaults:` mapping may supply.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 Key = tuple[float, int, str]  # (start time, arrival, prompt_id)
@@ -49,6 +49,17 @@ class KeptHistory(Mapping[str, Any]):
         self._entries: dict[str, tuple[Key, str]] = {}
         self._order: list[Key] = []
         self._seq = itertools.count()
+
+    @classmethod
+    def of_raw(cls, max_items: int, rows: Iterable[Raw]) -> KeptHistory:
+        """A copy of entries already in order, given as (start time, id,
+        JSON) the way a shared store reads them: no entry is parsed."""
+        kept = cls(max_items)
+        for start, prompt_id, text in rows:
+            key = (start, next(kept._seq), prompt_id)
+            kept._entries[prompt_id] = (key, text)
+            kept._order.append(key)
+        return kept
 
     def __getitem__(self, prompt_id: str) -> Any:
         return json.loads(self._entries[prompt_id][1])

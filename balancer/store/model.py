@@ -143,3 +143,8 @@ class Store(Protocol):
         """The kept entries in time order, for reading only: a local store
         may return its live index, a shared store returns a snapshot."""
         ...
+
+
+class StoreUnavailable(RuntimeError):
+    """The store cannot answer now (a shared store unreachable): the caller
+    fails the request clearly; nothing is read as empty."""

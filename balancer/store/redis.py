@@ -1,0 +1,276 @@
+"""The Redis store: jobs, pins, kept history and the `number` counter shared
+by several balancer replicas (`store.kind: redis`).
+
+Every write that touches several keys is one Lua script (redis_scripts.py),
+so a job's state never forks between replicas: of two replicas moving the
+same job, one transition applies and the other gets None, as with one
+process. A Redis that does not answer (refused, reset, timed out) raises
+StoreUnavailable; a failed read is never an empty answer. The client
+reconnects by itself on the next call once Redis is back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import fields
+from typing import Any
+
+import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from balancer.logs import get_logger
+from balancer.redact import redact
+from balancer.store import redis_scripts as lua
+from balancer.store.kept import KeptHistory, Raw, entry_time
+from balancer.store.memory import MAX_HISTORY
+from balancer.store.model import JobStateName, Pin, StoredJob, StoreUnavailable
+
+log = get_logger("balancer.store")
+
+DEFAULT_PREFIX = "balancer:"
+# A call is tried this many more times on a refused or reset connection
+# (a pooled connection Redis dropped, a Redis restarting), 25 ms then 50 ms apart.
+RETRIES = 2
+
+JOB_FIELDS = tuple(f.name for f in fields(StoredJob))
+Arg = str | bytes | int | float
+
+
+def redis_client(url: str, timeout: float) -> redis.Redis:
+    """A client for `url` (redis:// or rediss://, password in the URL) that
+    gives up on a Redis silent for `timeout` seconds. No I/O here: it
+    connects on its first call, and again after Redis comes back."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.025), RETRIES),
+    )
+
+
+@contextlib.contextmanager
+def _reachable() -> Iterator[None]:
+    """Redis errors that mean "no answer" become StoreUnavailable."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, ReadOnlyError) as exc:
+        raise StoreUnavailable(f"redis: {redact(str(exc)) or type(exc).__name__}") from exc
+
+
+def _skipped(table: str, key: object, exc: Exception) -> None:
+    """A record that cannot be read is left alone and named, never fatal."""
+    log.warning("store_row_skipped", table=table, key=str(key), error=type(exc).__name__)
+
+
+def _encode(name: str, value: Any) -> Arg:
+    if name not in JOB_FIELDS:
+        raise TypeError(f"StoredJob has no field {name!r}")
+    return value if name == "answer" else json.dumps(value)
+
+
+def _job_args(values: Mapping[str, Any]) -> list[Arg]:
+    return [part for name, v in values.items() for part in (name, _encode(name, v))]
+
+
+def _pairs(flat: Sequence[bytes]) -> dict[str, bytes]:
+    return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def _job(prompt_id: str, flat: Sequence[bytes]) -> StoredJob | None:
+    """A job hash, or None (logged with its key) when it cannot be read."""
+    raw = _pairs(flat)
+    if not raw:
+        return None
+    try:
+        data: dict[str, Any] = {
+            k: v if k == "answer" else json.loads(v) for k, v in raw.items() if k != "token"
+        }
+        for key in ("lost_from", "duplicates"):
+            data[key] = tuple(data.get(key, ()))
+        return StoredJob(**data)
+    except (ValueError, TypeError) as exc:
+        _skipped("jobs", prompt_id, exc)
+        return None
+
+
+def _pin(prompt_id: str, flat: Sequence[bytes]) -> Pin | None:
+    raw = _pairs(flat)
+    if not raw:
+        return None
+    try:
+        return Pin(
+            prompt_id,
+            raw["backend"].decode(),
+            raw["digest"].decode(),
+            raw["answer"],
+            json.loads(raw["client_id"]),
+            json.loads(raw["tenant"]),
+        )
+    except (KeyError, ValueError) as exc:
+        _skipped("pins", prompt_id, exc)
+        return None
+
+
+def _token() -> str:
+    """A write's own id: a retried write that already applied is recognised."""
+    return secrets.token_hex(8)
+
+
+class RedisStore:
+    """The Store on Redis. `prefix` namespaces every key, so several pools
+    can share one Redis (one database, not a cluster: scripts name keys they
+    compute)."""
+
+    def __init__(
+        self, client: redis.Redis, prefix: str = DEFAULT_PREFIX, max_history: int = MAX_HISTORY
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._max = max_history
+        self._kept = KeptHistory(max_history)
+        self._kept_version: bytes | None = None
+        script = client.register_script
+        self._create = script(lua.PRELUDE + lua.CREATE)
+        self._transition = script(lua.PRELUDE + lua.TRANSITION)
+        self._discard = script(lua.PRELUDE + lua.DISCARD)
+        self._jobs_in = script(lua.PRELUDE + lua.JOBS_IN)
+        self._put_pin = script(lua.PRELUDE + lua.PUT_PIN)
+        self._remove_pin = script(lua.PRELUDE + lua.REMOVE_PIN)
+        self._pins_of = script(lua.PRELUDE + lua.PINS_OF)
+        self._put_history = script(lua.PRELUDE + lua.PUT_HISTORY)
+        self._remove_history = script(lua.PRELUDE + lua.REMOVE_HISTORY)
+        self._histories = script(lua.PRELUDE + lua.HISTORIES)
+
+    def _key(self, *parts: str) -> str:
+        return self._prefix + "".join(parts)
+
+    async def _run(self, script: Any, keys: Sequence[str], *args: Arg) -> Any:
+        with _reachable():
+            return await script(keys=list(keys), args=[self._prefix, *args])
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # ---- jobs
+    async def create(self, job: StoredJob) -> bool:
+        args = _job_args({name: getattr(job, name) for name in JOB_FIELDS})
+        key = self._key("job:", job.prompt_id)
+        created = await self._run(self._create, [key], job.prompt_id, _token(), self._max, *args)
+        return bool(created)
+
+    async def transition(
+        self,
+        prompt_id: str,
+        from_states: Collection[str],
+        to_state: JobStateName,
+        fields: Mapping[str, Any],
+    ) -> StoredJob | None:
+        states = [json.dumps(s) for s in from_states]
+        changes = _job_args({k: v for k, v in fields.items() if k != "state"})
+        flat = await self._run(
+            self._transition,
+            [self._key("job:", prompt_id)],
+            prompt_id,
+            _token(),
+            self._max,
+            json.dumps(to_state),
+            len(states),
+            *states,
+            *changes,
+        )
+        return None if flat is None else _job(prompt_id, flat)
+
+    async def discard(self, prompt_id: str) -> None:
+        await self._run(self._discard, [self._key("job:", prompt_id)], prompt_id)
+
+    async def next_number(self) -> int:
+        with _reachable():
+            return int(await self._client.incr(self._key("number")))
+
+    async def get_job(self, prompt_id: str) -> StoredJob | None:
+        with _reachable():
+            raw = await self._client.hgetall(self._key("job:", prompt_id))
+        return _job(prompt_id, _flat(raw))
+
+    async def _jobs(self, zset: str) -> list[StoredJob]:
+        rows = await self._run(self._jobs_in, [], zset)
+        return [job for pid, flat in rows if (job := _job(pid.decode(), flat)) is not None]
+
+    async def unfinished_jobs(self) -> list[StoredJob]:
+        return await self._jobs("unfinished")
+
+    async def jobs(self) -> list[StoredJob]:
+        return await self._jobs("jobs")
+
+    async def jobs_on(self, backend: str) -> list[StoredJob]:
+        return await self._jobs("on:" + backend)
+
+    async def count_unfinished(self, tenant: str | None) -> int:
+        with _reachable():
+            count = await self._client.hget(self._key("tenants"), json.dumps(tenant))
+        return int(count or 0)
+
+    # ---- pins
+    async def get_pin(self, prompt_id: str) -> Pin | None:
+        with _reachable():
+            raw = await self._client.hgetall(self._key("pin:", prompt_id))
+        return _pin(prompt_id, _flat(raw))
+
+    async def put_pin(self, pin: Pin) -> None:
+        args: list[Arg] = ["backend", pin.backend, "digest", pin.digest, "answer", pin.answer]
+        args += ["client_id", json.dumps(pin.client_id), "tenant", json.dumps(pin.tenant)]
+        await self._run(self._put_pin, [self._key("pin:", pin.prompt_id)], pin.prompt_id, *args)
+
+    async def remove_pin(self, prompt_id: str) -> None:
+        await self._run(self._remove_pin, [], prompt_id)
+
+    async def pins_of(self, backend: str) -> list[Pin]:
+        rows = await self._run(self._pins_of, [], backend)
+        return [pin for pid, flat in rows if (pin := _pin(pid.decode(), flat)) is not None]
+
+    # ---- kept history
+    async def put_history(self, prompt_id: str, entry: Any) -> None:
+        text = json.dumps(entry)
+        await self._run(self._put_history, [], prompt_id, entry_time(entry), text, self._max)
+
+    async def get_history(self, prompt_id: str) -> Any | None:
+        with _reachable():
+            text = await self._client.hget(self._key("entries"), prompt_id)
+        if text is None:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            _skipped("history", prompt_id, exc)
+            return None
+
+    async def remove_history(self, prompt_id: str) -> None:
+        await self._run(self._remove_history, [], prompt_id)
+
+    async def histories(self) -> KeptHistory:
+        """A snapshot of the kept entries in time order, read again only when
+        some replica changed them since the last read."""
+        with _reachable():
+            version = await self._client.get(self._key("histver")) or b"0"
+        if version != self._kept_version:
+            version, rows = await self._run(self._histories, [])
+            self._kept = KeptHistory.of_raw(self._max, _raw_rows(rows))
+            self._kept_version = version
+        return self._kept
+
+
+def _flat(reply: Mapping[Any, Any]) -> list[bytes]:
+    """HGETALL's dict as the flat list a script answers."""
+    return [part for pair in reply.items() for part in pair]
+
+
+def _raw_rows(rows: Sequence[Sequence[bytes]]) -> Iterator[Raw]:
+    for start, prompt_id, text in rows:
+        yield float(start), prompt_id.decode(), text.decode()
