@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -118,7 +118,7 @@ def _pin(prompt_id: str, flat: Sequence[bytes]) -> Pin | None:
         return None
 
 
-def _token() -> str:
+def new_token() -> str:
     """A write's own id: a retried write that already applied is recognised."""
     return secrets.token_hex(8)
 
@@ -126,12 +126,17 @@ def _token() -> str:
 class RedisStore:
     """The Store on Redis. `prefix` namespaces every key, so several pools
     can share one Redis (one database, not a cluster: scripts name keys they
-    compute)."""
+    compute). `token` names each job write (see redis_scripts)."""
 
     def __init__(
-        self, client: redis.Redis, prefix: str = DEFAULT_PREFIX, max_history: int = MAX_HISTORY
+        self,
+        client: redis.Redis,
+        prefix: str = DEFAULT_PREFIX,
+        max_history: int = MAX_HISTORY,
+        token: Callable[[], str] = new_token,
     ) -> None:
         self._client = client
+        self._token = token
         self._prefix = prefix
         self._max = max_history
         self._kept = KeptHistory(max_history)
@@ -162,7 +167,9 @@ class RedisStore:
     async def create(self, job: StoredJob) -> bool:
         args = _job_args({name: getattr(job, name) for name in JOB_FIELDS})
         key = self._key("job:", job.prompt_id)
-        created = await self._run(self._create, [key], job.prompt_id, _token(), self._max, *args)
+        created = await self._run(
+            self._create, [key], job.prompt_id, self._token(), self._max, *args
+        )
         return bool(created)
 
     async def transition(
@@ -178,7 +185,7 @@ class RedisStore:
             self._transition,
             [self._key("job:", prompt_id)],
             prompt_id,
-            _token(),
+            self._token(),
             self._max,
             json.dumps(to_state),
             len(states),
