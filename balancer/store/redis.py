@@ -245,7 +245,8 @@ class RedisStore:
     # ---- kept history
     async def put_history(self, prompt_id: str, entry: Any) -> None:
         text = json.dumps(entry)
-        await self._run(self._put_history, [], prompt_id, entry_time(entry), text, self._max)
+        start = entry_time(entry)
+        await self._run(self._put_history, [], prompt_id, start, text, self._max, self._token())
 
     async def get_history(self, prompt_id: str) -> Any | None:
         with _reachable():
@@ -259,13 +260,13 @@ class RedisStore:
             return None
 
     async def remove_history(self, prompt_id: str) -> None:
-        await self._run(self._remove_history, [], prompt_id)
+        await self._run(self._remove_history, [], prompt_id, self._token())
 
     async def histories(self) -> KeptHistory:
         """A snapshot of the kept entries in time order, read again only when
         some replica changed them since the last read."""
         with _reachable():
-            version = await self._client.get(self._key("histver")) or b"0"
+            version = await self._client.get(self._key("histver")) or b""
         if version != self._kept_version:
             version, rows = await self._run(self._histories, [])
             self._kept = KeptHistory.of_raw(self._max, _raw_rows(rows))

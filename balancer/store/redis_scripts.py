@@ -16,7 +16,8 @@ Keys (all under the store's prefix `P`):
 - `P history`        zset of kept entries: score the start time, member
                      `<arrival:020d>:<id>` (ties in arrival order, as KeptHistory);
 - `P entries`, `P members`  hashes id -> entry JSON, id -> its zset member;
-- `P histver`        bumped on every change of kept history (readers cache on it).
+- `P histver`        a fresh token on every change of kept history (readers cache
+                     on it; a token, not a count, so an emptied Redis never repeats one).
 
 A call that timed out may have run: the client retries it, and a write that
 carries a token already applied answers as if it ran now (`create`,
@@ -169,7 +170,8 @@ local function forget(id)
 end
 """
 
-# ARGV: prefix, id, start time, entry JSON, keep. Entries pushed out lose their pins too.
+# ARGV: prefix, id, start time, entry JSON, keep, version token.
+# Entries pushed out lose their pins too.
 PUT_HISTORY = (
     _FORGET
     + """
@@ -187,16 +189,16 @@ if excess > 0 then
     drop_pin(gone)
   end
 end
-redis.call('INCR', P .. 'histver')
+redis.call('SET', P .. 'histver', ARGV[6])
 return 1
 """
 )
 
-# ARGV: prefix, id.
+# ARGV: prefix, id, version token.
 REMOVE_HISTORY = (
     _FORGET
     + """
-if forget(ARGV[2]) then redis.call('INCR', P .. 'histver') end
+if forget(ARGV[2]) then redis.call('SET', P .. 'histver', ARGV[3]) end
 return 1
 """
 )
@@ -209,5 +211,5 @@ for i = 1, #members, 2 do
   local id = string.sub(members[i], 22)
   out[#out + 1] = {members[i + 1], id, redis.call('HGET', P .. 'entries', id)}
 end
-return {redis.call('GET', P .. 'histver') or '0', out}
+return {redis.call('GET', P .. 'histver') or '', out}
 """
