@@ -144,7 +144,3 @@ class Store(Protocol):
         may return its live index, a shared store returns a snapshot."""
         ...
 
-
-class StoreUnavailable(RuntimeError):
-    """The store cannot answer now (a shared store unreachable): the caller
-    fails the request clearly; nothing is read as empty."""
