@@ -18,8 +18,10 @@ def _serve(args: argparse.Namespace) -> int:
     from balancer.config import ConfigError, load_settings
     from balancer.connguard import ConnectionLimits
     from balancer.logs import configure_logging, get_logger
-    from balancer.resources import open_store
     from balancer.runner import ListenError, bind, run, serve_on, stop_all, wait_for_stop
+    from balancer.store import StoreUnavailable
+    from balancer.store.open import close_store, open_store
+    from balancer.store.redis import RedisStore
     from balancer.store.sqlite import StoreInUse, StoreUnusable
 
     try:
@@ -52,7 +54,9 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
 
     async def main() -> None:
-        app = create_app(settings, config_path=args.config, store=store)
+        # On Redis, this balancer is one of the replicas that share it.
+        shared = store.client if isinstance(store, RedisStore) else None
+        app = create_app(settings, config_path=args.config, store=store, redis=shared)
         limits = ConnectionLimits(
             settings.limits.header_timeout, settings.limits.max_connections_per_peer
         )
@@ -64,8 +68,13 @@ def _serve(args: argparse.Namespace) -> int:
             await wait_for_stop()
         finally:
             await stop_all([running])
+            await close_store(store)
 
-    run(main())
+    try:
+        run(main())
+    except StoreUnavailable as exc:  # at start, restoring jobs: the store does not answer
+        print(f"the store does not answer: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 from prometheus_client import CollectorRegistry
@@ -14,7 +13,8 @@ from prometheus_client import CollectorRegistry
 from balancer.config.model import Settings
 from balancer.outputs.setup import open_sink
 from balancer.outputs.sink import OutputSink
-from balancer.store import MemoryStore, SqliteStore, Store
+from balancer.store import Store
+from balancer.store.open import close_store, open_store
 from balancer.webhooks.setup import webhook_session
 
 
@@ -44,15 +44,6 @@ def make_session(settings: Settings) -> aiohttp.ClientSession:
     )
 
 
-def open_store(settings: Settings) -> Store:
-    """The store the settings ask for: SQLite by default, under the data dir."""
-    keep = settings.history.max_items
-    if settings.store.kind == "memory":
-        return MemoryStore(keep)
-    path = settings.store.path or str(Path(settings.data_dir) / "balancer.db")
-    return SqliteStore(path, keep)
-
-
 async def open_resources(
     stack: contextlib.AsyncExitStack,
     settings: Settings,
@@ -65,8 +56,8 @@ async def open_resources(
     if http is None:
         http = await stack.enter_async_context(make_session(settings))
     kept = store or open_store(settings)
-    if isinstance(kept, SqliteStore) and store is None:
-        stack.callback(kept.close)
+    if store is None:
+        stack.push_async_callback(close_store, kept)
     sink = await stack.enter_async_context(open_sink(settings.outputs, http, kept, metrics))
     hooks_http = await stack.enter_async_context(webhook_session())
     return Opened(http, kept, sink, hooks_http)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from store_support import Reopen
 from support import FakeClock, Pool, PoolFactory, Stalls
 
 from balancer.app import create_app
@@ -123,3 +124,14 @@ def redis_url(redis_server: RedisServer) -> str:
     """The session's Redis, emptied for this test."""
     redis_server.flush()
     return redis_server.url
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def reopen_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Reopen]:
+    """Opens (and reopens) a store that outlives the balancer, of each
+    durable kind: SQLite (one balancer) and Redis (several replicas, on a real
+    redis-server). Parametrise it indirectly to add "memory"."""
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
+    reopen = Reopen(request.param, tmp_path / "balancer.db", url)
+    yield reopen
+    await reopen.close()

@@ -13,8 +13,8 @@ import yaml
 
 from balancer.auth.setup import anonymous_refusal
 from balancer.config import ConfigError, load_settings
-from balancer.resources import open_store
 from balancer.store import SqliteStore
+from balancer.store.open import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER_CONFIG = ROOT / "config" / "docker.yaml"

@@ -75,6 +75,8 @@ def _optional_name(value: object) -> str:
 
 def _optional_http_url(value: object) -> str:
     return "" if value is None or value == "" else _http_url(value)
+
+
 def _redis_url(value: object) -> str:
     """redis:// or rediss:// with a host and an optional database number.
     Errors show the URL without its password."""

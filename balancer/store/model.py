@@ -143,4 +143,3 @@ class Store(Protocol):
         """The kept entries in time order, for reading only: a local store
         may return its live index, a shared store returns a snapshot."""
         ...
-

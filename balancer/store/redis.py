@@ -11,10 +11,11 @@ reconnects by itself on the next call once Redis is back.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import secrets
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -35,6 +36,7 @@ from balancer.store.model import JobStateName, Pin, StoredJob, StoreUnavailable
 log = get_logger("balancer.store")
 
 DEFAULT_PREFIX = "balancer:"
+DEFAULT_TIMEOUT = 2.0
 # A call is tried this many more times on a refused or reset connection
 # (a pooled connection Redis dropped, a Redis restarting), 25 ms then 50 ms apart.
 RETRIES = 2
@@ -45,23 +47,17 @@ Arg = str | bytes | int | float
 
 def redis_client(url: str, timeout: float) -> redis.Redis:
     """A client for `url` (redis:// or rediss://, password in the URL) that
-    gives up on a Redis silent for `timeout` seconds. No I/O here: it
-    connects on its first call, and again after Redis comes back."""
+    gives up connecting after `timeout` seconds. No I/O here: it connects on
+    its first call, and again after Redis comes back. Calls have no socket
+    timeout of their own: RedisStore bounds each whole call (redis-py's
+    per-send `asyncio.wait_for` can swallow a task's cancellation on
+    Python 3.11, and a shutdown would then wait forever)."""
     return redis.Redis.from_url(
         url,
-        socket_timeout=timeout,
+        socket_timeout=None,
         socket_connect_timeout=timeout,
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.025), RETRIES),
     )
-
-
-@contextlib.contextmanager
-def _reachable() -> Iterator[None]:
-    """Redis errors that mean "no answer" become StoreUnavailable."""
-    try:
-        yield
-    except (RedisConnectionError, RedisTimeoutError, ReadOnlyError) as exc:
-        raise StoreUnavailable(f"redis: {redact(str(exc)) or type(exc).__name__}") from exc
 
 
 def _skipped(table: str, key: object, exc: Exception) -> None:
@@ -126,16 +122,21 @@ def new_token() -> str:
 class RedisStore:
     """The Store on Redis. `prefix` namespaces every key, so several pools
     can share one Redis (one database, not a cluster: scripts name keys they
-    compute). `token` names each job write (see redis_scripts)."""
+    compute). A call that gets no answer within `timeout` seconds (retries
+    included) raises StoreUnavailable. `token` names each job write (see
+    redis_scripts)."""
 
     def __init__(
         self,
         client: redis.Redis,
         prefix: str = DEFAULT_PREFIX,
         max_history: int = MAX_HISTORY,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
         token: Callable[[], str] = new_token,
     ) -> None:
         self._client = client
+        self._timeout = timeout
         self._token = token
         self._prefix = prefix
         self._max = max_history
@@ -156,9 +157,26 @@ class RedisStore:
     def _key(self, *parts: str) -> str:
         return self._prefix + "".join(parts)
 
+    @contextlib.asynccontextmanager
+    async def _reachable(self) -> AsyncIterator[None]:
+        """Redis errors that mean "no answer", and no answer in time, become
+        StoreUnavailable."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                yield
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"redis: no answer within {self._timeout:g}s") from exc
+        except (RedisConnectionError, RedisTimeoutError, ReadOnlyError) as exc:
+            raise StoreUnavailable(f"redis: {redact(str(exc)) or type(exc).__name__}") from exc
+
     async def _run(self, script: Any, keys: Sequence[str], *args: Arg) -> Any:
-        with _reachable():
+        async with self._reachable():
             return await script(keys=list(keys), args=[self._prefix, *args])
+
+    @property
+    def client(self) -> redis.Redis:
+        """The client it talks through (replicas share it)."""
+        return self._client
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -198,11 +216,11 @@ class RedisStore:
         await self._run(self._discard, [self._key("job:", prompt_id)], prompt_id)
 
     async def next_number(self) -> int:
-        with _reachable():
+        async with self._reachable():
             return int(await self._client.incr(self._key("number")))
 
     async def get_job(self, prompt_id: str) -> StoredJob | None:
-        with _reachable():
+        async with self._reachable():
             raw = await self._client.hgetall(self._key("job:", prompt_id))
         return _job(prompt_id, _flat(raw))
 
@@ -220,13 +238,13 @@ class RedisStore:
         return await self._jobs("on:" + backend)
 
     async def count_unfinished(self, tenant: str | None) -> int:
-        with _reachable():
+        async with self._reachable():
             count = await self._client.hget(self._key("tenants"), json.dumps(tenant))
         return int(count or 0)
 
     # ---- pins
     async def get_pin(self, prompt_id: str) -> Pin | None:
-        with _reachable():
+        async with self._reachable():
             raw = await self._client.hgetall(self._key("pin:", prompt_id))
         return _pin(prompt_id, _flat(raw))
 
@@ -249,7 +267,7 @@ class RedisStore:
         await self._run(self._put_history, [], prompt_id, start, text, self._max, self._token())
 
     async def get_history(self, prompt_id: str) -> Any | None:
-        with _reachable():
+        async with self._reachable():
             text = await self._client.hget(self._key("entries"), prompt_id)
         if text is None:
             return None
@@ -265,7 +283,7 @@ class RedisStore:
     async def histories(self) -> KeptHistory:
         """A snapshot of the kept entries in time order, read again only when
         some replica changed them since the last read."""
-        with _reachable():
+        async with self._reachable():
             version = await self._client.get(self._key("histver")) or b""
         if version != self._kept_version:
             version, rows = await self._run(self._histories, [])

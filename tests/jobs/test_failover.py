@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from store_support import Reopen
 from support import Pool, PoolFactory, colored
 
 from balancer.app import create_app
 from balancer.config.model import RoutingSettings
-from balancer.store import SqliteStore
 from balancer.upstream import UpstreamError
 
 
@@ -69,12 +68,11 @@ async def test_a_job_lost_too_often_fails_visibly(make_pool: PoolFactory) -> Non
 
 
 async def test_balancer_restart_with_a_hundred_jobs_queued_loses_none_and_runs_none_twice(
-    make_pool: PoolFactory, aiohttp_client: Any, tmp_path: Path
+    make_pool: PoolFactory, aiohttp_client: Any, reopen_store: Reopen
 ) -> None:
     pool = await make_pool(2)
-    path = tmp_path / "balancer.db"
     settings = pool.balancer.settings
-    kept = SqliteStore(path)
+    kept = await reopen_store()
     first: TestClient = await aiohttp_client(  # type: ignore[type-arg]
         create_app(settings, clock=pool.clock, run_prober=False, store=kept, deadline=pool.stalls)
     )
@@ -86,14 +84,13 @@ async def test_balancer_restart_with_a_hundred_jobs_queued_loses_none_and_runs_n
     ids = [(await first_pool.submit(colored(i)))["prompt_id"] for i in range(100)]
     assert len(first_pool.balancer.jobs.queue) == 96  # 2 per backend were sent at once
     await first.close()  # the balancer stops; the backends keep their 4 jobs
-    kept.close()
 
     second: TestClient = await aiohttp_client(  # type: ignore[type-arg]
         create_app(
             settings,
             clock=pool.clock,
             run_prober=False,
-            store=SqliteStore(path),
+            store=await reopen_store(),
             deadline=pool.stalls,
         )
     )
@@ -106,6 +103,7 @@ async def test_balancer_restart_with_a_hundred_jobs_queued_loses_none_and_runs_n
     assert await successes(again, ids) == 100
     runs = [i for e in pool.emulators.values() for i in e.executed]
     assert sorted(runs) == sorted(ids), "each job ran exactly once"
+    await second.close()  # before its store closes
 
 
 async def test_a_failed_history_fetch_does_not_run_a_finished_job_again(

@@ -3,14 +3,13 @@ backends and restarts, the same in every answer, and `front` still jumps."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from store_support import Reopen
 from support import Pool, PoolFactory, colored
 
 from balancer.app import create_app
-from balancer.store import SqliteStore
 
 
 async def numbers_shown(pool: Pool, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -45,13 +44,12 @@ async def test_numbers_rise_across_backends_and_agree_everywhere(make_pool: Pool
 
 
 async def test_numbers_go_on_rising_after_a_restart(
-    make_pool: PoolFactory, aiohttp_client: Any, tmp_path: Path
+    make_pool: PoolFactory, aiohttp_client: Any, reopen_store: Reopen
 ) -> None:
     pool = await make_pool(1)
-    path = tmp_path / "numbers.db"
 
-    async def start() -> tuple[TestClient, SqliteStore]:  # type: ignore[type-arg]
-        store = SqliteStore(path)
+    async def start() -> TestClient:  # type: ignore[type-arg]
+        store = await reopen_store()  # a restart: the same data, opened again
         app = create_app(
             pool.balancer.settings,
             clock=pool.clock,
@@ -63,16 +61,14 @@ async def test_numbers_go_on_rising_after_a_restart(
         balancer = Pool(client, pool.emulators, pool.servers, pool.clock, pool.stalls)
         await balancer.channels_up(["gpu0"])
         await balancer.probe()
-        return client, store
+        return client
 
-    client, store = await start()
+    client = await start()
     first = [
         (await (await client.post("/prompt", json={"prompt": colored(i)})).json()) for i in range(3)
     ]
     await client.close()
-    store.close()
-    client, store = await start()
+    client = await start()
     again = await (await client.post("/prompt", json={"prompt": colored(7)})).json()
     await client.close()
-    store.close()
     assert again["number"] > max(a["number"] for a in first)

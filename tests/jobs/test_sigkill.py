@@ -1,4 +1,5 @@
-"""A balancer killed with SIGKILL and started again loses no accepted job."""
+"""A balancer killed with SIGKILL and started again loses no accepted job
+(SQLite: the same file; Redis: the same Redis)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestServer
+from store_support import Reopen
 from support import colored
 
 from balancer.bench.harness import free_port, wait_ready
@@ -53,7 +55,9 @@ async def all_succeed(session: aiohttp.ClientSession, url: str, ids: list[str]) 
             await asyncio.sleep(0.05)
 
 
-async def test_sigkill_and_restart_loses_no_accepted_job(tmp_path: Path) -> None:
+async def test_sigkill_and_restart_loses_no_accepted_job(
+    tmp_path: Path, reopen_store: Reopen
+) -> None:
     servers = []
     for name in ("gpu0", "gpu1"):
         app = create_emulator_app(
@@ -72,7 +76,7 @@ async def test_sigkill_and_restart_loses_no_accepted_job(tmp_path: Path) -> None
                     {"name": n, "url": str(s.make_url("")).rstrip("/")} for n, s, _ in servers
                 ],
                 "probe": {"interval": "100ms"},
-                "store": {"kind": "sqlite", "path": str(tmp_path / "balancer.db")},
+                "store": reopen_store.config(),
                 "data_dir": str(tmp_path / "data"),
             }
         )
@@ -97,7 +101,9 @@ async def test_sigkill_and_restart_loses_no_accepted_job(tmp_path: Path) -> None
                 await all_succeed(session, url, ids)
             finally:
                 second.terminate()
-                second.wait(10)
+                # Not a blocking wait: the backends live on this loop, and the
+                # balancer may be fetching a last history entry from them.
+                await asyncio.to_thread(second.wait, 10)
     finally:
         if first.poll() is None:
             first.kill()

@@ -6,6 +6,7 @@ not answer is an error (never an empty answer) that heals by itself."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -170,3 +171,32 @@ async def test_a_retried_write_that_already_applied_still_wins(redis_url: str) -
     finally:
         await retried.aclose()
         await other.aclose()
+
+
+async def test_a_silent_redis_is_unavailable_after_the_timeout(tmp_path: Path) -> None:
+    """A Redis that accepts but never answers (stopped with SIGSTOP) fails
+    each call after `timeout`, and answers again once it resumes."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    store = RedisStore(redis_client(server.url, 0.2), timeout=0.2)
+    assert server.proc is not None
+    try:
+        await store.create(job("p1", 1.0))
+        server.proc.send_signal(signal.SIGSTOP)
+        try:
+            with pytest.raises(StoreUnavailable, match="no answer"):
+                await store.get_job("p1")
+            with pytest.raises(StoreUnavailable):
+                await store.transition("p1", ("waiting",), "cancelled", {})
+        finally:
+            server.proc.send_signal(signal.SIGCONT)
+        # The timed-out move may still apply (its bytes reached Redis): the
+        # job is in one state or the other, never half-moved.
+        after = await store.get_job("p1")
+        assert after is not None and after.state in ("waiting", "cancelled")
+        assert [j.prompt_id for j in await store.unfinished_jobs()] == (
+            ["p1"] if after.state == "waiting" else []
+        )
+    finally:
+        await store.aclose()
+        server.stop()

@@ -1,15 +1,16 @@
-"""Both stores keep the same promises; SQLite keeps them across a reopen."""
+"""Every store keeps the same promises (memory, SQLite, Redis on a real
+redis-server); SQLite and Redis keep them across a reopen."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from store_support import Reopen
 
-from balancer.store import MemoryStore, Pin, SqliteStore, Store, StoredJob
+from balancer.store import Pin, SqliteStore, StoredJob
 from balancer.store.sqlite import StoreInUse
 
 
@@ -19,16 +20,12 @@ def job(prompt_id: str, number: float, **kw: object) -> StoredJob:
     return StoredJob(prompt_id=prompt_id, number=number, **fields)  # type: ignore[arg-type]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
-    if request.param == "memory":
-        shared = MemoryStore()
-        return lambda: shared
-    return lambda: SqliteStore(tmp_path / "balancer.db")
+EVERY_KIND = pytest.mark.parametrize("reopen_store", ["memory", "sqlite", "redis"], indirect=True)
 
 
-async def test_pins_jobs_and_history_round_trip(make_store: Callable[[], Store]) -> None:
-    store = make_store()
+@EVERY_KIND
+async def test_pins_jobs_and_history_round_trip(reopen_store: Reopen) -> None:
+    store = await reopen_store()
     await store.put_pin(Pin("p1", "gpu0", "d", b'{"prompt_id": "p1"}', "c", "alice"))
     assert await store.create(job("p2", 2.0))
     assert await store.create(job("p1", -1.0, state="dispatching", backend="gpu0", tenant="alice"))
@@ -47,10 +44,11 @@ async def test_pins_jobs_and_history_round_trip(make_store: Callable[[], Store])
     assert await store.get_history("p0") is None
 
 
+@EVERY_KIND
 async def test_a_transition_applies_only_from_the_expected_state(
-    make_store: Callable[[], Store],
+    reopen_store: Reopen,
 ) -> None:
-    store = make_store()
+    store = await reopen_store()
     await store.create(job("p1", 1.0))
     moved = await store.transition("p1", ("waiting",), "dispatching", {"backend": "gpu0"})
     assert moved == job("p1", 1.0, state="dispatching", backend="gpu0")
@@ -63,21 +61,20 @@ async def test_a_transition_applies_only_from_the_expected_state(
     assert [j.prompt_id for j in await store.jobs()] == ["p1"], "ended jobs stay for /api/jobs"
 
 
-async def test_numbers_keep_rising(make_store: Callable[[], Store]) -> None:
-    store = make_store()
+@EVERY_KIND
+async def test_numbers_keep_rising(reopen_store: Reopen) -> None:
+    store = await reopen_store()
     assert [await store.next_number() for _ in range(3)] == [1, 2, 3]
-    if isinstance(store, SqliteStore):
-        store.close()
-    assert await make_store().next_number() == 4, "the same store, reopened"
+    assert await (await reopen_store()).next_number() == 4, "the same store, reopened"
 
 
-async def test_sqlite_keeps_everything_across_a_reopen(tmp_path: Path) -> None:
-    first = SqliteStore(tmp_path / "b.db")
+@EVERY_KIND
+async def test_everything_is_kept_across_a_reopen(reopen_store: Reopen) -> None:
+    first = await reopen_store()
     await first.put_pin(Pin("p1", "gpu0", "d", b"answer"))
     await first.create(job("p2", 5.0))
     await first.put_history("p3", {"outputs": {}})
-    first.close()
-    again = SqliteStore(tmp_path / "b.db")
+    again = await reopen_store()
     assert await again.get_pin("p1") == Pin("p1", "gpu0", "d", b"answer")
     assert await again.get_job("p2") == job("p2", 5.0)
     assert await again.get_history("p3") == {"outputs": {}}
@@ -111,21 +108,14 @@ def test_two_balancers_never_share_one_store(tmp_path: Path) -> None:
     SqliteStore(tmp_path / "b.db").close()
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
-async def test_pins_expire_with_their_history_entry(kind: str, tmp_path: Path) -> None:
-    def open_store() -> Store:
-        path = tmp_path / "b.db"
-        return MemoryStore(max_history=2) if kind == "memory" else SqliteStore(path, 2)
-
-    store = open_store()
+@EVERY_KIND
+async def test_pins_expire_with_their_history_entry(reopen_store: Reopen) -> None:
+    store = await reopen_store(max_history=2)
     for i in range(3):
         await store.put_pin(Pin(f"p{i}", "gpu0", "d", b"answer"))
         start = ["execution_start", {"prompt_id": f"p{i}", "timestamp": i}]
         await store.put_history(f"p{i}", {"status": {"messages": [start]}})
     assert await store.get_history("p0") is None and await store.get_pin("p0") is None
     assert [p.prompt_id for p in await store.pins_of("gpu0")] == ["p1", "p2"]
-    if isinstance(store, SqliteStore):
-        store.close()
-        again = SqliteStore(tmp_path / "b.db", 2)
-        assert list(await again.histories()) == ["p1", "p2"] and await again.get_pin("p0") is None
-        again.close()
+    again = await reopen_store(max_history=2)
+    assert list(await again.histories()) == ["p1", "p2"] and await again.get_pin("p0") is None
