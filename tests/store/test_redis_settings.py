@@ -4,6 +4,9 @@ answer and no error."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from balancer.app import create_app
+from balancer.bench.harness import free_port
 from balancer.bench.redisserver import RedisServer
 from balancer.config import parse_settings
 from balancer.config.model import Settings
@@ -69,3 +73,26 @@ async def test_a_wrong_password_is_unavailable_without_echoing_it(
         assert SECRET not in str(failed.value)
     finally:
         await close_store(store)
+
+
+def test_serve_stops_with_one_line_when_redis_does_not_answer(tmp_path: Path) -> None:
+    config = tmp_path / "balancer.yaml"
+    url = f"redis://:{SECRET}@127.0.0.1:{free_port()}/0"  # nothing listens there
+    config.write_text(
+        json.dumps(
+            {
+                "listen": {"port": 1},
+                "backends": [{"name": "gpu0", "url": "http://127.0.0.1:9"}],
+                "store": {"kind": "redis", "url": url},
+            }
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "balancer", "serve", "--config", str(config), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1].startswith("the store does not answer: redis:")
+    assert SECRET not in done.stderr
