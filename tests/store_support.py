@@ -5,6 +5,9 @@ while the test runs)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +57,17 @@ class Reopen:
         if self.kind == "redis":
             return {"kind": "redis", "url": self.redis_url}
         return {"kind": self.kind, "path": str(self.path)}
+
+
+def serve_with_store(tmp_path: Path, store: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """`serve` with this `store:` section and one unreachable backend, run
+    to its end: for the ways a store stops it at start."""
+    config = tmp_path / "balancer.yaml"
+    backends = [{"name": "gpu0", "url": "http://127.0.0.1:9"}]
+    config.write_text(json.dumps({"listen": {"port": 1}, "backends": backends, "store": store}))
+    return subprocess.run(
+        [sys.executable, "-m", "balancer", "serve", "--config", str(config), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

@@ -4,13 +4,11 @@ answer and no error."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from store_support import serve_with_store
 from structlog.testing import capture_logs
 
 from balancer.app import create_app
@@ -76,23 +74,8 @@ async def test_a_wrong_password_is_unavailable_without_echoing_it(
 
 
 def test_serve_stops_with_one_line_when_redis_does_not_answer(tmp_path: Path) -> None:
-    config = tmp_path / "balancer.yaml"
     url = f"redis://:{SECRET}@127.0.0.1:{free_port()}/0"  # nothing listens there
-    config.write_text(
-        json.dumps(
-            {
-                "listen": {"port": 1},
-                "backends": [{"name": "gpu0", "url": "http://127.0.0.1:9"}],
-                "store": {"kind": "redis", "url": url},
-            }
-        )
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "balancer", "serve", "--config", str(config), "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = serve_with_store(tmp_path, {"kind": "redis", "url": url})
     assert done.returncode == 1
     assert done.stderr.splitlines()[-1].startswith("the store does not answer: redis:")
     assert SECRET not in done.stderr

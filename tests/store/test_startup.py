@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from store_support import serve_with_store
 from structlog.testing import capture_logs
 
 from balancer.store import Pin, SqliteStore, StoredJob
@@ -59,22 +58,7 @@ async def test_bad_rows_are_skipped_and_logged_with_their_key(tmp_path: Path) ->
 def test_serve_refuses_a_file_that_is_not_a_database(tmp_path: Path, content: bytes) -> None:
     db = tmp_path / "balancer.db"
     db.write_bytes(content)
-    config = tmp_path / "balancer.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "listen": {"port": 1},
-                "backends": [{"name": "gpu0", "url": "http://127.0.0.1:9"}],
-                "store": {"kind": "sqlite", "path": str(db)},
-            }
-        )
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "balancer", "serve", "--config", str(config), "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = serve_with_store(tmp_path, {"kind": "sqlite", "path": str(db)})
     assert done.returncode == 1
     (line,) = done.stderr.strip().splitlines()
     assert str(db) in line and "not a balancer database" in line
