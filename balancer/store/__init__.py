@@ -1,6 +1,6 @@
-"""Where pins, unfinished jobs and kept history live: in memory (tests) or in
-SQLite (the embedded default). Redis for several replicas would implement the
-same interface."""
+"""Where pins, unfinished jobs and kept history live: in memory (tests),
+SQLite (the embedded default) or Redis (several replicas, `store.redis`;
+`store.open` builds the one the settings name)."""
 
 from balancer.store.memory import MemoryStore
 from balancer.store.model import Pin, Store, StoredJob, StoreUnavailable
