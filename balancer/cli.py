@@ -14,10 +14,13 @@ from balancer.helpformat import DefaultsHelp
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from redis.exceptions import RedisError
+
     from balancer.app import create_app
     from balancer.config import ConfigError, load_settings
     from balancer.connguard import ConnectionLimits
     from balancer.logs import configure_logging, get_logger
+    from balancer.redact import redact
     from balancer.runner import ListenError, bind, run, serve_on, stop_all, wait_for_stop
     from balancer.store import StoreUnavailable
     from balancer.store.open import close_store, open_store
@@ -72,8 +75,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         run(main())
-    except StoreUnavailable as exc:  # at start, restoring jobs: the store does not answer
-        print(f"the store does not answer: {exc}", file=sys.stderr)
+    except (StoreUnavailable, RedisError) as exc:  # at start: joining, restoring jobs
+        detail = str(exc) if isinstance(exc, StoreUnavailable) else f"redis: {exc}"
+        print(f"the store does not answer: {redact(detail)}", file=sys.stderr)
         return 1
     return 0
 
