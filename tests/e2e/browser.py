@@ -90,7 +90,7 @@ class UiPage:
 
     async def loaded(self) -> None:
         """The graph is drawn and the socket is open; start recording API events."""
-        await self.page.wait_for_function(LOADED, timeout=30_000)
+        await self.page.wait_for_function(LOADED)
         await self.page.evaluate(FIT)
         await self.page.evaluate(RECORD, list(EVENTS))
 
@@ -98,14 +98,14 @@ class UiPage:
         """Queue the graph with the Run button, as a user does."""
         await self.page.get_by_role("button", name="Run", exact=True).first.click()
 
-    async def wait_event(self, type_: str, where: str = "true", timeout: float = 15_000) -> Any:
+    async def wait_event(self, type_: str, where: str = "true") -> Any:
         """The first recorded event of that type for which `where` (JS over `d`) holds."""
         match = f"e.type === {type_!r} && ((d) => {where})(e.detail)"
         script = f"() => window.__events.find((e) => {match})?.detail"
-        handle = await self.page.wait_for_function(script, timeout=timeout)
+        handle = await self.page.wait_for_function(script)
         return await handle.json_value()
 
-    async def save_image_src(self, subfolder: str, timeout: float = 15_000) -> str:
+    async def save_image_src(self, subfolder: str) -> str:
         """Wait until the Save Image node shows an image from that subfolder."""
         script = """(sub) => {
           const node = app.graph.nodes.find((n) => n.type === 'SaveImage');
@@ -113,7 +113,7 @@ class UiPage:
               new URL(i.src).searchParams.get('subfolder') === sub);
           return img ? img.src : null;
         }"""
-        handle = await self.page.wait_for_function(script, arg=subfolder, timeout=timeout)
+        handle = await self.page.wait_for_function(script, arg=subfolder)
         return str(await handle.json_value())
 
     async def client_id(self) -> str:

@@ -26,6 +26,9 @@ from .browser import UiPage  # noqa: E402
 
 # 20 sampler steps of 40 ms: a job takes about a second, long enough to watch.
 SPEED = {"time_scale": 1.0, "step_time": 0.04, "checkpoint_load_time": 0.1}
+# How long any wait of the page may take (ms). It only bounds a hang: on a
+# loaded machine a step that takes 1 s alone can take ten times that.
+HANG_BOUND = 60_000
 # Two client keys for the signed-in UI.
 KEYS = {"alice": "alice-ui-key", "bob": "bob-ui-key"}
 
@@ -44,6 +47,7 @@ async def browser_page(pool: UiPool, shots: Path) -> AsyncIterator[UiPage]:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(viewport={"width": 1400, "height": 800})
+            page.set_default_timeout(HANG_BOUND)
             # the UI asks api.comfy.org for release notes: answer it offline
             await page.route(lambda url: not url.startswith(pool.url), lambda r: r.abort())
             ui_page = UiPage(page, pool.url, shots)

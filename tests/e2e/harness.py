@@ -54,7 +54,8 @@ async def ui_pool(
                 BackendSettings(name=name, url=url, primary=name == "gpu0")
                 for name, url in backends.items()
             ),
-            probe=ProbeSettings(interval=0.1, timeout=1.0, stale_after=2.0),
+            # a fast interval; the timeout and staleness only bound a hang
+            probe=ProbeSettings(interval=0.1, timeout=5.0, stale_after=10.0),
             data_dir=str(root / "balancer-data"),
             auth=auth or AuthSettings(),
         )

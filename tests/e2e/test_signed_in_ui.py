@@ -46,6 +46,6 @@ async def test_sign_in_run_reload_sign_out_and_switch_tenant(
         await ui.loaded()
         await ui.page.locator(".queue-tab-button").click()
         panel = ui.page.locator(".sidebar-content-container")
-        await panel.get_by_text("No Tasks Found").first.wait_for(timeout=10_000)
+        await panel.get_by_text("No Tasks Found").first.wait_for()
         assert await panel.locator("img").count() == 0
         assert await ui.page.evaluate(HISTORY) == {}

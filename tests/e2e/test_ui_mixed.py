@@ -25,7 +25,7 @@ CHECKPOINT_WIDGET = """() => app.graph.nodes
     .find((w) => w.name === 'ckpt_name')"""
 
 
-async def catalogues_read(pool: UiPool, timeout: float = 10.0) -> None:
+async def catalogues_read(pool: UiPool, timeout: float = 60.0) -> None:
     """Wait until the balancer has read both catalogues (its first probes)."""
 
     async def both() -> None:
