@@ -49,7 +49,8 @@ async def test_a_lost_redis_refuses_work_fails_reads_and_heals_by_itself(
                 "/prompt", json={"prompt": colored(3), "prompt_id": LATE}
             )
             await assert_store_unavailable(refused)
-            for path in (f"/history/{first}", f"/api/jobs/{first}", "/history", "/api/jobs"):
+            reads = (f"/history/{first}", f"/api/jobs/{first}", "/history", "/api/jobs")
+            for path in (*reads, "/balancer/status"):
                 await assert_store_unavailable(await pool.client.get(path))
         assert emulator.executed == [first, *held[:2]], "nothing new reached the backend"
         assert "/prompt" in {e.get("path") for e in logs if e["event"] == "store_unavailable"}
