@@ -87,7 +87,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     memory.add_argument("--jobs", type=lambda s: [int(x) for x in s.split(",")],
                         default="10000,50000,100000", help="checkpoints")  # fmt: skip
 
-    store = command("store", help="the cost of one store write, memory vs SQLite")
+    store = command("store", help="the cost of one store write, memory vs SQLite vs Redis")
     store.set_defaults(runner="balancer.bench.store:run_store_bench")
     store.add_argument("--writes", type=int, default=2000, help="writes timed per row")
 

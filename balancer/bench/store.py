@@ -3,7 +3,10 @@
 Writes run on the event loop thread, so their cost is added to whatever
 request or event is being handled. Each row times N writes of the kind the
 job path makes (a queued job carrying the txt2img workflow, a pin, a finished
-history entry), memory store and SQLite store side by side.
+history entry), memory store and SQLite store side by side, and the Redis
+store on a real redis-server on loopback when one is installed (there a
+write is one round trip: the loop is free while it waits, but the job path
+waits that long).
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from balancer.bench.harness import table
+from balancer.bench.redisserver import RedisServer, redis_server_binary
 from balancer.store import MemoryStore, Pin, SqliteStore, Store, StoredJob
+from balancer.store.redis import RedisStore, redis_client
 
 WORKFLOW = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "workflows"
 
@@ -48,23 +53,43 @@ def writes(
     }
 
 
+async def timed(store: Store, n: int, prompt: dict[str, Any]) -> dict[str, float]:
+    """Microseconds per write of each kind, mean of `n`."""
+    results = {}
+    for name, write in writes(store, n, prompt).items():
+        began = time.perf_counter()
+        for i in range(n):
+            await write(i)
+        results[name] = (time.perf_counter() - began) / n * 1e6
+    return results
+
+
 async def measure(n: int) -> str:
     prompt = sample_prompt()
     folder = Path(tempfile.mkdtemp(prefix="bench-store-"))
-    stores: dict[str, Store] = {"memory": MemoryStore(), "sqlite": SqliteStore(folder / "b.db")}
-    results: dict[tuple[str, str], float] = {}
-    for kind, store in stores.items():
-        for name, write in writes(store, n, prompt).items():
-            began = time.perf_counter()
-            for i in range(n):
-                await write(i)
-            results[name, kind] = (time.perf_counter() - began) / n * 1e6
+    results = {
+        "memory": await timed(MemoryStore(), n, prompt),
+        "sqlite": await timed(SqliteStore(folder / "b.db"), n, prompt),
+    }
+    note = f"(microseconds per write, mean of {n}; SQLite in WAL mode, synchronous=NORMAL"
+    if redis_server_binary() is None:
+        note += "; redis-server not installed: no Redis column"
+    else:
+        server = RedisServer(folder / "redis")
+        server.start()
+        store = RedisStore(redis_client(server.url, 2.0))
+        try:
+            results["redis"] = await timed(store, n, prompt)
+        finally:
+            await store.aclose()
+            server.stop()
+        note += "; Redis: one round trip to a redis-server on loopback"
+    kinds = list(results)
     rows = [
-        [name, f"{results[name, 'memory']:.1f}", f"{results[name, 'sqlite']:.1f}"]
+        [name, *(f"{results[kind][name]:.1f}" for kind in kinds)]
         for name in ("create", "transition", "put_pin", "put_history")
     ]
-    note = f"(microseconds per write, mean of {n}; SQLite in WAL mode, synchronous=NORMAL)"
-    return table(["write", "memory us", "sqlite us"], rows) + "\n" + note
+    return table(["write", *(f"{kind} us" for kind in kinds)], rows) + "\n" + note + ")"
 
 
 def run_store_bench(args: argparse.Namespace) -> int:

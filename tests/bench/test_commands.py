@@ -8,6 +8,7 @@ import importlib
 import pytest
 
 from balancer.bench import run_bench
+from balancer.bench.redisserver import redis_server_binary
 from balancer.cli import build_parser
 
 
@@ -30,7 +31,8 @@ def test_bench_store_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
     args = build_parser().parse_args(["bench", "store", "--writes", "20"])
     assert run_bench(args) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split() == ["write", "memory", "us", "sqlite", "us"]
+    redis = ["redis", "us"] if redis_server_binary() else []
+    assert out.splitlines()[0].split() == ["write", "memory", "us", "sqlite", "us", *redis]
     assert {line.split()[0] for line in out.splitlines()[2:6]} == {
         "create",
         "transition",
