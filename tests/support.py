@@ -10,13 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
+from balancer.app import create_app
 from balancer.emulator import Emulator
 from balancer.proxy.context import BALANCER
 from balancer.state import Balancer
+from balancer.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -56,6 +59,10 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+# aiohttp_client: an app started on a test server, and a client to it.
+StartClient = Callable[[web.Application], Awaitable[TestClient]]  # type: ignore[type-arg]
 
 
 @dataclass
@@ -101,6 +108,25 @@ class Pool:
         channels = self.balancer.channels.channels
         for name in names:
             await asyncio.wait_for(channels[name].connected.wait(), timeout)
+
+    async def restarted(self, start: StartClient, reopen: Callable[[], Awaitable[Store]]) -> Pool:
+        """This balancer stopped, then a new one with its settings and clock
+        started on the same data (`reopen` closes the store the old app was
+        given and opens it again), in front of the same running backends."""
+        settings = self.balancer.settings
+        await self.client.close()
+        app = create_app(
+            settings,
+            clock=self.clock,
+            wall_clock=self.clock,
+            run_prober=False,
+            store=await reopen(),
+            deadline=self.stalls,
+        )
+        again = Pool(await start(app), self.emulators, self.servers, self.clock, self.stalls)
+        await again.channels_up(list(self.emulators))
+        await again.probe()
+        return again
 
     async def probe(self) -> None:
         """One probe round, a moment after whatever the test did last."""

@@ -216,6 +216,8 @@ class Dispatcher:
             done.set()
 
     async def _send(self, job: StoredJob, backend: Backend) -> SendResult:
+        if still_holds(job, backend):
+            return await self._adopt(job, backend)
         pin = Pin(job.prompt_id, backend.name, job.digest, b"", job.client_id, job.tenant)
         await self.store.put_pin(pin)
         started = self.clock()
@@ -248,6 +250,28 @@ class Dispatcher:
         )
         ms = round((self.clock() - started) * 1000, 2)
         log.info("sent", prompt_id=job.prompt_id, backend=backend.name, dispatch_ms=ms)
+        return await self._on(job, backend, answer)
+
+    async def _adopt(self, job: StoredJob, backend: Backend) -> Accepted:
+        """The backend it was taken from still holds it: it is followed
+        there again rather than sent a second time (it would run twice)."""
+        body = json.dumps({"prompt_id": job.prompt_id, "node_errors": {}}).encode()
+        answer = job.answer or pool_number(body, job.number)
+        await self.store.put_pin(
+            Pin(job.prompt_id, backend.name, job.digest, answer, job.client_id, job.tenant)
+        )
+        log.info("adopted", prompt_id=job.prompt_id, backend=backend.name)
+        return await self._on(job, backend, answer)
+
+    async def _on(self, job: StoredJob, backend: Backend, answer: bytes) -> Accepted:
         await self.jobs.dispatched(job.prompt_id, backend.name, answer)
         self.fitter.dispatched(job.prompt_id, backend.name, needs_of(job.request.get("prompt")))
         return Accepted(answer)
+
+
+def still_holds(job: StoredJob, backend: Backend) -> bool:
+    """Whether `backend`, which the job was taken from (past the failover
+    grace), still showed it queued or running at its last probe."""
+    snap = backend.snapshot
+    held = snap is not None and job.prompt_id in (*snap.running, *snap.pending)
+    return held and backend.name in job.lost_from

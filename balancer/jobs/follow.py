@@ -9,6 +9,11 @@ becomes a transition of the job.
   dispatched again.
 - a probe that no longer shows a job in its backend's queue (the channel
   dropped mid-job): the same, and its client gets the end events it missed.
+- a run on a backend the job was taken from (failover) that the backend
+  still held: followed by the probes until it leaves that queue, then its
+  history decides (its events may go to the channel of the balancer that
+  sent it, before a restart). Its end is the job's end if it comes first,
+  else a duplicate run.
 
 A failed history fetch decides nothing: the job stays followed and the next
 probe asks again (running a finished job again would be worse than ending
@@ -61,6 +66,10 @@ class Follower:
         self.ending: dict[str, asyncio.Task[None]] = {}
         self.clock = clock
         self._sent_at: dict[str, float] = {}  # monotonic; a probe compares with it
+        # Per backend: runs of jobs taken from it that it may still end, and
+        # ids in its queue the store does not know (not looked up again).
+        self._late: dict[str, set[str]] = {}
+        self._unknown: dict[str, set[str]] = {}
         jobs.events.subscribe(self)
 
     async def job_event(self, event: JobEvent) -> None:
@@ -68,6 +77,10 @@ class Follower:
             self._sent_at[event.prompt_id] = self.clock()
         elif event.phase in ("completed", "failed", "interrupted", "cancelled", "retried"):
             self._sent_at.pop(event.prompt_id, None)
+        if event.phase == "retried":  # the backend it was taken from may still run it
+            job = await self.store.get_job(event.prompt_id)
+            if job is not None and job.lost_from:
+                self._late.setdefault(job.lost_from[-1], set()).add(event.prompt_id)
 
     async def started(self, backend: Backend, prompt_id: str) -> None:
         await self.jobs.started(prompt_id, backend.name)
@@ -107,16 +120,41 @@ class Follower:
         """Jobs sent to `backend` before this probe left that its queue no
         longer holds ended while nobody was told: end them from history."""
         present = set(snapshot.running) | set(snapshot.pending)
-        for job in await self.store.jobs_on(backend.name):
+        jobs = await self.store.jobs_on(backend.name)
+        for job in jobs:
             sent = self._sent_at.get(job.prompt_id, -math.inf)
             gone = job.prompt_id not in present and sent < snapshot.taken_at
             if not gone or job.state not in ("queued", "running"):
                 continue
-            ending = self.ended(backend.name, job.prompt_id, replay=True)
-            if self.completing is not None:
-                self.hold(job.prompt_id, ending)
-            else:
-                await ending
+            await self._end(backend.name, job.prompt_id)
+        await self._late_runs(backend.name, present, {job.prompt_id for job in jobs})
+
+    async def _late_runs(self, backend: str, present: set[str], owned: set[str]) -> None:
+        """Runs of jobs taken from `backend` (noted when taken, or found in
+        its queue among what it holds for jobs not `owned` by it) are ended
+        from its history once they leave its queue."""
+        late = self._late.setdefault(backend, set())
+        others = present - owned
+        unknown = self._unknown.get(backend, set()) & others
+        for prompt_id in others - late - unknown:
+            job = await self.store.get_job(prompt_id)
+            if job is None:
+                unknown.add(prompt_id)
+            elif self.jobs.is_run_of(job, backend):
+                late.add(prompt_id)
+        self._unknown[backend] = unknown
+        for prompt_id in late - present:
+            late.discard(prompt_id)
+            if prompt_id not in owned:  # sent back to it: followed as its own
+                await self._end(backend, prompt_id)
+
+    async def _end(self, backend: str, prompt_id: str) -> None:
+        """End a run the channel did not tell of, with the end events replayed."""
+        ending = self.ended(backend, prompt_id, replay=True)
+        if self.completing is not None:
+            self.hold(prompt_id, ending)
+        else:
+            await ending
 
     def hold(self, prompt_id: str, ending: Coroutine[Any, Any, Any]) -> None:
         """Run a job's end in the background, once at a time per job."""

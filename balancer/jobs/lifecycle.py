@@ -292,9 +292,10 @@ class Jobs:
 
     # ---- start
     async def restore(self) -> int:
-        """After a restart: waiting jobs wait again; a job caught mid-dispatch
-        is followed on its backend like a queued one (the first probe of
-        that backend reconciles it)."""
+        """After a restart: waiting jobs wait again; a job caught mid-dispatch,
+        or mid-recall (a removal or a steal the stop cut short, never
+        answered), is followed on its backend like a queued one (the first
+        probe of that backend reconciles it)."""
         jobs = await self.store.unfinished_jobs()
         for job in jobs:
             if job.state == "waiting":
@@ -303,6 +304,8 @@ class Jobs:
                 await self._move(job.prompt_id, "queued", None, from_states=("dispatching",))
             elif job.state == "dispatching":
                 await self.unbind(job.prompt_id)
+            elif job.state == "recalling":
+                await self.kept(job.prompt_id, running=False)
         return len(jobs)
 
 

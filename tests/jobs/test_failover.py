@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from store_support import Reopen
-from support import Pool, PoolFactory, colored
+from support import Pool, PoolFactory, StartClient, colored
 
 from balancer.app import create_app
 from balancer.config.model import RoutingSettings
@@ -130,3 +130,19 @@ async def test_a_failed_history_fetch_does_not_run_a_finished_job_again(
     monkeypatch.setattr(upstream, "get_json", real)
     await pool.settle([prompt_id])
     assert emulator.executed == [prompt_id], "ran once"
+
+
+async def test_a_job_being_moved_when_the_balancer_stops_still_runs_once(
+    make_pool: PoolFactory, aiohttp_client: StartClient, reopen_store: Reopen
+) -> None:
+    """The balancer stops while it is taking a queued job back from its
+    backend (work stealing, or a removal not yet answered). The next start
+    follows the job on that backend again: it runs, once, and ends."""
+    pool = await make_pool(1, store=await reopen_store())
+    pool.emulators["gpu0"].pause()
+    first, second = [(await pool.submit(colored(i)))["prompt_id"] for i in range(2)]
+    assert await pool.balancer.jobs.recalling(second) is not None  # the stop cuts it short
+    again = await pool.restarted(aiohttp_client, reopen_store)
+    pool.emulators["gpu0"].resume()
+    await again.settle([first, second])
+    assert pool.emulators["gpu0"].executed.count(second) == 1

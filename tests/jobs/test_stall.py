@@ -5,8 +5,10 @@ elsewhere, and a first run that finishes anyway is counted as a duplicate."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from support import Pool, PoolFactory, colored
+from store_support import Reopen
+from support import Pool, PoolFactory, StartClient, colored
 
 from balancer.config.model import ProbeSettings, RoutingSettings
 from tests.ops.ops_helpers import scrape, value
@@ -16,15 +18,22 @@ from tests.ops.ops_helpers import scrape, value
 QUICK = ProbeSettings(unhealthy_after=1)
 
 
-async def stalled_job(make_pool: PoolFactory) -> tuple[Pool, str]:
+async def stalled_job(make_pool: PoolFactory, count: int = 2, **kwargs: Any) -> tuple[Pool, str]:
     """gpu0 runs a job (held at its first node) and then stops answering."""
-    pool = await make_pool(2, probe=QUICK, routing=RoutingSettings(failover_grace=60.0))
+    routing = RoutingSettings(failover_grace=60.0)
+    pool = await make_pool(count, probe=QUICK, routing=routing, **kwargs)
     stalled = pool.emulators["gpu0"]
     stalled.pause()
     prompt_id = (await pool.submit(colored(1)))["prompt_id"]
     assert await pool.owner(prompt_id) == "gpu0"
     pool.hang("gpu0")
     return pool, prompt_id
+
+
+async def past_the_grace(pool: Pool) -> None:
+    await pool.probe()  # the first timeout starts the grace
+    pool.clock.advance(61.0)
+    await pool.probe()  # past it: the job is taken from gpu0
 
 
 async def duplicated(pool: Pool, backend: str) -> float:
@@ -54,9 +63,7 @@ async def test_past_the_grace_the_job_runs_elsewhere_and_a_late_first_run_is_cou
     make_pool: PoolFactory,
 ) -> None:
     pool, prompt_id = await stalled_job(make_pool)
-    await pool.probe()  # the first timeout starts the grace
-    pool.clock.advance(61.0)
-    await pool.probe()  # past it: sent to gpu1, which runs it
+    await past_the_grace(pool)  # sent to gpu1, which runs it
     await pool.settle([prompt_id])
     entry = await pool.balancer.store.get_history(prompt_id)
     assert entry["status"]["status_str"] == "success"
@@ -83,3 +90,45 @@ async def test_a_dead_backend_hands_its_job_over_at_once(make_pool: PoolFactory)
     await pool.probe()  # no grace for a death
     await pool.settle([prompt_id])
     assert pool.emulators["gpu1"].executed == [prompt_id]
+
+
+async def test_a_job_past_the_grace_is_followed_again_where_it_still_runs(
+    make_pool: PoolFactory,
+) -> None:
+    """The only backend stalls past the grace while running a job, then
+    answers again with the job still running: the balancer follows it there
+    instead of sending it a second time, and it runs once."""
+    pool, prompt_id = await stalled_job(make_pool, 1)
+    await past_the_grace(pool)  # waiting again, nowhere to go
+    gpu0 = pool.emulators["gpu0"]
+    job = await pool.balancer.store.get_job(prompt_id)
+    assert job is not None and job.state == "waiting" and job.lost_from == ("gpu0",)
+    pool.hang("gpu0", False)
+    await pool.probe()  # back, still running it
+    gpu0.resume()
+    await pool.settle([prompt_id])
+    await pool.wait_idle()
+    assert gpu0.executed == [prompt_id], "it ran once"
+    assert await duplicated(pool, "gpu0") == 0
+
+
+async def test_a_late_first_run_is_counted_across_a_balancer_restart(
+    make_pool: PoolFactory, aiohttp_client: StartClient, reopen_store: Reopen
+) -> None:
+    """As above, but the balancer restarts before the stalled backend's run
+    ends: that run's events go to the old balancer's channel, so the new one
+    finds the run in the backend's queue and its end in the history."""
+    pool, prompt_id = await stalled_job(make_pool, store=await reopen_store())
+    await past_the_grace(pool)  # sent to gpu1, which runs it
+    await pool.settle([prompt_id])
+    gpu0 = pool.emulators["gpu0"]
+    pool.hang("gpu0", False)
+    again = await pool.restarted(aiohttp_client, reopen_store)
+    seen = again.watch("duplicated", prompt_id)
+    gpu0.resume()  # the first run goes on and ends
+    await gpu0.wait_idle(10.0)
+    await again.probe()
+    await asyncio.wait_for(seen.wait(), 10.0)
+    job = await again.balancer.store.get_job(prompt_id)
+    assert job is not None and job.backend == "gpu1" and job.duplicates == ("gpu0",)
+    assert await duplicated(again, "gpu0") == 1
