@@ -16,6 +16,8 @@ class Fit:
     capable: bool = True
     # Seconds of model loading the prompt would cost there (0: all resident).
     cold_load: float = 0.0
+    # Seconds of loading it would push onto later jobs by evicting models.
+    evicts: float = 0.0
 
 
 class Fitter:
@@ -25,9 +27,11 @@ class Fitter:
         self.residency = residency
 
     def fit(self, name: str, needs: Needs) -> Fit:
+        models = model_values(needs)
         return Fit(
             capable=capable(self.catalogues.get(name), needs),
-            cold_load=self.residency.cold_load(name, model_values(needs)),
+            cold_load=self.residency.cold_load(name, models),
+            evicts=self.residency.evicts(name, models),
         )
 
     def dispatched(self, prompt_id: str, name: str, needs: Needs) -> None:

@@ -6,8 +6,12 @@ A backend is taken to hold the models of its most recent jobs (at most
 first). It forgets them all on `POST /free {"unload_models": true}` (the
 balancer's own `free_on_drain` included), when it may have restarted (its
 channel came back under a new id, or it was down), and when a probe sees its
-VRAM use drop sharply. A load time starts at `routing.model_load_estimate`
-and follows the difference between cold and warm run times of finished jobs.
+VRAM use drop sharply. A load time follows the difference between cold and
+warm run times of finished jobs; until a backend has its own figure for a
+model it takes the pool's (the median of what other backends learned for it,
+then for any model), and `routing.model_load_estimate` only before anything
+was learned. A backend without warm runs yet measures its cold runs against
+the pool's warm median.
 """
 
 from __future__ import annotations
@@ -84,12 +88,39 @@ class Residency:
         return list(self._resident.get(backend, ()))
 
     def load_time(self, backend: str, model: str) -> float:
-        return self._load.get((backend, model), self.load_estimate)
+        """Learned for the model (here, else the pool's median), else the
+        pool's median for any model, else the configured estimate."""
+        learned = self._learned(backend, model)
+        if learned is not None:
+            return learned
+        return statistics.median(self._load.values()) if self._load else self.load_estimate
+
+    def _learned(self, backend: str, model: str) -> float | None:
+        own = self._load.get((backend, model))
+        if own is not None:
+            return own
+        elsewhere = [t for (_, m), t in self._load.items() if m == model]
+        return statistics.median(elsewhere) if elsewhere else None
 
     def cold_load(self, backend: str, models: tuple[str, ...]) -> float:
         """Seconds of loading the models not resident on `backend` would cost."""
         held: Mapping[str, None] = self._resident.get(backend, {})
         return sum(self.load_time(backend, m) for m in models if m not in held)
+
+    def evicts(self, backend: str, models: tuple[str, ...]) -> float:
+        """Seconds of loading that running `models` on `backend` pushes onto
+        later jobs: each model it would evict (least recently used beyond
+        `slots`) costs its load time, shared among the backends holding it
+        (the only copy in the pool costs it all)."""
+        held: Mapping[str, None] = self._resident.get(backend, {})
+        if all(m in held for m in models):
+            return 0.0
+        kept = [m for m in held if m not in models]
+        victims = kept[: max(0, len(kept) + len(set(models)) - self.slots)]
+        return sum(self.load_time(backend, v) / self._copies(v) for v in victims)
+
+    def _copies(self, model: str) -> int:
+        return sum(model in held for held in self._resident.values())
 
     def dispatched(self, prompt_id: str, backend: str, models: tuple[str, ...]) -> None:
         """A job went to `backend`: its models will be resident there."""
@@ -114,7 +145,9 @@ class Residency:
 
     async def job_event(self, event: JobEnd) -> None:
         """Learn load times from finished jobs: a cold run minus the backend's
-        warm median is the load time of the models it loaded."""
+        warm median (the pool's while it has none) is the load time of the
+        models it loaded; the first figure for a model replaces the guess, later
+        ones move it by LEARN_RATE."""
         if event.phase not in ("completed", "failed", "interrupted", "retried", "cancelled"):
             return
         job = self._jobs.pop(event.prompt_id, None)
@@ -124,12 +157,14 @@ class Residency:
         if not job.cold:
             warm.append(event.run_time)
             return
-        if not warm:
+        baseline = warm or [t for runs in self._warm.values() for t in runs]
+        if not baseline:
             return
-        each = max(0.0, event.run_time - statistics.median(warm)) / len(job.cold)
+        each = max(0.0, event.run_time - statistics.median(baseline)) / len(job.cold)
         for model in job.cold:
-            old = self.load_time(job.backend, model)
-            self._load[(job.backend, model)] = old + LEARN_RATE * (each - old)
+            known = self._learned(job.backend, model)
+            fresh = each if known is None else known + LEARN_RATE * (each - known)
+            self._load[(job.backend, model)] = fresh
 
     async def after_probe(self, backend: Backend, snapshot: LoadSnapshot) -> None:
         """Prober listener: VRAM use falling sharply means models were unloaded."""

@@ -134,6 +134,10 @@ class RoutingSettings:
     # Models a backend is taken to hold in VRAM: those of its most recent
     # jobs, at most this many (the least recently used forgotten first).
     resident_models: int = 2
+    # model_affinity: waiting jobs the late binder looks through for one to
+    # bind while those before it wait for a backend holding their models
+    # (each waits at most what that saves). None: 16; 0: no job waits.
+    warm_lookahead: int | None = None
 
 
 @dataclass(frozen=True)

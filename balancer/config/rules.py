@@ -195,6 +195,13 @@ def _probe_relations(probe: ProbeSettings) -> Iterator[tuple[str, str]]:
         yield "stale_after", f"must be > probe.interval ({format_duration(probe.interval)})"
 
 
+def _routing_relations(routing: RoutingSettings) -> Iterator[tuple[str, str]]:
+    """Only model_affinity scores in seconds, which a job's wait is weighed
+    against; another policy would ignore the setting silently."""
+    if routing.warm_lookahead and routing.policy != "model_affinity":
+        yield "warm_lookahead", f"applies to policy model_affinity only (not {routing.policy})"
+
+
 # Fields parsed by something other than their Python type (sizes, URLs, names).
 PARSERS: dict[tuple[type, str], Parser] = {
     (LimitSettings, "max_body"): parse_size,
@@ -207,6 +214,7 @@ PARSERS: dict[tuple[type, str], Parser] = {
     (BackendSettings, "vram_resume"): parse_threshold,
     (AdminSettings, "token"): _token,
     (RoutingSettings, "max_pending_per_backend"): _optional_count,
+    (RoutingSettings, "warm_lookahead"): _optional_count,
     (StoreSettings, "path"): _optional_path,
     (ReplicaSettings, "name"): _optional_name,
     (ReplicaSettings, "advertise"): _optional_http_url,
@@ -272,6 +280,7 @@ class Relation:
 # Checks between fields of one section.
 RELATIONS: dict[type, Relation] = {
     ProbeSettings: Relation(frozenset({"interval", "stale_after"}), _probe_relations),
+    RoutingSettings: Relation(frozenset({"policy", "warm_lookahead"}), _routing_relations),
     WebhookSettings: Relation(frozenset({"url", "allow", "secret"}), webhook_relations),
     OutputSettings: Relation(frozenset({"sink", "bucket", "presign_ttl"}), _output_relations),
     StoreSettings: Relation(frozenset({"kind", "url"}), _store_relations),

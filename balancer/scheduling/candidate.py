@@ -35,8 +35,12 @@ class Candidate(NamedTuple):
     capable: bool = True
     # Seconds of model loading the prompt would cost here (0: all resident).
     cold_load: float = 0.0
-    # Median recent run time in seconds, None until it ran a job.
-    run_time: float | None = None
+    # Seconds of loading that evicting models here pushes onto later jobs.
+    evicts: float = 0.0
+    # The pool's run time of a job in seconds: the fastest backend's median
+    # (any backend's before one has enough runs; the same in every candidate
+    # of one decision, x slowness for this one).
+    job_time: float = 1.0
 
 
 def candidates_from(
@@ -46,6 +50,7 @@ def candidates_from(
     says how each (by name) suits the prompt being placed."""
     backends = list(backends)
     fastest = min([b.speed for b in backends if b.speed], default=None)
+    job_time = fastest or min([b.run_time for b in backends if b.run_time], default=None)
     oldest = now - probe.stale_after
     out = []
     for b in backends:
@@ -64,11 +69,15 @@ def candidates_from(
                 slowness(b.speed, fastest),
                 suits.capable,
                 suits.cold_load,
-                b.run_time,
+                suits.evicts,
+                job_time or UNKNOWN_RUN_TIME,
             )
         )
     return out
 
+
+# The run time of a job assumed until a backend has run enough to know it.
+UNKNOWN_RUN_TIME = 1.0
 
 # The spread of run times still taken as "equally fast" (noise, and mixed
 # job sizes, vary them).

@@ -21,6 +21,14 @@ class NoBackend:
     message: str
 
 
+@dataclass(frozen=True)
+class Wait:
+    """A backend without room now (`name`) would finish the job sooner than
+    any backend with room, by more than the job has waited so far."""
+
+    name: str
+
+
 def apply_filters(
     candidates: Sequence[Candidate], filters: Sequence[Filter]
 ) -> list[Candidate] | NoBackend:
@@ -64,17 +72,46 @@ class Picker:
         self.filters = filters
         self.score = score
         self.binds_late = binds_late
-        # Waiting jobs the late binder looks through for one whose models are
-        # resident where it would go, before it binds the first (0: never).
+        # Waiting jobs the late binder looks through for one to bind while
+        # those before it wait for a better backend (0: none ever waits).
         self.warm_lookahead = warm_lookahead
         self._turn = 0
+        self._unroomed = [f for f in filters if f.outcome != ROOM_OUTCOME]
 
     def feasible(self, candidates: Sequence[Candidate]) -> NoBackend | None:
         """Why no backend could take the prompt even when idle (every filter
         but the room one), or None when one could."""
-        filters = [f for f in self.filters if f.outcome != ROOM_OUTCOME]
-        eligible = apply_filters(candidates, filters)
+        eligible = apply_filters(candidates, self._unroomed)
         return eligible if isinstance(eligible, NoBackend) else None
+
+    def place(
+        self, candidates: Sequence[Candidate], waited: float, rotate: bool = True
+    ) -> Chosen | Wait | NoBackend:
+        """Where a job that has waited `waited` seconds goes now: the best
+        backend with room, unless (with a warm lookahead, whose score is in
+        seconds) a full one is better by more than that (`worth_waiting`)."""
+        if self.warm_lookahead:
+            wait = self._wait(candidates, waited)
+            if wait is not None:
+                return wait
+        return self.pick(candidates, rotate)
+
+    def _wait(self, candidates: Sequence[Candidate], waited: float) -> Wait | None:
+        with_room = apply_filters(candidates, self.filters)
+        anywhere = apply_filters(candidates, self._unroomed)
+        if isinstance(with_room, NoBackend) or isinstance(anywhere, NoBackend):
+            return None
+        here = min(with_room, key=self.score)
+        better = min(anywhere, key=self.score)
+        if self.score(better) < self.score(here) and worth_waiting(here, waited):
+            return Wait(better.name)
+        return None
+
+    def worth_moving(self, stay: Candidate, move: Candidate) -> bool:
+        """Work stealing: a job pending at `stay` (its load: the work ahead
+        of it) goes to the idle `move` only if it would finish sooner there
+        by this policy's score (least_loaded: always, as 0 < 1)."""
+        return self.score(move) < self.score(stay)
 
     def pick(self, candidates: Sequence[Candidate], rotate: bool = True) -> Chosen | NoBackend:
         """The best candidate. `rotate=False` asks without taking a turn (a
@@ -91,3 +128,15 @@ class Picker:
         if rotate:
             self._turn += 1
         return Chosen(chosen.name)
+
+
+def worth_waiting(here: Candidate, waited: float) -> bool:
+    """Rent or buy: a job waits for a busier backend that would finish it
+    sooner only while it has waited less than binding to `here` (the best
+    backend with room) costs in model loads, its own and the evictions'.
+    Trade-off: a job may wait up to about one model load for a GPU holding
+    its model although another idles, which saves the pool that load (GPU
+    time no other job can use) and the reloads of what it would evict; the
+    wait is bounded so it costs at most what binding at once would have.
+    """
+    return waited < here.cold_load + here.evicts

@@ -24,7 +24,9 @@ class Policy:
     # True: the room filter (`routing.max_pending_per_backend`) applies.
     # False: every prompt is sent the moment it arrives, whatever the load.
     binds_late: bool
-    # Waiting jobs looked through for a warm one before binding the first.
+    # Waiting jobs looked through past those that wait for a better backend
+    # (`routing.warm_lookahead` overrides it). Only for a score in seconds,
+    # which is what a job's wait is weighed against; 0: no job ever waits.
     warm_lookahead: int = 0
 
 
@@ -37,8 +39,8 @@ POLICIES: dict[str, Policy] = {
     # Late binding to where the job would finish first counting model loads:
     # a backend that holds the prompt's models already wins over an idle one
     # that would spend longer loading them than the queue ahead takes.
-    # It also lets a waiting job whose models are resident on the backend
-    # with room go before a cold one (for up to a model load time).
+    # A job may wait for a full backend that holds its models while that
+    # saves more than it has waited; jobs behind it may take the room.
     "model_affinity": Policy(model_affinity, binds_late=True, warm_lookahead=16),
     # Round robin sends at once: with a room filter it would only ever pick
     # among backends with room, which is late binding with a fixed order, not
@@ -55,4 +57,7 @@ def build_policy(routing: RoutingSettings) -> Picker:
     limit = routing.max_pending_per_backend
     room = (room_filter(limit),) if limit is not None and policy.binds_late else ()
     filters = (*DEFAULT_FILTERS, *room)
-    return Picker(filters, policy.score, policy.binds_late, policy.warm_lookahead)
+    lookahead = policy.warm_lookahead
+    if lookahead and routing.warm_lookahead is not None:
+        lookahead = routing.warm_lookahead
+    return Picker(filters, policy.score, policy.binds_late, lookahead)

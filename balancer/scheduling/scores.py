@@ -29,24 +29,22 @@ def expected_finish(c: Candidate) -> float:
     return float((c.load or 0) + 1) * c.slowness
 
 
-# The run time assumed for a backend that has not finished a job yet.
-UNKNOWN_RUN_TIME = 1.0
-
-
 def model_affinity(c: Candidate) -> float:
-    """Expected seconds until a job sent now would finish here: the work
-    queued ahead (load x the backend's median run time), plus the load time
-    of the prompt's models that are not resident there.
+    """Expected seconds until a job sent now would finish here: the jobs
+    queued ahead and this one, at this backend's run time (the pool's job
+    time x slowness), plus loading the prompt's models not resident there,
+    plus the loading that evicting models there pushes onto later jobs (a
+    model's load time, shared among the backends that hold it). Where every
+    backend holds the prompt's models and they run equally fast, it ranks
+    (and ties) exactly as least_loaded.
 
     Trade-off: residency is inferred from the jobs the balancer sent (a
     model loaded by someone else, or evicted early by a large job, is
     guessed wrong until the next run shows it), and a job may wait behind a
     busy backend holding its model while another GPU idles, which pays off
-    only while a load costs more than the queue ahead. With one model in the
-    pool it ranks as least_loaded weighted by speed.
+    only while a load costs more than the queue ahead.
     """
-    run = c.run_time if c.run_time is not None else UNKNOWN_RUN_TIME
-    return (c.load or 0) * run + c.cold_load
+    return ((c.load or 0) + 1) * c.slowness * c.job_time + c.cold_load + c.evicts
 
 
 def round_robin(c: Candidate) -> float:

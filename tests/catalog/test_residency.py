@@ -8,12 +8,14 @@ from support import PoolFactory
 from balancer.catalog.needs import needs_of
 from balancer.catalog.residency import Residency, main_model, model_values
 from balancer.config.model import RoutingSettings
+from balancer.config.thresholds import VramThreshold
 from balancer.jobs.events import JobEvent
 
 from .test_mixed_pool import reconnected, txt2img
 
 SDXL = "sd_xl_base_1.0.safetensors"
 SD15 = "v1-5-pruned-emaonly.safetensors"
+GiB = 1024**3
 
 
 def test_models_of_a_prompt_are_its_loader_inputs() -> None:
@@ -35,17 +37,40 @@ async def test_load_time_is_learned_from_cold_and_warm_runs() -> None:
         await r.job_event(JobEvent(f"w{i}", "completed", "gpu0", run_time=1.0))
     r.dispatched("p2", "gpu0", ("b",))
     await r.job_event(JobEvent("p2", "completed", "gpu0", run_time=3.0))  # 2 s more than warm
-    assert r.load_time("gpu0", "b") == 10.0 + 0.3 * (2.0 - 10.0)
-    r.dispatched("p3", "gpu0", ("c",))  # a third model: "a" is the least recently used
-    assert r.resident("gpu0") == ["b", "c"]
+    assert r.load_time("gpu0", "b") == 2.0  # the first figure replaces the guess
+    r.freed("gpu0")
+    r.dispatched("p2b", "gpu0", ("b",))
+    await r.job_event(JobEvent("p2b", "completed", "gpu0", run_time=5.0))  # 4 s: moves it 30 %
+    assert r.load_time("gpu0", "b") == 2.0 + 0.3 * (4.0 - 2.0)
+    r.dispatched("p2c", "gpu0", ("a",))
+    r.dispatched("p3", "gpu0", ("c",))  # a third model: "b" is the least recently used
+    assert r.resident("gpu0") == ["a", "c"]
     r.freed("gpu0")
     assert r.resident("gpu0") == []
+
+
+async def test_a_backend_starts_from_the_pools_load_time_and_warm_median() -> None:
+    r = Residency(slots=2, load_estimate=10.0)
+    for i in range(3):  # gpu0 runs warm in 1 s
+        r.dispatched(f"w{i}", "gpu0", ())
+        await r.job_event(JobEvent(f"w{i}", "completed", "gpu0", run_time=1.0))
+    # gpu1 never ran warm: its cold run is measured against the pool's 1 s.
+    r.dispatched("c1", "gpu1", ("a",))
+    await r.job_event(JobEvent("c1", "completed", "gpu1", run_time=4.0))
+    assert r.load_time("gpu1", "a") == 3.0
+    assert r.cold_load("gpu2", ("a",)) == 3.0  # the pool's figure, not the 10 s guess
+    assert r.cold_load("gpu2", ("b",)) == 3.0  # nothing known of b: any model's
+    r.dispatched("c2", "gpu2", ("a",))
+    await r.job_event(JobEvent("c2", "completed", "gpu2", run_time=2.0))  # 1 s: from 3 s by 30 %
+    assert r.load_time("gpu2", "a") == 3.0 + 0.3 * (1.0 - 3.0)
 
 
 async def test_model_affinity_goes_where_the_model_is_and_free_forgets_it(
     make_pool: PoolFactory,
 ) -> None:
-    pool = await make_pool(2, routing=RoutingSettings(policy="model_affinity"))
+    # Loads that take time (100 ms, a job 50 ms): the balancer learns them.
+    affinity = RoutingSettings(policy="model_affinity")
+    pool = await make_pool(2, routing=affinity, options={"time_scale": 0.05})
     first = (await pool.submit(txt2img(SDXL, 1)))["prompt_id"]
     await pool.settle([first])
     holder = await pool.owner(first)
@@ -90,6 +115,31 @@ async def test_residency_is_forgotten_when_a_backend_restarts(make_pool: PoolFac
     assert pool.balancer.residency.resident("gpu0") == []
 
 
+async def test_residency_is_forgotten_when_the_backends_vram_use_drops(
+    make_pool: PoolFactory,
+) -> None:
+    pool = await make_pool(1, routing=RoutingSettings(policy="model_affinity"))
+    await pool.settle([(await pool.submit(txt2img(SDXL, 1)))["prompt_id"]])
+    residency = pool.balancer.residency
+    await pool.probe()  # sees the loaded model's VRAM use
+    assert residency.resident("gpu0") == [SDXL]
+    pool.emulators["gpu0"].memory.unload()  # freed behind the balancer's back
+    await pool.probe()
+    assert residency.resident("gpu0") == []
+
+
+async def test_residency_is_forgotten_when_free_on_drain_unloads(make_pool: PoolFactory) -> None:
+    limits = {"vram_limit": VramThreshold(size=4 * GiB), "free_on_drain": True}
+    pool = await make_pool(1, backend=limits, routing=RoutingSettings(policy="model_affinity"))
+    await pool.settle([(await pool.submit(txt2img(SDXL, 1)))["prompt_id"]])
+    residency = pool.balancer.residency
+    assert residency.resident("gpu0") == [SDXL]
+    await pool.probe()  # over the limit and idle: drained and freed (VRAM was still high)
+    gpu0 = pool.balancer.registry.get("gpu0")
+    assert gpu0 is not None and gpu0.freed
+    assert residency.resident("gpu0") == []
+
+
 def test_model_affinity_waits_behind_a_warm_backend_rather_than_load_cold() -> None:
     from scheduling.test_picker import cand
 
@@ -97,7 +147,7 @@ def test_model_affinity_waits_behind_a_warm_backend_rather_than_load_cold() -> N
     from balancer.scheduling.scores import model_affinity
 
     picker = Picker(score=model_affinity)
-    warm_busy = cand("warm", 0, 1, run_time=1.0)
+    warm_busy = cand("warm", 0, 1, job_time=1.0)
     cold_idle = cand("cold", 1, 0, cold_load=10.0)
     assert picker.pick([warm_busy, cold_idle]) == Chosen("warm")
     cheap_load = cand("cold", 1, 0, cold_load=0.5)
