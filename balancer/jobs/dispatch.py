@@ -13,7 +13,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, Clock
@@ -24,11 +24,14 @@ from balancer.jobs.events import JobEvent
 from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
 from balancer.logs import get_logger
-from balancer.scheduling import Candidate, NoBackend, Picker, candidates_from
+from balancer.scheduling import Candidate, Chosen, NoBackend, Picker, Wait, candidates_from
 from balancer.store import Pin, StoredJob
 from balancer.upstream import Upstream, UpstreamConnectError, UpstreamError
 
 log = get_logger("balancer.jobs")
+
+# What a pick gives when it names no backend.
+Out = TypeVar("Out", bound=Wait | NoBackend)
 
 
 class BeforeDispatch(Protocol):
@@ -151,8 +154,28 @@ class Dispatcher:
         a look (the late binder and the work stealer look on every wake-up):
         the decision is counted when a job is sent, or refused (`decided`)."""
         left = [b for b in self.registry if b.name not in tried]
-        decision = self.picker.pick(self._candidates(left, needs), rotate)
-        if isinstance(decision, NoBackend):
+        return self._backend(self.picker.pick(self._candidates(left, needs), rotate))
+
+    def place(
+        self, needs: Needs, waited: float, rotate: bool = True, tried: frozenset[str] = frozenset()
+    ) -> Backend | Wait | NoBackend:
+        """Where a job that has waited `waited` seconds goes now (of the
+        backends not `tried`), or Wait for a full backend that would finish
+        it sooner (Picker.place)."""
+        left = [b for b in self.registry if b.name not in tried]
+        return self._backend(self.picker.place(self._candidates(left, needs), waited, rotate))
+
+    def worth_moving(self, needs: Needs, owner: str, idle: Backend) -> bool:
+        """Work stealing: `idle` can run a job pending at `owner` behind a
+        running one, and would finish it sooner by the policy's score."""
+        by_name = {c.name: c for c in self._candidates(list(self.registry), needs)}
+        move, stay = by_name.get(idle.name), by_name.get(owner)
+        if move is None or not move.capable:
+            return False
+        return stay is None or self.picker.worth_moving(stay._replace(load=1), move)
+
+    def _backend(self, decision: Chosen | Out) -> Backend | Out:
+        if not isinstance(decision, Chosen):
             return decision
         backend = self.registry.get(decision.name)
         assert backend is not None

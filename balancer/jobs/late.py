@@ -19,7 +19,7 @@ from balancer.jobs.failure import rejection_error
 from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
 from balancer.jobs.steal import Stealer
-from balancer.scheduling import NoBackend
+from balancer.scheduling import NoBackend, Wait
 from balancer.store import StoredJob
 from balancer.store.guard import guarded
 
@@ -88,26 +88,25 @@ class LateBinder:
         """The first waiting job a backend can take now, with that backend.
         Past the head only when the head waits for its capable set (in a
         mixed pool a prompt for a model two GPUs hold must not hold up work
-        the others could run), or, with a policy that looks for warm jobs
-        (`warm_lookahead`), for a job whose models are resident where it
-        would go, until the first bindable job has waited a model load time;
-        a job no backend in the pool can run any more (its model went away)
-        fails visibly instead of waiting forever."""
+        the others could run), or, with a warm lookahead, while the jobs
+        before it wait for a full backend that would finish them sooner (each
+        for at most what that saves: Picker.place); a job no backend in the
+        pool can run any more (its model went away) fails visibly instead of
+        waiting forever."""
         window = self.routing.picker.warm_lookahead
-        first: StoredJob | None = None
-        for index, job in enumerate(list(itertools.islice(self.jobs.queue, LOOKAHEAD))):
+        full, waits = frozenset(self._full), 0
+        for job in list(itertools.islice(self.jobs.queue, LOOKAHEAD)):
             needs = needs_of(job.request.get("prompt"))
-            backend = self.dispatcher.choose(needs, self._full, rotate=False)
-            if not isinstance(backend, NoBackend):
-                if first is None:
-                    first = job
-                    if window == 0 or self._overdue(job):
-                        return self._bind(job)
-                if self.dispatcher.fitter.fit(backend.name, needs).cold_load == 0:
-                    return self._bind(job)
-                if index + 1 >= window:
-                    break
+            waited = self.jobs.wall() - job.submitted_at
+            placed = self.dispatcher.place(needs, waited, rotate=False, tried=full)
+            if isinstance(placed, Wait):
+                waits += 1
+                if waits > window:
+                    return None
                 continue
+            if not isinstance(placed, NoBackend):
+                bound = self.dispatcher.place(needs, waited, tried=full)
+                return (job, bound) if isinstance(bound, Backend) else None
             unmet = self.dispatcher.fitter.refusal(needs)
             if unmet:
                 body = unmet_body(unmet)
@@ -115,18 +114,9 @@ class LateBinder:
                 await self.jobs.fail(
                     job.prompt_id, error["type"], error["message"], body["node_errors"]
                 )
-            elif first is None and not backend.outcome.startswith(("capable_", "not_capable")):
+            elif not waits and not placed.outcome.startswith(("capable_", "not_capable")):
                 return None  # every backend is out for every job alike
-        return self._bind(first) if first is not None else None
-
-    def _bind(self, job: StoredJob) -> tuple[StoredJob, Backend] | None:
-        """The backend for `job`, taking a turn of the tie rotation."""
-        backend = self.dispatcher.choose(needs_of(job.request.get("prompt")), self._full)
-        return None if isinstance(backend, NoBackend) else (job, backend)
-
-    def _overdue(self, job: StoredJob) -> bool:
-        """Waited longer than a model load would take: bind it, warm or not."""
-        return self.jobs.wall() - job.submitted_at >= self.routing.settings.model_load_estimate
+        return None
 
     async def steal(self) -> bool:
         """Nothing waits here and a backend is idle: take back a job pending
@@ -142,8 +132,9 @@ class LateBinder:
         return await self.jobs.taken_back(job.prompt_id) is not None
 
     def _fits(self, backend: Backend, job: StoredJob) -> bool:
+        """`backend` can run the job and would finish it sooner than its owner."""
         needs = needs_of(job.request.get("prompt"))
-        return self.dispatcher.fitter.fit(backend.name, needs).capable
+        return self.dispatcher.worth_moving(needs, job.backend or "", backend)
 
     async def on_probe(self, backend: Backend, snapshot: LoadSnapshot) -> None:
         """Fresh load data may show room."""

@@ -38,7 +38,7 @@ from balancer.jobs.late import LateBinder
 from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
 from balancer.logs import get_logger
-from balancer.scheduling import NoBackend
+from balancer.scheduling import NoBackend, Wait
 from balancer.scheduling.filters import ROOM_OUTCOME
 from balancer.store import Pin, StoredJob
 
@@ -234,8 +234,8 @@ class Submitter:
         """Dispatch at once; queue it when every backend turns out busy."""
         tried: set[str] = set()
         while True:
-            backend = self.dispatcher.choose(needs, tried)
-            if isinstance(backend, NoBackend):
+            backend = self.dispatcher.place(needs, 0.0, tried=frozenset(tried))
+            if isinstance(backend, Wait | NoBackend):
                 return await self._nowhere(job, backend, tried)
             tried.add(backend.name)
             result = await self.dispatcher.send(job, backend)
@@ -253,8 +253,11 @@ class Submitter:
                 return result
             return Refusal(502, "bad_gateway", "Backend failed", result.detail)
 
-    async def _nowhere(self, job: StoredJob, decision: NoBackend, tried: set[str]) -> SubmitResult:
-        if decision.outcome in ("all_busy", "capable_all_busy"):
+    async def _nowhere(
+        self, job: StoredJob, decision: Wait | NoBackend, tried: set[str]
+    ) -> SubmitResult:
+        """Queue it when it waits for a better backend or every one is busy."""
+        if isinstance(decision, Wait) or decision.outcome in ("all_busy", "capable_all_busy"):
             if self._queue_full():
                 await self.jobs.refused(job.prompt_id)
                 return self._full()
