@@ -134,9 +134,10 @@ async def pool(
     settings = Settings(
         backends=tuple(BackendSettings(name=n, url=u) for n, u in urls.items()),
         probe=ProbeSettings(interval=0.2, timeout=2.0, stale_after=2.0),
-        # The operator's first guess of a load matches these GPUs (2 s).
+        # The operator's first guess of a load matches these GPUs (2 s
+        # emulated, so LOAD_TIME x scale on the balancer's clock).
         routing=RoutingSettings(
-            policy=policy, resident_models=SLOTS, model_load_estimate=LOAD_TIME
+            policy=policy, resident_models=SLOTS, model_load_estimate=LOAD_TIME * scale
         ),
         store=StoreSettings(kind="memory"),
         data_dir=str(root / "balancer"),
@@ -271,7 +272,8 @@ def run_affinity_bench(args: argparse.Namespace) -> int:
     rows = run(measure(args))
     print(
         f"bench affinity: 4 emulated backends, 4 checkpoints (load {LOAD_TIME:g} s, job 1 s,"
-        f" {SLOTS} resident at most; routing.model_load_estimate {LOAD_TIME:g}s),"
+        f" {SLOTS} resident at most; routing.model_load_estimate"
+        f" {LOAD_TIME * args.time_scale:g}s, the emulated {LOAD_TIME:g} s on the balancer's clock),"
         f" Poisson arrivals at {args.load:.0%} of capacity,"
         f" seed {args.seed}; latency in emulated seconds (time scale {args.time_scale:g})"
     )
