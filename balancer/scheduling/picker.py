@@ -103,7 +103,7 @@ class Picker:
             return None
         here = min(with_room, key=self.score)
         better = min(anywhere, key=self.score)
-        if self.score(better) < self.score(here) and worth_waiting(here, waited):
+        if worth_waiting(self.score(here) - self.score(better), waited):
             return Wait(better.name)
         return None
 
@@ -130,13 +130,12 @@ class Picker:
         return Chosen(chosen.name)
 
 
-def worth_waiting(here: Candidate, waited: float) -> bool:
-    """Rent or buy: a job waits for a busier backend that would finish it
-    sooner only while it has waited less than binding to `here` (the best
-    backend with room) costs in model loads, its own and the evictions'.
-    Trade-off: a job may wait up to about one model load for a GPU holding
-    its model although another idles, which saves the pool that load (GPU
-    time no other job can use) and the reloads of what it would evict; the
-    wait is bounded so it costs at most what binding at once would have.
-    """
-    return waited < here.cold_load + here.evicts
+def worth_waiting(saves: float, waited: float) -> bool:
+    """Rent or buy: a job waits for a busier backend whose score is `saves`
+    seconds lower than the best one with room (model_affinity: its own finish
+    time, and the reloads binding at once would push onto later jobs) while
+    it has waited less than that. Trade-off: it may wait for a GPU holding
+    its model while another idles, but never longer than binding at once
+    would have cost, so a load that evicts nothing is taken as soon as it
+    would finish the job sooner than the wait."""
+    return waited < saves

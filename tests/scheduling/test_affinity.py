@@ -1,7 +1,8 @@
 """model_affinity's choices: exactly least_loaded when every backend holds the
 prompt's models; a job waits for a full warm backend that would finish it
-sooner until it has waited what loading elsewhere costs; work stealing moves
-a job only where it finishes sooner; the warm lookahead is configurable."""
+sooner until it has waited what it saves (its own time and later reloads);
+work stealing moves a job only where it finishes sooner; the warm lookahead
+is configurable."""
 
 from __future__ import annotations
 
@@ -42,13 +43,17 @@ def test_with_one_model_everywhere_affinity_chooses_exactly_as_least_loaded() ->
     assert {type(p).__name__ for p in ours} == {"Chosen", "NoBackend"}  # binds, and all busy
 
 
-def test_a_job_waits_for_its_warm_backend_until_it_has_waited_what_loading_costs() -> None:
+def test_a_job_waits_for_its_warm_backend_until_it_waited_what_that_saves() -> None:
     picker = Picker(LATE, model_affinity, warm_lookahead=16)
     warm_full = cand("warm", 0, 2, job_time=1.0)  # finishes it in 3 s
-    cold_idle = cand("cold", 1, 0, job_time=1.0, cold_load=6.0, evicts=4.0)  # in 11 s
+    cold_idle = cand("cold", 1, 0, job_time=1.0, cold_load=6.0, evicts=4.0)  # in 7 s
+    # Waiting saves 4 s of its own time and 4 s of reloads for later jobs:
     assert picker.place([warm_full, cold_idle], waited=0.0) == Wait("warm")
-    assert picker.place([warm_full, cold_idle], waited=9.9) == Wait("warm")
-    assert picker.place([warm_full, cold_idle], waited=10.0) == Chosen("cold")  # rent paid
+    assert picker.place([warm_full, cold_idle], waited=7.9) == Wait("warm")
+    assert picker.place([warm_full, cold_idle], waited=8.0) == Chosen("cold")  # rent paid
+    free_slot = cold_idle._replace(evicts=0.0)  # evicts nothing: only its own 4 s count
+    assert picker.place([warm_full, free_slot], waited=3.9) == Wait("warm")
+    assert picker.place([warm_full, free_slot], waited=4.0) == Chosen("cold")
     cheap = cold_idle._replace(cold_load=1.5, evicts=0.0)  # 2.5 s: loading beats the queue
     assert picker.place([warm_full, cheap], waited=0.0) == Chosen("cold")
     never = Picker(LATE, model_affinity, warm_lookahead=0)
