@@ -46,6 +46,10 @@ class LateBinder:
         # Backends whose shared slots other replicas hold (this pump pass).
         self._full: set[str] = set()
         self._pump = guarded("binding", self.pump)  # the store away: the next wake-up retries
+        # prompt_id -> when it began to pass up a backend with room to wait
+        # for a better one; the rent it pays runs from there (a wait while
+        # every backend was full would have happened anyway).
+        self._passing: dict[str, float] = {}
         jobs.events.subscribe(self)
 
     @property
@@ -90,20 +94,23 @@ class LateBinder:
         mixed pool a prompt for a model two GPUs hold must not hold up work
         the others could run), or, with a warm lookahead, while the jobs
         before it wait for a full backend that would finish them sooner (each
-        for at most what that saves: Picker.place); a job no backend in the
+        for at most what that saves, counted from when it began to pass up a
+        backend with room: Picker.place); a job no backend in the
         pool can run any more (its model went away) fails visibly instead of
         waiting forever."""
         window = self.routing.picker.warm_lookahead
-        full, waits = frozenset(self._full), 0
+        full, waits, now = frozenset(self._full), 0, self.clock()
         for job in list(itertools.islice(self.jobs.queue, LOOKAHEAD)):
             needs = needs_of(job.request.get("prompt"))
-            waited = self.jobs.wall() - job.submitted_at
+            waited = now - self._passing.get(job.prompt_id, now)
             placed = self.dispatcher.place(needs, waited, rotate=False, tried=full)
             if isinstance(placed, Wait):
+                self._passing.setdefault(job.prompt_id, now)
                 waits += 1
                 if waits > window:
                     return None
                 continue
+            self._passing.pop(job.prompt_id, None)
             if not isinstance(placed, NoBackend):
                 bound = self.dispatcher.place(needs, waited, tried=full)
                 return (job, bound) if isinstance(bound, Backend) else None
@@ -145,6 +152,8 @@ class LateBinder:
             self._done_at.append(self.clock())
         if event.phase in ("completed", "failed", "interrupted", "retried", "cancelled"):
             self.wake()
+        if event.phase in ("completed", "failed", "interrupted", "cancelled"):
+            self._passing.pop(event.prompt_id, None)
 
     def retry_after(self) -> int:
         """Seconds until the queue has room, from recent throughput."""
