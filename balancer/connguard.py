@@ -28,6 +28,18 @@ log = get_logger("balancer.connections")
 
 REFUSED = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+LINGER = 2.0  # seconds a refused or cut client has to read its answer
+
+
+def answer_and_close(transport: asyncio.Transport, answer: bytes) -> asyncio.TimerHandle:
+    """Send `answer` and half-close; the connection closes when the client
+    closes its side, or LINGER later. Closing at once, with bytes the client
+    sent still unread, resets the connection: the client could lose the
+    answer (its read fails with ECONNRESET)."""
+    transport.write(answer)
+    if transport.can_write_eof():
+        transport.write_eof()
+    return asyncio.get_running_loop().call_later(LINGER, transport.close)
 
 
 @dataclass
@@ -86,7 +98,9 @@ class GuardedProtocol(asyncio.Protocol):
         self.inner = inner
         self.peer: str | None = None
         self.transport: asyncio.Transport | None = None
+        # The header deadline, then (once answered) the close after LINGER.
         self.deadline: asyncio.TimerHandle | None = None
+        self.answered = False  # refused or cut: what the client sends is dropped
         self.tail = b""  # the last bytes seen while waiting for the end of the headers
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -95,8 +109,8 @@ class GuardedProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         if not self.limits.admit(host):
-            transport.write(REFUSED)
-            transport.close()
+            self.answered = True
+            self.deadline = answer_and_close(transport, REFUSED)
             return
         self.peer, self.transport = host, transport
         loop = asyncio.get_running_loop()
@@ -107,10 +121,12 @@ class GuardedProtocol(asyncio.Protocol):
         self.deadline = None
         if self.transport is not None and not self.transport.is_closing():
             log.warning("header_timeout", peer=self.peer)
-            self.transport.write(TIMED_OUT)
-            self.transport.close()
+            self.answered = True
+            self.deadline = answer_and_close(self.transport, TIMED_OUT)
 
     def data_received(self, data: bytes) -> None:
+        if self.answered:
+            return
         if self.deadline is not None:
             seen = self.tail + data
             if b"\r\n\r\n" in seen or b"\n\n" in seen:
@@ -120,6 +136,8 @@ class GuardedProtocol(asyncio.Protocol):
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
+        if self.answered:
+            return None  # the client closed after its answer: close too
         return self.inner.eof_received()
 
     def pause_writing(self) -> None:
@@ -129,10 +147,10 @@ class GuardedProtocol(asyncio.Protocol):
         self.inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.peer is None:
-            return  # refused: aiohttp never saw it
         if self.deadline is not None:
             self.deadline.cancel()
+        if self.peer is None:
+            return  # refused: aiohttp never saw it
         self.limits.release(self.peer)
         self.peer = None
         self.inner.connection_lost(exc)
