@@ -100,11 +100,12 @@ class Prober:
         await self._end_round(await asyncio.gather(*(self.probe(b) for b in self.registry)))
 
     async def probe_spread(self) -> None:
-        """One round whose starts are spread over half an interval in
-        `SLICES` groups, so 1,000 backends are not all asked at once (their
+        """One round of the backends that are `due`, whose starts are spread
+        over half an interval in `SLICES` groups, so 1,000 backends are not all asked at once (their
         answers would then all arrive at once, and the first round's would
         time out behind each other)."""
-        backends = list(self.registry)
+        now = self.clock()
+        backends = [b for b in self.registry if self.due(b, now)]
         slices = max(1, min(SLICES, len(backends)))
         gap = self.settings.interval / 2 / slices
         started = []
@@ -122,6 +123,19 @@ class Prober:
             if timeout is not None:
                 await self._failed(timeout.backend, timeout.error, timeout.started)
         self.rounds += 1
+
+    def due(self, backend: Backend, now: float) -> bool:
+        """Whether a periodic round probes this backend. Always while its
+        channel is down; while it is up, its `status` pushes bring every
+        queue change, so only once its newest reading (probe or push) could
+        go stale before the next round could refresh it: older than
+        `stale_after` less one interval and one timed-out probe. An idle
+        pool is then asked every two or three rounds instead of every one."""
+        newest = backend.newest
+        if backend.channel_id is None or newest is None or not backend.healthy:
+            return True
+        margin = self.settings.interval + self.settings.timeout
+        return now - newest[0] >= self.settings.stale_after - margin
 
     async def probe(self, backend: Backend) -> TimedOut | None:
         """Probe one backend and record an answer or a failure now; a

@@ -3,8 +3,10 @@
 The emulated backends run in two processes of their own
 (`balancer.bench.emulators`) and the balancer in another (`serve`, default
 probe settings), so the CPU each side spends is read apart from `/proc`: the
-balancer's while it probes N backends with nothing else to do, beside what
-answering those probes costs the backends. Also counted: backends up after
+balancer's while it probes N backends with nothing else to do (read over a
+window that starts one window after every backend is up, once catalogue
+reads and channel reconnects have settled), beside what answering those
+probes costs the backends. Also counted: backends up after
 start-up, and the probes of the first rounds that timed out (the balancer's
 `backend_probe_failed` and `backend_down` log lines with a timeout).
 """
@@ -58,12 +60,13 @@ def timeouts_logged(log: Path) -> int:
     return count
 
 
-async def steady_cost(count: int, seconds: float) -> list[list[object]]:
+async def steady_cost(count: int, seconds: float, stats_interval: float) -> list[list[object]]:
     """Rows: (what, backends, value) for the balancer probing `count` backends."""
     folder = Path(tempfile.mkdtemp(prefix="bench-probing-"))
     *ports, front_port = free_ports(count + 1)
     log = folder / "balancer.log"
-    config = write_balancer_config(folder, ports, front_port)
+    probe = {"stats_interval": stats_interval}
+    config = write_balancer_config(folder, ports, front_port, probe=probe)
     front = f"http://127.0.0.1:{front_port}"
     groups = [ports[i::EMULATOR_PROCESSES] for i in range(EMULATOR_PROCESSES)]
     with contextlib.ExitStack() as stack:
@@ -80,6 +83,7 @@ async def steady_cost(count: int, seconds: float) -> list[list[object]]:
             await wait_ready(session, front + "/balancer/health", timeout=120)
             to_up = await wait_all_up(session, front, count)
             up = await up_count(session, front)
+            await asyncio.sleep(seconds)  # catalogue reads and reconnects settle first
             mine, theirs = cpu_seconds(balancer.pid), sum(cpu_seconds(e.pid) for e in emulators)
             began = time.monotonic()
             await asyncio.sleep(seconds)

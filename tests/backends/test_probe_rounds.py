@@ -49,6 +49,39 @@ async def test_a_round_spreads_its_starts_over_half_an_interval(make_pool: PoolF
         b.registry, b.upstream, b.settings.probe, pool.clock,
         on_failure=lambda _backend, _death: None, listeners=(), on_down=(), sleep=sleep,
     )  # fmt: skip
+    pool.clock.advance(b.settings.probe.stale_after)  # every backend is due
     await prober.probe_spread()
     assert naps == [1.0 / 2 / 3] * 2 and prober.rounds == 1  # 3 backends: 3 groups
     assert SLICES >= 3
+
+
+async def test_an_idle_backend_with_its_channel_up_is_asked_less_often(
+    make_pool: PoolFactory,
+) -> None:
+    """Its status pushes would tell every queue change, so a round asks it
+    only once its reading would otherwise go stale before the next round."""
+    paths: list[str] = []
+    settings = ProbeSettings(interval=1.0, timeout=2.0, stale_after=5.0)
+    pool = await make_pool(1, probe=settings, middlewares=(counting(paths),))
+
+    async def sleep(seconds: float) -> None:
+        pass
+
+    b = pool.balancer
+    prober = Prober(
+        b.registry, b.upstream, settings, pool.clock,
+        on_failure=lambda _backend, _death: None, listeners=(), on_down=(), sleep=sleep,
+    )  # fmt: skip
+
+    async def rounds(count: int) -> int:
+        before = paths.count("/queue")
+        for _ in range(count):
+            pool.clock.advance(settings.interval)
+            await prober.probe_spread()
+        return paths.count("/queue") - before
+
+    assert await rounds(6) == 3, "every other round: its reading is 2 s old at most"
+    backend = b.registry.get("gpu0")
+    assert backend is not None and backend.is_fresh(pool.clock(), settings)
+    await b.channels.stop("gpu0")
+    assert await rounds(3) == 3, "without a channel, every round"
