@@ -47,7 +47,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                      help="seconds the balancer's CPU is read while it probes the backends, "
                      "each in its own process (0: skip)")  # fmt: skip
     ops.add_argument("--stats-interval", type=float, default=0.0,
-                     help="that balancer's probe.stats_interval; 0: with every probe")  # fmt: skip
+                     help="its probe.stats_interval (default: 0, every probe)")  # fmt: skip
     schedule = command("schedule", help="late binding vs send-at-once vs round robin")
     schedule.set_defaults(runner="balancer.bench.schedule:run_schedule_bench")
     schedule.add_argument("--jobs", type=int, default=2000, help="per run")
