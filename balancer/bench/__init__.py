@@ -23,6 +23,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     proxy.add_argument(
         "--backends", type=int, default=2, help="emulated backends behind the balancer"
     )
+    proxy.add_argument("--replicas", type=int, default=1,
+                       help="above 1: 1 replica vs this many on one Redis, not direct")  # fmt: skip
     upload = command("upload", help="time placement adds before dispatch (10 MB input)")
     upload.set_defaults(runner="balancer.bench.upload:run_upload_bench")
     upload.add_argument("--rounds", type=int, default=10, help="prompts measured each way")
@@ -57,6 +59,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     schedule.add_argument("--fast", type=int, default=4, help="backends at time scale 1")
     schedule.add_argument("--slow", type=int, default=4, help="backends at time scale 2")
     schedule.add_argument("--seed", type=int, default=1, help="of the arrival and job-size trace")
+    schedule.add_argument("--replicas", type=int, default=1,
+                          help="above 1: late binding through 1 replica vs this many, "
+                          "on Redis (--policies is then not used)")  # fmt: skip
     schedule.add_argument(
         "--policies",
         type=lambda s: s.split(","),

@@ -12,7 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,14 +106,35 @@ class Result:
         return 1000 * statistics.median(self.latencies)
 
 
+async def wait_json(
+    session: aiohttp.ClientSession, url: str, ok: Callable[[Any], bool], timeout: float = 30.0
+) -> None:
+    """Until `url` answers 200 with a JSON body that `ok` accepts."""
+    for _ in range(int(timeout / 0.1)):
+        with contextlib.suppress(aiohttp.ClientError):
+            async with session.get(url) as resp:
+                if resp.status == 200 and ok(await resp.json()):
+                    return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} was not ready in {timeout:.0f} s")
+
+
 async def closed_loop(
     session: aiohttp.ClientSession, url: str, concurrency: int, seconds: float
 ) -> Result:
     """`concurrency` workers each sending the next request when the last answers."""
+    return await spread_loop(session, [url], concurrency, seconds)
+
+
+async def spread_loop(
+    session: aiohttp.ClientSession, urls: Sequence[str], concurrency: int, seconds: float
+) -> Result:
+    """A closed loop whose worker `i` sends to `urls[i % len(urls)]` (clients
+    spread over several replicas, as an L4 load balancer spreads connections)."""
     latencies: list[float] = []
     stop_at = time.perf_counter() + seconds
 
-    async def worker() -> None:
+    async def worker(url: str) -> None:
         while (start := time.perf_counter()) < stop_at:
             async with session.get(url) as resp:
                 await resp.read()
@@ -122,7 +143,7 @@ async def closed_loop(
             latencies.append(time.perf_counter() - start)
 
     began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(urls[i % len(urls)]) for i in range(concurrency)))
     return Result(len(latencies), time.perf_counter() - began, latencies)
 
 

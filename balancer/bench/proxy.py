@@ -88,6 +88,10 @@ async def submit_one(session: aiohttp.ClientSession, front: str) -> str:
 
 
 def run_proxy_bench(args: argparse.Namespace) -> int:
+    if args.replicas > 1:
+        from balancer.bench.proxy_replicas import run_replicas_proxy_bench
+
+        return run_replicas_proxy_bench(args)
     concurrencies = [int(c) for c in str(args.concurrency).split(",")]
     print(asyncio.run(measure(args.seconds, concurrencies, args.backends)))
     return 0

@@ -29,7 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -37,9 +37,16 @@ from typing import Any
 
 import aiohttp
 
-from balancer.bench.harness import child, free_port, table, write_balancer_config
+from balancer.bench.harness import child, free_port, table, wait_json, write_balancer_config
 from balancer.bench.ideal import ideal_latencies, mean, quantile
-from balancer.bench.schedule_load import SHORT_STEPS, drive, mean_work, plan, workflow
+from balancer.bench.schedule_load import (
+    SHORT_STEPS,
+    Planned,
+    drive,
+    mean_work,
+    plan,
+    workflow,
+)
 
 
 @dataclass(frozen=True)
@@ -87,18 +94,6 @@ def emulator_hosts(
                 proc.kill()
 
 
-async def wait_json(
-    session: aiohttp.ClientSession, url: str, ok: Any, timeout: float = 30.0
-) -> None:
-    for _ in range(int(timeout / 0.1)):
-        with contextlib.suppress(aiohttp.ClientError):
-            async with session.get(url) as resp:
-                if resp.status == 200 and ok(await resp.json()):
-                    return
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} was not ready in {timeout:.0f} s")
-
-
 def contains(key: str, mapping: Any) -> bool:
     return key in mapping
 
@@ -117,40 +112,63 @@ async def warm_up(session: aiohttp.ClientSession, ports: list[int]) -> None:
         await wait_json(session, f"{base}/history/{prompt_id}", partial(contains, prompt_id))
 
 
-async def measure(args: argparse.Namespace) -> tuple[str, list[str]]:
+@dataclass(frozen=True)
+class Testbed:
+    """The emulated backends, up and warmed, and what the trace needs of them."""
+
+    session: aiohttp.ClientSession
+    ports: list[int]
+    scales: list[float]
+    step_time: float
+    capacity: float  # jobs per second
+    folder: Path
+
+    def trace(self, args: argparse.Namespace, load: float) -> list[Planned]:
+        """The seeded trace at `load` x capacity (the same for every run at that load)."""
+        return plan(random.Random(f"{args.seed}/{load}"), args.jobs, load * self.capacity)
+
+
+@contextlib.asynccontextmanager
+async def testbed(args: argparse.Namespace, prefix: str) -> AsyncIterator[Testbed]:
     step_time = args.short_ms / 1000 / SHORT_STEPS
     scales = [1.0] * args.fast + [2.0] * args.slow
     capacity = sum(1 / (mean_work(step_time) * s) for s in scales)
     ports = [free_port() for _ in scales]
-    folder = Path(tempfile.mkdtemp(prefix="bench-schedule-"))
-    rows: list[list[object]] = []
-    ratios: dict[tuple[str, float], tuple[float, float]] = {}
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         with emulator_hosts(step_time, folder, ports, scales):
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
                 await warm_up(session, ports)
-                for load in args.loads:
-                    jobs = plan(random.Random(f"{args.seed}/{load}"), args.jobs, load * capacity)
-                    for policy in [p for p in POLICIES if p.key in args.policies]:
-                        port = free_port()
-                        config = write_balancer_config(folder, ports, port, routing=policy.routing)
-                        base = f"http://127.0.0.1:{port}"
-                        with child(["serve", "--config", str(config)]):
-                            everyone_up = lambda h: h.get("backends_up") == len(ports)  # noqa: E731
-                            await wait_json(session, base + "/balancer/health", everyone_up)
-                            outcome = await drive(session, base, jobs, step_time)
-                        bound = ideal_latencies(outcome.trace, scales)
-                        got = (mean(outcome.latencies), quantile(outcome.latencies, 0.99))
-                        best = (mean(bound), quantile(bound, 0.99))
-                        ratios[policy.label, load] = got
-                        rows.append(
-                            [policy.label, f"{load:.0%}", len(jobs)]
-                            + [f"{1000 * v:.0f}" for v in (*got, *best)]
-                            + [f"{got[0] / best[0]:.2f}", f"{got[1] / best[1]:.2f}"]
-                        )
-                        print(" ".join(str(c) for c in rows[-1]), file=sys.stderr)
+                yield Testbed(session, ports, scales, step_time, capacity, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+async def measure(args: argparse.Namespace) -> tuple[str, list[str]]:
+    rows: list[list[object]] = []
+    ratios: dict[tuple[str, float], tuple[float, float]] = {}
+    async with testbed(args, "bench-schedule-") as bed:
+        session, ports, capacity = bed.session, bed.ports, bed.capacity
+        for load in args.loads:
+            jobs = bed.trace(args, load)
+            for policy in [p for p in POLICIES if p.key in args.policies]:
+                port = free_port()
+                config = write_balancer_config(bed.folder, ports, port, routing=policy.routing)
+                base = f"http://127.0.0.1:{port}"
+                with child(["serve", "--config", str(config)]):
+                    everyone_up = lambda h: h.get("backends_up") == len(ports)  # noqa: E731
+                    await wait_json(session, base + "/balancer/health", everyone_up)
+                    outcome = await drive(session, [base], jobs, bed.step_time)
+                bound = ideal_latencies(outcome.trace, bed.scales)
+                got = (mean(outcome.latencies), quantile(outcome.latencies, 0.99))
+                best = (mean(bound), quantile(bound, 0.99))
+                ratios[policy.label, load] = got
+                rows.append(
+                    [policy.label, f"{load:.0%}", len(jobs)]
+                    + [f"{1000 * v:.0f}" for v in (*got, *best)]
+                    + [f"{got[0] / best[0]:.2f}", f"{got[1] / best[1]:.2f}"]
+                )
+                print(" ".join(str(c) for c in rows[-1]), file=sys.stderr)
     headers = ["policy", "load", "jobs", "mean ms", "p99 ms", "bound mean", "bound p99"]
     headers += ["mean/bound", "p99/bound"]
     notes = [
@@ -167,6 +185,10 @@ async def measure(args: argparse.Namespace) -> tuple[str, list[str]]:
 
 
 def run_schedule_bench(args: argparse.Namespace) -> int:
+    if args.replicas > 1:
+        from balancer.bench.schedule_replicas import run_replicas_schedule_bench
+
+        return run_replicas_schedule_bench(args)
     text, notes = asyncio.run(measure(args))
     print(text)
     for note in notes:

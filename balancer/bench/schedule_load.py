@@ -15,6 +15,7 @@ import asyncio
 import random
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,17 +82,18 @@ class Outcome:
 
 
 async def drive(
-    session: aiohttp.ClientSession, base: str, jobs: list[Planned], step_time: float
+    session: aiohttp.ClientSession, bases: Sequence[str], jobs: list[Planned], step_time: float
 ) -> Outcome:
     """Post each job at its time with one client_id, without waiting for
-    earlier answers; a job is done when the socket says `executing` with node
-    null for its prompt_id."""
+    earlier answers, job i to `bases[i % len(bases)]` (several replicas: the
+    socket is on the first, so the others' jobs' events cross Redis); a job
+    is done when the socket says `executing` with node null for its prompt_id."""
     client_id = f"bench-{uuid.uuid4().hex}"
     finished: dict[str, float] = {}
     failed: list[str] = []
     all_done = asyncio.Event()
     wanted: set[str] = set()
-    ws = await session.ws_connect(f"{base}/ws?clientId={client_id}", max_msg_size=0)
+    ws = await session.ws_connect(f"{bases[0]}/ws?clientId={client_id}", max_msg_size=0)
 
     async def listen() -> None:
         async for msg in ws:
@@ -111,7 +113,7 @@ async def drive(
     async def post(index: int, job: Planned) -> None:
         body = {"prompt": workflow(index, job.steps), "client_id": client_id}
         sent = time.perf_counter()
-        async with session.post(f"{base}/prompt", json=body) as resp:
+        async with session.post(f"{bases[index % len(bases)]}/prompt", json=body) as resp:
             answer = await resp.json()
             if resp.status != 200:
                 raise RuntimeError(f"POST /prompt: HTTP {resp.status}: {answer}")

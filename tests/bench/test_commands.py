@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 from balancer.bench import run_bench
-from balancer.bench.redisserver import redis_server_binary
+from balancer.bench.redisserver import RedisServer, redis_server_binary
 from balancer.cli import build_parser
 
 
@@ -39,3 +39,35 @@ def test_bench_store_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
         "put_pin",
         "put_history",
     }
+
+
+def test_bench_proxy_replicas_prints_one_against_three(
+    capsys: pytest.CaptureFixture[str], redis_server: RedisServer
+) -> None:
+    """1 replica vs 3 (separate processes on a real Redis), the ratio beside."""
+    argv = ["bench", "proxy", "--replicas", "3", "--seconds", "0.2", "--concurrency", "3"]
+    assert run_bench(build_parser().parse_args([*argv, "--backends", "1"])) == 0
+    lines = capsys.readouterr().out.splitlines()
+    headers = "route conc 1 rps 3 rps 3/1 1 p50 3 p50 1 p99 3 p99"
+    assert lines[0].split() == headers.split()
+    rows = [line.split() for line in lines[2:4]]
+    assert [row[1] for row in rows] == ["/history/{id}", "/queue"]
+    for row in rows:
+        one, three, ratio = float(row[3]), float(row[4]), float(row[5])
+        assert one > 0 and three > 0
+        assert ratio == pytest.approx(three / one, abs=0.01 + 0.01 * ratio)
+
+
+def test_bench_schedule_replicas_prints_one_against_three(
+    capsys: pytest.CaptureFixture[str], redis_server: RedisServer
+) -> None:
+    """The same trace through 1 replica and 3: every job's latency measured."""
+    argv = ["bench", "schedule", "--replicas", "3", "--jobs", "12", "--loads", "0.5"]
+    args = build_parser().parse_args([*argv, "--fast", "1", "--slow", "1", "--short-ms", "10"])
+    assert run_bench(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["load", "jobs", "1", "mean"]
+    load, jobs, one, _, three, _, ratio = lines[2].split()[:7]
+    assert (load, jobs) == ("50%", "12")
+    assert float(ratio) == pytest.approx(float(three) / float(one), abs=0.01 + 0.01 * float(ratio))
+    assert "late binding" in lines[3] and "store.kind redis" in lines[3]
