@@ -186,6 +186,7 @@ async def settle(world: World) -> None:
         [i for i in ids if (j := await store.get_job(i)) is None or j.state != "cancelled"]
     )
     await pool.wait_idle()
+    await pool.probe()  # as the prober would: ends a hung backend could not give are read now
     runs = Counter(i for e in pool.emulators.values() for i in e.executed)
     for prompt_id, count in runs.items():  # a late second run's end may still be on its way
         job = await store.get_job(prompt_id)
