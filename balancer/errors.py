@@ -33,7 +33,7 @@ def error_body(type_: str, message: str, details: str = "") -> dict[str, Any]:
 
 
 # Seconds a client is asked to wait when the store cannot answer.
-STORE_RETRY_AFTER = 2
+STORE_RETRY_AFTER = 1
 
 
 def error_response(

@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from balancer.auth.principal import is_admin_key
 from balancer.config.load import ConfigError, parse_backend
@@ -62,25 +61,6 @@ def admin_only(handler: Handler) -> Handler:
         return refused if refused is not None else await handler(request)
 
     return guarded
-
-
-def shared(handler: Handler) -> Handler:
-    """A change every replica must see: with Redis unreachable it is
-    refused (503, nothing changed anywhere) rather than made here alone."""
-
-    async def writing(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except RedisError as exc:
-            log.warning("admin_change_unshared", path=request.path, error=str(exc))
-            return error_response(
-                503,
-                "store_unavailable",
-                "The replicas' shared store is unreachable; nothing was changed",
-                headers={"Retry-After": "1"},
-            )
-
-    return writing
 
 
 async def _row(request: web.Request, name: str) -> dict[str, Any] | None:
@@ -157,8 +137,8 @@ async def refresh_catalogue(request: web.Request) -> web.StreamResponse:
 
 def add_admin_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/balancer/backends", admin_only(list_backends))
-    router.add_post("/balancer/backends", admin_only(shared(add_backend)))
-    router.add_delete("/balancer/backends/{name}", admin_only(shared(remove_backend)))
-    router.add_post("/balancer/backends/{name}/drain", admin_only(shared(_drain_route(True))))
-    router.add_post("/balancer/backends/{name}/undrain", admin_only(shared(_drain_route(False))))
+    router.add_post("/balancer/backends", admin_only(add_backend))
+    router.add_delete("/balancer/backends/{name}", admin_only(remove_backend))
+    router.add_post("/balancer/backends/{name}/drain", admin_only(_drain_route(True)))
+    router.add_post("/balancer/backends/{name}/undrain", admin_only(_drain_route(False)))
     router.add_post("/balancer/backends/{name}/refresh", admin_only(refresh_catalogue))

@@ -2,7 +2,7 @@
 balancer or for every replica.
 
 With several replicas a change is written to Redis first (Redis
-unreachable: RedisError, and nothing changed anywhere), then applied here;
+unreachable: StoreUnavailable, a 503, and nothing changed anywhere), then applied here;
 every other replica reads it within one probe interval (`follow`) and applies
 the same. Applying is idempotent, so the replica that made a change reads it
 back as nothing new.

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from balancer.logs import get_logger
+from balancer.store.model import StoreUnavailable
 
 log = get_logger("balancer.replicas")
 KEY = "balancer:backend-changes"
@@ -65,10 +67,15 @@ class BackendChanges:
         self.seen: int | None = None
 
     async def _write(self, field_: str, value: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(KEY, field_, value)
-            pipe.incr(VERSION)
-            await pipe.execute()
+        """Raises StoreUnavailable with Redis unreachable (nothing written):
+        the app answers 503 `store_unavailable`, like any store outage."""
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(KEY, field_, value)
+                pipe.incr(VERSION)
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreUnavailable(f"backend change not shared: {exc}") from exc
 
     async def added(self, name: str, body: dict[str, Any]) -> None:
         await self._write(f"member:{name}", json.dumps(body))
