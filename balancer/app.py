@@ -166,7 +166,8 @@ def assemble(
     async def present(backend: str, prompt_id: str, entry: Any) -> Any:
         return await present_entry(store, backend, prompt_id, entry)
 
-    follower = Follower(registry, jobs, routing, upstream, present, opened.sink, clock)
+    only_own = replicas is not None  # the other replicas follow theirs
+    follower = Follower(registry, jobs, routing, upstream, present, opened.sink, clock, only_own)
     failover = Failover(jobs, routing, clock)
     hub = SharedHub(replicas.bus) if replicas is not None else ClientHub()
     owners = Owners(store)

@@ -53,6 +53,7 @@ class Follower:
         present: Present,
         completing: CompletingStep | None,
         clock: Clock,
+        only_own: bool,
     ) -> None:
         self.registry = registry
         self.jobs = jobs
@@ -70,6 +71,10 @@ class Follower:
         # ids in its queue the store does not know (not looked up again).
         self._late: dict[str, set[str]] = {}
         self._unknown: dict[str, set[str]] = {}
+        # Other replicas send jobs through the same store: a probe here
+        # reconciles only the jobs this replica sent (another's job just sent
+        # may be missing from a probe that left before it arrived).
+        self.only_own = only_own
         jobs.events.subscribe(self)
 
     async def job_event(self, event: JobEvent) -> None:
@@ -122,6 +127,8 @@ class Follower:
         present = set(snapshot.running) | set(snapshot.pending)
         jobs = await self.store.jobs_on(backend.name)
         for job in jobs:
+            if self.only_own and job.prompt_id not in self._sent_at:
+                continue
             sent = self._sent_at.get(job.prompt_id, -math.inf)
             gone = job.prompt_id not in present and sent < snapshot.taken_at
             if not gone or job.state not in ("queued", "running"):

@@ -31,10 +31,17 @@ async def make_replicas(
     made: list[Pool] = []
 
     async def factory(
-        replicas: int = 2, backends: int = 2, redis_at: str | None = None, **overrides: Any
+        replicas: int = 2,
+        backends: int = 2,
+        redis_at: str | None = None,
+        one_store: bool = False,
+        **overrides: Any,
     ) -> list[Pool]:
         """`replicas` balancers in front of `backends` emulators, on the
-        test's Redis (or the one at `redis_at`); `overrides` are Settings fields."""
+        test's Redis (or the one at `redis_at`), each with its own store or
+        (`one_store`) all on one, as on a shared store; `overrides` are
+        Settings fields."""
+        shared = MemoryStore()
         emulators: dict[str, Emulator] = {}
         urls: dict[str, TestServer] = {}
         for i in range(backends):
@@ -68,7 +75,7 @@ async def make_replicas(
                 clock=clock,
                 wall_clock=clock,
                 run_prober=False,
-                store=MemoryStore(),
+                store=shared if one_store else MemoryStore(),
                 redis=client,
                 deadline=stalls,
             )
