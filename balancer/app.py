@@ -297,6 +297,9 @@ def create_app(
             if isinstance(b.hub, SharedHub):
                 await run_shared(stack, b.hub)
             restored = await b.jobs.restore()
+            if replicas is not None and not await replicas.others_alive():
+                # The first replica up: nobody else follows the unfinished jobs.
+                b.follower.adopt([job.prompt_id for job in await b.store.unfinished_jobs()])
             await parts.access.owners.index_kept()
             if restored:
                 log.info("restored", jobs=restored)

@@ -87,6 +87,12 @@ class Follower:
             if job is not None and job.lost_from:
                 self._late.setdefault(job.lost_from[-1], set()).add(event.prompt_id)
 
+    def adopt(self, prompt_ids: list[str]) -> None:
+        """Follow these jobs as if this replica had sent them (a restart, or
+        a pool where no other replica is alive): probes reconcile them."""
+        for prompt_id in prompt_ids:
+            self._sent_at.setdefault(prompt_id, -math.inf)
+
     async def started(self, backend: Backend, prompt_id: str) -> None:
         await self.jobs.started(prompt_id, backend.name)
 

@@ -30,6 +30,12 @@ class Replicas:
     slots: Slots
     bus: EventBus
 
+    async def others_alive(self) -> bool:
+        """Whether another replica holds a lease now. Raises RedisError."""
+        now = self.leases.clock()
+        members = await self.leases.members()
+        return any(m.alive(now) for m in members if m.name != self.me.name)
+
     async def heartbeat(self) -> None:
         """Every second: this replica's lease, then the slots it holds."""
         await self.leases.renew()

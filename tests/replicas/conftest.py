@@ -35,13 +35,14 @@ async def make_replicas(
         backends: int = 2,
         redis_at: str | None = None,
         one_store: bool = False,
+        store: MemoryStore | None = None,
         **overrides: Any,
     ) -> list[Pool]:
         """`replicas` balancers in front of `backends` emulators, on the
         test's Redis (or the one at `redis_at`), each with its own store or
-        (`one_store`) all on one, as on a shared store; `overrides` are
-        Settings fields."""
-        shared = MemoryStore()
+        (`one_store`, or `store` given) all on one, as on a shared store;
+        `overrides` are Settings fields."""
+        shared = store or MemoryStore()
         emulators: dict[str, Emulator] = {}
         urls: dict[str, TestServer] = {}
         for i in range(backends):
@@ -62,7 +63,7 @@ async def make_replicas(
         clock, stalls = FakeClock(), Stalls()
         pools = []
         for index in range(replicas):
-            name = f"r{index}"
+            name = f"r{len(made) + index}"  # unique across calls
             settings = replace(
                 base,
                 replicas=ReplicaSettings(name=name, advertise=f"http://{name}:8188"),
@@ -75,7 +76,7 @@ async def make_replicas(
                 clock=clock,
                 wall_clock=clock,
                 run_prober=False,
-                store=shared if one_store else MemoryStore(),
+                store=shared if one_store or store else MemoryStore(),
                 redis=client,
                 deadline=stalls,
             )
