@@ -102,6 +102,13 @@ class Pool:
         else:
             self.stalls.urls.discard(url)
 
+    def kill(self, name: str) -> None:
+        """`name` dies like a killed process: its connections reset and its
+        sockets close (its queue stays, as a paused emulator's would)."""
+        emulator = self.emulators[name]
+        emulator.faults.drop_connections = True
+        emulator.hub.abort_all()
+
     async def channels_up(self, names: list[str], timeout: float = 30.0) -> None:
         """Wait until the balancer's event channel to each backend is open (a
         reconnect backs off up to 5 s; `timeout` only bounds a hang)."""

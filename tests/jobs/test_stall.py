@@ -85,8 +85,7 @@ async def test_a_dead_backend_hands_its_job_over_at_once(make_pool: PoolFactory)
     dead = pool.emulators["gpu0"]
     dead.pause()
     prompt_id = (await pool.submit(colored(1)))["prompt_id"]
-    dead.faults.drop_connections = True  # resets, like a killed process
-    dead.hub.abort_all()
+    pool.kill("gpu0")
     await pool.probe()  # no grace for a death
     await pool.settle([prompt_id])
     assert pool.emulators["gpu1"].executed == [prompt_id]

@@ -33,8 +33,7 @@ async def test_jobs_of_a_lost_backend_count_once_more_as_rerouted(make_pool: Poo
     lost = pool.emulators["gpu0"]
     lost.pause()
     ids = [(await pool.submit(colored(i)))["prompt_id"] for i in range(6)]
-    lost.faults.drop_connections = True
-    lost.hub.abort_all()
+    pool.kill("gpu0")
     for _ in range(3):
         await pool.probe()  # down: the jobs it held go to gpu1
     await pool.settle(ids)
