@@ -8,77 +8,45 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import aiohttp
 from aiohttp import WSCloseCode, web
 from aiohttp.typedefs import Middleware
 from redis.asyncio import Redis
 
-from balancer.auth.access import ACCESS, Access
+from balancer.auth.access import ACCESS
 from balancer.auth.middleware import auth_middleware
 from balancer.auth.origin import origin_middleware
-from balancer.auth.owners import Owners
-from balancer.auth.sessions import Sessions
 from balancer.auth.setup import setup_cors
 from balancer.auth.signin import add_sign_in_routes
-from balancer.backends.channel import Channels
-from balancer.backends.drain import Drainer
-from balancer.backends.prober import Prober
 from balancer.backends.registry import Registry
 from balancer.backends.state import Clock
-from balancer.catalog.book import CatalogueReader, Catalogues
-from balancer.catalog.fit import Fitter
-from balancer.catalog.residency import Residency
+from balancer.catalog.book import Catalogues
+from balancer.compose import Injected, Parts, assemble
 from balancer.config.model import Settings
 from balancer.errors import error_middleware
-from balancer.jobs.cancel import Canceller
-from balancer.jobs.dispatch import Dispatcher
-from balancer.jobs.events import JobEvents
-from balancer.jobs.failover import Failover
-from balancer.jobs.follow import Follower
 from balancer.jobs.ids import IdFactory, mint_prompt_id
-from balancer.jobs.late import LateBinder
-from balancer.jobs.lifecycle import Jobs
-from balancer.jobs.recall import Recall
-from balancer.jobs.routing import Routing
-from balancer.jobs.speed import SpeedObserver
-from balancer.jobs.steal import Stealer
-from balancer.jobs.submit import Submitter
 from balancer.logs import get_logger
 from balancer.ops.admin import add_admin_routes
-from balancer.ops.backend_admin import BackendAdmin, Following
-from balancer.ops.context import OPS, Ops
-from balancer.ops.membership import Membership
+from balancer.ops.context import OPS
 from balancer.ops.metrics import Metrics
 from balancer.ops.routes import add_status_routes
 from balancer.ops.setup import watching_config
-from balancer.ops.status import JobTally
 from balancer.ops.timing import timing_middleware
 from balancer.outputs.setup import OUTPUTS
 from balancer.outputs.sink import OutputSink
 from balancer.proxy.context import BALANCER
-from balancer.proxy.file_context import FILES, Files, build_files
-from balancer.proxy.forward import Forwarder
-from balancer.proxy.kept_reads import KeptReads
-from balancer.proxy.presenter import present_entry
+from balancer.proxy.file_context import FILES
 from balancer.proxy.routes import setup_routes
-from balancer.proxy.ws_hub import ClientHub
-from balancer.proxy.ws_relay import EventRelay
-from balancer.replicas.coordination import Replicas, join, replicas_of
+from balancer.replicas.coordination import join, replicas_of
 from balancer.replicas.hub import SharedHub, run_shared
-from balancer.resources import Opened, open_resources
-from balancer.state import Balancer
+from balancer.resources import open_resources
 from balancer.store import Store
-from balancer.store.guard import guarded
 from balancer.tasks import stop
-from balancer.upstream import Deadline, Upstream, wall_deadline
-from balancer.webhooks.sender import Sleep, Webhooks
+from balancer.upstream import Deadline, wall_deadline
+from balancer.webhooks.sender import Sleep
 from balancer.webhooks.setup import WEBHOOKS, drain_webhooks
 
 log = get_logger("balancer.app")
@@ -94,162 +62,6 @@ def request_middlewares(
         origin_middleware(settings),  # a browser on another origin changes nothing
         auth_middleware(settings),  # a key or session; credentials never go further
     ]
-
-
-@dataclass(frozen=True)
-class Injected:
-    """Time, ids and waits: injected, so tests are deterministic."""
-
-    clock: Clock  # monotonic: probes, timeouts, rates
-    wall_clock: Clock  # session cookies, replica leases
-    new_id: IdFactory  # prompt_ids the client did not choose
-    sleep: Sleep  # between webhook delivery attempts
-    deadline: Deadline  # how long a call to a backend may take
-
-
-@dataclass(frozen=True)
-class Parts:
-    """Everything `assemble` built, each published under its app key."""
-
-    balancer: Balancer
-    files: Files
-    ops: Ops
-    access: Access
-    webhooks: Webhooks
-
-
-def assemble(
-    settings: Settings,
-    registry: Registry,
-    catalogues: Catalogues,
-    metrics: Metrics,
-    opened: Opened,
-    given: Injected,
-    replicas: Replicas | None = None,
-) -> Parts:
-    """The composition root: every part built once, in dependency order,
-    with what it needs passed in; every listener is given to its source's
-    constructor, and every job-event observer subscribes here or in its own
-    constructor. Nothing here does network I/O. `replicas` is what this
-    replica shares with the others (None: it runs alone)."""
-    http, store, clock = opened.http, opened.store, given.clock
-    upstream = Upstream(http, settings.timeouts.request, given.deadline)
-    events = JobEvents()
-    events.subscribe(SpeedObserver(registry))
-    residency = Residency(settings.routing.resident_models, settings.routing.model_load_estimate)
-    events.subscribe(residency)
-    reader = CatalogueReader(
-        catalogues, upstream, settings.catalog.refresh, clock, residency.restarted
-    )
-    fitter = Fitter(registry, catalogues, residency)
-    jobs = Jobs(store, events, time.time)
-    routing = Routing(settings.routing)
-    files = build_files(settings, store, jobs, registry, http)
-    room = replicas.slots if replicas is not None else None
-    if room is not None:
-        events.subscribe(room)  # a job that leaves its backend gives its slot back
-    dispatcher = Dispatcher(
-        registry,
-        routing,
-        fitter,
-        jobs,
-        upstream,
-        settings.probe,
-        clock,
-        files.placement,
-        metrics.routing,
-        room,
-    )
-    recall = Recall(registry, jobs, upstream)
-    binder = LateBinder(dispatcher, jobs, routing, Stealer(registry, store, recall), clock)
-
-    async def present(backend: str, prompt_id: str, entry: Any) -> Any:
-        return await present_entry(store, backend, prompt_id, entry)
-
-    only_own = replicas is not None  # the other replicas follow theirs
-    follower = Follower(registry, jobs, routing, upstream, present, opened.sink, clock, only_own)
-    failover = Failover(jobs, routing, clock)
-    hub = SharedHub(replicas.bus) if replicas is not None else ClientHub()
-    owners = Owners(store)
-    relay = EventRelay(
-        registry,
-        follower,
-        hub,
-        store,
-        clock,
-        binder.queue_length_now,
-        binder.wake,
-        owners.of,
-        owners.index_outputs,
-    )
-    events.subscribe(relay)
-    tally = JobTally()
-    for observer in (metrics, tally, owners):
-        events.subscribe(observer)
-    channels = Channels(http, relay, f"lb{secrets.token_hex(4)}")
-    drainer = Drainer(upstream, residency.freed, [metrics.drain_changed])
-    members = Membership(registry, channels, store, drainer)
-    probe_listeners = [  # those that need the store skip a probe while it cannot answer
-        guarded("reconcile", follower.reconcile),
-        reader.after_probe,
-        residency.after_probe,
-        failover.probe_succeeded,
-        guarded("placement_probe", files.placement.on_probe),
-        binder.on_probe,
-        drainer.on_probe,
-        guarded("membership_probe", members.on_probe),
-    ]
-    prober = Prober(
-        registry,
-        upstream,
-        settings.probe,
-        clock,
-        guarded("failover", failover.probe_failed),
-        probe_listeners,
-        [reader.backend_down],
-    )
-    b = Balancer(
-        settings=settings,
-        registry=registry,
-        prober=prober,
-        upstream=upstream,
-        forwarder=Forwarder(http, settings.limits.max_body, clock),
-        store=store,
-        clock=clock,
-        events=events,
-        routing=routing,
-        jobs=jobs,
-        dispatcher=dispatcher,
-        binder=binder,
-        submitter=Submitter(jobs, dispatcher, binder, routing, given.new_id),
-        follower=follower,
-        failover=failover,
-        canceller=Canceller(registry, jobs, dispatcher, recall, follower, upstream),
-        hub=hub,
-        relay=relay,
-        channels=channels,
-        catalogues=catalogues,
-        catalogue_reader=reader,
-        residency=residency,
-        replicas=replicas,
-        kept=KeptReads(upstream, clock),
-    )
-    sessions = Sessions(lambda: b.settings.auth, Path(settings.data_dir), given.wall_clock)
-    access = Access(lambda: b.settings, owners, clock, sessions)
-    listen = settings.listen
-    webhooks = Webhooks(
-        lambda: b.settings.webhooks,
-        store,
-        opened.hooks_http,
-        f"http://{listen.host}:{listen.port}",
-        given.sleep,
-    )
-    events.subscribe(webhooks)
-    shared = replicas.changes if replicas is not None else None
-    admin = BackendAdmin(registry, members, drainer, shared)
-    following = Following(shared, admin) if shared is not None else None
-    ops = Ops(metrics, tally, drainer, members, admin, following)
-    return Parts(b, files, ops, access, webhooks)
 
 
 def create_app(

@@ -5,9 +5,9 @@ from typing import get_args
 import aiohttp
 import pytest
 
-from balancer.app import Injected, assemble
 from balancer.backends.registry import Registry
 from balancer.catalog.book import Catalogues
+from balancer.compose import Injected, assemble
 from balancer.config.load import ConfigError, parse_settings
 from balancer.config.model import BackendSettings, RoutingPolicy, RoutingSettings, Settings
 from balancer.jobs.ids import mint_prompt_id
