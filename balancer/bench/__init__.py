@@ -75,6 +75,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     affinity.add_argument("--load", type=float, default=0.7, help="fraction of capacity")
     affinity.add_argument("--time-scale", type=float, default=0.5, help="emulator time scale")
     affinity.add_argument("--seed", type=int, default=1, help="of the arrival and model trace")
+    affinity.add_argument(
+        "--repeat", type=int, default=1, help="rounds of every run, interleaved (a summary from 2)"
+    )
 
     history = command("history", help="/history pages and /system_stats vs direct, loop stall")
     history.set_defaults(runner="balancer.bench.history:run_history_bench")

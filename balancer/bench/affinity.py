@@ -5,7 +5,9 @@ models resident per backend), a skewed model mix and Poisson arrivals at 70 %
 of capacity; the same seeded trace for each policy, each on a fresh pool.
 Reports mean and p99 latency (submit to completion) and model loads per 100
 jobs, with least_loaded as the reference in the same run; then the same on a
-one-model trace. Emulated seconds run `--time-scale` times faster.
+one-model trace. Emulated seconds run `--time-scale` times faster. With
+`--repeat N` every run is repeated N times, interleaved, and a summary sets
+each policy's run-to-run range beside least_loaded's own spread (the noise).
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import asyncio
 import random
 import statistics
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from balancer.app import create_app
+from balancer.bench.affinity_report import Row, noise_line, render, summary
 from balancer.config.model import (
     BackendSettings,
     ProbeSettings,
@@ -38,20 +41,11 @@ from balancer.runner import Running, run, start, stop_all
 MODELS = tuple(f"model-{c}.safetensors" for c in "abcd")
 SKEW = (0.55, 0.25, 0.12, 0.08)  # the model mix: a popular one, a long tail
 POLICIES: tuple[RoutingPolicy, ...] = ("least_loaded", "expected_finish", "model_affinity")
+ONE_MODEL_POLICIES: tuple[RoutingPolicy, ...] = ("least_loaded", "model_affinity")
 STEPS = 20  # x 0.05 s per step: a 1 s job
 LOAD_TIME = 2.0
 SLOTS = 2
 MIXED_JOBS = 500
-
-
-@dataclass(frozen=True)
-class Row:
-    trace: str
-    policy: str
-    jobs: int
-    mean: float
-    p99: float
-    loads_per_100: float
 
 
 def trace(jobs: int, rate: float, weights: tuple[float, ...], seed: int) -> list[tuple[float, str]]:
@@ -207,31 +201,24 @@ async def ready(http: aiohttp.ClientSession, url: str) -> None:
 
 
 async def measure(args: argparse.Namespace) -> list[Row]:
+    """`--repeat` rounds of every run; within a round the policies of a
+    trace run back to back, in reverse order every other round, so a drift
+    of the machine's load falls on each policy alike."""
     capacity = 4 / (STEPS * 0.05)  # jobs per emulated second, every model warm
     rate = args.load * capacity
-    mixed = trace(args.jobs, rate, SKEW, args.seed)
-    single = trace(args.jobs, rate, (1.0,), args.seed)
-    rows = [await run_one(args, "skewed, 4 models", mixed, p) for p in POLICIES]
-    for policy in ("least_loaded", "model_affinity"):
-        rows.append(await run_one(args, "one model", single, policy))
+    traces = (
+        ("skewed, 4 models", trace(args.jobs, rate, SKEW, args.seed), POLICIES),
+        ("one model", trace(args.jobs, rate, (1.0,), args.seed), ONE_MODEL_POLICIES),
+    )
+    rows = []
+    for round_ in range(1, args.repeat + 1):
+        for name, jobs, policies in traces:
+            order = policies if round_ % 2 else policies[::-1]
+            done = [await run_one(args, name, jobs, p) for p in order]
+            rows += [
+                replace(r, run=round_) for r in sorted(done, key=lambda r: policies.index(r.policy))
+            ]
     return rows
-
-
-def render(rows: list[Row]) -> str:
-    ref = {r.trace: r for r in rows if r.policy == "least_loaded"}
-    lines = [
-        "| trace | policy | jobs | mean latency | p99 latency | model loads / 100 jobs "
-        "| mean vs least_loaded | loads vs least_loaded |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        base = ref[r.trace]
-        loads = f"{base.loads_per_100 / r.loads_per_100:.1f}x fewer" if r.loads_per_100 else "-"
-        lines.append(
-            f"| {r.trace} | {r.policy} | {r.jobs} | {r.mean:.2f} s | {r.p99:.2f} s "
-            f"| {r.loads_per_100:.1f} | {base.mean / r.mean:.2f}x lower | {loads} |"
-        )
-    return "\n".join(lines)
 
 
 async def mixed_run(args: argparse.Namespace) -> tuple[int, int, dict[str, int]]:
@@ -275,9 +262,13 @@ def run_affinity_bench(args: argparse.Namespace) -> int:
         f" {SLOTS} resident at most; routing.model_load_estimate"
         f" {LOAD_TIME * args.time_scale:g}s, the emulated {LOAD_TIME:g} s on the balancer's clock),"
         f" Poisson arrivals at {args.load:.0%} of capacity,"
-        f" seed {args.seed}; latency in emulated seconds (time scale {args.time_scale:g})"
+        f" seed {args.seed}; latency in emulated seconds (time scale {args.time_scale:g});"
+        f" {args.repeat} run(s) of each, interleaved"
     )
     print(render(rows))
+    if args.repeat > 1:
+        print(summary(rows))
+        print(noise_line(rows))
     print(
         f"mixed pool: {MODELS[1]} on gpu0 and gpu1 only, {MIXED_JOBS} submissions (a third"
         f" for it): {bad} value_not_in_list, {done} completed, jobs per backend"

@@ -38,6 +38,10 @@ class Fitter:
         """A backend accepted the prompt: its models will be resident there."""
         self.residency.dispatched(prompt_id, name, model_values(needs))
 
+    def taken_back(self, prompt_id: str) -> None:
+        """The prompt left its backend before it ran there (work stealing)."""
+        self.residency.taken_back(prompt_id)
+
     def refusal(self, needs: Needs) -> list[Unmet]:
         """What makes the prompt impossible in this pool, even with every
         backend idle: empty unless every backend's catalogue is known and

@@ -11,7 +11,10 @@ warm run times of finished jobs; until a backend has its own figure for a
 model it takes the pool's (the median of what other backends learned for it,
 then for any model), and `routing.model_load_estimate` only before anything
 was learned. A backend without warm runs yet measures its cold runs against
-the pool's warm median.
+the pool's warm median. A job that leaves its backend before it ran there
+(work stealing took it back, a recall cancelled it, the backend lost it)
+loaded nothing: the models only it was to load there are not taken as
+resident, and those it would have evicted still are.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import statistics
 from collections import OrderedDict, deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from balancer.backends.state import Backend, LoadSnapshot
@@ -70,7 +73,10 @@ class JobEnd(Protocol):
 @dataclass(frozen=True)
 class _Dispatched:
     backend: str
+    models: tuple[str, ...]
+    # Those it made resident there, and those that made room for them.
     cold: tuple[str, ...]
+    evicted: tuple[str, ...]
 
 
 class Residency:
@@ -81,6 +87,7 @@ class Residency:
         self._load: dict[tuple[str, str], float] = {}  # (backend, model) -> seconds
         self._warm: dict[str, deque[float]] = {}
         self._jobs: dict[str, _Dispatched] = {}
+        self._started: set[str] = set()
         self._vram_used: dict[str, int] = {}
 
     def resident(self, backend: str) -> list[str]:
@@ -125,12 +132,57 @@ class Residency:
     def dispatched(self, prompt_id: str, backend: str, models: tuple[str, ...]) -> None:
         """A job went to `backend`: its models will be resident there."""
         held = self._resident.setdefault(backend, OrderedDict())
-        self._jobs[prompt_id] = _Dispatched(backend, tuple(m for m in models if m not in held))
+        cold = tuple(m for m in models if m not in held)
         for model in models:
             held[model] = None
             held.move_to_end(model)
+        evicted = []
         while len(held) > self.slots:
-            held.popitem(last=False)
+            evicted.append(held.popitem(last=False)[0])
+        self._jobs[prompt_id] = _Dispatched(backend, models, cold, tuple(evicted))
+
+    def taken_back(self, prompt_id: str) -> None:
+        """The job left its backend before it ran (work stealing took it
+        back, a recall cancelled it, the backend lost it): the models it was
+        to load there are not resident after all, unless a later job there
+        uses them (that job loads them now), and those they evicted still
+        are (as the least recently used, while there is room; beyond it they
+        count as evicted by that later job)."""
+        job = self._jobs.pop(prompt_id, None)
+        self._started.discard(prompt_id)
+        held = self._resident.get(job.backend) if job is not None else None
+        if job is None or held is None:
+            return
+        heir: str | None = None
+        for model in job.cold:
+            inheritor = self._heir(job.backend, model)
+            if inheritor is None:
+                held.pop(model, None)
+            else:
+                self._inherit(inheritor, cold=(model,))
+                heir = heir or inheritor
+        back = [m for m in job.evicted if m not in held]
+        room = max(0, self.slots - len(held))
+        handed, kept = back[: len(back) - room], back[len(back) - room :]
+        for model in reversed(kept):
+            held[model] = None
+            held.move_to_end(model, last=False)
+        if heir is not None and handed:
+            self._inherit(heir, evicted=tuple(handed))
+
+    def _heir(self, backend: str, model: str) -> str | None:
+        """The first job on the way to `backend` that uses `model`."""
+        return next(
+            (p for p, j in self._jobs.items() if j.backend == backend and model in j.models), None
+        )
+
+    def _inherit(
+        self, prompt_id: str, cold: tuple[str, ...] = (), evicted: tuple[str, ...] = ()
+    ) -> None:
+        job = self._jobs[prompt_id]
+        self._jobs[prompt_id] = replace(
+            job, cold=(*job.cold, *cold), evicted=(*evicted, *job.evicted)
+        )
 
     def forget(self, backend: str, reason: str) -> None:
         if self._resident.pop(backend, None):
@@ -147,20 +199,32 @@ class Residency:
         """Learn load times from finished jobs: a cold run minus the backend's
         warm median (the pool's while it has none) is the load time of the
         models it loaded; the first figure for a model replaces the guess, later
-        ones move it by LEARN_RATE."""
+        ones move it by LEARN_RATE. A job that ends without having run there
+        (cancelled or lost while pending) loaded nothing."""
+        if event.phase == "running":
+            if event.prompt_id in self._jobs:
+                self._started.add(event.prompt_id)
+            return
         if event.phase not in ("completed", "failed", "interrupted", "retried", "cancelled"):
             return
+        if event.phase in ("retried", "cancelled") and event.prompt_id not in self._started:
+            self.taken_back(event.prompt_id)
+            return
+        self._started.discard(event.prompt_id)
         job = self._jobs.pop(event.prompt_id, None)
         if job is None or event.phase != "completed" or event.run_time is None:
             return
+        self._learn(job, event.run_time)
+
+    def _learn(self, job: _Dispatched, run_time: float) -> None:
         warm = self._warm.setdefault(job.backend, deque(maxlen=WARM_RUNS))
         if not job.cold:
-            warm.append(event.run_time)
+            warm.append(run_time)
             return
         baseline = warm or [t for runs in self._warm.values() for t in runs]
         if not baseline:
             return
-        each = max(0.0, event.run_time - statistics.median(baseline)) / len(job.cold)
+        each = max(0.0, run_time - statistics.median(baseline)) / len(job.cold)
         for model in job.cold:
             known = self._learned(job.backend, model)
             fresh = each if known is None else known + LEARN_RATE * (each - known)

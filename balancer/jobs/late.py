@@ -136,7 +136,8 @@ class LateBinder:
         job = await self.stealer.candidate(idle, partial(self._fits, idle))
         if job is None or not await self.stealer.take_back(job):
             return False
-        return await self.jobs.taken_back(job.prompt_id) is not None
+        self.dispatcher.fitter.taken_back(job.prompt_id)
+        return True
 
     def _fits(self, backend: Backend, job: StoredJob) -> bool:
         """`backend` can run the job and would finish it sooner than its owner."""

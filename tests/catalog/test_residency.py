@@ -3,6 +3,8 @@ load times learned; model_affinity sends a prompt where its model is."""
 
 from __future__ import annotations
 
+import asyncio
+
 from support import PoolFactory
 
 from balancer.catalog.needs import needs_of
@@ -138,6 +140,54 @@ async def test_residency_is_forgotten_when_free_on_drain_unloads(make_pool: Pool
     gpu0 = pool.balancer.registry.get("gpu0")
     assert gpu0 is not None and gpu0.freed
     assert residency.resident("gpu0") == []
+
+
+async def test_a_job_that_leaves_before_it_ran_loaded_nothing() -> None:
+    r = Residency(slots=2, load_estimate=10.0)
+    r.dispatched("a1", "gpu0", ("a",))
+    await r.job_event(JobEvent("a1", "running", "gpu0"))
+    r.dispatched("b1", "gpu0", ("b",))
+    r.dispatched("c1", "gpu0", ("c",))  # pending behind b1: "a" is taken as evicted
+    assert r.resident("gpu0") == ["b", "c"]
+    r.taken_back("c1")  # work stealing moved it before it ran
+    assert r.resident("gpu0") == ["a", "b"]
+    r.dispatched("c2", "gpu0", ("c",))
+    r.dispatched("c3", "gpu0", ("c",))  # a second job for "c" behind it
+    r.taken_back("c2")
+    assert r.resident("gpu0") == ["b", "c"]  # c3 still loads it there
+    await r.job_event(JobEvent("c3", "cancelled", "gpu0"))  # recalled while pending
+    assert r.resident("gpu0") == ["a", "b"]
+    await r.job_event(JobEvent("b1", "running", "gpu0"))
+    await r.job_event(JobEvent("b1", "retried", "gpu0"))  # lost after it started: it loaded
+    assert r.resident("gpu0") == ["a", "b"]
+    r.dispatched("d1", "gpu0", ("d",))
+    await r.job_event(JobEvent("d1", "retried", "gpu0"))  # lost while pending
+    assert r.resident("gpu0") == ["a", "b"]
+
+
+async def test_a_stolen_job_leaves_its_models_off_the_backend_it_left(
+    make_pool: PoolFactory,
+) -> None:
+    pool = await make_pool(2)
+    busy, other = pool.emulators["gpu0"], pool.emulators["gpu1"]
+    busy.pause()
+    other.pause()
+    first = "runs-and-holds"
+    started = pool.watch("running", first)
+    await pool.submit(txt2img(SDXL, 1), prompt_id=first)
+    models = (SDXL, SD15, SDXL)
+    ids = [(await pool.submit(txt2img(m, s)))["prompt_id"] for s, m in enumerate(models, 2)]
+    assert [await pool.owner(i) for i in [first, *ids]] == ["gpu0", "gpu1", "gpu0", "gpu1"]
+    residency = pool.balancer.residency
+    assert residency.resident("gpu0") == [SDXL, SD15]
+    await asyncio.wait_for(started.wait(), 5.0)
+    other.resume()  # gpu1 finishes its two, goes idle and takes SD15 from gpu0
+    await pool.settle([ids[0], ids[2], ids[1]])
+    assert await pool.owner(ids[1]) == "gpu1"
+    assert residency.resident("gpu0") == [SDXL]  # SD15 never ran there
+    assert residency.resident("gpu1") == [SDXL, SD15]
+    busy.resume()
+    await pool.settle([first])
 
 
 def test_model_affinity_waits_behind_a_warm_backend_rather_than_load_cold() -> None:
