@@ -40,9 +40,6 @@ class Catalogues:
     def get(self, name: str) -> Catalogue | None:
         return self._by_backend.get(name)
 
-    def known(self) -> dict[str, Catalogue]:
-        return dict(self._by_backend)
-
     def record(self, name: str, catalogue: Catalogue, definitions: dict[str, Any]) -> bool:
         """Keep a backend's new catalogue; True if anything changed."""
         changed = self._by_backend.get(name) != catalogue

@@ -44,9 +44,11 @@ class Fitter:
 
     def refusal(self, needs: Needs) -> list[Unmet]:
         """What makes the prompt impossible in this pool, even with every
-        backend idle: empty unless every backend's catalogue is known and
-        none can run it (a backend never read yet might)."""
-        known = self.catalogues.known()
-        if any(b.name not in known for b in self.registry):
+        backend idle: empty unless the catalogue of every backend in the pool
+        is known and none can run it (a backend never read yet might; one
+        removed from the pool no longer counts)."""
+        catalogues = [self.catalogues.get(b.name) for b in self.registry]
+        known = [c for c in catalogues if c is not None]
+        if len(known) < len(catalogues):
             return []
-        return unmet_everywhere(known.values(), needs)
+        return unmet_everywhere(known, needs)

@@ -10,6 +10,8 @@ from typing import Any
 
 from support import Pool, PoolFactory, workflow
 
+from balancer.config.model import CatalogSettings
+
 FLUX = "flux1-dev.safetensors"
 SDXL = "sd_xl_base_1.0.safetensors"
 
@@ -69,6 +71,45 @@ async def test_capable_backends_draining_is_a_503_naming_the_capable_set(
     assert (await pool.client.post("/prompt", json={"prompt": txt2img(SDXL)})).status == 200
 
 
+async def test_a_model_only_a_removed_backend_had_is_a_400(make_pool: PoolFactory) -> None:
+    pool = await flux_on_gpu2(make_pool)
+    assert (await pool.client.delete("/balancer/backends/gpu2")).status == 202
+    await pool.probe()  # idle: it leaves the pool
+    assert pool.balancer.registry.get("gpu2") is None
+    resp = await pool.client.post("/prompt", json={"prompt": txt2img(FLUX)})
+    assert resp.status == 400
+    (error,) = (await resp.json())["node_errors"]["4"]["errors"]
+    assert error["type"] == "value_not_in_list"
+
+
+def copy_on(pool: Pool, name: str, checkpoints: tuple[str, ...]) -> None:
+    """Model files copied onto a running backend: it lists them from now on."""
+    emulator = pool.emulators[name]
+    emulator.catalog = type(emulator.catalog)(
+        emulator.dirs.folder("input"), replace(emulator.options, checkpoints=checkpoints)
+    )
+
+
+async def test_catalogues_are_read_again_every_catalog_refresh(make_pool: PoolFactory) -> None:
+    refresh = {"catalog": CatalogSettings(refresh=60.0)}
+    pool = await make_pool(
+        2, options_for={"gpu0": {"checkpoints": (FLUX,)}}, settings_overrides=refresh
+    )
+    copy_on(pool, "gpu1", (SDXL, FLUX))
+    pool.emulators["gpu0"].pause()
+    ids = [(await pool.submit(txt2img(FLUX, 1)))["prompt_id"]]
+    pool.clock.advance(59.0)
+    await pool.probe()
+    ids.append((await pool.submit(txt2img(FLUX, 2)))["prompt_id"])
+    assert [await pool.owner(i) for i in ids] == ["gpu0", "gpu0"]  # gpu1 not read again yet
+    pool.clock.advance(1.0)
+    await pool.probe()  # a minute since the last read: gpu1's catalogue is read again
+    ids.append((await pool.submit(txt2img(FLUX, 3)))["prompt_id"])
+    assert await pool.owner(ids[2]) == "gpu1"  # gpu0 is full; gpu1 lists FLUX now
+    pool.emulators["gpu0"].resume()
+    await pool.settle(ids)
+
+
 async def reconnected(pool: Pool, name: str, old: str | None) -> None:
     backend = pool.balancer.registry.get(name)
     assert backend is not None
@@ -100,10 +141,7 @@ async def test_a_catalogue_is_read_again_when_the_channel_reconnects(
 
 async def test_an_admin_refresh_reads_a_catalogue_now(make_pool: PoolFactory) -> None:
     pool = await make_pool(2, options_for={"gpu0": {"checkpoints": (FLUX,)}})
-    gpu1 = pool.emulators["gpu1"]
-    gpu1.catalog = type(gpu1.catalog)(
-        gpu1.dirs.folder("input"), replace(gpu1.options, checkpoints=(FLUX,))
-    )
+    copy_on(pool, "gpu1", (FLUX,))
     pool.emulators["gpu0"].pause()
     first = (await pool.submit(txt2img(FLUX, 1)))["prompt_id"]
     assert await pool.owner(first) == "gpu0"
