@@ -42,6 +42,7 @@ from balancer.proxy.file_context import FILES
 from balancer.proxy.routes import setup_routes
 from balancer.replicas.coordination import join, replicas_of
 from balancer.replicas.hub import SharedHub, run_shared
+from balancer.replicas.slots import watch_room
 from balancer.resources import open_resources
 from balancer.store import Store
 from balancer.tasks import stop
@@ -106,6 +107,7 @@ def create_app(
             stack.push_async_callback(b.follower.close)
             if replicas is not None:
                 await join(stack, replicas)
+                await watch_room(stack, replicas.slots, b.binder.wake)
             if isinstance(b.hub, SharedHub):
                 await run_shared(stack, b.hub)
             restored = await b.jobs.restore()

@@ -19,6 +19,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from redis.asyncio import Redis
@@ -26,6 +27,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from balancer.logs import get_logger
+from balancer.replicas.listen import RETRY, Message, listen
 from balancer.replicas.outage import Outage, Sleep
 
 log = get_logger("balancer.replicas")
@@ -35,7 +37,6 @@ ALL = "balancer:ws:all"
 
 Frame = str | bytes
 BATCH = 512  # frames per pipeline
-RETRY = 0.5  # seconds between tries while Redis is away
 
 
 @dataclass(frozen=True)
@@ -128,19 +129,12 @@ class EventBus:
         """Deliver the other replicas' frames to this replica's sockets,
         until cancelled; Redis away, it subscribes again when it returns."""
         outage = Outage("events_receive", replica=self.me)
-        while True:
-            try:
-                await self._pubsub.subscribe(ALL, *(SID + sid for sid in self._sids))
-                outage.ok()
-                async for message in self._pubsub.listen():
-                    self._received(message, deliver)
-            except RedisError as exc:
-                outage.failed(exc)
-                await sleep(RETRY)
+        channels = lambda: [ALL, *(SID + sid for sid in self._sids)]  # noqa: E731
+        await listen(
+            self._pubsub, channels, partial(self._received, deliver=deliver), outage, sleep
+        )
 
-    def _received(self, message: dict[str, Any], deliver: Callable[[Delivery], None]) -> None:
-        if message.get("type") != "message":
-            return
+    def _received(self, message: Message, deliver: Callable[[Delivery], None]) -> None:
         found = decode(_text(message["channel"]), message["data"])
         if found is not None and found[0] != self.me:
             deliver(found[1])

@@ -9,10 +9,19 @@ script drops the expired ones and takes a slot only while fewer than
 that took a slot renews it every second (with its lease) and gives it back
 when the job ends there, is taken back or was never accepted; a replica that
 dies stops renewing, and its slots expire one lease later.
+
+A slot given back is announced on `balancer:slots:freed` (the backend's
+name, in the same round trip as the removal), and every replica wakes its
+late binder on it: a replica whose jobs wait for room learns at once that
+another replica's job left a backend, as one balancer learns of its own
+jobs' ends, instead of at its next probe or `status` push (which may come
+before the slot is free, and then not again for a while).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
@@ -21,11 +30,14 @@ from redis.exceptions import RedisError
 from balancer.backends.state import Clock
 from balancer.jobs.events import JobEvent
 from balancer.logs import get_logger
-from balancer.replicas.outage import Outage
+from balancer.replicas.listen import listen
+from balancer.replicas.outage import Outage, Sleep
+from balancer.tasks import stop
 
 log = get_logger("balancer.replicas")
 
 PREFIX = "balancer:slots:"
+FREED = "balancer:slots:freed"
 # Redis drops a backend's set this long (ms) after its last write: nobody
 # renews it any more (every replica stopped).
 FORGET_MS = 60_000
@@ -53,6 +65,7 @@ class Slots:
         self.held: dict[str, str] = {}  # prompt_id -> backend, this replica's
         self._take: Callable[..., Awaitable[int]] = redis.register_script(TAKE)
         self.outage = Outage("slot_take")
+        self._freed = redis.pubsub()
 
     async def take(self, backend: str, prompt_id: str, capacity: int) -> bool:
         """A slot on `backend` for `prompt_id` (again: renewed); False when
@@ -78,9 +91,23 @@ class Slots:
         if backend is None:
             return
         try:
-            await self.redis.zrem(PREFIX + backend, prompt_id)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(PREFIX + backend, prompt_id)
+                pipe.publish(FREED, backend)
+                await pipe.execute()
         except RedisError as exc:
             log.warning("slot_give_back_failed", backend=backend, error=str(exc))
+
+    async def watch_freed(self, wake: Callable[[], None], sleep: Sleep = asyncio.sleep) -> None:
+        """Call `wake` whenever any replica gives a slot back, until cancelled."""
+        await listen(self._freed, lambda: [FREED], lambda _: wake(), Outage("slot_freed"), sleep)
+
+    async def subscribe(self) -> None:
+        """Hear freed slots from now on. Raises RedisError."""
+        await self._freed.subscribe(FREED)
+
+    async def close(self) -> None:
+        await self._freed.aclose()  # type: ignore[no-untyped-call]
 
     async def renew(self) -> None:
         """Push the expiry of every slot this replica holds one lease ahead
@@ -102,3 +129,14 @@ class Slots:
     async def job_event(self, event: JobEvent) -> None:
         if event.phase in GIVES_BACK:
             await self.give_back(event.prompt_id)
+
+
+async def watch_room(
+    stack: contextlib.AsyncExitStack, slots: Slots, wake: Callable[[], None]
+) -> None:
+    """While the app runs, `wake` (the late binder) whenever a slot frees:
+    subscribed before it serves (Redis unreachable: the start fails, as
+    the lease does), so no slot given back after the start goes unheard."""
+    await slots.subscribe()
+    stack.push_async_callback(slots.close)
+    stack.push_async_callback(stop, asyncio.create_task(slots.watch_freed(wake)))

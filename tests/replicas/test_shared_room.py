@@ -6,6 +6,7 @@ import asyncio
 
 from support import colored
 
+from balancer.jobs.events import JobEvent
 from balancer.replicas.slots import Slots
 
 from .conftest import ReplicaFactory
@@ -42,3 +43,33 @@ async def test_a_dead_replicas_slots_free_after_its_lease(make_replicas: Replica
     await r0.probe()
     await r0.settle([c])
     assert await r0.owner(c) == "gpu0"
+
+
+async def test_a_job_waiting_for_room_goes_when_another_replica_frees_it(
+    make_replicas: ReplicaFactory,
+) -> None:
+    """No probe and no `status` push in between: the slot given back is
+    announced through Redis, and the waiting replica binds at once."""
+    (r0,) = await make_replicas(1, backends=1)
+    binder = r0.balancer.binder
+    other = Slots(r0.balancer.replicas.slots.redis, 5.0, r0.clock)  # type: ignore[union-attr]
+    assert await other.take("gpu0", "x1", 2) and await other.take("gpu0", "x2", 2)
+    sent = asyncio.Event()
+
+    class Watch:
+        async def job_event(self, event: JobEvent) -> None:
+            if event.phase == "dispatched":
+                sent.set()
+
+    r0.balancer.events.subscribe(Watch())
+    c = (await r0.submit(colored(3)))["prompt_id"]
+    async with asyncio.timeout(30):
+        while "gpu0" not in binder._full:  # it tried, and another replica held every slot
+            await asyncio.sleep(0.01)
+    assert [job.prompt_id for job in r0.balancer.jobs.queue] == [c]
+
+    await other.give_back("x1")
+    async with asyncio.timeout(30):
+        await sent.wait()
+    assert await r0.owner(c) == "gpu0"
+    assert sorted(await other.holders("gpu0")) == sorted(["x2", c])
