@@ -62,6 +62,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     schedule.add_argument("--replicas", type=int, default=1,
                           help="above 1: late binding through 1 replica vs this many, "
                           "on Redis (--policies is then not used)")  # fmt: skip
+    schedule.add_argument("--repeat", type=int, default=3,
+                          help="with --replicas: interleaved runs of 1 and of R")  # fmt: skip
     schedule.add_argument(
         "--policies",
         type=lambda s: s.split(","),

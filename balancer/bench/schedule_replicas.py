@@ -9,6 +9,10 @@ and the client's one socket is on r0, so the events of the other replicas'
 jobs reach it through Redis: the cost a client pays when its POST and its
 socket land on different replicas. The backends' room is shared through
 Redis reservations, so the R replicas must not fill more than 1 pending each.
+
+The machine is shared and its load moves, so `--repeat` runs of 1 and of R
+alternate on the same trace (1, R, 1, R, ...) and the table gives the pooled
+means beside each pair's ratio.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import aiohttp
 from balancer.bench.harness import table
 from balancer.bench.ideal import ideal_latencies, mean, quantile
 from balancer.bench.replicaset import replicas_on_redis, wait_replicas_ready
-from balancer.bench.schedule import POLICIES, testbed
+from balancer.bench.schedule import POLICIES, Testbed, testbed
 from balancer.bench.schedule_load import Outcome, Planned, drive
 
 LATE_BINDING = POLICIES[0]
@@ -50,34 +54,51 @@ async def measure(args: argparse.Namespace) -> tuple[str, list[str]]:
         capacity = bed.capacity
         for load in args.loads:
             jobs = bed.trace(args, load)
-            got: list[tuple[float, float]] = []
-            bounds: list[float] = []
-            for run, count in enumerate((1, args.replicas)):
-                home = bed.folder / f"{load}-{run}"
-                outcome = await run_once(bed.session, home, bed.ports, count, jobs, bed.step_time)
-                latencies = outcome.latencies
-                got.append((mean(latencies), quantile(latencies, 0.99)))
-                bounds.append(mean(ideal_latencies(outcome.trace, bed.scales)))
-                print(f"load {load:.0%}, {count} replica(s): {got[-1]}", file=sys.stderr)
-            (one, one99), (many, many99) = got
-            rows.append(
-                [f"{load:.0%}", len(jobs)]
-                + [f"{1000 * v:.0f}" for v in (one, one99, many, many99)]
-                + [f"{many / one:.2f}"]
-                + [f"{1000 * b:.0f}" for b in bounds]
-            )
+            runs: dict[int, list[Outcome]] = {1: [], args.replicas: []}
+            for rep in range(args.repeat):
+                for count in runs:  # interleaved: 1, R, 1, R, ...
+                    home = bed.folder / f"{load}-{rep}-{count}"
+                    outcome = await run_once(
+                        bed.session, home, bed.ports, count, jobs, bed.step_time
+                    )
+                    runs[count].append(outcome)
+                    got = (mean(outcome.latencies), quantile(outcome.latencies, 0.99))
+                    print(f"load {load:.0%}, run {rep}, {count} replica(s): {got}", file=sys.stderr)
+            rows.append([f"{load:.0%}", len(jobs), *row_cells(runs[1], runs[args.replicas], bed)])
     r = str(args.replicas)
     headers = ["load", "jobs", "1 mean ms", "1 p99 ms", f"{r} mean ms", f"{r} p99 ms"]
-    headers += [f"{r}/1 mean", "1 bound", f"{r} bound"]
+    headers += [f"{r}/1 mean", "1 bound", f"{r} bound", f"{r}/1 each run"]
     notes.append(
         f"late binding (max_pending_per_backend 1), store.kind redis in both runs;"
         f" {args.fast} backends at time scale 1 and {args.slow} at 2; short job"
         f" {args.short_ms:g} ms, long {30 * args.short_ms:g} ms, 10 % long;"
         f" capacity {capacity:.1f} jobs/s; seed {args.seed}. With {r} replicas the"
         f" POSTs go round robin over them and the client's socket is on the first."
-        " bound: the ideal central queue's mean on each run's actual submit times."
+        f" {args.repeat} runs of each, interleaved (1, {r}, 1, {r}, ...) on the same trace:"
+        " means and p99s over every job of every run; each run: the ratio of run i's means."
+        " bound: the ideal central queue's mean on the runs' actual submit times."
     )
     return table(headers, rows), notes
+
+
+def row_cells(one: list[Outcome], many: list[Outcome], bed: Testbed) -> list[str]:
+    """Latency over all runs of each side, their ratio, the bounds, and
+    the ratio run by run."""
+    pooled = [[x for o in side for x in o.latencies] for side in (one, many)]
+    means = [mean(latencies) for latencies in pooled]
+    cells = [f"{1000 * v:.0f}" for m, side in zip(means, pooled, strict=True)
+             for v in (m, quantile(side, 0.99))]  # fmt: skip
+    bounds = [
+        mean([b for o in side for b in ideal_latencies(o.trace, bed.scales)])
+        for side in (one, many)
+    ]
+    each = [mean(b.latencies) / mean(a.latencies) for a, b in zip(one, many, strict=True)]
+    return [
+        *cells,
+        f"{means[1] / means[0]:.2f}",
+        *(f"{1000 * b:.0f}" for b in bounds),
+        "/".join(f"{r:.2f}" for r in each),
+    ]
 
 
 def run_replicas_schedule_bench(args: argparse.Namespace) -> int:

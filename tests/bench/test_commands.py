@@ -48,7 +48,8 @@ def test_bench_proxy_replicas_prints_one_against_three(
     argv = ["bench", "proxy", "--replicas", "3", "--seconds", "0.2", "--concurrency", "3"]
     assert run_bench(build_parser().parse_args([*argv, "--backends", "1"])) == 0
     lines = capsys.readouterr().out.splitlines()
-    headers = "route conc 1 rps 3 rps 3/1 1 p50 3 p50 1 p99 3 p99"
+    headers = "route conc 1 rps 3 rps 3/1 1 rps/cpu 3 rps/cpu 3/1 cpu"
+    headers += " 1 redis/req 3 redis/req 1 gen 3 gen 1 p50 3 p50"
     assert lines[0].split() == headers.split()
     rows = [line.split() for line in lines[2:4]]
     assert [row[1] for row in rows] == ["/history/{id}", "/queue"]
@@ -56,13 +57,28 @@ def test_bench_proxy_replicas_prints_one_against_three(
         one, three, ratio = float(row[3]), float(row[4]), float(row[5])
         assert one > 0 and three > 0
         assert ratio == pytest.approx(three / one, abs=0.01 + 0.01 * ratio)
+        per_cpu_one, per_cpu_three, cpu_ratio = float(row[6]), float(row[7]), float(row[8])
+        assert per_cpu_one > 0 and per_cpu_three > 0
+        assert cpu_ratio == pytest.approx(per_cpu_three / per_cpu_one, abs=0.01 + 0.01 * cpu_ratio)
+        assert float(row[9]) >= 0 and float(row[10]) >= 0  # Redis commands per request
 
 
 def test_bench_schedule_replicas_prints_one_against_three(
     capsys: pytest.CaptureFixture[str], redis_server: RedisServer
 ) -> None:
     """The same trace through 1 replica and 3: every job's latency measured."""
-    argv = ["bench", "schedule", "--replicas", "3", "--jobs", "12", "--loads", "0.5"]
+    argv = [
+        "bench",
+        "schedule",
+        "--replicas",
+        "3",
+        "--jobs",
+        "12",
+        "--loads",
+        "0.5",
+        "--repeat",
+        "2",
+    ]
     args = build_parser().parse_args([*argv, "--fast", "1", "--slow", "1", "--short-ms", "10"])
     assert run_bench(args) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -70,4 +86,5 @@ def test_bench_schedule_replicas_prints_one_against_three(
     load, jobs, one, _, three, _, ratio = lines[2].split()[:7]
     assert (load, jobs) == ("50%", "12")
     assert float(ratio) == pytest.approx(float(three) / float(one), abs=0.01 + 0.01 * float(ratio))
+    assert len(lines[2].split()[-1].split("/")) == 2  # a ratio per interleaved pair of runs
     assert "late binding" in lines[3] and "store.kind redis" in lines[3]
