@@ -82,6 +82,8 @@ async def refused(port: int) -> bool:
         _, writer = await asyncio.open_connection("127.0.0.1", port)
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:  # queued as the listener closed: the next try is refused
+        return False
     writer.close()
     await writer.wait_closed()
     return False
