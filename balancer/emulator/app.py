@@ -9,7 +9,7 @@ from aiohttp import web
 
 from .control import ControlRoutes
 from .emulator import Emulator
-from .faults import faults_middleware
+from .faults import counting_middleware, faults_middleware
 from .options import EmulatorOptions
 from .routes_files import FileRoutes
 from .routes_info import InfoRoutes
@@ -41,7 +41,8 @@ def _comfy_routes(emu: Emulator, ui: UiRoutes) -> web.RouteTableDef:
 def create_emulator_app(options: EmulatorOptions | None = None) -> web.Application:
     emu = Emulator(options if options is not None else EmulatorOptions())
     app = web.Application(
-        client_max_size=emu.options.max_upload_size, middlewares=[faults_middleware(emu.faults)]
+        client_max_size=emu.options.max_upload_size,
+        middlewares=[counting_middleware(emu.requests), faults_middleware(emu.faults)],
     )
     app[EMULATOR] = emu
     ui = UiRoutes(emu)

@@ -35,6 +35,7 @@ def state_of(emu: Emulator) -> JSON:
         "held": list(emu.faults.held),  # paths of the requests a hang holds now
         "executed": len(emu.executed),
         "history": len(emu.history),
+        "requests": dict(emu.requests),
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from functools import partial
 from typing import Any
 
@@ -37,6 +38,9 @@ class Emulator:
         )
         self.number = 0
         self.executed: list[str] = []
+        # Requests served by path (ComfyUI's routes, not /_emulator): what
+        # a balancer costs a backend, for benchmarks.
+        self.requests: Counter[str] = Counter()
         self._free_requested: tuple[bool, bool] | None = None
         self._worker: asyncio.Task[None] | None = None
 

@@ -1,8 +1,10 @@
-"""Injectable faults (slow, hanging, failing, dropped answers) and their middleware."""
+"""Injectable faults (slow, hanging, failing, dropped answers) and their
+middleware; and the request count by path."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
@@ -97,6 +99,18 @@ def faults_middleware(faults: Faults) -> Middleware:
             raise asyncio.CancelledError  # nothing can be written on an aborted transport
         if faults.http_status is not None:
             return status_response(faults.http_status)
+        return await handler(request)
+
+    return middleware
+
+
+def counting_middleware(counts: Counter[str]) -> Middleware:
+    """Count each request to ComfyUI's routes by path (control routes aside)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(CONTROL_PREFIX):
+            counts[request.path] += 1
         return await handler(request)
 
     return middleware

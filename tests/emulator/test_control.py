@@ -223,3 +223,13 @@ async def test_serve_emulator_until_cancelled(unused_tcp_port: int) -> None:
     server.cancel()
     with pytest.raises(asyncio.CancelledError):
         await server
+
+
+async def test_state_counts_requests_by_path(client: TestClient[Any, Any]) -> None:
+    """What a balancer costs a backend, as benchmarks read it: ComfyUI's
+    routes by path (an /api alias counts under its own path), control
+    routes aside."""
+    for path in ("/queue", "/queue", "/api/queue", "/system_stats"):
+        assert (await client.get(path)).status == 200
+    state = await (await client.get("/_emulator/state")).json()
+    assert state["requests"] == {"/queue": 2, "/api/queue": 1, "/system_stats": 1}
