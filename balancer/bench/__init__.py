@@ -71,6 +71,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="which rows to run",
     )
 
+    share = command("probe-share", help="each replica probes vs one probes and shares")
+    share.set_defaults(runner="balancer.bench.probe_share:run_probe_share_bench")
+    share.add_argument("--replicas", type=int, default=3, help="replicas sharing one Redis")
+    share.add_argument("--backends", type=int, default=64, help="emulated backends")
+    share.add_argument("--seconds", type=float, default=10.0, help="settling, then measuring")
+    share.add_argument("--rounds", type=int, default=200, help="sharing rounds timed")
+
     affinity = command("affinity", help="model residency routing: latency and model loads")
     affinity.set_defaults(runner="balancer.bench.affinity:run_affinity_bench")
     affinity.add_argument("--jobs", type=int, default=200, help="per run")
