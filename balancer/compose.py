@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from balancer.auth.access import Access
+from balancer.auth.limits import LocalBuckets
 from balancer.auth.owners import Owners
 from balancer.auth.sessions import Sessions
 from balancer.backends.channel import Channels
@@ -193,7 +194,8 @@ def assemble(
         kept=KeptReads(upstream, clock),
     )
     sessions = Sessions(lambda: b.settings.auth, Path(settings.data_dir), given.wall_clock)
-    access = Access(lambda: b.settings, owners, clock, sessions)
+    rates = replicas.rates if replicas is not None else LocalBuckets(clock)
+    access = Access(lambda: b.settings, owners, clock, sessions, rates)
     listen = settings.listen
     webhooks = Webhooks(
         lambda: b.settings.webhooks,

@@ -1,6 +1,6 @@
 """The access-control state of one app: the key ring (rebuilt when a reload
-changes `auth`), prompt and file owners, the per-key rate limiter, browser
-sessions and the per-peer limit on sign-in attempts."""
+changes `auth`), prompt and file owners, the keys' rate buckets, browser
+sessions and the per-peer limit on sign-in attempts (per replica)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from balancer.auth.limits import Clock, RateLimiter
+from balancer.auth.limits import Buckets, Clock, RateLimiter
 from balancer.auth.owners import Owners
 from balancer.auth.principal import KeyRing, Principal, principal_of
 from balancer.auth.sessions import Sessions
@@ -17,11 +17,16 @@ from balancer.config.model import AuthSettings, Settings
 
 class Access:
     def __init__(
-        self, settings: Callable[[], Settings], owners: Owners, clock: Clock, sessions: Sessions
+        self,
+        settings: Callable[[], Settings],
+        owners: Owners,
+        clock: Clock,
+        sessions: Sessions,
+        rates: Buckets,
     ) -> None:
         self.settings = settings
         self.owners = owners
-        self.rates = RateLimiter(clock)
+        self.rates = rates  # the keys' prompt rates (shared by replicas)
         self.sessions = sessions
         self.sign_ins = RateLimiter(clock)
         self._auth: AuthSettings | None = None

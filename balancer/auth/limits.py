@@ -7,6 +7,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from balancer.config.model import ApiKey
 
@@ -41,6 +42,10 @@ class RateLimiter:
             self._buckets[name].tokens -= 1.0
         return wait
 
+    def give_back(self, name: str, rate: float, burst: float) -> None:
+        bucket = self._refilled(name, rate, burst)
+        bucket.tokens = min(burst, bucket.tokens + 1.0)
+
     def _refilled(self, name: str, rate: float, burst: float) -> Bucket:
         now = self.clock()
         bucket = self._buckets.setdefault(name, Bucket(burst, now))
@@ -56,26 +61,52 @@ def burst_of(key: ApiKey) -> float:
     return float(key.burst or max(1.0, key.rate or 1.0))
 
 
+class Buckets(Protocol):
+    """Token buckets by name, `rate` per second up to `burst`: in this
+    process (one balancer), or shared by every replica (Redis)."""
+
+    async def take(self, name: str, rate: float, burst: float) -> float | None:
+        """Take one token: None, or seconds until one is there (none taken)."""
+        ...
+
+    async def give_back(self, name: str, rate: float, burst: float) -> None:
+        """Return a token taken for something that did not happen."""
+        ...
+
+
+class LocalBuckets:
+    """The buckets of one balancer, in its memory."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.limiter = RateLimiter(clock)
+
+    async def take(self, name: str, rate: float, burst: float) -> float | None:
+        return self.limiter.spend(name, rate, burst)
+
+    async def give_back(self, name: str, rate: float, burst: float) -> None:
+        self.limiter.give_back(name, rate, burst)
+
+
 class KeyRate:
     """One key's prompt rate, as the submitter's admission step uses it:
-    looked at with the other rules, spent only by a prompt admitted."""
+    taken as the last rule, given back by a prompt then not recorded."""
 
-    def __init__(self, limiter: RateLimiter, name: str, rate: float, burst: float) -> None:
-        self.limiter = limiter
+    def __init__(self, buckets: Buckets, name: str, rate: float, burst: float) -> None:
+        self.buckets = buckets
         self.name = name
         self.rate = rate
         self.burst = burst
 
-    def wait(self) -> float | None:
-        return self.limiter.wait(self.name, self.rate, self.burst)
+    async def take(self) -> float | None:
+        return await self.buckets.take(self.name, self.rate, self.burst)
 
-    def spend(self) -> None:
-        self.limiter.spend(self.name, self.rate, self.burst)
+    async def give_back(self) -> None:
+        await self.buckets.give_back(self.name, self.rate, self.burst)
 
 
-def key_rate(limiter: RateLimiter, key: ApiKey) -> KeyRate | None:
+def key_rate(buckets: Buckets, key: ApiKey) -> KeyRate | None:
     """The key's allowance; None when the key has no rate limit."""
-    return None if key.rate is None else KeyRate(limiter, key.name, key.rate, burst_of(key))
+    return None if key.rate is None else KeyRate(buckets, key.name, key.rate, burst_of(key))
 
 
 def retry_after(seconds: float) -> str:

@@ -111,10 +111,11 @@ class Jobs:
         await self.events.emit(event)
 
     # ---- acceptance
-    async def accept(self, job: StoredJob) -> bool:
+    async def accept(self, job: StoredJob, max_unfinished: int | None = None) -> bool:
         """Record a new job: `waiting` (queued in the balancer) or
-        `dispatching` (sent at once). False if the id is taken."""
-        if not await self.store.create(job):
+        `dispatching` (sent at once). False if the id is taken; OverQuota
+        when its tenant already has `max_unfinished` unfinished jobs."""
+        if not await self.store.create(job, max_unfinished):
             return False
         if job.state == "waiting":
             self.queue.push(job)

@@ -41,18 +41,20 @@ from balancer.logs import get_logger
 from balancer.scheduling import NoBackend, Wait
 from balancer.scheduling.filters import ROOM_OUTCOME
 from balancer.store import Pin, StoredJob
+from balancer.store.model import OverQuota
 
 log = get_logger("balancer.jobs")
 
 
 class Allowance(Protocol):
-    """A key's prompt rate: looked at with the other admission rules, spent
-    only by a prompt that is admitted."""
+    """A key's prompt rate: taken as the last admission rule, and given back
+    by a prompt that is then not recorded (its id taken meanwhile, its key
+    at its cap), so only an admitted prompt spends one."""
 
-    def wait(self) -> float | None:
-        """None if one more prompt may be admitted now, else seconds until then."""
+    async def take(self) -> float | None:
+        """Take one prompt's allowance: None, or seconds until there is one."""
 
-    def spend(self) -> None: ...
+    async def give_back(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -126,12 +128,10 @@ class Submitter:
             refused = await self._admit(quota, needs)
             if refused is not None:
                 return refused
-            number = float(given) if given is not None else await self._next_number(request)
-            job = self._job(prompt_id, digest, request, number, quota.tenant)
-            accepted = await self.jobs.accept(job)
-            if accepted and quota.rate is not None:
-                quota.rate.spend()
-        if not accepted:  # the same id was accepted meanwhile
+            job = await self._record(prompt_id, digest, request, quota)
+        if isinstance(job, Refusal):
+            return job
+        if job is None:  # the same id was accepted meanwhile
             return await self._known(prompt_id, digest, quota.tenant) or _used(
                 prompt_id, "is in use"
             )
@@ -150,6 +150,26 @@ class Submitter:
             del self._pending[prompt_id]
         future.set_result(result)
         return result
+
+    async def _record(
+        self, prompt_id: str, digest: str, request: dict[str, Any], quota: Quota
+    ) -> StoredJob | Refusal | None:
+        """The job, recorded with its number; None when its id was accepted
+        meanwhile, or the key's cap refusal when the store found the key at
+        its cap (another replica filled it since `_admit` looked). A prompt
+        not recorded gives its rate allowance back."""
+        recorded = False
+        try:
+            given = request.get("number")
+            number = float(given) if given is not None else await self._next_number(request)
+            job = self._job(prompt_id, digest, request, number, quota.tenant)
+            recorded = await self.jobs.accept(job, quota.max_queued)
+        except OverQuota:
+            return self._over_cap(quota.max_queued)
+        finally:
+            if not recorded and quota.rate is not None:
+                await quota.rate.give_back()
+        return job if recorded else None
 
     async def _next_number(self, request: dict[str, Any]) -> float:
         """ComfyUI's numbering, pool-wide, taken only by an admitted prompt:
@@ -170,19 +190,22 @@ class Submitter:
             return Refused(400, json.dumps(unmet_body(unmet)).encode(), "application/json")
         cap = quota.max_queued
         if cap is not None and await self.store.count_unfinished(quota.tenant) >= cap:
-            retry = self.binder.retry_after()
-            return Refusal(429, "rate_limited", "Too many queued jobs for this key",
-                           f"max_queued={cap}", retry)  # fmt: skip
+            return self._over_cap(cap)
         impossible = self.dispatcher.could_take(needs)
         if impossible is not None:
             return self._no_backend(impossible)
         if self.binder.queue_length and self._queue_full():
             return self._full()
-        wait = quota.rate.wait() if quota.rate is not None else None
+        wait = await quota.rate.take() if quota.rate is not None else None
         if wait is not None:
             return Refusal(429, "rate_limited", "Rate limit exceeded for this key", "",
                            max(1, math.ceil(wait)))  # fmt: skip
         return None
+
+    def _over_cap(self, cap: int | None) -> Refusal:
+        retry = self.binder.retry_after()
+        return Refusal(429, "rate_limited", "Too many queued jobs for this key",
+                       f"max_queued={cap}", retry)  # fmt: skip
 
     def _queue_full(self) -> bool:
         return self.binder.queue_length >= self.routing.settings.max_queue

@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 
 from balancer.backends.state import Clock
 from balancer.config.model import Settings
+from balancer.replicas.buckets import RedisBuckets
 from balancer.replicas.bus import EventBus
 from balancer.replicas.changes import BackendChanges
 from balancer.replicas.identity import Replica, identify
@@ -29,6 +30,7 @@ class Replicas:
     changes: BackendChanges
     slots: Slots
     bus: EventBus
+    rates: RedisBuckets  # the API keys' rate limits, pool-wide
 
     async def others_alive(self) -> bool:
         """Whether another replica holds a lease now. Raises RedisError."""
@@ -83,7 +85,9 @@ def replicas_of(settings: Settings, redis: Redis | None, wall: Clock) -> Replica
     lease = settings.replicas.lease
     leases = Leases(redis, me, lease, wall)
     slots = Slots(redis, lease, wall)
-    return Replicas(me, leases, BackendChanges(redis), slots, EventBus(redis, me.name))
+    store = settings.store
+    rates = RedisBuckets(redis, store.prefix, wall, store.timeout)
+    return Replicas(me, leases, BackendChanges(redis), slots, EventBus(redis, me.name), rates)
 
 
 async def join(stack: contextlib.AsyncExitStack, replicas: Replicas) -> None:

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from balancer.store.kept import KeptHistory
-from balancer.store.model import JobStateName, Pin, StoredJob
+from balancer.store.model import JobStateName, OverQuota, Pin, StoredJob
 
 # ComfyUI keeps at most this many history entries; so does the balancer (and
 # as many ended jobs).
@@ -24,9 +24,11 @@ class MemoryStore:
         self._max_ended = max_history
         self._number = 0
 
-    async def create(self, job: StoredJob) -> bool:
+    async def create(self, job: StoredJob, max_unfinished: int | None = None) -> bool:
         if job.prompt_id in self._jobs:
             return False
+        if max_unfinished is not None and self._unfinished(job.tenant) >= max_unfinished:
+            raise OverQuota(job.tenant)
         self._jobs[job.prompt_id] = job
         return True
 
@@ -69,6 +71,9 @@ class MemoryStore:
         return sorted(held, key=lambda j: j.number)
 
     async def count_unfinished(self, tenant: str | None) -> int:
+        return self._unfinished(tenant)
+
+    def _unfinished(self, tenant: str | None) -> int:
         return sum(1 for j in self._jobs.values() if j.tenant == tenant and not j.finished)
 
     async def get_pin(self, prompt_id: str) -> Pin | None:

@@ -76,6 +76,11 @@ class StoreUnavailable(RuntimeError):
     instead (unknown is not idle). The app answers 503 `store_unavailable`."""
 
 
+class OverQuota(Exception):
+    """`create` refused a job: its tenant already has `max_unfinished`
+    unfinished jobs (counted in the same atomic step as the write)."""
+
+
 class Store(Protocol):
     """Pins, jobs, kept history and the `number` counter. Every call is a
     coroutine; an implementation must not block the event loop noticeably.
@@ -83,8 +88,11 @@ class Store(Protocol):
     (a shared store implements them as one transaction). Any call may raise
     `StoreUnavailable`."""
 
-    async def create(self, job: StoredJob) -> bool:
-        """Record a new job; False (and nothing written) if the id exists."""
+    async def create(self, job: StoredJob, max_unfinished: int | None = None) -> bool:
+        """Record a new job; False (and nothing written) if the id exists.
+        With `max_unfinished`, raises OverQuota (nothing written) when the
+        job's tenant has that many unfinished jobs already: the count and
+        the write are one step, so replicas on one store share the cap."""
         ...
 
     async def transition(

@@ -31,7 +31,7 @@ from balancer.redact import redact
 from balancer.store import redis_scripts as lua
 from balancer.store.kept import KeptHistory, Raw, entry_time
 from balancer.store.memory import MAX_HISTORY
-from balancer.store.model import JobStateName, Pin, StoredJob, StoreUnavailable
+from balancer.store.model import JobStateName, OverQuota, Pin, StoredJob, StoreUnavailable
 
 log = get_logger("balancer.store")
 
@@ -182,12 +182,16 @@ class RedisStore:
         await self._client.aclose()
 
     # ---- jobs
-    async def create(self, job: StoredJob) -> bool:
+    async def create(self, job: StoredJob, max_unfinished: int | None = None) -> bool:
         args = _job_args({name: getattr(job, name) for name in JOB_FIELDS})
         key = self._key("job:", job.prompt_id)
+        cap = "" if max_unfinished is None else max_unfinished
+        tenant = json.dumps(job.tenant)
         created = await self._run(
-            self._create, [key], job.prompt_id, self._token(), self._max, *args
+            self._create, [key], job.prompt_id, self._token(), self._max, cap, tenant, *args
         )
+        if created == -1:
+            raise OverQuota(job.tenant)
         return bool(created)
 
     async def transition(

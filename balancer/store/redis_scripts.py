@@ -89,13 +89,19 @@ local function rows(ids, prefix)
 end
 """
 
-# KEYS[1] job key; ARGV: prefix, id, token, keep, then field/value pairs.
+# KEYS[1] job key; ARGV: prefix, id, token, keep, the tenant's cap on
+# unfinished jobs ('' for none), its tenant (JSON), then field/value pairs.
+# Answers 1 (created), 0 (the id exists) or -1 (the tenant is at its cap).
 CREATE = """
 local key, id, token = KEYS[1], ARGV[2], ARGV[3]
 if redis.call('EXISTS', key) == 1 then
   return redis.call('HGET', key, 'token') == token and 1 or 0
 end
-redis.call('HSET', key, 'token', token, unpack(ARGV, 5))
+local cap = tonumber(ARGV[5])
+if cap and tonumber(redis.call('HGET', P .. 'tenants', ARGV[6]) or '0') >= cap then
+  return -1
+end
+redis.call('HSET', key, 'token', token, unpack(ARGV, 7))
 redis.call('ZADD', P .. 'jobs', tonumber(redis.call('HGET', key, 'number')), id)
 if TERMINAL[redis.call('HGET', key, 'state')] then ended(id, tonumber(ARGV[4]))
 else index(id, key) end

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from balancer.logs import get_logger
 from balancer.store.kept import KeptHistory
 from balancer.store.memory import MAX_HISTORY
-from balancer.store.model import TERMINAL, JobStateName, Pin, StoredJob
+from balancer.store.model import TERMINAL, JobStateName, OverQuota, Pin, StoredJob
 
 log = get_logger("balancer.store")
 
@@ -135,7 +135,12 @@ class SqliteStore:
         return [pin for r in rows if (pin := _pin(r)) is not None]
 
     # ---- jobs
-    async def create(self, job: StoredJob) -> bool:
+    async def create(self, job: StoredJob, max_unfinished: int | None = None) -> bool:
+        """The count and the insert run with no await between them: one
+        step for the one process that holds the database."""
+        at_cap = max_unfinished is not None and self._unfinished(job.tenant) >= max_unfinished
+        if at_cap and not self._exists(job.prompt_id):
+            raise OverQuota(job.tenant)
         cursor = self._db.execute(
             "INSERT OR IGNORE INTO jobs (prompt_id, number, data, state, ended, backend, tenant) "
             "VALUES (?, ?, ?, ?, NULL, ?, ?)",
@@ -208,10 +213,17 @@ class SqliteStore:
         return [job for r in rows if (job := _read_job(r[0], r[1])) is not None]
 
     async def count_unfinished(self, tenant: str | None) -> int:
+        return self._unfinished(tenant)
+
+    def _unfinished(self, tenant: str | None) -> int:
         row = self._db.execute(
             "SELECT COUNT(*) FROM jobs WHERE tenant IS ? AND ended IS NULL", (tenant,)
         ).fetchone()
         return int(row[0])
+
+    def _exists(self, prompt_id: str) -> bool:
+        found = self._db.execute("SELECT 1 FROM jobs WHERE prompt_id=?", (prompt_id,))
+        return found.fetchone() is not None
 
     # ---- kept history
     async def put_history(self, prompt_id: str, entry: Any) -> None:

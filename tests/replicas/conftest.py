@@ -17,7 +17,8 @@ from support import FakeClock, Pool, Stalls
 from balancer.app import create_app
 from balancer.config.model import BackendSettings, ReplicaSettings, Settings
 from balancer.emulator import EMULATOR, Emulator, EmulatorOptions, create_emulator_app
-from balancer.store import MemoryStore
+from balancer.store import MemoryStore, Store
+from balancer.store.redis import RedisStore
 
 ReplicaFactory = Callable[..., Awaitable[list[Pool]]]
 
@@ -27,6 +28,7 @@ async def make_replicas(
     aiohttp_client: Any, tmp_path: Path, redis_url: str
 ) -> AsyncIterator[ReplicaFactory]:
     clients: list[redis.Redis] = []
+    stores: list[RedisStore] = []
     servers: list[TestServer] = []
     made: list[Pool] = []
 
@@ -36,12 +38,14 @@ async def make_replicas(
         redis_at: str | None = None,
         one_store: bool = False,
         store: MemoryStore | None = None,
+        redis_store: type[RedisStore] | None = None,
         **overrides: Any,
     ) -> list[Pool]:
         """`replicas` balancers in front of `backends` emulators, on the
         test's Redis (or the one at `redis_at`), each with its own store or
-        (`one_store`, or `store` given) all on one, as on a shared store;
-        `overrides` are Settings fields."""
+        (`one_store`, or `store` given) all on one, as on a shared store, or
+        (`redis_store`, a RedisStore class) each on its own on that Redis, as
+        `store.kind: redis` runs them; `overrides` are Settings fields."""
         shared = store or MemoryStore()
         emulators: dict[str, Emulator] = {}
         urls: dict[str, TestServer] = {}
@@ -71,12 +75,17 @@ async def make_replicas(
             )
             client = redis.Redis.from_url(redis_at or redis_url)
             clients.append(client)
+            own: Store = MemoryStore()
+            if redis_store is not None:
+                own_client = redis.Redis.from_url(redis_at or redis_url)
+                own = redis_store(own_client, settings.store.prefix)
+                stores.append(own)
             app = create_app(
                 settings,
                 clock=clock,
                 wall_clock=clock,
                 run_prober=False,
-                store=shared if one_store or store else MemoryStore(),
+                store=shared if one_store or store else own,
                 redis=client,
                 deadline=stalls,
             )
@@ -94,3 +103,5 @@ async def make_replicas(
         await server.close()
     for client in clients:
         await client.aclose()
+    for own in stores:
+        await own.aclose()

@@ -11,6 +11,7 @@ import pytest
 from store_support import Reopen
 
 from balancer.store import Pin, SqliteStore, StoredJob
+from balancer.store.model import OverQuota
 from balancer.store.sqlite import StoreInUse
 
 
@@ -42,6 +43,22 @@ async def test_pins_jobs_and_history_round_trip(reopen_store: Reopen) -> None:
     await store.remove_history("p0")
     assert await store.get_job("p2") is None and await store.get_pin("p1") is None
     assert await store.get_history("p0") is None
+
+
+@EVERY_KIND
+async def test_create_with_a_cap_refuses_a_tenant_at_it(reopen_store: Reopen) -> None:
+    """The cap is counted in the same step as the write: at the cap nothing
+    is written; an ended job frees its place; another tenant has its own."""
+    store = await reopen_store()
+    assert await store.create(job("a1", 1.0, tenant="alice"), max_unfinished=2)
+    assert await store.create(job("a2", 2.0, tenant="alice"), max_unfinished=2)
+    with pytest.raises(OverQuota):
+        await store.create(job("a3", 3.0, tenant="alice"), max_unfinished=2)
+    assert await store.get_job("a3") is None and await store.count_unfinished("alice") == 2
+    assert not await store.create(job("a1", 1.0, tenant="alice"), max_unfinished=2), "known id"
+    assert await store.create(job("b1", 4.0, tenant="bob"), max_unfinished=2)
+    await store.transition("a1", ("waiting",), "cancelled", {"ended_at": 1.0})
+    assert await store.create(job("a3", 3.0, tenant="alice"), max_unfinished=2)
 
 
 @EVERY_KIND
