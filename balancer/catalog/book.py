@@ -5,7 +5,8 @@ A catalogue is read when a backend is first probed, after it was down or its
 event channel reconnected (it may have restarted with other nodes or
 models), every `catalog.refresh`, and when an operator asks
 (`POST /balancer/backends/{name}/refresh`). A failed read keeps the last
-catalogue: a backend that answered once is still judged by what it had.
+catalogue: a backend that answered once is still judged by what it had; it
+is tried again after RETRY seconds, doubling while it keeps failing.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from balancer.logs import get_logger
 from balancer.upstream import Upstream, UpstreamError
 
 log = get_logger("balancer.catalog")
+
+# Seconds before a failed catalogue read is tried again (doubling with each
+# failure in a row, up to `catalog.refresh`).
+RETRY = 5.0
 
 
 class Catalogues:
@@ -101,7 +106,7 @@ class CatalogueReader:
         self.clock = clock
         self._last: dict[str, _Read] = {}
         self._stale: set[str] = set()
-        self._failing: set[str] = set()
+        self._failing: dict[str, int] = {}  # failed reads in a row
         self._reading: dict[str, asyncio.Future[bool]] = {}
 
     def backend_down(self, name: str) -> None:
@@ -110,12 +115,16 @@ class CatalogueReader:
 
     def due(self, backend: Backend) -> bool:
         last = self._last.get(backend.name)
-        return (
-            last is None
-            or backend.name in self._stale
-            or last.channel_id != backend.channel_id
-            or self.clock() - last.at >= self.refresh
-        )
+        if last is None or backend.name in self._stale or last.channel_id != backend.channel_id:
+            return True
+        return self.clock() - last.at >= self.retry_after(backend.name)
+
+    def retry_after(self, name: str) -> float:
+        """`catalog.refresh`, or sooner after failed reads: a backend never
+        read is not eligible, so waiting the whole refresh to try again
+        would keep a GPU idle for a passing error (RETRY, doubling)."""
+        failures = self._failing.get(name, 0)
+        return min(self.refresh, RETRY * 2 ** (failures - 1)) if failures else self.refresh
 
     async def after_probe(self, backend: Backend, snapshot: LoadSnapshot) -> None:
         """Prober listener: read the catalogue when it is due. A probe that
@@ -156,9 +165,9 @@ class CatalogueReader:
         except (UpstreamError, ValueError) as exc:
             if name not in self._failing:
                 log.warning("catalogue_failed", backend=name, error=str(exc))
-            self._failing.add(name)
+            self._failing[name] = self._failing.get(name, 0) + 1
             return False
-        self._failing.discard(name)
+        self._failing.pop(name, None)
         catalogue = Catalogue(classes, combos, models, tuple(embeddings))
         if self.catalogues.record(name, catalogue, data):
             log.info("catalogue", backend=name, classes=len(classes), combos=len(combos))

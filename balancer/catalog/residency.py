@@ -90,6 +90,14 @@ class Residency:
         self._started: set[str] = set()
         self._vram_used: dict[str, int] = {}
 
+    def configure(self, slots: int, load_estimate: float) -> None:
+        """New `routing.resident_models` and `routing.model_load_estimate`
+        (a reload): fewer slots forget the least recently used at once."""
+        self.slots, self.load_estimate = slots, load_estimate
+        for held in self._resident.values():
+            while len(held) > slots:
+                held.popitem(last=False)
+
     def resident(self, backend: str) -> list[str]:
         """Most recently used last."""
         return list(self._resident.get(backend, ()))

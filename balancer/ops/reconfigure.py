@@ -44,6 +44,8 @@ async def apply_settings(b: Balancer, members: Membership, new: Settings) -> Non
     b.prober.settings = new.probe
     b.dispatcher.probe = new.probe
     b.routing.apply(new.routing)
+    b.residency.configure(new.routing.resident_models, new.routing.model_load_estimate)
+    b.catalogue_reader.refresh = new.catalog.refresh
     b.binder.wake()
     b.upstream.request_timeout = new.timeouts.request
     for settings in diff.added:

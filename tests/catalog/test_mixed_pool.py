@@ -8,9 +8,11 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
+from aiohttp import web
 from support import Pool, PoolFactory, workflow
 
 from balancer.config.model import CatalogSettings
+from balancer.emulator import EMULATOR
 
 FLUX = "flux1-dev.safetensors"
 SDXL = "sd_xl_base_1.0.safetensors"
@@ -108,6 +110,28 @@ async def test_catalogues_are_read_again_every_catalog_refresh(make_pool: PoolFa
     assert await pool.owner(ids[2]) == "gpu1"  # gpu0 is full; gpu1 lists FLUX now
     pool.emulators["gpu0"].resume()
     await pool.settle(ids)
+
+
+async def test_a_failed_catalogue_read_is_tried_again_soon(make_pool: PoolFactory) -> None:
+    failing = {"gpu1"}
+
+    @web.middleware
+    async def object_info_fails(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path == "/object_info" and request.app[EMULATOR].options.name in failing:
+            return web.Response(status=500)
+        return await handler(request)
+
+    pool = await make_pool(2, middlewares=(object_info_fails,))
+
+    async def nodes() -> dict[str, int | None]:
+        status = await (await pool.client.get("/balancer/status")).json()
+        return {row["name"]: row["nodes"] for row in status["backends"]}
+
+    assert (await nodes())["gpu1"] is None  # never read: not eligible
+    failing.clear()  # a passing error, not a 10-minute one
+    pool.clock.advance(5.0)
+    await pool.probe()
+    assert (await nodes())["gpu1"] == len(pool.emulators["gpu1"].catalog.class_names())
 
 
 async def reconnected(pool: Pool, name: str, old: str | None) -> None:

@@ -4,16 +4,19 @@ load times learned; model_affinity sends a prompt where its model is."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from support import PoolFactory
 
 from balancer.catalog.needs import needs_of
 from balancer.catalog.residency import Residency, main_model, model_values
-from balancer.config.model import RoutingSettings
+from balancer.config.model import CatalogSettings, RoutingSettings
 from balancer.config.thresholds import VramThreshold
 from balancer.jobs.events import JobEvent
+from balancer.ops.context import OPS
+from balancer.ops.reconfigure import apply_settings
 
-from .test_mixed_pool import reconnected, txt2img
+from .test_mixed_pool import FLUX, copy_on, reconnected, txt2img
 
 SDXL = "sd_xl_base_1.0.safetensors"
 SD15 = "v1-5-pruned-emaonly.safetensors"
@@ -188,6 +191,24 @@ async def test_a_stolen_job_leaves_its_models_off_the_backend_it_left(
     assert residency.resident("gpu1") == [SDXL, SD15]
     busy.resume()
     await pool.settle([first])
+
+
+async def test_a_reload_changes_resident_models_and_catalog_refresh_at_once(
+    make_pool: PoolFactory,
+) -> None:
+    pool = await make_pool(1)
+    b = pool.balancer
+    ids = [(await pool.submit(txt2img(m, s)))["prompt_id"] for s, m in enumerate((SDXL, SD15))]
+    await pool.settle(ids)
+    assert b.residency.resident("gpu0") == [SDXL, SD15]
+    routing = replace(b.settings.routing, resident_models=1)
+    new = replace(b.settings, routing=routing, catalog=CatalogSettings(refresh=30.0))
+    await apply_settings(b, pool.client.app[OPS].members, new)  # type: ignore[index]
+    assert b.residency.resident("gpu0") == [SD15]
+    copy_on(pool, "gpu0", (SDXL, SD15, FLUX))
+    pool.clock.advance(30.0)
+    await pool.probe()  # read again after the new 30 s, not the old 10 min
+    assert FLUX in await (await pool.client.get("/models/checkpoints")).json()
 
 
 def test_model_affinity_waits_behind_a_warm_backend_rather_than_load_cold() -> None:
