@@ -7,6 +7,14 @@ removed once the send has an outcome; one queued on a backend is recalled
 (see recall.py) and ends `cancelled` only when its backend confirms it holds
 it nowhere. A running job is not removed by a queue delete (ComfyUI never
 deletes a running job); a cancel interrupts it.
+
+A job taken from a backend by failover may still have its first run there.
+A removal asks that backend to drop it first. Only when every such backend
+confirmed it holds no run (or is dead) is the job removed as above. A run
+that finished there is the job's end; one still going there is followed
+there again (so a delete leaves it running and a cancel interrupts it); a
+backend that does not answer leaves the job as it is: the answer never
+claims `cancelled` for a job that may still run.
 """
 
 from __future__ import annotations
@@ -55,7 +63,8 @@ class Canceller:
 
     async def remove(self, prompt_ids: Iterable[str]) -> Removal:
         """`POST /queue {"delete": ids}`: end each one that has not started."""
-        ids = list(dict.fromkeys(prompt_ids))
+        asked = list(dict.fromkeys(prompt_ids))
+        ids = [i for i in asked if await self._no_copy_left(i)]
         for prompt_id in ids:
             await self.jobs.cancel_waiting(prompt_id)
         await asyncio.gather(*(self.dispatcher.settled(i) for i in ids))
@@ -64,7 +73,7 @@ class Canceller:
         held = [j for j in await self._jobs(ids) if j.state == "queued"]
         begun = [j for j in held if await self.recall.begin(j)]
         await asyncio.gather(*(self._confirm(j) for j in begun))
-        return await self._outcome(ids)
+        return await self._outcome(asked)
 
     async def clear(self, visible: Visible | None) -> Removal:
         """`POST /queue {"clear": true}`: every job not started (the caller's
@@ -93,11 +102,46 @@ class Canceller:
         if prompt_id in removal.cancelled:
             return True
         job = await self.store.get_job(prompt_id)
-        owner = self.registry.get(job.backend or "") if job is not None else None
-        if job is None or job.finished or owner is None:
+        if job is None or job.finished:
+            return False
+        owner = self.registry.get(job.backend or "")
+        if owner is None:
             return False
         body = json.dumps({"prompt_id": prompt_id}).encode()
         return await self._post(owner.url + "/interrupt", body)
+
+    async def _no_copy_left(self, prompt_id: str) -> bool:
+        """Ask each backend the job was taken from to drop the run it may
+        still hold. A run that finished there is the job's end (the first
+        end stands); one still going there is followed there again. False
+        while a backend may still hold a run it did not give up."""
+        job = await self.store.get_job(prompt_id)
+        if job is None or job.finished:
+            return True
+        safe = True
+        for backend in self.follower.copies(job):
+            outcome = await self.recall.drop_copy(backend, prompt_id)
+            if outcome == "gone":
+                self.follower.copy_gone(backend, prompt_id)
+            elif outcome == "finished":
+                await self.follower.ended(backend, prompt_id, replay=True)
+            elif outcome != "running" or not await self._follow_first_run(prompt_id, backend):
+                safe = False
+        return safe
+
+    async def _follow_first_run(self, prompt_id: str, backend: str) -> bool:
+        """The job's first run still goes on `backend`: its later copy (if
+        one was sent) is taken back and the job is followed there again, so
+        it runs once and a removal treats it as running."""
+        job = await self.store.get_job(prompt_id)
+        owner = self.registry.get(backend)
+        if job is not None and job.state == "queued":
+            if await self.recall.recall(job) != "gone":
+                return False  # its second run stays too: both are followed
+            job = await self.jobs.taken_back(prompt_id)
+        if job is None or job.state != "waiting" or owner is None:
+            return False
+        return await self.dispatcher.follow_again(job, owner)
 
     async def _confirm(self, job: StoredJob) -> None:
         outcome = await self.recall.confirm(job)

@@ -275,6 +275,15 @@ class Dispatcher:
         log.info("sent", prompt_id=job.prompt_id, backend=backend.name, dispatch_ms=ms)
         return await self._on(job, backend, answer)
 
+    async def follow_again(self, job: StoredJob, backend: Backend) -> bool:
+        """A waiting job whose first run still goes on `backend`, which it
+        was taken from (found by a removal asking there): followed there
+        again, not sent anywhere. False if it no longer waits."""
+        if await self.jobs.bind(job.prompt_id, backend.name, from_states=("waiting",)) is None:
+            return False
+        await self._adopt(job, backend)
+        return True
+
     async def _adopt(self, job: StoredJob, backend: Backend) -> Accepted:
         """The backend it was taken from still holds it: it is followed
         there again rather than sent a second time (it would run twice)."""

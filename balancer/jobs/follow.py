@@ -71,6 +71,7 @@ class Follower:
         # ids in its queue the store does not know (not looked up again).
         self._late: dict[str, set[str]] = {}
         self._unknown: dict[str, set[str]] = {}
+        self._reading: set[tuple[str, str]] = set()  # (backend, prompt_id) ends being read
         # Other replicas send jobs through the same store: a probe here
         # reconciles only the jobs this replica sent (another's job just sent
         # may be missing from a probe that left before it arrived).
@@ -80,12 +81,25 @@ class Follower:
     async def job_event(self, event: JobEvent) -> None:
         if event.phase == "dispatched":
             self._sent_at[event.prompt_id] = self.clock()
+            if event.backend is not None:  # a run there is followed as its own now
+                self._late.get(event.backend, set()).discard(event.prompt_id)
         elif event.phase in ("completed", "failed", "interrupted", "cancelled", "retried"):
             self._sent_at.pop(event.prompt_id, None)
-        if event.phase == "retried":  # the backend it was taken from may still run it
+        if event.phase in ("retried", "completed", "failed", "interrupted"):
+            # Taken from a backend, or ended by an earlier run elsewhere
+            # while a backend held it: that backend may still run it.
             job = await self.store.get_job(event.prompt_id)
-            if job is not None and job.lost_from:
+            if job is not None and job.lost_from and job.lost_from[-1] != job.backend:
                 self._late.setdefault(job.lost_from[-1], set()).add(event.prompt_id)
+
+    def copies(self, job: StoredJob) -> list[str]:
+        """Backends the job was taken from that may still hold a run of it
+        (their probes have not seen it leave yet)."""
+        return [b for b, ids in self._late.items() if job.prompt_id in ids and b != job.backend]
+
+    def copy_gone(self, backend: str, prompt_id: str) -> None:
+        """`backend` confirmed it holds no run of this job."""
+        self._late.get(backend, set()).discard(prompt_id)
 
     def adopt(self, prompt_ids: list[str]) -> None:
         """Follow these jobs as if this replica had sent them (a restart, or
@@ -97,14 +111,26 @@ class Follower:
         await self.jobs.started(prompt_id, backend.name)
 
     async def ended(self, backend: str, prompt_id: str, replay: bool) -> StoredJob | None:
-        """A run of `prompt_id` ended on `backend` (its channel or a probe says so)."""
+        """A run of `prompt_id` ended on `backend` (its channel or a probe
+        says so). Read once: a report while that run's end is being read is
+        the same run (its channel and a probe both told of it)."""
+        if (backend, prompt_id) in self._reading:
+            return None
+        self._reading.add((backend, prompt_id))
+        try:
+            return await self._read_end(backend, prompt_id, replay)
+        finally:
+            self._reading.discard((backend, prompt_id))
+
+    async def _read_end(self, backend: str, prompt_id: str, replay: bool) -> StoredJob | None:
         job = await self.store.get_job(prompt_id)
         owner = self.registry.get(backend)
         if job is None or owner is None or not self.jobs.is_run_of(job, backend):
             return None
         try:
             answer = await self.upstream.get_json(f"{owner.url}/history/{prompt_id}")
-        except UpstreamError:
+        except UpstreamError:  # its probes ask again once it left that queue
+            self._late.setdefault(backend, set()).add(prompt_id)
             return None
         raw = answer.get(prompt_id) if isinstance(answer, dict) else None
         if raw is None:  # neither queued nor kept by its backend: lost
@@ -116,7 +142,10 @@ class Follower:
         entry = with_number(await self.present(backend, prompt_id, raw), job.number)
         if self.completing is not None:
             entry = await self._complete(self.completing, prompt_id, owner.url, entry)
-        return await self.jobs.ended(prompt_id, backend, entry, replay)
+        ended = await self.jobs.ended(prompt_id, backend, entry, replay)
+        if ended is not None:  # this run's end is read: never a second time
+            self._late.get(backend, set()).discard(prompt_id)
+        return ended
 
     async def _complete(self, step: CompletingStep, prompt_id: str, url: str, entry: Any) -> Any:
         """The completing step's entry; if the step itself breaks, the job

@@ -131,9 +131,12 @@ class Jobs:
             await self._tell(job, "rejected", None)
 
     # ---- dispatch
-    async def bind(self, prompt_id: str, backend: str) -> StoredJob | None:
-        """waiting -> dispatching to `backend`."""
-        return await self._move(prompt_id, "dispatching", None, {"backend": backend})
+    async def bind(
+        self, prompt_id: str, backend: str, from_states: tuple[str, ...] | None = None
+    ) -> StoredJob | None:
+        """waiting (or, sent at once, dispatching) -> dispatching to `backend`."""
+        fields = {"backend": backend}
+        return await self._move(prompt_id, "dispatching", None, fields, from_states=from_states)
 
     async def unbind(self, prompt_id: str, answer: bytes | None = None) -> StoredJob | None:
         """dispatching -> waiting: no backend was reached, or (sent at once)

@@ -17,7 +17,7 @@ from balancer.backends.registry import Registry
 from balancer.jobs.lifecycle import Jobs
 from balancer.logs import get_logger
 from balancer.store import StoredJob
-from balancer.upstream import Upstream, UpstreamError
+from balancer.upstream import Upstream, UpstreamError, is_death
 
 log = get_logger("balancer.jobs")
 
@@ -48,18 +48,37 @@ class Recall:
             await self.jobs.kept(prompt_id, running=False)
             return "unknown"
         try:
-            body = json.dumps({"delete": [prompt_id]}).encode()
-            await self.upstream.call("POST", owner.url + "/queue", body=body)
-            running, pending = parse_queue(await self.upstream.get_json(owner.url + "/queue"))
-            history = await self.upstream.get_json(f"{owner.url}/history/{prompt_id}")
+            outcome = await self._drop(owner.url, prompt_id)
         except UpstreamError:
-            await self.jobs.kept(prompt_id, running=False)
-            return "unknown"
+            outcome = "unknown"
+        if outcome == "gone":
+            log.info("recalled", prompt_id=prompt_id, backend=owner.name)
+        else:  # a finished run's end is followed as usual
+            await self.jobs.kept(prompt_id, running=outcome in ("running", "finished"))
+        return outcome
+
+    async def drop_copy(self, backend: str, prompt_id: str) -> Outcome:
+        """Ask `backend`, which the job was taken from (failover), to drop
+        the run it may still hold; no job state changes. A dead backend
+        (refused or reset: its process and queue are gone) holds nothing; a
+        silent one is "unknown"."""
+        owner = self.registry.get(backend)
+        if owner is None:  # out of the pool: nothing of it is followed any more
+            return "gone"
+        try:
+            outcome = await self._drop(owner.url, prompt_id)
+        except UpstreamError as exc:
+            return "gone" if is_death(exc) else "unknown"
+        if outcome == "gone":
+            log.info("recalled", prompt_id=prompt_id, backend=backend, copy=True)
+        return outcome
+
+    async def _drop(self, url: str, prompt_id: str) -> Outcome:
+        """ComfyUI's queue delete, then where the backend shows the job."""
+        body = json.dumps({"delete": [prompt_id]}).encode()
+        await self.upstream.call("POST", url + "/queue", body=body)
+        running, pending = parse_queue(await self.upstream.get_json(url + "/queue"))
         if prompt_id in running or prompt_id in pending:
-            await self.jobs.kept(prompt_id, running=prompt_id in running)
             return "running" if prompt_id in running else "queued"
-        if history:
-            await self.jobs.kept(prompt_id, running=True)  # it ran: its end is followed as usual
-            return "finished"
-        log.info("recalled", prompt_id=prompt_id, backend=owner.name)
-        return "gone"
+        history = await self.upstream.get_json(f"{url}/history/{prompt_id}")
+        return "finished" if history else "gone"

@@ -131,3 +131,34 @@ async def test_a_late_first_run_is_counted_across_a_balancer_restart(
     job = await again.balancer.store.get_job(prompt_id)
     assert job is not None and job.backend == "gpu1" and job.duplicates == ("gpu0",)
     assert await duplicated(again, "gpu0") == 1
+
+
+async def test_a_run_left_behind_when_an_earlier_run_ends_the_job_is_still_read(
+    make_pool: PoolFactory,
+) -> None:
+    """Past the grace the job runs on gpu1; gpu1 ends it unseen (its HTTP
+    stalls and its channel is down), then gpu0's first run ends and stands.
+    gpu1's run, left behind, is read once gpu1 answers: a duplicate."""
+    pool, prompt_id = await stalled_job(make_pool)
+    gpu0, gpu1 = pool.emulators["gpu0"], pool.emulators["gpu1"]
+    gpu1.pause()
+    sent = pool.watch("dispatched", prompt_id)
+    await past_the_grace(pool)
+    await asyncio.wait_for(sent.wait(), 10.0)
+    assert await pool.owner(prompt_id) == "gpu1"
+    pool.hang("gpu1")
+    gpu1.hub.abort_all()  # its channel drops, and cannot come back while it stalls
+    gpu1.resume()
+    await gpu1.wait_idle(10.0)
+    pool.hang("gpu0", False)
+    gpu0.resume()
+    await pool.done(prompt_id)
+    job = await pool.balancer.store.get_job(prompt_id)
+    assert job is not None and job.backend == "gpu0", "the first end to be read stands"
+    seen = pool.watch("duplicated", prompt_id)
+    pool.hang("gpu1", False)
+    await pool.probe()
+    await asyncio.wait_for(seen.wait(), 10.0)
+    job = await pool.balancer.store.get_job(prompt_id)
+    assert job is not None and job.duplicates == ("gpu1",)
+    assert gpu0.executed == gpu1.executed == [prompt_id]
