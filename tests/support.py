@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from balancer.app import create_app
@@ -208,8 +209,16 @@ PoolFactory = Callable[..., Awaitable[Pool]]
 async def run_stateful(machine: type[RuleBasedStateMachine], steps: int) -> None:
     """Run a hypothesis state machine from an async test: 25 derandomized
     examples (a fixed seed, no example database), in a thread so its rules
-    can drive this test's event loop."""
+    can drive this test's event loop. For a local hunt, `STATEFUL_SEED=<n>`
+    runs other examples, printing every step and not shrinking (the pool
+    lives across examples, so a shrunk replay would not reproduce); the
+    default stays derandomized, as in CI."""
+    hunt: dict[str, Any] = {}
+    if (chosen := os.environ.get("STATEFUL_SEED")) is not None:
+        machine = seed(int(chosen))(machine)
+        hunt = {"verbosity": Verbosity.debug, "phases": (Phase.generate,)}
     config = settings(
+        **hunt,
         max_examples=25,
         stateful_step_count=steps,
         deadline=None,
