@@ -110,10 +110,12 @@ def create_app(
                 await watch_room(stack, replicas.slots, b.binder.wake)
             if isinstance(b.hub, SharedHub):
                 await run_shared(stack, b.hub)
-            restored = await b.jobs.restore()
-            if replicas is not None and not await replicas.others_alive():
-                # The first replica up: nobody else follows the unfinished jobs.
-                b.follower.adopt([job.prompt_id for job in await b.store.unfinished_jobs()])
+            if b.adoption is not None:  # the jobs of replicas gone, and this name's
+                restored = await b.adoption.start()
+                keep = asyncio.create_task(b.adoption.keep(given.sleep))
+                stack.push_async_callback(stop, keep)
+            else:
+                restored = await b.jobs.restore()
             await parts.access.owners.index_kept()
             if restored:
                 log.info("restored", jobs=restored)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 from balancer.auth.access import Access
 from balancer.auth.limits import LocalBuckets
@@ -46,6 +47,7 @@ from balancer.proxy.kept_reads import KeptReads
 from balancer.proxy.presenter import present_entry
 from balancer.proxy.ws_hub import ClientHub
 from balancer.proxy.ws_relay import EventRelay
+from balancer.replicas.adoption import Adoption, while_held
 from balancer.replicas.coordination import Replicas
 from balancer.replicas.hub import SharedHub
 from balancer.resources import Opened
@@ -53,6 +55,15 @@ from balancer.state import Balancer
 from balancer.store.guard import guarded
 from balancer.upstream import Deadline, Upstream
 from balancer.webhooks.sender import Sleep, Webhooks
+
+P = ParamSpec("P")
+
+
+def held(
+    replicas: Replicas | None, call: Callable[P, Awaitable[None]]
+) -> Callable[P, Awaitable[None]]:
+    """`call`; one of several replicas, only while it holds its lease."""
+    return call if replicas is None else while_held(replicas.leases, call)
 
 
 @dataclass(frozen=True)
@@ -62,7 +73,7 @@ class Injected:
     clock: Clock  # monotonic: probes, timeouts, rates
     wall_clock: Clock  # session cookies, replica leases
     new_id: IdFactory  # prompt_ids the client did not choose
-    sleep: Sleep  # between webhook delivery attempts
+    sleep: Sleep  # between webhook delivery attempts, and replica heartbeats
     deadline: Deadline  # how long a call to a backend may take
 
 
@@ -101,12 +112,13 @@ def assemble(
         catalogues, upstream, settings.catalog.refresh, clock, residency.restarted
     )
     fitter = Fitter(registry, catalogues, residency)
-    jobs = Jobs(store, events, time.time)
+    jobs = Jobs(store, events, time.time, replicas.owners if replicas is not None else None)
     routing = Routing(settings.routing)
     files = build_files(settings, store, jobs, registry, http)
     room = replicas.slots if replicas is not None else None
-    if room is not None:
-        events.subscribe(room)  # a job that leaves its backend gives its slot back
+    if replicas is not None:
+        events.subscribe(replicas.slots)  # a job that leaves its backend gives its slot back
+        events.subscribe(replicas.owners)  # an ended job is followed by nobody
     dispatcher = Dispatcher(
         registry,
         routing,
@@ -119,15 +131,21 @@ def assemble(
         metrics.routing,
         room,
     )
-    recall = Recall(registry, jobs, upstream)
-    binder = LateBinder(dispatcher, jobs, routing, Stealer(registry, store, recall), clock)
 
     async def present(backend: str, prompt_id: str, entry: Any) -> Any:
         return await present_entry(store, backend, prompt_id, entry)
 
     only_own = replicas is not None  # the other replicas follow theirs
     follower = Follower(registry, jobs, routing, upstream, present, opened.sink, clock, only_own)
-    failover = Failover(jobs, routing, clock)
+    recall = Recall(registry, jobs, upstream)
+    stealer = Stealer(registry, store, recall, follower.follows)
+    binder = LateBinder(dispatcher, jobs, routing, stealer, clock)
+    failover = Failover(jobs, routing, clock, follower.follows)
+    adoption = (
+        Adoption(replicas, replicas.owners, jobs, follower, routing, binder.wake)
+        if replicas is not None
+        else None
+    )
     hub = SharedHub(replicas.bus) if replicas is not None else ClientHub()
     owners = Owners(store)
     relay = EventRelay(
@@ -149,7 +167,7 @@ def assemble(
     drainer = Drainer(upstream, residency.freed, [metrics.drain_changed])
     members = Membership(registry, channels, store, drainer)
     probe_listeners = [  # those that need the store skip a probe while it cannot answer
-        guarded("reconcile", follower.reconcile),
+        held(replicas, guarded("reconcile", follower.reconcile)),
         reader.after_probe,
         residency.after_probe,
         failover.probe_succeeded,
@@ -163,7 +181,7 @@ def assemble(
         upstream,
         settings.probe,
         clock,
-        guarded("failover", failover.probe_failed),
+        held(replicas, guarded("failover", failover.probe_failed)),
         probe_listeners,
         [reader.backend_down],
     )
@@ -191,6 +209,7 @@ def assemble(
         catalogue_reader=reader,
         residency=residency,
         replicas=replicas,
+        adoption=adoption,
         kept=KeptReads(upstream, clock),
     )
     sessions = Sessions(lambda: b.settings.auth, Path(settings.data_dir), given.wall_clock)

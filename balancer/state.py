@@ -33,6 +33,7 @@ from balancer.proxy.kept_reads import KeptReads
 from balancer.proxy.shared_reads import SharedReads
 from balancer.proxy.ws_hub import ClientHub
 from balancer.proxy.ws_relay import EventRelay
+from balancer.replicas.adoption import Adoption
 from balancer.replicas.coordination import Replicas
 from balancer.store import Store
 from balancer.upstream import Upstream, UpstreamError, UpstreamReply
@@ -64,6 +65,8 @@ class Balancer:
     residency: Residency
     # One of several replicas sharing Redis; None: this balancer runs alone.
     replicas: Replicas | None
+    # Its heartbeat, and the jobs of replicas that die; None when alone.
+    adoption: Adoption | None
     # Backend answers kept until that backend may have changed them.
     kept: KeptReads
     reads: SharedReads = field(default_factory=SharedReads)

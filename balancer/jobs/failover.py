@@ -13,6 +13,8 @@ stands and the second run is counted as a duplicate (see lifecycle.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from balancer.backends.state import Backend, Clock, LoadSnapshot
 from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
@@ -22,10 +24,15 @@ log = get_logger("balancer.jobs")
 
 
 class Failover:
-    def __init__(self, jobs: Jobs, routing: Routing, clock: Clock) -> None:
+    def __init__(
+        self, jobs: Jobs, routing: Routing, clock: Clock, follows: Callable[[str], bool]
+    ) -> None:
         self.jobs = jobs
         self.routing = routing
         self.clock = clock
+        # Among replicas, each fails over only the jobs it follows: another
+        # replica's job, already sent elsewhere by it, must not move again.
+        self.follows = follows
         self._silent_since: dict[str, float] = {}
 
     async def probe_failed(self, backend: Backend, dead: bool) -> None:
@@ -46,5 +53,5 @@ class Failover:
     async def lose_all(self, backend: str, reason: str) -> None:
         attempts = self.routing.settings.max_attempts
         for job in await self.jobs.store.jobs_on(backend):
-            if job.state in ("queued", "running"):
+            if job.state in ("queued", "running") and self.follows(job.prompt_id):
                 await self.jobs.lost(job.prompt_id, reason, attempts)

@@ -103,9 +103,19 @@ class Follower:
 
     def adopt(self, prompt_ids: list[str]) -> None:
         """Follow these jobs as if this replica had sent them (a restart, or
-        a pool where no other replica is alive): probes reconcile them."""
+        another replica's death): probes reconcile them."""
         for prompt_id in prompt_ids:
             self._sent_at.setdefault(prompt_id, -math.inf)
+
+    def follows(self, prompt_id: str) -> bool:
+        """Whether this balancer decides this job's fate on its backend
+        (alone, every job; one of several replicas, those it sent or adopted)."""
+        return not self.only_own or prompt_id in self._sent_at
+
+    def forget_all(self) -> None:
+        """Another replica follows every job this one did (its lease was lost)."""
+        self._sent_at.clear()
+        self._late.clear()
 
     async def started(self, backend: Backend, prompt_id: str) -> None:
         await self.jobs.started(prompt_id, backend.name)

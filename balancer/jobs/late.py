@@ -13,7 +13,7 @@ from functools import partial
 from balancer.backends.state import Backend, Clock, LoadSnapshot
 from balancer.catalog.needs import Needs, needs_of
 from balancer.catalog.refusal import unmet_body
-from balancer.jobs.dispatch import Broken, Dispatcher, NoRoom, Refused, Unreachable
+from balancer.jobs.dispatch import Broken, Dispatcher, Gone, NoRoom, Refused, Unreachable
 from balancer.jobs.events import JobEvent
 from balancer.jobs.failure import rejection_error
 from balancer.jobs.lifecycle import Jobs
@@ -78,6 +78,8 @@ class LateBinder:
             result = await self.dispatcher.send(job, backend)
             if isinstance(result, NoRoom):
                 self._full.add(backend.name)  # until the next wake-up
+            elif isinstance(result, Gone):  # another replica moved it: not waiting here
+                self.jobs.forget_waiting(job.prompt_id)
             elif isinstance(result, Unreachable):
                 await self.jobs.unbind(job.prompt_id)
             elif isinstance(result, Broken):

@@ -12,8 +12,8 @@ changed only here, next to the transitions that enter and leave that state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 from balancer.catalog.needs import needs_of
 from balancer.catalog.residency import main_model
@@ -38,11 +38,27 @@ END_PHASES: dict[str, Phase] = {
 }
 
 
+class Claims(Protocol):
+    """Who follows each job, among replicas sharing a store: a job is
+    claimed before it is stored (False: a record is there already), a claim
+    is confirmed when the store took the job as new anyway (the record was
+    stale), and released when the job was not stored."""
+
+    async def claim(self, prompt_id: str) -> bool: ...
+
+    async def confirm(self, prompt_id: str) -> None: ...
+
+    async def release(self, prompt_id: str) -> None: ...
+
+
 class Jobs:
-    def __init__(self, store: Store, events: JobEvents, wall: Clock) -> None:
+    def __init__(
+        self, store: Store, events: JobEvents, wall: Clock, claims: Claims | None = None
+    ) -> None:
         self.store = store
         self.events = events
         self.wall = wall
+        self.claims = claims  # None: this balancer alone follows every job
         self.queue = FairQueue()  # round-robin across API keys
 
     # ---- the one move, and its log line and event
@@ -115,12 +131,30 @@ class Jobs:
         """Record a new job: `waiting` (queued in the balancer) or
         `dispatching` (sent at once). False if the id is taken; OverQuota
         when its tenant already has `max_unfinished` unfinished jobs."""
-        if not await self.store.create(job, max_unfinished):
+        if not await self._created(job, max_unfinished):
             return False
         if job.state == "waiting":
             self.queue.push(job)
             await self._tell(job, "queued", None)
         return True
+
+    async def _created(self, job: StoredJob, max_unfinished: int | None) -> bool:
+        """Store a new job, claimed first (if replicas share the store) so
+        that no stored unfinished job is ever without an owner."""
+        if self.claims is None:
+            return await self.store.create(job, max_unfinished)
+        claimed = await self.claims.claim(job.prompt_id)
+        try:
+            created = await self.store.create(job, max_unfinished)
+        except BaseException:
+            if claimed:
+                await self.claims.release(job.prompt_id)
+            raise
+        if created and not claimed:
+            await self.claims.confirm(job.prompt_id)
+        elif claimed and not created:
+            await self.claims.release(job.prompt_id)
+        return created
 
     async def refused(self, prompt_id: str) -> None:
         """A prompt sent at once that its backend refused (a validation
@@ -296,11 +330,17 @@ class Jobs:
 
     # ---- start
     async def restore(self) -> int:
-        """After a restart: waiting jobs wait again; a job caught mid-dispatch,
-        or mid-recall (a removal or a steal the stop cut short, never
-        answered), is followed on its backend like a queued one (the first
-        probe of that backend reconciles it)."""
+        """After a restart: every unfinished job is resumed."""
         jobs = await self.store.unfinished_jobs()
+        await self.resume(jobs)
+        return len(jobs)
+
+    async def resume(self, jobs: Iterable[StoredJob]) -> None:
+        """Jobs nobody follows now (after a restart, or another replica's
+        death): waiting jobs wait again here; a job caught mid-dispatch, or
+        mid-recall (a removal or a steal cut short, never answered), is
+        followed on its backend like a queued one (the first probe of that
+        backend reconciles it)."""
         for job in jobs:
             if job.state == "waiting":
                 self.queue.push(job)
@@ -310,7 +350,12 @@ class Jobs:
                 await self.unbind(job.prompt_id)
             elif job.state == "recalling":
                 await self.kept(job.prompt_id, running=False)
-        return len(jobs)
+
+    def forget_waiting(self, prompt_id: str | None = None) -> None:
+        """Another replica follows this waiting job now (None: every one)."""
+        ids = [job.prompt_id for job in self.queue] if prompt_id is None else [prompt_id]
+        for each in ids:
+            self.queue.remove(each)
 
 
 def _times(job: StoredJob) -> tuple[float | None, float | None]:

@@ -22,10 +22,13 @@ from balancer.store import Store, StoredJob
 
 
 class Stealer:
-    def __init__(self, registry: Registry, store: Store, recall: Recall) -> None:
+    def __init__(
+        self, registry: Registry, store: Store, recall: Recall, follows: Callable[[str], bool]
+    ) -> None:
         self.registry = registry
         self.store = store
         self.recall = recall
+        self.follows = follows  # among replicas, each takes back only jobs it follows
 
     def anything_waits(self) -> bool:
         """Whether a backend holds two prompts or more (its newest count plus
@@ -42,7 +45,9 @@ class Stealer:
         for backend in self.registry:
             held = await self.store.jobs_on(backend.name) if backend.name != idle.name else []
             if any(j.state == "running" for j in held):
-                waiting += [j for j in held if j.state == "queued" and fits(j)]
+                waiting += [
+                    j for j in held if j.state == "queued" and self.follows(j.prompt_id) and fits(j)
+                ]
         return min(waiting, key=lambda j: j.number, default=None)
 
     async def take_back(self, job: StoredJob) -> bool:

@@ -3,7 +3,6 @@ composition root when the balancer runs as one of several replicas."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from dataclasses import dataclass
 from typing import Any
@@ -17,10 +16,9 @@ from balancer.replicas.buckets import RedisBuckets
 from balancer.replicas.bus import EventBus
 from balancer.replicas.changes import BackendChanges
 from balancer.replicas.identity import Replica, identify
-from balancer.replicas.leases import RENEW_EVERY, Leases
-from balancer.replicas.outage import Outage, Sleep, repeat
+from balancer.replicas.leases import Leases
+from balancer.replicas.owners import Owners
 from balancer.replicas.slots import Slots
-from balancer.tasks import stop
 
 
 @dataclass(frozen=True)
@@ -31,23 +29,7 @@ class Replicas:
     slots: Slots
     bus: EventBus
     rates: RedisBuckets  # the API keys' rate limits, pool-wide
-
-    async def others_alive(self) -> bool:
-        """Whether another replica holds a lease now. Raises RedisError."""
-        now = self.leases.clock()
-        members = await self.leases.members()
-        return any(m.alive(now) for m in members if m.name != self.me.name)
-
-    async def heartbeat(self) -> None:
-        """Every second: this replica's lease, then the slots it holds."""
-        await self.leases.renew()
-        await self.slots.renew()
-
-    async def keep(self, sleep: Sleep = asyncio.sleep) -> None:
-        """Beat every second until cancelled; Redis away, it beats again
-        (the lease and the slots lapse only if Redis stays away)."""
-        outage = Outage("heartbeat", replica=self.me.name)
-        await repeat(self.heartbeat, lambda: RENEW_EVERY, outage, sleep)
+    owners: Owners
 
     async def status(self) -> dict[str, Any]:
         """`/balancer/status`'s replica fields: every replica with a lease,
@@ -87,12 +69,14 @@ def replicas_of(settings: Settings, redis: Redis | None, wall: Clock) -> Replica
     slots = Slots(redis, lease, wall)
     store = settings.store
     rates = RedisBuckets(redis, store.prefix, wall, store.timeout)
-    return Replicas(me, leases, BackendChanges(redis), slots, EventBus(redis, me.name), rates)
+    bus = EventBus(redis, me.name)
+    owners = Owners(redis, me.name, wall)
+    return Replicas(me, leases, BackendChanges(redis), slots, bus, rates, owners)
 
 
 async def join(stack: contextlib.AsyncExitStack, replicas: Replicas) -> None:
-    """Take a lease before serving (Redis unreachable: the start fails),
-    keep it while running, give it back on a clean exit."""
-    await replicas.leases.renew()
+    """Take a lease before serving (Redis unreachable: the start fails), and
+    give it back on a clean exit (the jobs it still follows are adopted at
+    the others' next beat)."""
+    await replicas.leases.join()
     stack.push_async_callback(replicas.leases.release)
-    stack.push_async_callback(stop, asyncio.create_task(replicas.keep()))

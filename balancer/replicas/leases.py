@@ -4,12 +4,17 @@ a replica that has not renewed for its lease is gone.
 One hash (`balancer:replicas`, replica name -> JSON) holds every replica, so
 every replica reads the same list. A replica renews every second, deletes
 its entry on a clean exit, and leaves it behind when killed: the entry of a
-lapsed lease stays until another replica has adopted its jobs.
+lapsed lease stays until another replica adopts its jobs, which deletes it
+(adoption.py). A renewal only applies while the entry is still this
+process's own (`incarnation`): a replica that stalled past its lease and
+finds its entry gone knows it lost its jobs.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -23,6 +28,17 @@ log = get_logger("balancer.replicas")
 
 KEY = "balancer:replicas"
 RENEW_EVERY = 1.0  # seconds
+
+# KEYS[1] the hash; ARGV: name, incarnation, new entry. 1: renewed; 0: the
+# entry is gone (adopted) or another process's (lost), nothing written.
+RENEW = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local ok, entry = pcall(cjson.decode, raw)
+if not ok or type(entry) ~= 'table' or entry['incarnation'] ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
 
 
 @dataclass(frozen=True)
@@ -56,11 +72,37 @@ class Leases:
         self.me = me
         self.lease = lease
         self.clock = clock
+        self.incarnation = ""
+        self.renewed_at: float | None = None  # of the last write that applied
+        self._renew: Callable[..., Awaitable[int]] = redis.register_script(RENEW)
 
-    async def renew(self) -> None:
-        """Write this replica's entry with the time now. Raises RedisError."""
-        entry = {"address": self.me.address, "renewed_at": self.clock(), "lease": self.lease}
-        await self.redis.hset(KEY, self.me.name, json.dumps(entry))
+    def _entry(self, now: float) -> str:
+        entry = {"address": self.me.address, "renewed_at": now, "lease": self.lease}
+        return json.dumps({**entry, "incarnation": self.incarnation})
+
+    async def join(self) -> None:
+        """Write a new entry for this replica (a start, or after it lost its
+        lease), whatever was there. Raises RedisError."""
+        self.incarnation = secrets.token_hex(8)
+        now = self.clock()
+        await self.redis.hset(KEY, self.me.name, self._entry(now))
+        self.renewed_at = now
+
+    async def renew(self) -> bool:
+        """Write this replica's entry with the time now; False (nothing
+        written) when it is no longer this process's: another replica took
+        its jobs, the lease is lost. Raises RedisError."""
+        now = self.clock()
+        held = bool(
+            await self._renew(keys=[KEY], args=[self.me.name, self.incarnation, self._entry(now)])
+        )
+        self.renewed_at = now if held else None
+        return held
+
+    def holds(self) -> bool:
+        """Whether, as far as this replica knows, no other one may have
+        taken its jobs yet: its last renewal is younger than its lease."""
+        return self.renewed_at is not None and self.clock() - self.renewed_at <= self.lease
 
     async def release(self) -> None:
         """A clean exit: the entry goes, nothing is left to adopt."""

@@ -109,6 +109,11 @@ class Slots:
     async def close(self) -> None:
         await self._freed.aclose()  # type: ignore[no-untyped-call]
 
+    def forget(self) -> None:
+        """Another replica holds these slots now (it adopted their jobs):
+        stop renewing them, and never give them back from here."""
+        self.held.clear()
+
     async def renew(self) -> None:
         """Push the expiry of every slot this replica holds one lease ahead
         (only those still held: one that expired stays free). Raises RedisError."""

@@ -1,9 +1,11 @@
 """Several balancer replicas in one process, in front of the same emulated
 backends and sharing one real Redis (each with its own connection, as
-separate processes would have). Probing is by hand, on one fake clock."""
+separate processes would have). Probing and heartbeats (after the first, at
+start) are by hand, on one fake clock."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +23,25 @@ from balancer.store import MemoryStore, Store
 from balancer.store.redis import RedisStore
 
 ReplicaFactory = Callable[..., Awaitable[list[Pool]]]
+
+
+async def parked(seconds: float) -> None:
+    """The wait between heartbeats: forever (a test beats by hand)."""
+    await asyncio.Event().wait()
+
+
+async def beat(replica: Pool) -> None:
+    """One heartbeat of `replica`: its lease, its slots, adoption."""
+    adoption = replica.balancer.adoption
+    assert adoption is not None
+    await adoption.beat()
+
+
+async def kill(replica: Pool) -> None:
+    """`replica` dies like a killed process, as far as the others can tell:
+    its backend channels close and it never beats again (its lease stays
+    in Redis, unrenewed)."""
+    await replica.balancer.channels.close()
 
 
 @pytest.fixture
@@ -88,6 +109,7 @@ async def make_replicas(
                 store=shared if one_store or store else own,
                 redis=client,
                 deadline=stalls,
+                sleep=parked,
             )
             pool = Pool(await aiohttp_client(app), emulators, urls, clock, stalls)
             await pool.channels_up(list(emulators))

@@ -49,8 +49,8 @@ def test_the_replicas_section_is_checked() -> None:
 async def two_leases(client: Any, clock: FakeClock) -> tuple[Leases, Leases]:
     a = Leases(client, Replica("a", "http://a:8188"), 5.0, clock)
     b = Leases(client, Replica("b", "http://b:8188"), 5.0, clock)
-    await a.renew()
-    await b.renew()
+    await a.join()
+    await b.join()
     return a, b
 
 
@@ -76,7 +76,7 @@ async def test_a_clean_exit_gives_the_lease_back(client: Any) -> None:
 async def test_an_unreadable_entry_is_left_out_not_fatal(client: Any) -> None:
     clock = FakeClock()
     a = Leases(client, Replica("a", "http://a:8188"), 5.0, clock)
-    await a.renew()
+    await a.join()
     await client.hset(KEY, "junk", "not json")
     assert [m.name for m in await a.members()] == ["a"]
 
