@@ -79,3 +79,6 @@ async def test_answers_carry_an_etag_that_changes_with_a_catalogue(
     assert changed.status == 200 and changed.headers["ETag"] != etag
     listed = combo(await changed.json(), "CheckpointLoaderSimple", "ckpt_name")
     assert listed == [FLUX, "new.safetensors", SDXL]
+    for path in ("/models", "/models/checkpoints", "/embeddings"):
+        tag = (await pool.client.get(path)).headers["ETag"]
+        assert (await pool.client.get(path, headers={"If-None-Match": tag})).status == 304
