@@ -16,6 +16,17 @@ from balancer.store.memory import MAX_HISTORY
 from balancer.store.open import close_store
 from balancer.store.redis import RedisStore, redis_client
 
+# Seconds a call to a healthy Redis may take in a test: it only bounds a hang
+# (the balancer's own 2 s would bet on a loaded machine's speed). A test shows
+# an outage by stopping the server, which is refused at once, never slow.
+REDIS_HANG = 60.0
+
+
+def redis_store(url: str, **options: Any) -> RedisStore:
+    """A RedisStore on `url` whose calls never time out on a healthy Redis."""
+    options.setdefault("timeout", REDIS_HANG)
+    return RedisStore(redis_client(url, REDIS_HANG), **options)
+
 
 class Reopen:
     """`await reopen()` closes the store it opened last and opens the same
@@ -45,7 +56,7 @@ class Reopen:
         return SqliteStore(self.path, max_history)
 
     def _redis(self, max_history: int) -> Store:
-        return RedisStore(redis_client(self.redis_url, 2.0), max_history=max_history)
+        return redis_store(self.redis_url, max_history=max_history)
 
     async def close(self) -> None:
         if self.current is not None:

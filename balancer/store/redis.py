@@ -36,6 +36,11 @@ from balancer.store.model import JobStateName, OverQuota, Pin, StoredJob, StoreU
 log = get_logger("balancer.store")
 
 DEFAULT_PREFIX = "balancer:"
+
+# How long one call may wait for its answer: `asyncio.timeout` by default;
+# a test injects its own, so that a healthy Redis on a loaded machine is
+# never timed out and only a Redis the test silenced is.
+Deadline = Callable[[float], asyncio.Timeout]
 DEFAULT_TIMEOUT = 2.0
 # A call is tried this many more times on a refused or reset connection
 # (a pooled connection Redis dropped, a Redis restarting), 25 ms then 50 ms apart.
@@ -123,8 +128,8 @@ class RedisStore:
     """The Store on Redis. `prefix` namespaces every key, so several pools
     can share one Redis (one database, not a cluster: scripts name keys they
     compute). A call that gets no answer within `timeout` seconds (retries
-    included) raises StoreUnavailable. `token` names each job write (see
-    redis_scripts)."""
+    included; `deadline` turns them into a timeout) raises StoreUnavailable.
+    `token` names each job write (see redis_scripts)."""
 
     def __init__(
         self,
@@ -134,9 +139,11 @@ class RedisStore:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         token: Callable[[], str] = new_token,
+        deadline: Deadline = asyncio.timeout,
     ) -> None:
         self._client = client
         self._timeout = timeout
+        self._deadline = deadline
         self._token = token
         self._prefix = prefix
         self._max = max_history
@@ -162,7 +169,7 @@ class RedisStore:
         """Redis errors that mean "no answer", and no answer in time, become
         StoreUnavailable."""
         try:
-            async with asyncio.timeout(self._timeout):
+            async with self._deadline(self._timeout):
                 yield
         except TimeoutError as exc:
             raise StoreUnavailable(f"redis: no answer within {self._timeout:g}s") from exc

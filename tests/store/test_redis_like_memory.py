@@ -10,10 +10,11 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from store_support import redis_store
+
 from balancer.jobs.states import FROM
 from balancer.store import MemoryStore, Pin, Store, StoredJob
 from balancer.store.model import JobStateName
-from balancer.store.redis import RedisStore, redis_client
 
 BACKENDS = ("gpu0", "gpu1", "gpu2")
 TENANTS = (None, "alice", "bob")
@@ -58,7 +59,7 @@ async def reads(store: Store) -> dict[str, Any]:
 async def test_redis_answers_as_memory_after_the_same_writes(redis_url: str) -> None:
     rng = random.Random(14)
     memory = MemoryStore(max_history=LIMIT)
-    redis = RedisStore(redis_client(redis_url, 2.0), max_history=LIMIT)
+    redis = redis_store(redis_url, max_history=LIMIT)
     try:
         for step in range(400):
             name, args = write(rng, step)

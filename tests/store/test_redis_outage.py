@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from store_support import redis_store
 from structlog.testing import capture_logs
 from support import PoolFactory, colored
 
 from balancer.bench.redisserver import RedisServer
-from balancer.store.redis import RedisStore, redis_client
 
 LATE = "7d0c1a52-4a3e-4a77-9d7e-0a3b5c1f2e90"
 
@@ -31,7 +31,7 @@ async def test_a_lost_redis_refuses_work_fails_reads_and_heals_by_itself(
 ) -> None:
     server = RedisServer(tmp_path / "redis")
     server.start()
-    store = RedisStore(redis_client(server.url, 0.5), timeout=0.5)
+    store = redis_store(server.url)
     pool = await make_pool(1, store=store)
     emulator = pool.emulators["gpu0"]
     try:

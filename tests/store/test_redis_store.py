@@ -8,15 +8,17 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from store_support import REDIS_HANG, redis_store
 
 from balancer.bench.redisserver import RedisServer
 from balancer.store import Pin, StoredJob
 from balancer.store.model import StoreUnavailable
-from balancer.store.redis import RedisStore, redis_client
+from balancer.store.redis import RedisStore
 
 StoreFactory = Callable[..., RedisStore]
 
@@ -31,7 +33,7 @@ async def replicas(redis_url: str) -> AsyncIterator[StoreFactory]:
     made: list[RedisStore] = []
 
     def make(prefix: str = "balancer:", max_history: int = 10_000) -> RedisStore:
-        store = RedisStore(redis_client(redis_url, 2.0), prefix, max_history)
+        store = redis_store(redis_url, prefix=prefix, max_history=max_history)
         made.append(store)
         return store
 
@@ -133,7 +135,7 @@ def calls(store: RedisStore) -> dict[str, Callable[[], Awaitable[object]]]:
 async def test_an_unreachable_redis_fails_every_call_and_heals_by_itself(tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis")
     server.start()
-    store = RedisStore(redis_client(server.url, 0.5))
+    store = redis_store(server.url)
     try:
         await store.create(job("p1", 1.0))
         await store.put_pin(Pin("p1", "gpu0", "d", b"a"))
@@ -157,8 +159,8 @@ async def test_a_retried_write_that_already_applied_still_wins(redis_url: str) -
     """A call whose reply was lost is sent again by the client with the same
     token: it answers the job it moved, not "someone else moved it"."""
     tokens = iter(["create", "create", "move", "move"])  # each call sent twice
-    retried = RedisStore(redis_client(redis_url, 2.0), token=lambda: next(tokens))
-    other = RedisStore(redis_client(redis_url, 2.0))
+    retried = redis_store(redis_url, token=lambda: next(tokens))
+    other = redis_store(redis_url)
     try:
         assert await retried.create(job("p1", 1.0))
         assert await retried.create(job("p1", 1.0)), "the same create, sent again"
@@ -173,16 +175,31 @@ async def test_a_retried_write_that_already_applied_still_wins(redis_url: str) -
         await other.aclose()
 
 
+@dataclass
+class Silence:
+    """A store's deadline in a test: its `timeout` while the test has Redis
+    stopped (which never answers, so waiting it out bets on no speed), else
+    REDIS_HANG seconds, which only bound a hang: a healthy Redis on a loaded
+    machine is never timed out."""
+
+    stopped: bool = False
+
+    def __call__(self, seconds: float) -> asyncio.Timeout:
+        return asyncio.timeout(seconds if self.stopped else REDIS_HANG)
+
+
 async def test_a_silent_redis_is_unavailable_after_the_timeout(tmp_path: Path) -> None:
     """A Redis that accepts but never answers (stopped with SIGSTOP) fails
     each call after `timeout`, and answers again once it resumes."""
     server = RedisServer(tmp_path / "redis")
     server.start()
-    store = RedisStore(redis_client(server.url, 0.2), timeout=0.2)
+    silence = Silence()
+    store = redis_store(server.url, timeout=0.2, deadline=silence)
     assert server.proc is not None
     try:
         await store.create(job("p1", 1.0))
         server.proc.send_signal(signal.SIGSTOP)
+        silence.stopped = True
         try:
             with pytest.raises(StoreUnavailable, match="no answer"):
                 await store.get_job("p1")
@@ -190,6 +207,7 @@ async def test_a_silent_redis_is_unavailable_after_the_timeout(tmp_path: Path) -
                 await store.transition("p1", ("waiting",), "cancelled", {})
         finally:
             server.proc.send_signal(signal.SIGCONT)
+            silence.stopped = False
         # The timed-out move may still apply (its bytes reached Redis): the
         # job is in one state or the other, never half-moved.
         after = await store.get_job("p1")
