@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -18,6 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+# Re-exported: the benches and tests take them from here.
+from balancer.bench.ports import free_port as free_port
+from balancer.bench.ports import free_ports as free_ports
+
+# Seconds a child process may take to answer ready. It only bounds a hang: a
+# Python process starting on a loaded machine (several at once, as replicas)
+# can take tens of seconds.
+READY_BOUND = 120.0
 
 
 def write_balancer_config(
@@ -41,20 +49,6 @@ def write_balancer_config(
     return path
 
 
-def free_port() -> int:
-    return free_ports(1)[0]
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` different free ports (each held until all are found, so the
-    same one is never handed out twice)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-
-
 @contextlib.contextmanager
 def child(
     args: Sequence[str], module: str = "balancer", log: Path | None = None
@@ -73,7 +67,9 @@ def child(
             proc.kill()
 
 
-async def wait_ready(session: aiohttp.ClientSession, url: str, timeout: float = 30.0) -> None:
+async def wait_ready(
+    session: aiohttp.ClientSession, url: str, timeout: float = READY_BOUND
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -107,7 +103,10 @@ class Result:
 
 
 async def wait_json(
-    session: aiohttp.ClientSession, url: str, ok: Callable[[Any], bool], timeout: float = 30.0
+    session: aiohttp.ClientSession,
+    url: str,
+    ok: Callable[[Any], bool],
+    timeout: float = READY_BOUND,
 ) -> None:
     """Until `url` answers 200 with a JSON body that `ok` accepts."""
     for _ in range(int(timeout / 0.1)):

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from balancer.bench.harness import child, free_ports, wait_json, write_balancer_config
+from balancer.bench.harness import READY_BOUND, child, free_ports, wait_json, write_balancer_config
 from balancer.bench.redisserver import RedisServer
 
 
@@ -84,7 +84,7 @@ def all_backends_ready(body: Any) -> bool:
 
 
 async def wait_replicas_ready(
-    session: aiohttp.ClientSession, replicas: Replicas, timeout: float = 30.0
+    session: aiohttp.ClientSession, replicas: Replicas, timeout: float = READY_BOUND
 ) -> None:
     """Until every replica's `/balancer/ready` says every backend can take prompts."""
     await asyncio.gather(
