@@ -39,6 +39,11 @@ UPLOAD_BUTTON = """() => {
 }"""
 
 
+# The LoadImage node shows this file name.
+LOAD_IMAGE_IS = """(name) =>
+  app.graph.nodes.find((n) => n.type === 'LoadImage').widgets[0].value === name"""
+
+
 def running_on(pool: UiPool, prompt_id: str) -> str | None:
     for name, emu in pool.emulators.items():
         running = emu.queue.running
@@ -115,10 +120,10 @@ async def test_upload_then_image_to_image(ui: UiPage, pool: UiPool, tmp_path: Pa
                 await ui.page.mouse.click(x, y, delay=50)
             await (await chooser.value).set_files(picture)
         assert (await uploaded.value).status == 200
-        value = await ui.page.evaluate(
-            "() => app.graph.nodes.find((n) => n.type === 'LoadImage').widgets[0].value"
-        )
-        assert value == "mine.png"
+        # The UI sets the widget once it has read the answer, which may be
+        # after playwright saw the response: wait for it, not a race with it.
+        value = "mine.png"
+        await ui.page.wait_for_function(LOAD_IMAGE_IS, arg=value)
         holders = [
             n for n, e in pool.emulators.items() if (e.dirs.folder("input") / value).exists()
         ]
