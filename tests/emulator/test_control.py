@@ -11,6 +11,7 @@ import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
+from balancer.bench.harness import free_port
 from balancer.emulate import serve_emulator
 from balancer.emulator import EmulatorOptions, add_emulator_arguments, options_from_args
 from balancer.emulator.frontend import core_extensions, web_root
@@ -208,18 +209,21 @@ async def test_head_and_api_alias(client: TestClient[Any, Any]) -> None:
     assert (await client.get("/api/history")).status == 200
 
 
-async def test_serve_emulator_until_cancelled(unused_tcp_port: int) -> None:
+async def test_serve_emulator_until_cancelled() -> None:
     options = EmulatorOptions(time_scale=0.0)
-    server = asyncio.ensure_future(serve_emulator(options, "127.0.0.1", unused_tcp_port))
-    url = f"http://127.0.0.1:{unused_tcp_port}/prompt"
+    port = free_port()  # below the ports the kernel hands out by itself
+    server = asyncio.ensure_future(serve_emulator(options, "127.0.0.1", port))
+    url = f"http://127.0.0.1:{port}/prompt"
     async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            try:
-                async with session.get(url) as resp:
-                    assert resp.status == 200
-                    break
-            except aiohttp.ClientConnectionError:
-                await asyncio.sleep(0.01)  # the server socket is not bound yet
+        async with asyncio.timeout(60):  # only bounds a hang
+            while True:
+                assert not server.done(), server
+                try:
+                    async with session.get(url) as resp:
+                        assert resp.status == 200
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.01)  # the server socket is not bound yet
     server.cancel()
     with pytest.raises(asyncio.CancelledError):
         await server
