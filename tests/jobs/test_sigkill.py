@@ -19,6 +19,9 @@ from support import colored
 from balancer.bench.harness import free_port, wait_ready
 from balancer.emulator import EMULATOR, EmulatorOptions, create_emulator_app
 
+# Seconds a wait on the child may take: only bounds a hang (a loaded machine is slow).
+HANG_BOUND = 60.0
+
 
 def start_balancer(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
@@ -30,7 +33,7 @@ def start_balancer(config: Path, log: Path) -> subprocess.Popen[bytes]:
 async def post_until_accepted(session: aiohttp.ClientSession, url: str, body: Any) -> str:
     """The first probes take a moment after start: 503 until a backend is up."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 20
+    deadline = loop.time() + HANG_BOUND
     while True:
         async with session.post(url + "/prompt", json=body) as resp:
             if resp.status == 200:
@@ -43,7 +46,7 @@ async def post_until_accepted(session: aiohttp.ClientSession, url: str, body: An
 
 async def all_succeed(session: aiohttp.ClientSession, url: str, ids: list[str]) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
+    deadline = loop.time() + HANG_BOUND
     for prompt_id in ids:
         while True:
             async with session.get(f"{url}/history/{prompt_id}") as resp:

@@ -19,6 +19,9 @@ import pytest
 
 from balancer.bench.harness import free_port, wait_ready
 
+# Seconds any wait here may take: only bounds a hang (a loaded machine is slow).
+HANG_BOUND = 60.0
+
 
 @contextmanager
 def process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
@@ -36,8 +39,12 @@ def write_config(path: Path, backends: list[dict[str, Any]], port: int) -> None:
     doc = {
         "listen": {"host": "127.0.0.1", "port": port},
         "backends": backends,
-        "probe": {"interval": "200ms", "stale_after": "5s", "timeout": "5s"},
-        "shutdown": {"timeout": "10s"},
+        # Generous: on a loaded machine a probe or the test's next step can
+        # take seconds; no figure here is what the test checks.
+        "probe": {"interval": "200ms", "stale_after": "30s", "timeout": "30s"},
+        # In-flight requests may take this long: the test un-hangs the
+        # backend only after it saw the balancer stop listening.
+        "shutdown": {"timeout": f"{HANG_BOUND:g}s"},
     }
     path.write_text(json.dumps(doc))
 
@@ -49,7 +56,7 @@ async def status(session: aiohttp.ClientSession, front: str) -> dict[str, Any]:
 
 
 async def until_state(
-    session: aiohttp.ClientSession, front: str, want: dict[str, str], timeout: float = 20.0
+    session: aiohttp.ClientSession, front: str, want: dict[str, str], timeout: float = HANG_BOUND
 ) -> None:
     async def reached() -> bool:
         rows = {r["name"]: r["state"] for r in (await status(session, front))["backends"]}
@@ -58,7 +65,9 @@ async def until_state(
     await until(reached, f"backends {want}", timeout)
 
 
-async def until(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 15.0) -> None:
+async def until(
+    condition: Callable[[], Awaitable[bool]], what: str, timeout: float = HANG_BOUND
+) -> None:
     """Poll another process (there is no event to wait on across processes)
     until `condition` holds; `timeout` only bounds a hang."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -103,7 +112,7 @@ async def test_sigterm_finishes_in_flight_requests_and_exits_0(tmp_path: Path) -
     ):
         async with aiohttp.ClientSession() as session:
             await exercise(session, serve, config, backend, front, port)
-        code = await asyncio.get_running_loop().run_in_executor(None, serve.wait, 15)
+        code = await asyncio.get_running_loop().run_in_executor(None, serve.wait, HANG_BOUND)
         assert code == 0, (tmp_path / "serve.log").read_text()[-2000:]
 
 
@@ -138,6 +147,6 @@ async def exercise(
     serve.send_signal(signal.SIGTERM)
     await until(lambda: refused(port), "the balancer stops listening")
     await set_faults(session, backend, hang=False)
-    resp = await asyncio.wait_for(slow, 15)
+    resp = await asyncio.wait_for(slow, HANG_BOUND)
     assert resp.status == 200
     assert "supports_preview_metadata" in await resp.json()
