@@ -4,7 +4,6 @@ dependency order, with what it needs passed to its constructor."""
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,7 +111,7 @@ def assemble(
         catalogues, upstream, settings.catalog.refresh, clock, residency.restarted
     )
     fitter = Fitter(registry, catalogues, residency)
-    jobs = Jobs(store, events, time.time, replicas.owners if replicas is not None else None)
+    jobs = Jobs(store, events, given.wall_clock, replicas.owners if replicas is not None else None)
     routing = Routing(settings.routing)
     files = build_files(settings, store, jobs, registry, http)
     room = replicas.slots if replicas is not None else None
@@ -198,7 +197,7 @@ def assemble(
         jobs=jobs,
         dispatcher=dispatcher,
         binder=binder,
-        submitter=Submitter(jobs, dispatcher, binder, routing, given.new_id),
+        submitter=Submitter(jobs, dispatcher, binder, routing, given.new_id, given.wall_clock),
         follower=follower,
         failover=failover,
         canceller=Canceller(registry, jobs, dispatcher, recall, follower, upstream),
