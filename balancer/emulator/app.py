@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from functools import partial
 
@@ -9,6 +10,7 @@ from aiohttp import web
 
 from .control import ControlRoutes
 from .emulator import Emulator
+from .executor import Spend
 from .faults import counting_middleware, faults_middleware
 from .options import EmulatorOptions
 from .routes_files import FileRoutes
@@ -38,8 +40,11 @@ def _comfy_routes(emu: Emulator, ui: UiRoutes) -> web.RouteTableDef:
     return routes
 
 
-def create_emulator_app(options: EmulatorOptions | None = None) -> web.Application:
-    emu = Emulator(options if options is not None else EmulatorOptions())
+def create_emulator_app(
+    options: EmulatorOptions | None = None, spend: Spend = asyncio.sleep
+) -> web.Application:
+    """The emulator's app; `spend` is how simulated work takes its time."""
+    emu = Emulator(options if options is not None else EmulatorOptions(), spend)
     app = web.Application(
         client_max_size=emu.options.max_upload_size,
         middlewares=[counting_middleware(emu.requests), faults_middleware(emu.faults)],

@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any
 
 from .catalog import Catalog
-from .executor import Executor
+from .executor import Executor, Spend
 from .faults import Faults
 from .files import Directories
 from .nodes import default_registry
@@ -23,7 +23,7 @@ JSON = dict[str, Any]
 
 
 class Emulator:
-    def __init__(self, options: EmulatorOptions) -> None:
+    def __init__(self, options: EmulatorOptions, spend: Spend = asyncio.sleep) -> None:
         self.options = options
         self.faults = Faults()
         self.dirs = Directories.create(options.base_dir)
@@ -34,7 +34,7 @@ class Emulator:
         self.gate = RunGate()
         self.memory = ModelMemory(options)
         self.executor = Executor(
-            self.registry, self.hub, self.dirs, options, self.gate, self.memory
+            self.registry, self.hub, self.dirs, options, self.gate, self.memory, spend
         )
         self.number = 0
         self.executed: list[str] = []

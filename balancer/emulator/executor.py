@@ -7,7 +7,7 @@ import json
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -21,6 +21,9 @@ from .ws import Hub
 
 JSON = dict[str, Any]
 T = TypeVar("T")
+# How simulated work takes its time: asyncio.sleep (real seconds); a test's
+# virtual clock advances by them instead, so what a job costs is exact.
+Spend = Callable[[float], Awaitable[None]]
 
 
 def now_ms() -> int:
@@ -54,7 +57,7 @@ class Run:
     # -- NodeContext -----------------------------------------------------
     async def work(self, seconds: float) -> None:
         delay = seconds * self.options.time_scale
-        await asyncio.sleep(delay if delay > 0 else 0)
+        await self._executor.spend(delay if delay > 0 else 0)
 
     def check_interrupt(self) -> None:
         self._executor.gate.check()
@@ -128,8 +131,10 @@ class Executor:
         options: EmulatorOptions,
         gate: RunGate,
         memory: ModelMemory,
+        spend: Spend,
     ) -> None:
         self.registry = registry
+        self.spend = spend
         self.hub = hub
         self.dirs = dirs
         self.options = options
