@@ -48,7 +48,13 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
         middlewares: tuple[Any, ...] = (),
         sleep: Sleep = asyncio.sleep,
         store: Store | None = None,
+        virtual_time: bool = False,
     ) -> Pool:
+        """`virtual_time`: the emulators' simulated work advances the pool's
+        clock (the balancer's) instead of taking real time, so a job's run
+        time as the balancer measures it is exactly the work it did."""
+        clock, stalls = FakeClock(), Stalls()
+        spend = clock.spend if virtual_time else asyncio.sleep
         emulators: dict[str, Emulator] = {}
         servers: dict[str, TestServer] = {}
         apps: dict[str, web.Application] = {}
@@ -56,7 +62,7 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
             name = f"gpu{i}"
             opts = EmulatorOptions(name=name, base_dir=tmp_path / name, time_scale=0.0)
             own = (options_for or {}).get(name, {})
-            apps[name] = create_emulator_app(replace(opts, **{**(options or {}), **own}))
+            apps[name] = create_emulator_app(replace(opts, **{**(options or {}), **own}), spend)
             emulators[name] = apps[name][EMULATOR]
         apps.update(extra_apps or {})
         for name, app in apps.items():
@@ -78,7 +84,6 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
             data_dir=str(tmp_path / "balancer-data"),
         )
         settings = replace(settings, **(settings_overrides or {}))
-        clock, stalls = FakeClock(), Stalls()
         app = create_app(
             settings,
             clock=clock,

@@ -61,6 +61,11 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self.now += seconds
 
+    async def spend(self, seconds: float) -> None:
+        """Simulated work on this clock: time passes at once, then other tasks run."""
+        self.advance(seconds)
+        await asyncio.sleep(0)
+
 
 # aiohttp_client: an app started on a test server, and a client to it.
 StartClient = Callable[[web.Application], Awaitable[TestClient]]  # type: ignore[type-arg]

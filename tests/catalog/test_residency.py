@@ -4,9 +4,12 @@ load times learned; model_affinity sends a prompt where its model is."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import uuid
 from dataclasses import replace
+from typing import Any
 
-from support import PoolFactory
+from support import Pool, PoolFactory
 
 from balancer.catalog.needs import needs_of
 from balancer.catalog.residency import Residency, main_model, model_values
@@ -21,6 +24,8 @@ from .test_mixed_pool import FLUX, copy_on, reconnected, txt2img
 SDXL = "sd_xl_base_1.0.safetensors"
 SD15 = "v1-5-pruned-emaonly.safetensors"
 GiB = 1024**3
+# Prompt ids the tests choose (a watch is set before the prompt is sent).
+NUMBERS = itertools.count(1)
 
 
 def test_models_of_a_prompt_are_its_loader_inputs() -> None:
@@ -70,26 +75,44 @@ async def test_a_backend_starts_from_the_pools_load_time_and_warm_median() -> No
     assert r.load_time("gpu2", "a") == 3.0 + 0.3 * (1.0 - 3.0)
 
 
+async def run_from_start(pool: Pool, *prompts: dict[str, Any]) -> list[str]:
+    """Submit `prompts` while every backend holds still (a job starts, then
+    waits before its first node), let them go once the first is running, and
+    wait until all ended. On virtual time the balancer's clock then moves
+    only by the work the backends do: the first job's run time is exactly
+    its work, however loaded the machine (a later one on the same backend
+    may start before the balancer sees it start, and measure shorter)."""
+    for emulator in pool.emulators.values():
+        emulator.pause()
+    ids = [str(uuid.UUID(int=next(NUMBERS))) for _ in prompts]
+    started = pool.watch("running", ids[0])
+    for prompt_id, prompt in zip(ids, prompts, strict=True):
+        await pool.submit(prompt, prompt_id=prompt_id)
+    await asyncio.wait_for(started.wait(), 30.0)  # only bounds a hang
+    for emulator in pool.emulators.values():
+        emulator.resume()
+    for prompt_id in ids:
+        await pool.done(prompt_id, 30.0)
+    return ids
+
+
 async def test_model_affinity_goes_where_the_model_is_and_free_forgets_it(
     make_pool: PoolFactory,
 ) -> None:
-    # Loads that take time (100 ms, a job 50 ms): the balancer learns them.
+    # Loads that take time (100 ms, a job 5 ms), on virtual time: the
+    # balancer learns them exactly, not as a loaded machine stretches them.
     affinity = RoutingSettings(policy="model_affinity")
-    pool = await make_pool(2, routing=affinity, options={"time_scale": 0.05})
-    first = (await pool.submit(txt2img(SDXL, 1)))["prompt_id"]
-    await pool.settle([first])
+    pool = await make_pool(2, routing=affinity, options={"time_scale": 0.05}, virtual_time=True)
+    (first,) = await run_from_start(pool, txt2img(SDXL, 1))
     holder = await pool.owner(first)
     other = "gpu1" if holder == "gpu0" else "gpu0"
     residency = pool.balancer.residency
     assert residency.resident(holder) == [SDXL] and residency.resident(other) == []
-    again = [(await pool.submit(txt2img(SDXL, s)))["prompt_id"] for s in (2, 3)]
-    await pool.settle(again)
+    again = await run_from_start(pool, txt2img(SDXL, 2), txt2img(SDXL, 3))
     assert [await pool.owner(i) for i in again] == [holder, holder]  # least_loaded would rotate
-    sd15 = (await pool.submit(txt2img(SD15, 4)))["prompt_id"]
-    await pool.settle([sd15])
+    (sd15,) = await run_from_start(pool, txt2img(SD15, 4))
     sd15_holder = await pool.owner(sd15)
-    later = [(await pool.submit(txt2img(m, s)))["prompt_id"] for m, s in ((SD15, 5), (SDXL, 6))]
-    await pool.settle(later)
+    later = await run_from_start(pool, txt2img(SD15, 5), txt2img(SDXL, 6))
     assert [await pool.owner(i) for i in later] == [sd15_holder, holder]
     assert pool.emulators[holder].memory.loads == (2 if sd15_holder == holder else 1)
     rows = {
