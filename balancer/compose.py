@@ -70,7 +70,7 @@ class Injected:
     """Time, ids and waits: injected, so tests are deterministic."""
 
     clock: Clock  # monotonic: probes, timeouts, rates
-    wall_clock: Clock  # session cookies, replica leases
+    wall_clock: Clock  # job times (submitted, started, ended), session cookies, replica leases
     new_id: IdFactory  # prompt_ids the client did not choose
     sleep: Sleep  # between webhook delivery attempts, and replica heartbeats
     deadline: Deadline  # how long a call to a backend may take
