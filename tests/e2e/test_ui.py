@@ -89,13 +89,15 @@ async def test_default_workflow_runs_and_shows_in_queue_panel(ui: UiPage, pool: 
 async def test_second_job_runs_on_the_other_backend(ui: UiPage, pool: UiPool) -> None:
     await ui.open()
     async with ui.step("3-first"):
+        for emulator in pool.emulators.values():
+            emulator.pause()  # a job starts, then waits before its first node
         await ui.run()
-        first = (await ui.wait_event("progress"))["prompt_id"]
+        first = (await ui.wait_event("execution_start"))["prompt_id"]
         busy = running_on(pool, first)
-        assert busy is not None
-        pool.emulators[busy].pause()  # holds the first job at its next node
+        assert busy is not None  # held there until the test resumes it
     async with ui.step("3-second"):
         other = next(name for name in pool.emulators if name != busy)
+        pool.emulators[other].resume()
         await ui.run()
         done = await ui.wait_event("execution_success", f"d.prompt_id !== {first!r}")
         assert done["prompt_id"] in pool.emulators[other].history
@@ -139,11 +141,12 @@ async def test_upload_then_image_to_image(ui: UiPage, pool: UiPool, tmp_path: Pa
 async def test_interrupt_from_the_ui(ui: UiPage, pool: UiPool) -> None:
     await ui.open()
     async with ui.step("5-interrupt"):
+        for emulator in pool.emulators.values():
+            emulator.pause()  # the job starts, then stays running until interrupted
         await ui.run()
-        prompt_id = (await ui.wait_event("progress"))["prompt_id"]
+        prompt_id = (await ui.wait_event("execution_start"))["prompt_id"]
         owner = running_on(pool, prompt_id)
         assert owner is not None
-        pool.emulators[owner].pause()  # the job stays running until interrupted
         await ui.page.get_by_role("button", name="Cancel current run").first.click()
         await ui.wait_event("execution_interrupted", f"d.prompt_id === {prompt_id!r}")
         await pool.emulators[owner].wait_idle(30.0)
