@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -30,7 +32,7 @@ from redis.exceptions import RedisError
 from balancer.backends.state import Clock
 from balancer.jobs.events import JobEvent
 from balancer.logs import get_logger
-from balancer.replicas.listen import listen
+from balancer.replicas.listen import Message, listen
 from balancer.replicas.outage import Outage, Sleep
 from balancer.tasks import stop
 
@@ -38,6 +40,10 @@ log = get_logger("balancer.replicas")
 
 PREFIX = "balancer:slots:"
 FREED = "balancer:slots:freed"
+# A backend found full is asked again at once when a slot there is given
+# back (its notice), and after this many seconds without one (a dead
+# replica's slots expire with no notice; a notice lost while Redis was away).
+RECHECK = 1.0
 # Redis drops a backend's set this long (ms) after its last write: nobody
 # renews it any more (every replica stopped).
 FORGET_MS = 60_000
@@ -66,6 +72,13 @@ class Slots:
         self._take: Callable[..., Awaitable[int]] = redis.register_script(TAKE)
         self.outage = Outage("slot_take")
         self._freed = redis.pubsub()
+        # While freed slots are heard (subscribed, `watch_freed` runs): backends found
+        # full -> until when that is believed without asking Redis again,
+        # and how many freed notices each has had (a notice read before the
+        # refusal it answers must not leave the backend marked full).
+        self._watching = False
+        self._full_until: dict[str, float] = {}
+        self._notices: Counter[str] = Counter()
 
     async def take(self, backend: str, prompt_id: str, capacity: int) -> bool:
         """A slot on `backend` for `prompt_id` (again: renewed); False when
@@ -73,7 +86,9 @@ class Slots:
         before = self.held.get(prompt_id)
         if before is not None and before != backend:
             await self.give_back(prompt_id)
-        now = self.clock()
+        now, notices = self.clock(), self._notices[backend]
+        if before != backend and now < self._full_until.get(backend, now):
+            return False  # full, and no slot freed there since
         args = [now, now + self.lease, capacity, prompt_id, FORGET_MS]
         try:
             taken = bool(await self._take(keys=[PREFIX + backend], args=args))
@@ -83,6 +98,8 @@ class Slots:
         self.outage.ok()
         if taken:
             self.held[prompt_id] = backend
+        elif self._watching and self._notices[backend] == notices:
+            self._full_until[backend] = now + RECHECK
         return taken
 
     async def give_back(self, prompt_id: str) -> None:
@@ -100,11 +117,23 @@ class Slots:
 
     async def watch_freed(self, wake: Callable[[], None], sleep: Sleep = asyncio.sleep) -> None:
         """Call `wake` whenever any replica gives a slot back, until cancelled."""
-        await listen(self._freed, lambda: [FREED], lambda _: wake(), Outage("slot_freed"), sleep)
+        try:
+            heard = partial(self._heard, wake=wake)
+            await listen(self._freed, lambda: [FREED], heard, Outage("slot_freed"), sleep)
+        finally:
+            self._watching = False
+
+    def _heard(self, message: Message, wake: Callable[[], None]) -> None:
+        data = message["data"]
+        backend = data.decode() if isinstance(data, bytes) else str(data)
+        self._notices[backend] += 1
+        self._full_until.pop(backend, None)
+        wake()
 
     async def subscribe(self) -> None:
         """Hear freed slots from now on. Raises RedisError."""
         await self._freed.subscribe(FREED)
+        self._watching = True  # notices wait in the subscription until read
 
     async def close(self) -> None:
         await self._freed.aclose()  # type: ignore[no-untyped-call]

@@ -78,3 +78,55 @@ async def test_taking_again_renews_and_moving_frees_the_old_slot(connections: li
     assert await a.take("gpu1", "p1", 1)  # taken back and sent elsewhere (work stealing)
     assert await b.take("gpu0", "p2", 1)
     assert a.held == {"p1": "gpu1"}
+
+
+async def evalsha_calls(connection: Any) -> int:
+    stats = await connection.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_a_full_backend_is_asked_again_once_a_slot_there_is_freed(
+    connections: list[Any],
+) -> None:
+    """A replica that heard no slot freed on a full backend does not ask
+    Redis again (each wake-up would); a freed slot's notice wakes it, and
+    the next take gets the slot."""
+    clock = FakeClock()
+    a, b = replicas(connections[:2], clock)
+    woken = asyncio.Event()
+    await b.subscribe()
+    watching = asyncio.create_task(b.watch_freed(woken.set))
+    try:
+        assert await a.take("gpu0", "p1", 1)
+        assert not await b.take("gpu0", "p2", 1)
+        asked = await evalsha_calls(connections[4])
+        for _ in range(5):
+            assert not await b.take("gpu0", "p2", 1)
+        assert await evalsha_calls(connections[4]) == asked  # known full: not asked
+        assert await b.take("gpu1", "p2", 1)  # another backend is asked as before
+        await a.give_back("p1")
+        async with asyncio.timeout(30):
+            await woken.wait()
+        assert await b.take("gpu0", "p3", 1)
+    finally:
+        watching.cancel()
+        await b.close()
+
+
+async def test_a_full_backend_is_asked_again_after_a_while_without_notice(
+    connections: list[Any],
+) -> None:
+    """A dead replica's slot expires with no notice: the replica that found
+    the backend full asks again after RECHECK and gets it."""
+    clock = FakeClock()
+    dead, b = replicas(connections[:2], clock)
+    await b.subscribe()
+    watching = asyncio.create_task(b.watch_freed(lambda: None))
+    try:
+        assert await dead.take("gpu0", "x1", 1)
+        assert not await b.take("gpu0", "p2", 1)
+        clock.advance(5.5)  # past the lease: x1 expired, and nobody said so
+        assert await b.take("gpu0", "p2", 1)
+    finally:
+        watching.cancel()
+        await b.close()
