@@ -20,10 +20,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
+from balancer.bench.floor import cpu_seconds
 from balancer.bench.harness import table
 from balancer.bench.ideal import ideal_latencies, mean, quantile
 from balancer.bench.replicaset import replicas_on_redis, wait_replicas_ready
@@ -33,6 +35,12 @@ from balancer.bench.schedule_load import Outcome, Planned, drive
 LATE_BINDING = POLICIES[0]
 
 
+@dataclass(frozen=True)
+class Run:
+    outcome: Outcome
+    cpu: float  # seconds the replicas spent, all together, while the trace ran
+
+
 async def run_once(
     session: aiohttp.ClientSession,
     folder: Path,
@@ -40,11 +48,14 @@ async def run_once(
     count: int,
     jobs: list[Planned],
     step_time: float,
-) -> Outcome:
+) -> Run:
     """The trace through `count` replicas, on a Redis of their own."""
     with replicas_on_redis(folder, ports, count, routing=LATE_BINDING.routing) as replicas:
         await wait_replicas_ready(session, replicas)
-        return await drive(session, replicas.urls, jobs, step_time)
+        pids = [proc.pid for proc in replicas.procs]
+        before = sum(map(cpu_seconds, pids))
+        outcome = await drive(session, replicas.urls, jobs, step_time)
+        return Run(outcome, sum(map(cpu_seconds, pids)) - before)
 
 
 async def measure(args: argparse.Namespace) -> tuple[str, list[str]]:
@@ -54,20 +65,20 @@ async def measure(args: argparse.Namespace) -> tuple[str, list[str]]:
         capacity = bed.capacity
         for load in args.loads:
             jobs = bed.trace(args, load)
-            runs: dict[int, list[Outcome]] = {1: [], args.replicas: []}
+            runs: dict[int, list[Run]] = {1: [], args.replicas: []}
             for rep in range(args.repeat):
                 for count in runs:  # interleaved: 1, R, 1, R, ...
                     home = bed.folder / f"{load}-{rep}-{count}"
-                    outcome = await run_once(
-                        bed.session, home, bed.ports, count, jobs, bed.step_time
-                    )
-                    runs[count].append(outcome)
-                    got = (mean(outcome.latencies), quantile(outcome.latencies, 0.99))
+                    run = await run_once(bed.session, home, bed.ports, count, jobs, bed.step_time)
+                    runs[count].append(run)
+                    latencies = run.outcome.latencies
+                    got = (mean(latencies), quantile(latencies, 0.99))
                     print(f"load {load:.0%}, run {rep}, {count} replica(s): {got}", file=sys.stderr)
             rows.append([f"{load:.0%}", len(jobs), *row_cells(runs[1], runs[args.replicas], bed)])
     r = str(args.replicas)
     headers = ["load", "jobs", "1 mean ms", "1 p99 ms", f"{r} mean ms", f"{r} p99 ms"]
-    headers += [f"{r}/1 mean", "1 bound", f"{r} bound", f"{r}/1 each run"]
+    headers += [f"{r}/1 mean", "1 bound", f"{r} bound", "1 cpu ms/job", f"{r} cpu ms/job"]
+    headers += [f"{r}/1 each run"]
     notes.append(
         f"late binding (max_pending_per_backend 1), store.kind redis in both runs;"
         f" {args.fast} backends at time scale 1 and {args.slow} at 2; short job"
@@ -77,26 +88,33 @@ async def measure(args: argparse.Namespace) -> tuple[str, list[str]]:
         f" {args.repeat} runs of each, interleaved (1, {r}, 1, {r}, ...) on the same trace:"
         " means and p99s over every job of every run; each run: the ratio of run i's means."
         " bound: the ideal central queue's mean on the runs' actual submit times."
+        " cpu ms/job: the replicas' CPU time (all of them, from /proc) while the trace ran,"
+        " per job."
     )
     return table(headers, rows), notes
 
 
-def row_cells(one: list[Outcome], many: list[Outcome], bed: Testbed) -> list[str]:
-    """Latency over all runs of each side, their ratio, the bounds, and
-    the ratio run by run."""
-    pooled = [[x for o in side for x in o.latencies] for side in (one, many)]
+def row_cells(one: list[Run], many: list[Run], bed: Testbed) -> list[str]:
+    """Latency over all runs of each side, their ratio, the bounds, the
+    replicas' CPU per job, and the ratio run by run."""
+    pooled = [[x for r in side for x in r.outcome.latencies] for side in (one, many)]
     means = [mean(latencies) for latencies in pooled]
     cells = [f"{1000 * v:.0f}" for m, side in zip(means, pooled, strict=True)
              for v in (m, quantile(side, 0.99))]  # fmt: skip
     bounds = [
-        mean([b for o in side for b in ideal_latencies(o.trace, bed.scales)])
+        mean([b for r in side for b in ideal_latencies(r.outcome.trace, bed.scales)])
         for side in (one, many)
     ]
-    each = [mean(b.latencies) / mean(a.latencies) for a, b in zip(one, many, strict=True)]
+    cpu = [sum(r.cpu for r in side) / len(pooled[i]) for i, side in enumerate((one, many))]
+    each = [
+        mean(b.outcome.latencies) / mean(a.outcome.latencies)
+        for a, b in zip(one, many, strict=True)
+    ]
     return [
         *cells,
         f"{means[1] / means[0]:.2f}",
         *(f"{1000 * b:.0f}" for b in bounds),
+        *(f"{1000 * c:.1f}" for c in cpu),
         "/".join(f"{r:.2f}" for r in each),
     ]
 
