@@ -102,9 +102,11 @@ class Slots:
             self._full_until[backend] = now + RECHECK
         return taken
 
-    async def give_back(self, prompt_id: str) -> None:
-        """Free its slot; Redis away, it expires one lease later."""
-        backend = self.held.pop(prompt_id, None)
+    async def give_back(self, prompt_id: str, backend: str | None = None) -> None:
+        """Free its slot; Redis away, it expires one lease later. `backend`:
+        where the job was, to free the slot another replica took for it
+        (a job cancelled through this one)."""
+        backend = self.held.pop(prompt_id, None) or backend
         if backend is None:
             return
         try:
@@ -162,7 +164,7 @@ class Slots:
 
     async def job_event(self, event: JobEvent) -> None:
         if event.phase in GIVES_BACK:
-            await self.give_back(event.prompt_id)
+            await self.give_back(event.prompt_id, event.backend)
 
 
 async def watch_room(

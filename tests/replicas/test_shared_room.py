@@ -73,3 +73,51 @@ async def test_a_job_waiting_for_room_goes_when_another_replica_frees_it(
         await sent.wait()
     assert await r0.owner(c) == "gpu0"
     assert sorted(await other.holders("gpu0")) == sorted(["x2", c])
+
+
+async def test_a_job_cancelled_through_another_replica_frees_its_slot(
+    make_replicas: ReplicaFactory,
+) -> None:
+    r0, r1 = await make_replicas(2, backends=1, one_store=True)
+    r0.emulators["gpu0"].pause()
+    ids = [(await r0.submit(colored(i)))["prompt_id"] for i in (1, 2)]
+    slots = r0.balancer.replicas.slots  # type: ignore[union-attr]
+    assert sorted(await slots.holders("gpu0")) == sorted(ids)
+    cancelled = r1.watch("cancelled", ids[1])
+    resp = await r1.client.post("/queue", json={"delete": [ids[1]]})
+    assert resp.status == 200
+    async with asyncio.timeout(30):
+        await cancelled.wait()
+    assert await slots.holders("gpu0") == [ids[0]]  # r0 took it; r1 gave it back
+    await slots.renew()
+    assert await slots.holders("gpu0") == [ids[0]]  # r0's renewal does not take it again
+    r0.emulators["gpu0"].resume()
+    await r0.settle([ids[0]])
+
+
+async def test_a_replica_moves_only_its_own_jobs_to_an_idle_backend(
+    make_replicas: ReplicaFactory,
+) -> None:
+    """Work stealing with several replicas: the job pending behind a running
+    one is taken back by the replica that sent it (which holds its slot and
+    follows it), never by another; no slot is left held."""
+    r0, r1 = await make_replicas(2, backends=2, one_store=True)
+    busy, other = r0.emulators["gpu0"], r0.emulators["gpu1"]
+    busy.pause()
+    other.pause()
+    first = "runs-and-holds"
+    started = r0.watch("running", first)
+    await r0.submit(colored(1), prompt_id=first)
+    ids = [(await r0.submit(colored(i)))["prompt_id"] for i in (2, 3, 4)]
+    assert [await r0.owner(i) for i in [first, *ids]] == ["gpu0", "gpu1", "gpu0", "gpu1"]
+    async with asyncio.timeout(30):
+        await started.wait()
+    await r1.probe()  # r1 sees both backends busy, and nothing waits on it
+    other.resume()  # gpu1 finishes its two and goes idle: the job behind `first` moves there
+    await r0.settle([ids[0], ids[2], ids[1]])
+    assert await r0.owner(ids[1]) == "gpu1"
+    assert not r1.balancer.follower.follows(ids[1])
+    busy.resume()
+    await r0.settle([first])
+    slots = r0.balancer.replicas.slots  # type: ignore[union-attr]
+    assert await slots.holders("gpu0") == [] and await slots.holders("gpu1") == []
