@@ -11,6 +11,7 @@ late, which could mute a reused id (comfyui-api.md 8.1).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ import aiohttp
 
 from balancer.backends.state import Backend
 from balancer.logs import get_logger
+from balancer.tasks import stop
 
 log = get_logger("balancer.channel")
 
@@ -129,8 +131,8 @@ class Channels:
         task = self._tasks.pop(name, None)
         self.channels.pop(name, None)
         if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            with contextlib.suppress(Exception):  # it logged its own errors
+                await stop(task)
 
     async def close(self) -> None:
         for name in list(self._tasks):
