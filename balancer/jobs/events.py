@@ -41,6 +41,9 @@ class JobEvent:
     client_events: tuple[tuple[str, dict[str, Any]], ...] = ()
     # The prompt's main checkpoint or UNet, for per-model figures.
     model: str | None = None
+    # The backend failover last took this job from, when it is not the job's
+    # backend now: that backend may still hold a run of it.
+    taken_from: str | None = None
 
 
 class JobObserver(Protocol):

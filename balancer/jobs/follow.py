@@ -85,12 +85,10 @@ class Follower:
                 self._late.get(event.backend, set()).discard(event.prompt_id)
         elif event.phase in ("completed", "failed", "interrupted", "cancelled", "retried"):
             self._sent_at.pop(event.prompt_id, None)
-        if event.phase in ("retried", "completed", "failed", "interrupted"):
+        if event.phase in ("retried", "completed", "failed", "interrupted") and event.taken_from:
             # Taken from a backend, or ended by an earlier run elsewhere
             # while a backend held it: that backend may still run it.
-            job = await self.store.get_job(event.prompt_id)
-            if job is not None and job.lost_from and job.lost_from[-1] != job.backend:
-                self._late.setdefault(job.lost_from[-1], set()).add(event.prompt_id)
+            self._late.setdefault(event.taken_from, set()).add(event.prompt_id)
 
     def copies(self, job: StoredJob) -> list[str]:
         """Backends the job was taken from that may still hold a run of it

@@ -123,6 +123,7 @@ class Jobs:
             client_id=job.client_id,
             client_events=client_events,
             model=model,
+            taken_from=_taken_from(job),
         )
         await self.events.emit(event)
 
@@ -366,6 +367,12 @@ def _times(job: StoredJob) -> tuple[float | None, float | None]:
         else max(0.0, job.ended_at - job.started_at)
     )
     return wait, run
+
+
+def _taken_from(job: StoredJob) -> str | None:
+    """The backend failover last took `job` from, unless it is back there."""
+    last = job.lost_from[-1] if job.lost_from else None
+    return last if last != job.backend else None
 
 
 END_EVENTS = frozenset({"execution_success", "execution_error", "execution_interrupted"})
