@@ -28,6 +28,7 @@ from balancer.compose import Injected, Parts, assemble
 from balancer.config.model import Settings
 from balancer.errors import error_middleware
 from balancer.jobs.ids import IdFactory, mint_prompt_id
+from balancer.jobs.waiting import SharedWaiting
 from balancer.logs import get_logger
 from balancer.ops.admin import add_admin_routes
 from balancer.ops.context import OPS
@@ -110,6 +111,9 @@ def create_app(
                 await watch_room(stack, replicas.slots, b.binder.wake)
             if isinstance(b.hub, SharedHub):
                 await run_shared(stack, b.hub)
+            if isinstance(b.waiting, SharedWaiting):  # the pool's count, on every socket
+                counting = asyncio.create_task(b.waiting.run(b.relay.refresh_status))
+                stack.push_async_callback(stop, counting)
             if b.adoption is not None:  # the jobs of replicas gone, and this name's
                 restored = await b.adoption.start()
                 keep = asyncio.create_task(b.adoption.keep(given.sleep))

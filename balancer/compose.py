@@ -35,6 +35,7 @@ from balancer.jobs.routing import Routing
 from balancer.jobs.speed import SpeedObserver
 from balancer.jobs.steal import Stealer
 from balancer.jobs.submit import Submitter
+from balancer.jobs.waiting import LocalWaiting, SharedWaiting
 from balancer.ops.backend_admin import BackendAdmin, Following
 from balancer.ops.context import Ops
 from balancer.ops.membership import Membership
@@ -147,13 +148,15 @@ def assemble(
     )
     hub = SharedHub(replicas.bus) if replicas is not None else ClientHub()
     owners = Owners(store)
+    own = binder.queue_length_now
+    waiting = SharedWaiting(store, own, events) if replicas is not None else LocalWaiting(own)
     relay = EventRelay(
         registry,
         follower,
         hub,
         store,
         clock,
-        binder.queue_length_now,
+        waiting,
         binder.wake,
         owners.of,
         owners.index_outputs,
@@ -209,6 +212,7 @@ def assemble(
         residency=residency,
         replicas=replicas,
         adoption=adoption,
+        waiting=waiting,
         kept=KeptReads(upstream, clock),
     )
     sessions = Sessions(lambda: b.settings.auth, Path(settings.data_dir), given.wall_clock)

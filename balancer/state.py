@@ -28,6 +28,7 @@ from balancer.jobs.late import LateBinder
 from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
 from balancer.jobs.submit import Submitter
+from balancer.jobs.waiting import Waiting
 from balancer.proxy.forward import Forwarder
 from balancer.proxy.kept_reads import KeptReads
 from balancer.proxy.shared_reads import SharedReads
@@ -67,6 +68,7 @@ class Balancer:
     replicas: Replicas | None
     # Its heartbeat, and the jobs of replicas that die; None when alone.
     adoption: Adoption | None
+    waiting: Waiting  # how many jobs wait in the balancer queue, pool-wide
     # Backend answers kept until that backend may have changed them.
     kept: KeptReads
     reads: SharedReads = field(default_factory=SharedReads)

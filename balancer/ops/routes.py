@@ -36,6 +36,7 @@ async def get_status(request: web.Request) -> web.StreamResponse:
     )
     for row in doc["backends"]:
         row["running_prompt_id"] = await visible_prompt(request, row["running_prompt_id"])
+    doc["pool"]["waiting"] = await b.waiting.read()
     doc["outputs"] = outputs_status(request)
     doc.update(await replica_fields(b))
     return web.json_response(doc, headers={"Cache-Control": "no-store"})

@@ -49,5 +49,5 @@ async def get_prompt(request: web.Request) -> web.StreamResponse:
     """Pool-wide queue_remaining: every backend's plus the balancer's waiting jobs."""
     b = ctx(request)
     answers = await healthy_json(b, "/prompt")
-    total = len(b.jobs.queue) + sum(queue_remaining(data) for _, data in answers)
+    total = await b.waiting.read() + sum(queue_remaining(data) for _, data in answers)
     return web.json_response({"exec_info": {"queue_remaining": total}})

@@ -73,6 +73,9 @@ class MemoryStore:
     async def count_unfinished(self, tenant: str | None) -> int:
         return self._unfinished(tenant)
 
+    async def count_waiting(self) -> int:
+        return sum(1 for j in self._jobs.values() if j.state == "waiting")
+
     def _unfinished(self, tenant: str | None) -> int:
         return sum(1 for j in self._jobs.values() if j.tenant == tenant and not j.finished)
 

@@ -47,6 +47,7 @@ DEFAULT_TIMEOUT = 2.0
 RETRIES = 2
 
 JOB_FIELDS = tuple(f.name for f in fields(StoredJob))
+WAITING = json.dumps("waiting")  # the field of `states` that counts waiting jobs
 Arg = str | bytes | int | float
 
 
@@ -252,6 +253,11 @@ class RedisStore:
         async with self._reachable():
             count = await self._client.hget(self._key("tenants"), json.dumps(tenant))
         return int(count or 0)
+
+    async def count_waiting(self) -> int:
+        async with self._reachable():
+            count = await self._client.hget(self._key("states"), WAITING)
+        return max(0, int(count or 0))
 
     # ---- pins
     async def get_pin(self, prompt_id: str) -> Pin | None:

@@ -9,6 +9,7 @@ Keys (all under the store's prefix `P`):
 - `P unfinished`     zset of unfinished jobs by number;
 - `P on:<backend>`   zset of the unfinished jobs a backend holds, by number;
 - `P tenants`        hash tenant (JSON, `null` for none) -> unfinished count;
+- `P states`         hash state (JSON) -> how many unfinished jobs are in it;
 - `P ended`          list of ended jobs, oldest first, capped like MemoryStore's;
 - `P number`         the pool's `number` counter (INCR);
 - `P pin:<id>`       hash backend, digest, answer, client_id, tenant;
@@ -44,14 +45,17 @@ local function value(raw)
   return v
 end
 
+local function count(hash, field, by)
+  if redis.call('HINCRBY', P .. hash, field, by) <= 0 then redis.call('HDEL', P .. hash, field) end
+end
+
 local function unindex(id, key)
   local backend = value(redis.call('HGET', key, 'backend'))
   local tenant = redis.call('HGET', key, 'tenant') or 'null'
+  count('states', redis.call('HGET', key, 'state'), -1)
   redis.call('ZREM', P .. 'unfinished', id)
   if backend then redis.call('ZREM', P .. 'on:' .. backend, id) end
-  if redis.call('HINCRBY', P .. 'tenants', tenant, -1) <= 0 then
-    redis.call('HDEL', P .. 'tenants', tenant)
-  end
+  count('tenants', tenant, -1)
 end
 
 local function index(id, key)
@@ -60,6 +64,7 @@ local function index(id, key)
   redis.call('ZADD', P .. 'unfinished', number, id)
   if backend then redis.call('ZADD', P .. 'on:' .. backend, number, id) end
   redis.call('HINCRBY', P .. 'tenants', redis.call('HGET', key, 'tenant') or 'null', 1)
+  redis.call('HINCRBY', P .. 'states', redis.call('HGET', key, 'state'), 1)
 end
 
 local function drop_job(id)

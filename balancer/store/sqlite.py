@@ -215,6 +215,10 @@ class SqliteStore:
     async def count_unfinished(self, tenant: str | None) -> int:
         return self._unfinished(tenant)
 
+    async def count_waiting(self) -> int:
+        row = self._db.execute("SELECT COUNT(*) FROM jobs WHERE state='waiting'").fetchone()
+        return int(row[0])
+
     def _unfinished(self, tenant: str | None) -> int:
         row = self._db.execute(
             "SELECT COUNT(*) FROM jobs WHERE tenant IS ? AND ended IS NULL", (tenant,)

@@ -51,6 +51,7 @@ async def reads(store: Store) -> dict[str, Any]:
         "unfinished": await store.unfinished_jobs(),
         "on": {b: await store.jobs_on(b) for b in BACKENDS},
         "tenants": {t: await store.count_unfinished(t) for t in TENANTS},
+        "waiting": await store.count_waiting(),
         "pins": {b: sorted(p.prompt_id for p in await store.pins_of(b)) for b in BACKENDS},
         "history": list(await store.histories()),
     }

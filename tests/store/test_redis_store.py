@@ -121,6 +121,7 @@ def calls(store: RedisStore) -> dict[str, Callable[[], Awaitable[object]]]:
         "jobs": store.jobs,
         "jobs_on": lambda: store.jobs_on("gpu0"),
         "count_unfinished": lambda: store.count_unfinished(None),
+        "count_waiting": store.count_waiting,
         "get_pin": lambda: store.get_pin("p1"),
         "put_pin": lambda: store.put_pin(Pin("p2", "gpu0", "d", b"a")),
         "remove_pin": lambda: store.remove_pin("p1"),

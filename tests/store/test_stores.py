@@ -37,6 +37,7 @@ async def test_pins_jobs_and_history_round_trip(reopen_store: Reopen) -> None:
     assert [j.prompt_id for j in await store.unfinished_jobs()] == ["p1", "p2"], "by number"
     assert [j.prompt_id for j in await store.jobs_on("gpu0")] == ["p1"]
     assert await store.count_unfinished("alice") == 1 and await store.count_unfinished(None) == 1
+    assert await store.count_waiting() == 1, "p2 waits; p1 is being sent"
     assert await store.histories() == {"p0": {"status": {"status_str": "success"}}}
     await store.discard("p2")
     await store.remove_pin("p1")
