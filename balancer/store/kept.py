@@ -76,9 +76,13 @@ class KeptHistory(Mapping[str, Any]):
     def put(self, prompt_id: str, entry: Any) -> list[str]:
         """Keep an entry (replacing one under the same id); the ids that the
         limit pushed out, oldest first."""
+        return self.put_raw(entry_time(entry), prompt_id, json.dumps(entry))
+
+    def put_raw(self, start: float, prompt_id: str, text: str) -> list[str]:
+        """`put` of an entry given as its start time and JSON text."""
         self.remove(prompt_id)
-        key = (entry_time(entry), next(self._seq), prompt_id)
-        self._entries[prompt_id] = (key, json.dumps(entry))
+        key = (start, next(self._seq), prompt_id)
+        self._entries[prompt_id] = (key, text)
         if not self._order or key > self._order[-1]:
             self._order.append(key)  # the usual case: the newest job
         else:

@@ -153,5 +153,6 @@ class Store(Protocol):
 
     async def histories(self) -> KeptHistory:
         """The kept entries in time order, for reading only: a local store
-        may return its live index, a shared store returns a snapshot."""
+        may return its live index, a shared store its own copy, caught up with
+        every replica's changes on each call."""
         ...

@@ -149,7 +149,8 @@ class RedisStore:
         self._prefix = prefix
         self._max = max_history
         self._kept = KeptHistory(max_history)
-        self._kept_version: bytes | None = None
+        self._kept_at: tuple[bytes, int] = (b"", -1)  # (life, last change) it holds
+        self.rows_read = 0  # entries the last catch-up of kept history read
         script = client.register_script
         self._create = script(lua.PRELUDE + lua.CREATE)
         self._transition = script(lua.PRELUDE + lua.TRANSITION)
@@ -298,14 +299,25 @@ class RedisStore:
         await self._run(self._remove_history, [], prompt_id, self._token())
 
     async def histories(self) -> KeptHistory:
-        """A snapshot of the kept entries in time order, read again only when
-        some replica changed them since the last read."""
-        async with self._reachable():
-            version = await self._client.get(self._key("histver")) or b""
-        if version != self._kept_version:
-            version, rows = await self._run(self._histories, [])
+        """The kept entries in time order. A read asks Redis for the changes
+        since the last one (every replica's): nothing when there are none,
+        the entries changed since, or all of them after the log of changes
+        moved past what this copy holds (or Redis lost its data)."""
+        life, last = self._kept_at
+        found, now, how, rows = await self._run(self._histories, [], life, last)
+        if how == b"same":
+            self.rows_read = 0
+            return self._kept
+        if how == b"all":
             self._kept = KeptHistory.of_raw(self._max, _raw_rows(rows))
-            self._kept_version = version
+        else:
+            for start, prompt_id, text in rows:
+                pid = prompt_id.decode()
+                if text is None:
+                    self._kept.remove(pid)
+                else:
+                    self._kept.put_raw(float(start), pid, text.decode())
+        self._kept_at, self.rows_read = (found, int(now)), len(rows)
         return self._kept
 
 

@@ -17,8 +17,13 @@ Keys (all under the store's prefix `P`):
 - `P history`        zset of kept entries: score the start time, member
                      `<arrival:020d>:<id>` (ties in arrival order, as KeptHistory);
 - `P entries`, `P members`  hashes id -> entry JSON, id -> its zset member;
-- `P histver`        a fresh token on every change of kept history (readers cache
-                     on it; a token, not a count, so an emptied Redis never repeats one).
+- `P histlog`        list of the ids whose kept entry changed (put, removed,
+                     pushed out), one per change, the newest HISTORY_LOG kept;
+- `P histlogseq`     how many changes were ever logged (the last one's number);
+- `P histlife`       a token set with the first change: a reader that cached
+                     changes up to some number reads only the ones after it,
+                     unless the life changed (an emptied Redis counts from 0 again)
+                     or the log no longer reaches back that far (it reads all).
 
 A call that timed out may have run: the client retries it, and a write that
 carries a token already applied answers as if it ran now (`create`,
@@ -170,18 +175,28 @@ PINS_OF = """
 return rows(redis.call('ZRANGE', P .. 'pins:' .. ARGV[2], 0, -1), 'pin:')
 """
 
-_FORGET = """
+HISTORY_LOG = 2000  # changes of kept history a reader can catch up on
+
+_FORGET = f"""
+local function logged(id)
+  redis.call('SET', P .. 'histlife', ARGV[#ARGV], 'NX')
+  redis.call('INCR', P .. 'histlogseq')
+  redis.call('RPUSH', P .. 'histlog', id)
+  redis.call('LTRIM', P .. 'histlog', -{HISTORY_LOG}, -1)
+end
+
 local function forget(id)
   local member = redis.call('HGET', P .. 'members', id)
   if not member then return false end
   redis.call('ZREM', P .. 'history', member)
   redis.call('HDEL', P .. 'members', id)
   redis.call('HDEL', P .. 'entries', id)
+  logged(id)
   return true
 end
 """
 
-# ARGV: prefix, id, start time, entry JSON, keep, version token.
+# ARGV: prefix, id, start time, entry JSON, keep, life token (if the first).
 # Entries pushed out lose their pins too.
 PUT_HISTORY = (
     _FORGET
@@ -200,27 +215,53 @@ if excess > 0 then
     drop_pin(gone)
   end
 end
-redis.call('SET', P .. 'histver', ARGV[6])
+logged(id)
 return 1
 """
 )
 
-# ARGV: prefix, id, version token.
+# ARGV: prefix, id, life token (if the first).
 REMOVE_HISTORY = (
     _FORGET
     + """
-if forget(ARGV[2]) then redis.call('SET', P .. 'histver', ARGV[3]) end
+forget(ARGV[2])
 return 1
 """
 )
 
-# ARGV: prefix. Answers the version, and (start, id, JSON) of every entry, oldest first.
+# ARGV: prefix, the reader's life token, the number of the last change it has.
+# Answers {life, number of the last change, 'same' | 'all' | 'since', rows}:
+# nothing new; every entry as (start, id, JSON), oldest first; or each id
+# changed since, once, in the order of its last change, as (start, id, JSON)
+# or ('', id, false) when it is gone.
 HISTORIES = """
+local life = redis.call('GET', P .. 'histlife') or ''
+local last = tonumber(redis.call('GET', P .. 'histlogseq') or '0')
+local since = tonumber(ARGV[3])
 local out = {}
-local members = redis.call('ZRANGE', P .. 'history', 0, -1, 'WITHSCORES')
-for i = 1, #members, 2 do
-  local id = string.sub(members[i], 22)
-  out[#out + 1] = {members[i + 1], id, redis.call('HGET', P .. 'entries', id)}
+if life == ARGV[2] and since == last then return {life, last, 'same', out} end
+local logged = redis.call('LLEN', P .. 'histlog')
+if life ~= ARGV[2] or since > last or last - since > logged then
+  local members = redis.call('ZRANGE', P .. 'history', 0, -1, 'WITHSCORES')
+  for i = 1, #members, 2 do
+    local id = string.sub(members[i], 22)
+    out[#out + 1] = {members[i + 1], id, redis.call('HGET', P .. 'entries', id)}
+  end
+  return {life, last, 'all', out}
 end
-return {redis.call('GET', P .. 'histver') or '', out}
+local ids = redis.call('LRANGE', P .. 'histlog', logged - (last - since), -1)
+local at = {}
+for i, id in ipairs(ids) do at[id] = i end
+for i, id in ipairs(ids) do
+  if at[id] == i then
+    local member = redis.call('HGET', P .. 'members', id)
+    if member then
+      out[#out + 1] = {redis.call('ZSCORE', P .. 'history', member), id,
+                       redis.call('HGET', P .. 'entries', id)}
+    else
+      out[#out + 1] = {'', id, false}
+    end
+  end
+end
+return {life, last, 'since', out}
 """
