@@ -2,9 +2,11 @@
 backend's channel events arrive there) publishes each frame for a client to
 Redis; the replicas holding that client's sockets deliver it.
 
-One pub/sub channel per client sid (`balancer:ws:sid:<sid>`), which a
+One pub/sub channel per client sid (`<prefix>ws:sid:<sid>`), which a
 replica subscribes to while it holds a socket of that sid, and one for
-ComfyUI's broadcasts (`balancer:ws:all`), which every replica subscribes to.
+ComfyUI's broadcasts (`<prefix>ws:all`), which every replica subscribes to.
+Pub/sub channels are not per Redis database: the prefix alone keeps two
+pools on one Redis apart.
 A replica publishes from one task, in the order its relay produced the
 frames, so each client gets one replica's frames in order; a replica skips
 its own messages (it delivered them to its own sockets already).
@@ -32,8 +34,8 @@ from balancer.replicas.outage import Outage, Sleep
 
 log = get_logger("balancer.replicas")
 
-SID = "balancer:ws:sid:"
-ALL = "balancer:ws:all"
+SID = "ws:sid:"  # after the store's prefix
+ALL = "ws:all"
 
 Frame = str | bytes
 BATCH = 512  # frames per pipeline
@@ -58,8 +60,9 @@ def encode(sender: str, delivery: Delivery) -> bytes:
     return json.dumps(meta).encode() + b"\n" + (frame.encode() if isinstance(frame, str) else frame)
 
 
-def decode(channel: str, raw: bytes) -> tuple[str, Delivery] | None:
-    """(sender, delivery) of a message; None when it is not one of ours."""
+def decode(channel: str, raw: bytes, sid_prefix: str) -> tuple[str, Delivery] | None:
+    """(sender, delivery) of a message on `channel` (a sid's channel starts
+    with `sid_prefix`); None when it is not one of ours."""
     header, _, payload = raw.partition(b"\n")
     try:
         meta = json.loads(header)
@@ -67,30 +70,31 @@ def decode(channel: str, raw: bytes) -> tuple[str, Delivery] | None:
         preview = meta["preview"]
     except (ValueError, KeyError, TypeError):
         return None
-    sid = channel[len(SID) :] if channel.startswith(SID) else None
+    sid = channel[len(sid_prefix) :] if channel.startswith(sid_prefix) else None
     frame: Frame = payload.decode() if text else payload
     owner = owner if isinstance(owner, str) else None
     return sender, Delivery(sid, owner, frame, preview if isinstance(preview, bool) else None)
 
 
 class EventBus:
-    def __init__(self, redis: Redis, me: str) -> None:
+    def __init__(self, redis: Redis, me: str, prefix: str) -> None:
         self.redis = redis
         self.me = me
+        self.sid, self.all = prefix + SID, prefix + ALL
         self._out: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._pubsub: PubSub = redis.pubsub()
         self._sids: dict[str, int] = {}  # sid -> sockets held here
 
     def publish(self, delivery: Delivery) -> None:
         """Queue a frame for the other replicas (sent in this order)."""
-        channel = ALL if delivery.sid is None else SID + delivery.sid
+        channel = self.all if delivery.sid is None else self.sid + delivery.sid
         self._out.put_nowait((channel, encode(self.me, delivery)))
 
     async def joined(self, sid: str) -> None:
         """A socket of `sid` opened here: its frames are wanted."""
         self._sids[sid] = self._sids.get(sid, 0) + 1
         if self._sids[sid] == 1:
-            await self._pubsub.subscribe(SID + sid)
+            await self._pubsub.subscribe(self.sid + sid)
 
     async def left(self, sid: str) -> None:
         count = self._sids.get(sid, 0) - 1
@@ -98,7 +102,7 @@ class EventBus:
             self._sids[sid] = count
             return
         self._sids.pop(sid, None)
-        await self._pubsub.unsubscribe(SID + sid)
+        await self._pubsub.unsubscribe(self.sid + sid)
 
     async def send_loop(self, sleep: Sleep = asyncio.sleep) -> None:
         """Publish queued frames in order, a batch per round trip, until
@@ -129,13 +133,13 @@ class EventBus:
         """Deliver the other replicas' frames to this replica's sockets,
         until cancelled; Redis away, it subscribes again when it returns."""
         outage = Outage("events_receive", replica=self.me)
-        channels = lambda: [ALL, *(SID + sid for sid in self._sids)]  # noqa: E731
+        channels = lambda: [self.all, *(self.sid + sid for sid in self._sids)]  # noqa: E731
         await listen(
             self._pubsub, channels, partial(self._received, deliver=deliver), outage, sleep
         )
 
     def _received(self, message: Message, deliver: Callable[[Delivery], None]) -> None:
-        found = decode(_text(message["channel"]), message["data"])
+        found = decode(_text(message["channel"]), message["data"], self.sid)
         if found is not None and found[0] != self.me:
             deliver(found[1])
 

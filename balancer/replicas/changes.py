@@ -21,8 +21,8 @@ from balancer.logs import get_logger
 from balancer.store.model import StoreUnavailable
 
 log = get_logger("balancer.replicas")
-KEY = "balancer:backend-changes"
-VERSION = "balancer:backend-changes:version"
+KEY = "backend-changes"  # after the store's prefix
+VERSION = "backend-changes:version"
 REMOVED = "removed"
 
 
@@ -62,8 +62,9 @@ def parse_state(raw: dict[Any, Any]) -> AdminState:
 class BackendChanges:
     """Writes admin changes and reads them back when their version moved."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
+        self.key, self.version = prefix + KEY, prefix + VERSION
         self.seen: int | None = None
 
     async def _write(self, field_: str, value: str) -> None:
@@ -71,8 +72,8 @@ class BackendChanges:
         the app answers 503 `store_unavailable`, like any store outage."""
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hset(KEY, field_, value)
-                pipe.incr(VERSION)
+                pipe.hset(self.key, field_, value)
+                pipe.incr(self.version)
                 await pipe.execute()
         except RedisError as exc:
             raise StoreUnavailable(f"backend change not shared: {exc}") from exc
@@ -90,8 +91,8 @@ class BackendChanges:
         """The whole admin state if it changed since the last call, else
         None. Raises RedisError (then the next call reads it again)."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.get(VERSION)
-            pipe.hgetall(KEY)
+            pipe.get(self.version)
+            pipe.hgetall(self.key)
             version, raw = await pipe.execute()
         current = int(version or 0)
         if current == self.seen:

@@ -65,13 +65,15 @@ def replicas_of(settings: Settings, redis: Redis | None, wall: Clock) -> Replica
         return None
     me = identify(settings.replicas, settings.listen)
     lease = settings.replicas.lease
-    leases = Leases(redis, me, lease, wall)
-    slots = Slots(redis, lease, wall)
     store = settings.store
-    rates = RedisBuckets(redis, store.prefix, wall, store.timeout)
-    bus = EventBus(redis, me.name)
-    owners = Owners(redis, me.name, wall)
-    return Replicas(me, leases, BackendChanges(redis), slots, bus, rates, owners)
+    prefix = store.prefix  # every key and channel, as the store's own keys
+    leases = Leases(redis, me, lease, wall, prefix)
+    slots = Slots(redis, lease, wall, prefix)
+    changes = BackendChanges(redis, prefix)
+    rates = RedisBuckets(redis, prefix, wall, store.timeout)
+    bus = EventBus(redis, me.name, prefix)
+    owners = Owners(redis, me.name, wall, prefix)
+    return Replicas(me, leases, changes, slots, bus, rates, owners)
 
 
 async def join(stack: contextlib.AsyncExitStack, replicas: Replicas) -> None:

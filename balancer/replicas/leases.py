@@ -1,7 +1,7 @@
 """Leases: each replica writes when it last renewed into one Redis hash;
 a replica that has not renewed for its lease is gone.
 
-One hash (`balancer:replicas`, replica name -> JSON) holds every replica, so
+One hash (`<prefix>replicas`, replica name -> JSON) holds every replica, so
 every replica reads the same list. A replica renews every second, deletes
 its entry on a clean exit, and leaves it behind when killed: the entry of a
 lapsed lease stays until another replica adopts its jobs, which deletes it
@@ -26,7 +26,7 @@ from balancer.replicas.identity import Replica
 
 log = get_logger("balancer.replicas")
 
-KEY = "balancer:replicas"
+KEY = "replicas"  # after the store's prefix
 RENEW_EVERY = 1.0  # seconds
 
 # KEYS[1] the hash; ARGV: name, incarnation, new entry. 1: renewed; 0: the
@@ -67,8 +67,9 @@ def _member(name: str, raw: str) -> Member | None:
 
 
 class Leases:
-    def __init__(self, redis: Redis, me: Replica, lease: float, clock: Clock) -> None:
+    def __init__(self, redis: Redis, me: Replica, lease: float, clock: Clock, prefix: str) -> None:
         self.redis = redis
+        self.key = prefix + KEY
         self.me = me
         self.lease = lease
         self.clock = clock
@@ -85,7 +86,7 @@ class Leases:
         lease), whatever was there. Raises RedisError."""
         self.incarnation = secrets.token_hex(8)
         now = self.clock()
-        await self.redis.hset(KEY, self.me.name, self._entry(now))
+        await self.redis.hset(self.key, self.me.name, self._entry(now))
         self.renewed_at = now
 
     async def renew(self) -> bool:
@@ -94,7 +95,9 @@ class Leases:
         its jobs, the lease is lost. Raises RedisError."""
         now = self.clock()
         held = bool(
-            await self._renew(keys=[KEY], args=[self.me.name, self.incarnation, self._entry(now)])
+            await self._renew(
+                keys=[self.key], args=[self.me.name, self.incarnation, self._entry(now)]
+            )
         )
         self.renewed_at = now if held else None
         return held
@@ -107,14 +110,14 @@ class Leases:
     async def release(self) -> None:
         """A clean exit: the entry goes, nothing is left to adopt."""
         try:
-            await self.redis.hdel(KEY, self.me.name)
+            await self.redis.hdel(self.key, self.me.name)
         except RedisError as exc:
             log.warning("lease_release_failed", replica=self.me.name, error=str(exc))
 
     async def members(self) -> list[Member]:
         """Every replica with an entry (alive or lapsed), by name. Raises
         RedisError: an unreadable list is never an empty one."""
-        raw = await self.redis.hgetall(KEY)
+        raw = await self.redis.hgetall(self.key)
         found = (_member(_text(k), _text(v)) for k, v in raw.items())
         return sorted((m for m in found if m is not None), key=lambda m: m.name)
 

@@ -1,5 +1,5 @@
 """Which replica follows each unfinished job: one Redis hash,
-`balancer:owners` (prompt_id -> replica name), next to the leases.
+`<prefix>owners` (prompt_id -> replica name), next to the leases.
 
 A replica records itself as a job's owner before the job is stored (so no
 stored unfinished job is ever without one, but for a moment a finished or
@@ -27,7 +27,7 @@ from balancer.store.model import StoreUnavailable
 
 log = get_logger("balancer.replicas")
 
-KEY = "balancer:owners"
+KEY = "owners"  # after the store's prefix
 
 # Phases after which a job is followed by nobody.
 ENDS = frozenset({"completed", "failed", "interrupted", "cancelled", "rejected"})
@@ -76,8 +76,9 @@ def _text(value: str | bytes) -> str:
 
 
 class Owners:
-    def __init__(self, redis: Redis, me: str, clock: Clock) -> None:
+    def __init__(self, redis: Redis, me: str, clock: Clock, prefix: str) -> None:
         self.redis = redis
+        self.key, self.leases = prefix + KEY, prefix + LEASES
         self.me = me
         self.clock = clock
         self._adopt: Callable[..., Awaitable[list[list[bytes]]]] = redis.register_script(ADOPT)
@@ -87,21 +88,21 @@ class Owners:
         when a record is there already (the id is taken, or a stale record).
         Redis away: StoreUnavailable, and the job is not accepted."""
         try:
-            return bool(await self.redis.hsetnx(KEY, prompt_id, self.me))
+            return bool(await self.redis.hsetnx(self.key, prompt_id, self.me))
         except RedisError as exc:
             raise StoreUnavailable(f"job owner not recorded: {exc}") from exc
 
     async def confirm(self, prompt_id: str) -> None:
         """A job was stored as new over a stale record: it is this replica's."""
         try:
-            await self.redis.hset(KEY, prompt_id, self.me)
+            await self.redis.hset(self.key, prompt_id, self.me)
         except RedisError as exc:
             raise StoreUnavailable(f"job owner not recorded: {exc}") from exc
 
     async def release(self, prompt_id: str) -> None:
         """Nobody follows it any more (it ended, or was never stored)."""
         try:
-            await self.redis.hdel(KEY, prompt_id)
+            await self.redis.hdel(self.key, prompt_id)
         except RedisError as exc:
             log.warning("job_owner_release_failed", prompt_id=prompt_id, error=str(exc))
 
@@ -110,7 +111,7 @@ class Owners:
         recorded under this replica's name, and the `unrecorded` ids nobody
         owns). Raises RedisError."""
         args = [self.me, self.clock(), "1" if mine else "0", *unrecorded]
-        rows = await self._adopt(keys=[LEASES, KEY], args=args)
+        rows = await self._adopt(keys=[self.leases, self.key], args=args)
         return [Taken(_text(pid), _text(former)) for pid, former in rows]
 
     async def job_event(self, event: JobEvent) -> None:

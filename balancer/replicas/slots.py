@@ -3,14 +3,14 @@ with a slot taken in Redis, so two replicas never fill the same slot.
 
 A backend has `capacity` slots (the one it runs plus
 `routing.max_pending_per_backend`). Its reservations are one sorted set,
-`balancer:slots:<backend>`: prompt_id -> when the reservation expires. One Lua
+`<prefix>slots:<backend>`: prompt_id -> when the reservation expires. One Lua
 script drops the expired ones and takes a slot only while fewer than
 `capacity` are held, so the check and the take are one step. The replica
 that took a slot renews it every second (with its lease) and gives it back
 when the job ends there, is taken back or was never accepted; a replica that
 dies stops renewing, and its slots expire one lease later.
 
-A slot given back is announced on `balancer:slots:freed` (the backend's
+A slot given back is announced on `<prefix>slots:freed` (the backend's
 name, in the same round trip as the removal), and every replica wakes its
 late binder on it: a replica whose jobs wait for room learns at once that
 another replica's job left a backend, as one balancer learns of its own
@@ -38,8 +38,8 @@ from balancer.tasks import stop
 
 log = get_logger("balancer.replicas")
 
-PREFIX = "balancer:slots:"
-FREED = "balancer:slots:freed"
+PREFIX = "slots:"  # after the store's prefix
+FREED = "slots:freed"
 # A backend found full is asked again at once when a slot there is given
 # back (its notice), and after this many seconds without one (a dead
 # replica's slots expire with no notice; a notice lost while Redis was away).
@@ -64,8 +64,9 @@ GIVES_BACK = frozenset({"completed", "failed", "interrupted", "cancelled", "retr
 
 
 class Slots:
-    def __init__(self, redis: Redis, lease: float, clock: Clock) -> None:
+    def __init__(self, redis: Redis, lease: float, clock: Clock, prefix: str) -> None:
         self.redis = redis
+        self.prefix, self.freed = prefix + PREFIX, prefix + FREED
         self.lease = lease
         self.clock = clock
         self.held: dict[str, str] = {}  # prompt_id -> backend, this replica's
@@ -91,7 +92,7 @@ class Slots:
             return False  # full, and no slot freed there since
         args = [now, now + self.lease, capacity, prompt_id, FORGET_MS]
         try:
-            taken = bool(await self._take(keys=[PREFIX + backend], args=args))
+            taken = bool(await self._take(keys=[self.prefix + backend], args=args))
         except RedisError as exc:
             self.outage.failed(exc)
             return False
@@ -111,8 +112,8 @@ class Slots:
             return
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.zrem(PREFIX + backend, prompt_id)
-                pipe.publish(FREED, backend)
+                pipe.zrem(self.prefix + backend, prompt_id)
+                pipe.publish(self.freed, backend)
                 await pipe.execute()
         except RedisError as exc:
             log.warning("slot_give_back_failed", backend=backend, error=str(exc))
@@ -121,7 +122,7 @@ class Slots:
         """Call `wake` whenever any replica gives a slot back, until cancelled."""
         try:
             heard = partial(self._heard, wake=wake)
-            await listen(self._freed, lambda: [FREED], heard, Outage("slot_freed"), sleep)
+            await listen(self._freed, lambda: [self.freed], heard, Outage("slot_freed"), sleep)
         finally:
             self._watching = False
 
@@ -134,7 +135,7 @@ class Slots:
 
     async def subscribe(self) -> None:
         """Hear freed slots from now on. Raises RedisError."""
-        await self._freed.subscribe(FREED)
+        await self._freed.subscribe(self.freed)
         self._watching = True  # notices wait in the subscription until read
 
     async def close(self) -> None:
@@ -153,13 +154,13 @@ class Slots:
         expires = self.clock() + self.lease
         async with self.redis.pipeline(transaction=False) as pipe:
             for prompt_id, backend in self.held.items():
-                pipe.zadd(PREFIX + backend, {prompt_id: expires}, xx=True)
-                pipe.pexpire(PREFIX + backend, FORGET_MS)
+                pipe.zadd(self.prefix + backend, {prompt_id: expires}, xx=True)
+                pipe.pexpire(self.prefix + backend, FORGET_MS)
             await pipe.execute()
 
     async def holders(self, backend: str) -> list[str]:
         """The prompt_ids holding a slot on `backend` now."""
-        raw = await self.redis.zrangebyscore(PREFIX + backend, f"({self.clock()}", "+inf")
+        raw = await self.redis.zrangebyscore(self.prefix + backend, f"({self.clock()}", "+inf")
         return [r.decode() if isinstance(r, bytes) else str(r) for r in raw]
 
     async def job_event(self, event: JobEvent) -> None:

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 from support import FakeClock, Pool, Stalls
 
 from balancer.app import create_app
-from balancer.config.model import BackendSettings, ReplicaSettings, Settings
+from balancer.config.model import BackendSettings, ReplicaSettings, Settings, StoreSettings
 from balancer.emulator import EMULATOR, Emulator, EmulatorOptions, create_emulator_app
 from balancer.store import MemoryStore, Store
 from balancer.store.redis import RedisStore
@@ -60,13 +60,15 @@ async def make_replicas(
         one_store: bool = False,
         store: MemoryStore | None = None,
         redis_store: type[RedisStore] | None = None,
+        prefix: str = "balancer:",
         **overrides: Any,
     ) -> list[Pool]:
         """`replicas` balancers in front of `backends` emulators, on the
         test's Redis (or the one at `redis_at`), each with its own store or
         (`one_store`, or `store` given) all on one, as on a shared store, or
         (`redis_store`, a RedisStore class) each on its own on that Redis, as
-        `store.kind: redis` runs them; `overrides` are Settings fields."""
+        `store.kind: redis` runs them; `prefix` is `store.prefix`;
+        `overrides` are Settings fields."""
         shared = store or MemoryStore()
         emulators: dict[str, Emulator] = {}
         urls: dict[str, TestServer] = {}
@@ -92,6 +94,7 @@ async def make_replicas(
             settings = replace(
                 base,
                 replicas=ReplicaSettings(name=name, advertise=f"http://{name}:8188"),
+                store=StoreSettings(prefix=prefix),
                 **overrides,
             )
             client = redis.Redis.from_url(redis_at or redis_url)

@@ -10,7 +10,7 @@ from collections import Counter
 
 from support import Pool, colored
 
-from balancer.replicas.owners import KEY as OWNERS
+from balancer.replicas.owners import KEY
 from tests.proxy.test_ws import connect
 
 from .conftest import ReplicaFactory, beat, kill
@@ -25,7 +25,7 @@ def runs(replica: Pool) -> Counter[str]:
 
 async def owners(replica: Pool) -> dict[str, str]:
     client = replica.balancer.replicas.owners.redis  # type: ignore[union-attr]
-    raw = await client.hgetall(OWNERS)
+    raw = await client.hgetall("balancer:" + KEY)
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 

@@ -73,8 +73,9 @@ async def test_a_replica_that_starts_later_gets_every_change_at_once(
     await r0.client.delete("/balancer/backends/gpu0")
     client = redis.Redis.from_url(redis_url)
     try:
-        state = await BackendChanges(client).news()
-        assert await BackendChanges(client).news() == state  # each new reader from the start
+        state = await BackendChanges(client, "balancer:").news()
+        again = await BackendChanges(client, "balancer:").news()  # each new reader from the start
+        assert again == state
     finally:
         await client.aclose()
     assert state is not None

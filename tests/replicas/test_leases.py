@@ -13,7 +13,7 @@ from support import FakeClock
 from balancer.config.load import ConfigError, parse_settings
 from balancer.config.model import ListenSettings, ReplicaSettings
 from balancer.replicas.identity import Replica, identify
-from balancer.replicas.leases import KEY, Leases
+from balancer.replicas.leases import Leases
 from balancer.replicas.outage import Outage, repeat
 
 from .conftest import ReplicaFactory
@@ -47,8 +47,8 @@ def test_the_replicas_section_is_checked() -> None:
 
 
 async def two_leases(client: Any, clock: FakeClock) -> tuple[Leases, Leases]:
-    a = Leases(client, Replica("a", "http://a:8188"), 5.0, clock)
-    b = Leases(client, Replica("b", "http://b:8188"), 5.0, clock)
+    a = Leases(client, Replica("a", "http://a:8188"), 5.0, clock, "balancer:")
+    b = Leases(client, Replica("b", "http://b:8188"), 5.0, clock, "balancer:")
     await a.join()
     await b.join()
     return a, b
@@ -75,9 +75,9 @@ async def test_a_clean_exit_gives_the_lease_back(client: Any) -> None:
 
 async def test_an_unreadable_entry_is_left_out_not_fatal(client: Any) -> None:
     clock = FakeClock()
-    a = Leases(client, Replica("a", "http://a:8188"), 5.0, clock)
+    a = Leases(client, Replica("a", "http://a:8188"), 5.0, clock, "balancer:")
     await a.join()
-    await client.hset(KEY, "junk", "not json")
+    await client.hset(a.key, "junk", "not json")
     assert [m.name for m in await a.members()] == ["a"]
 
 

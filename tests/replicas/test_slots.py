@@ -23,7 +23,7 @@ async def connections(redis_url: str) -> Any:
 
 
 def replicas(connections: list[Any], clock: FakeClock, lease: float = 5.0) -> list[Slots]:
-    return [Slots(connection, lease, clock) for connection in connections]
+    return [Slots(connection, lease, clock, "balancer:") for connection in connections]
 
 
 async def test_replicas_racing_for_one_slot_never_both_get_it(connections: list[Any]) -> None:
