@@ -14,7 +14,6 @@ keep the last count read, never a lower one than this replica's own queue
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import Protocol
 
@@ -83,6 +82,10 @@ class SharedWaiting:
                 outage.ok()
             if self() != before:
                 changed()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(READ_EVERY):
-                    await self._stale.wait()
+            # asyncio.wait, not a timeout: nothing to suppress, so a cancel
+            # that lands as the wait times out still stops the loop.
+            woken = asyncio.ensure_future(self._stale.wait())
+            try:
+                await asyncio.wait([woken], timeout=READ_EVERY)
+            finally:
+                woken.cancel()
