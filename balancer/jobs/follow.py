@@ -5,8 +5,12 @@ becomes a transition of the job.
 - the end of a run (`executing` with node null): the backend's history entry
   is fetched once, shown as the client sees it, passed through the
   completing steps (for example copying outputs elsewhere), kept, and the
-  job ends. A backend that has no entry for it lost it (a death): it is
-  dispatched again.
+  job ends. Without a completing step the client is told the end first
+  (`told`), as ComfyUI tells it once the entry is in its history: until the
+  balancer keeps its copy, `/history/{id}` is the backend's, and a read of
+  the job's record waits for it (`recorded`). A backend that has no entry
+  for it lost it (a death): it is dispatched again (a client told the end
+  then sees the second run's events and end).
 - a probe that no longer shows a job in its backend's queue (the channel
   dropped mid-job): the same, and its client gets the end events it missed.
 - a run on a backend the job was taken from (failover) that the backend
@@ -23,6 +27,7 @@ it a probe later).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -65,6 +70,10 @@ class Follower:
         # runs in the background, so channels go on relaying other events.
         self.completing = completing
         self.ending: dict[str, asyncio.Task[None]] = {}
+        # Jobs whose client was told the end before it was recorded (never
+        # told twice), and the ends being recorded now.
+        self._told: set[str] = set()
+        self._recording: dict[str, asyncio.Event] = {}
         self.clock = clock
         self._sent_at: dict[str, float] = {}  # monotonic; a probe compares with it
         # Per backend: runs of jobs taken from it that it may still end, and
@@ -85,6 +94,7 @@ class Follower:
                 self._late.get(event.backend, set()).discard(event.prompt_id)
         elif event.phase in ("completed", "failed", "interrupted", "cancelled", "retried"):
             self._sent_at.pop(event.prompt_id, None)
+            self._told.discard(event.prompt_id)
         if event.phase in ("retried", "completed", "failed", "interrupted") and event.taken_from:
             # Taken from a backend, or ended by an earlier run elsewhere
             # while a backend held it: that backend may still run it.
@@ -155,6 +165,27 @@ class Follower:
             self._late.get(backend, set()).discard(prompt_id)
         return ended
 
+    async def told(self, backend: str, prompt_id: str) -> None:
+        """The end of a run on `backend` that its client was already told of:
+        recorded as `ended` does, and a reader of the job waits for it."""
+        self._told.add(prompt_id)
+        recording = self._recording[prompt_id] = asyncio.Event()
+        try:
+            await self.ended(backend, prompt_id, replay=False)
+        finally:
+            recording.set()
+            if self._recording.get(prompt_id) is recording:
+                del self._recording[prompt_id]
+
+    async def recorded(self, prompt_id: str, timeout: float) -> None:
+        """Once the end of this job its client was told is recorded (at
+        most `timeout` seconds: a backend that does not answer leaves the
+        job as it is stored)."""
+        recording = self._recording.get(prompt_id)
+        if recording is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(recording.wait(), timeout)
+
     async def _complete(self, step: CompletingStep, prompt_id: str, url: str, entry: Any) -> Any:
         """The completing step's entry; if the step itself breaks, the job
         still ends, with the entry as its backend gave it."""
@@ -200,7 +231,7 @@ class Follower:
 
     async def _end(self, backend: str, prompt_id: str) -> None:
         """End a run the channel did not tell of, with the end events replayed."""
-        ending = self.ended(backend, prompt_id, replay=True)
+        ending = self.ended(backend, prompt_id, replay=prompt_id not in self._told)
         if self.completing is not None:
             self.hold(prompt_id, ending)
         else:

@@ -76,7 +76,10 @@ async def list_jobs(request: web.Request) -> web.StreamResponse:
 async def get_job(request: web.Request) -> web.StreamResponse:
     b = ctx(request)
     job_id = request.match_info["job_id"]
-    job = await b.store.get_job(job_id) if await may_see(request, job_id) else None
+    if not await may_see(request, job_id):
+        return web.json_response({"error": "Job not found"}, status=404)
+    await b.follower.recorded(job_id, b.settings.probe.timeout)  # told done: shown done
+    job = await b.store.get_job(job_id)
     if job is None:
         return web.json_response({"error": "Job not found"}, status=404)
     kept = await b.store.get_history(job_id)

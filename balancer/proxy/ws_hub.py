@@ -3,11 +3,19 @@
 Each message is framed once (RFC 6455, unmasked and uncompressed), however
 many sockets get it, and its bytes are appended to each socket's buffer. One
 callback per loop turn then writes every socket's buffer to its transport in
-one write, the pool-wide `status` (when the count changed) last, after the
-events already on their way. Frames reach a socket in the order they were
-sent to it. The transport's own buffer is the outbox: a client that does not
-read is disconnected once more than `MAX_UNSENT` bytes wait for it, rather
-than allowed to grow memory without bound. Sockets never negotiate
+one write. Frames reach a socket in the order they were sent to it.
+
+The pool-wide `status` goes to every socket, so with 1,000 sockets one costs
+about as much as 1,000 job events: it is paced and sliced. A change of the
+count starts a round at once when none ran in the last `status_every`
+seconds, else when that time is up, with the count of then (the changes in
+between make no message of their own). A round reaches `STATUS_SLICE`
+sockets per loop turn, after that turn's events (in the same write), so a
+job's own events never wait for a whole round.
+
+The transport's own buffer is the outbox: a client that does not read is
+disconnected once more than `MAX_UNSENT` bytes wait for it, rather than
+allowed to grow memory without bound. Sockets never negotiate
 permessage-deflate: it would compress each frame once per socket.
 
 Several sockets may share a sid (a reconnect that overlaps the old socket):
@@ -21,13 +29,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import struct
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from aiohttp import web
 
 MAX_UNSENT = 8 * 1024 * 1024  # bytes a socket may leave unread before it is dropped
+STATUS_EVERY = 0.25  # seconds: the shortest time from one status round to the next
+STATUS_SLICE = 32  # sockets a status round writes per loop turn
 Frame = str | bytes
 
 
@@ -91,7 +103,9 @@ def event(type_: str, data: Any) -> str:
 
 
 class ClientHub:
-    def __init__(self) -> None:
+    def __init__(
+        self, status_every: float = STATUS_EVERY, now: Callable[[], float] = time.monotonic
+    ) -> None:
         self._by_sid: dict[str, dict[ClientSocket, None]] = {}
         self._all: dict[ClientSocket, None] = {}  # every socket, in connection order
         self._restricted = 0  # sockets that see only one tenant's jobs
@@ -99,6 +113,12 @@ class ClientHub:
         self._flush_due = False
         self.queue_remaining = 0
         self._status_sent = 0
+        self.status_every = status_every
+        self.now = now
+        self._round_at = -math.inf  # when the last status round began
+        self._round: list[ClientSocket] = []  # sockets the current round has yet to write
+        self._round_frame = b""
+        self._round_timer: asyncio.TimerHandle | None = None
 
     def connect(
         self, sid: str, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None,
@@ -185,26 +205,61 @@ class ClientHub:
         return event("status", data)
 
     def set_queue_remaining(self, count: int) -> None:
-        """Tell every socket the pool-wide queue count when it changes: in
-        this turn's flush, after the events already on their way, and several
-        changes in one turn make one message with the last count."""
+        """Tell every socket the pool-wide queue count when it changes (paced
+        and sliced, see the module's docstring)."""
         self.queue_remaining = count
+        self._next_round()
+
+    def _next_round(self) -> None:
+        if self._round or self._round_timer is not None:
+            return  # the round under way, or the one waiting, sees this count
+        if self.queue_remaining == self._status_sent:
+            return
+        wait = self._round_at + self.status_every - self.now()
+        if wait > 0:
+            loop = asyncio.get_running_loop()
+            self._round_timer = loop.call_later(wait, self._round_due)
+        else:
+            self._start_round()
+
+    def _round_due(self) -> None:
+        self._round_timer = None
+        if self.queue_remaining != self._status_sent:
+            self._start_round()
+
+    def _start_round(self) -> None:
+        self._round_at = self.now()
+        self._status_sent = self.queue_remaining
+        self._round_frame = ws_frame(self.status())
+        self._round = list(self._all)
+        self._round.reverse()  # taken from the end: connection order
         self._schedule()
 
     def _flush(self) -> None:
         self._flush_due = False
-        if self.queue_remaining != self._status_sent:
-            self._status_sent = self.queue_remaining
-            data = ws_frame(self.status())
-            for sock in self._all:
-                if sock.push(data):
-                    self._dirty.append(sock)
+        if self._round:
+            self._status_slice()
         dirty, self._dirty = self._dirty, []
         for sock in dirty:
             sock.flush()
+        if self._round:
+            self._schedule()
+        else:
+            self._next_round()  # the count may have changed while a round ran
+
+    def _status_slice(self) -> None:
+        """The status for the next `STATUS_SLICE` sockets of the round, after
+        the events this turn writes to them."""
+        data, dirty = self._round_frame, self._dirty
+        for sock in self._round[-STATUS_SLICE:]:
+            if sock.push(data):
+                dirty.append(sock)
+        del self._round[-STATUS_SLICE:]
 
     async def close_all(self, code: int, message: bytes) -> None:
         self._flush()
+        if self._round_timer is not None:
+            self._round_timer.cancel()
         for sock in list(self._all):
             with contextlib.suppress(Exception):
                 await sock.ws.close(code=code, message=message)

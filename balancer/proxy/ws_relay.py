@@ -124,8 +124,10 @@ class EventRelay:
         elif ended and self.follower.completing is not None:  # its end waits for the step
             self.follower.hold(job.prompt_id, self._end_then_tell(backend, job, data))
             return
-        elif ended:
-            await self.follower.ended(backend.name, job.prompt_id, replay=False)
+        elif ended:  # told at once, recorded after (see Follower.told)
+            await self._to_owner(job, type_, data)
+            await self.follower.told(backend.name, job.prompt_id)
+            return
         elif type_ == "executing":
             self.nodes[job.prompt_id] = str(data.get("node"))
         elif type_ == "executed":

@@ -1,16 +1,18 @@
-"""The client hub's delivery: per-socket order, one write per turn, slow clients dropped."""
+"""The client hub's delivery: per-socket order, one write per turn, slow clients
+dropped, the pool-wide status paced and sliced."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
-from support import PoolFactory
+from support import FakeClock, PoolFactory
 
-from balancer.proxy.ws_hub import MAX_UNSENT, ClientHub, ws_frame
+from balancer.proxy.ws_hub import MAX_UNSENT, STATUS_SLICE, ClientHub, ws_frame
 
 
 class Transport(asyncio.WriteTransport):
@@ -102,3 +104,47 @@ async def test_sockets_do_not_negotiate_compression(make_pool: PoolFactory) -> N
         assert ws.compress == 0
         first = await ws.receive(timeout=5)
         assert first.type == aiohttp.WSMsgType.TEXT and json.loads(first.data)["type"] == "status"
+
+
+def statuses(transport: Transport) -> list[int]:
+    return [
+        m["data"]["status"]["exec_info"]["queue_remaining"]
+        for m in texts(transport)
+        if m["type"] == "status"
+    ]
+
+
+async def until(check: Callable[[], bool], what: str) -> None:
+    """Wait turn by turn until `check()`; the timeout only bounds a hang."""
+    async with asyncio.timeout(10.0):
+        while not check():
+            await asyncio.sleep(0.001)
+    assert check(), what
+
+
+async def test_count_changes_within_the_pace_make_one_status_with_the_last_count() -> None:
+    clock = FakeClock()
+    hub = ClientHub(status_every=0.01, now=clock)  # the clock stands: every change is in the pace
+    a = socket(hub, "a")
+    hub.set_queue_remaining(1)  # none sent lately: at once
+    hub.set_queue_remaining(2)
+    hub.set_queue_remaining(3)
+    await until(lambda: statuses(a)[-1:] == [3], "the last count")
+    assert statuses(a) == [1, 3]
+    hub.set_queue_remaining(3)  # no change: nothing more
+    hub.broadcast_owned(None, json.dumps({"type": "progress", "data": {}}))
+    await until(lambda: texts(a)[-1]["type"] == "progress", "the event")
+    assert statuses(a) == [1, 3]
+
+
+async def test_a_status_round_reaches_a_slice_of_sockets_per_turn_after_their_events() -> None:
+    hub = ClientHub()
+    socks = [socket(hub, f"s{i}") for i in range(STATUS_SLICE + 5)]
+    hub.set_queue_remaining(4)
+    hub.broadcast_owned(None, json.dumps({"type": "progress", "data": {}}))
+    await turn()
+    reached = [s for s in socks if statuses(s) == [4]]
+    assert reached == socks[:STATUS_SLICE]  # in connection order
+    assert all(texts(s)[0]["type"] == "progress" for s in socks)  # events go first
+    await until(lambda: all(statuses(s) == [4] for s in socks), "every socket's status")
+    assert all(len(s.writes) == 1 for s in reached)  # its events and status in one write
