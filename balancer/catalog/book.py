@@ -7,6 +7,10 @@ models), every `catalog.refresh`, and when an operator asks
 (`POST /balancer/backends/{name}/refresh`). A failed read keeps the last
 catalogue: a backend that answered once is still judged by what it had; it
 is tried again after RETRY seconds, doubling while it keeps failing.
+At most `READS_AT_ONCE` backends are read at a time: one read is a dozen
+requests and the largest answer a backend gives (`/object_info`), and 1,000
+backends read at once at start-up would starve their own probes, which then
+time out.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ log = get_logger("balancer.catalog")
 # Seconds before a failed catalogue read is tried again (doubling with each
 # failure in a row, up to `catalog.refresh`).
 RETRY = 5.0
+READS_AT_ONCE = 8
 
 
 class Catalogues:
@@ -108,6 +113,7 @@ class CatalogueReader:
         self._stale: set[str] = set()
         self._failing: dict[str, int] = {}  # failed reads in a row
         self._reading: dict[str, asyncio.Future[bool]] = {}
+        self._turns = asyncio.Semaphore(READS_AT_ONCE)
 
     def backend_down(self, name: str) -> None:
         """A backend that went down is read again when it is back."""
@@ -142,7 +148,8 @@ class CatalogueReader:
         self._reading[backend.name] = done
         ok = False
         try:
-            ok = await self._read(backend)
+            async with self._turns:
+                ok = await self._read(backend)
         finally:
             del self._reading[backend.name]
             done.set_result(ok)
