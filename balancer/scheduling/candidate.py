@@ -2,7 +2,8 @@
 
 A decision snapshots every backend on each wake-up of the late binder, so
 the snapshot is a NamedTuple (five times cheaper to build than a frozen
-dataclass) and reads plain attributes the backend keeps up to date as they
+dataclass), built with `tuple.__new__` (its own `__new__` is one more Python
+call per backend), and reads plain attributes the backend keeps up to date as they
 change (its newest load reading, its unseen dispatches, its median run time
 and speed) rather than working them out again, or calling a property, per
 decision.
@@ -51,26 +52,32 @@ def candidates_from(
     backends = list(backends)
     fastest = min([b.speed for b in backends if b.speed], default=None)
     job_time = fastest or min([b.run_time for b in backends if b.run_time], default=None)
+    job_time = job_time or UNKNOWN_RUN_TIME
     oldest = now - probe.stale_after
+    make = tuple.__new__  # Candidate's fields in order, without its __new__ call per backend
     out = []
     for b in backends:
-        newest, vram, suits = b.newest, b.snapshot, fit(b.name)
+        newest, vram, suits, speed = b.newest, b.snapshot, fit(b.name), b.speed
+        ratio = speed / fastest if speed and fastest else 1.0
         out.append(
-            Candidate(
-                b.name,
-                b.order,
-                b.healthy,
-                b.channel_id is not None,
-                newest is not None and newest[0] >= oldest,
-                None if newest is None else newest[1] + b.unseen,
-                None if vram is None else vram.vram_free,
-                b.settings.min_free_vram,
-                bool(b.drain_reasons),
-                slowness(b.speed, fastest),
-                suits.capable,
-                suits.cold_load,
-                suits.evicts,
-                job_time or UNKNOWN_RUN_TIME,
+            make(
+                Candidate,
+                (
+                    b.name,
+                    b.order,
+                    b.healthy,
+                    b.channel_id is not None,
+                    newest is not None and newest[0] >= oldest,
+                    None if newest is None else newest[1] + b.unseen,
+                    None if vram is None else vram.vram_free,
+                    b.settings.min_free_vram,
+                    bool(b.drain_reasons),
+                    ratio if ratio >= SAME_SPEED else 1.0,  # slowness(), inline
+                    suits.capable,
+                    suits.cold_load,
+                    suits.evicts,
+                    job_time,
+                ),
             )
         )
     return out

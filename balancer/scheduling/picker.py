@@ -77,6 +77,7 @@ class Picker:
         self.warm_lookahead = warm_lookahead
         self._turn = 0
         self._unroomed = [f for f in filters if f.outcome != ROOM_OUTCOME]
+        self._keeps = tuple(f.keep for f in filters)
 
     def feasible(self, candidates: Sequence[Candidate]) -> NoBackend | None:
         """Why no backend could take the prompt even when idle (every filter
@@ -116,18 +117,42 @@ class Picker:
     def pick(self, candidates: Sequence[Candidate], rotate: bool = True) -> Chosen | NoBackend:
         """The best candidate. `rotate=False` asks without taking a turn (a
         look that dispatches nothing must not shift the rotation)."""
-        eligible = apply_filters(candidates, self.filters)
-        if isinstance(eligible, NoBackend):
-            return eligible
-        scores = list(map(self.score, eligible))
-        best = min(scores)
-        tied = sorted(
-            (c for c, s in zip(eligible, scores, strict=True) if s == best), key=lambda c: c.order
-        )
+        tied = self._best(candidates)
+        if not tied:  # none passes every filter: the filters say why
+            outcome = apply_filters(candidates, self.filters)
+            if isinstance(outcome, NoBackend):
+                return outcome
+            tied = outcome  # unreachable: a candidate kept by every filter would be in `tied`
         chosen = tied[self._turn % len(tied)]
         if rotate:
             self._turn += 1
         return Chosen(chosen.name)
+
+    def _best(self, candidates: Sequence[Candidate]) -> list[Candidate]:
+        """The candidates that pass every filter with the lowest score, in
+        configuration order: the same as filtering all, then scoring, but
+        the filters run only on candidates in score order until the best
+        score that passes is known (every score is defined for any candidate)."""
+        scores = list(map(self.score, candidates))
+        keeps = self._keeps
+        tied: list[Candidate] = []
+        best = 0.0
+        for index in sorted(range(len(scores)), key=scores.__getitem__):
+            if tied and scores[index] > best:
+                break
+            candidate = candidates[index]
+            for keep in keeps:
+                if not keep(candidate):
+                    break
+            else:  # kept by every filter
+                best = scores[index]
+                tied.append(candidate)
+        tied.sort(key=_order)
+        return tied
+
+
+def _order(c: Candidate) -> int:
+    return c.order
 
 
 def worth_waiting(saves: float, waited: float) -> bool:
