@@ -186,6 +186,7 @@ def assemble(
         held(replicas, guarded("failover", failover.probe_failed)),
         probe_listeners,
         [reader.backend_down],
+        channels.ping,
     )
     b = Balancer(
         settings=settings,

@@ -6,6 +6,10 @@ client that owns the prompt. While a channel is down its backend takes no new
 prompts. Each connection uses a fresh id (`<base>-<generation>`): ComfyUI
 drops a reconnecting sid's registration when the old socket's close is handled
 late, which could mute a reused id (comfyui-api.md 8.1).
+
+`ping` asks over the channel whether the backend still answers: a WebSocket
+ping costs both ends a small fraction of an HTTP probe, so the prober uses it
+for a backend whose pushes already keep its load known (`Prober.due`).
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ class Channel:
         self.sleep = sleep
         self.generation = 0
         self.connected = asyncio.Event()
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._pong: asyncio.Future[None] | None = None  # the answer to the ping in flight
 
     async def run(self, max_backoff: float = 5.0) -> None:
         """Connect, relay, reconnect with exponential backoff; until cancelled."""
@@ -78,17 +84,53 @@ class Channel:
 
     async def _session(self, client_id: str) -> None:
         url = f"{self.backend.url}/ws?clientId={client_id}"
-        async with self.session.ws_connect(url, heartbeat=30.0, max_msg_size=0) as ws:
+        connect = self.session.ws_connect(url, heartbeat=30.0, autoping=False, max_msg_size=0)
+        async with connect as ws:
             await ws.send_str(json.dumps(CHANNEL_FEATURES))
             self.backend.channel_id = client_id
+            self._ws = ws
             self.connected.set()
             self.handler.on_channel(self.backend, True)
             log.info("channel_up", backend=self.backend.name, client_id=client_id)
-            async for msg in ws:
-                if msg.type == aiohttp.WSMsgType.TEXT:
-                    await self._text(msg.data)
-                elif msg.type == aiohttp.WSMsgType.BINARY:
-                    await self.handler.on_binary(self.backend, msg.data)
+            try:
+                await self._read(ws)
+            finally:
+                self._ws = None
+                if self._pong is not None and not self._pong.done():
+                    self._pong.set_exception(ConnectionError("the channel closed"))
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                await self._text(msg.data)
+            elif msg.type == aiohttp.WSMsgType.BINARY:
+                await self.handler.on_binary(self.backend, msg.data)
+            elif msg.type == aiohttp.WSMsgType.PING:
+                await ws.pong(msg.data)
+            elif msg.type == aiohttp.WSMsgType.PONG:
+                self._answered()
+
+    def _answered(self) -> None:
+        if self._pong is not None and not self._pong.done():
+            self._pong.set_result(None)
+
+    async def ping(self, timeout: float) -> bool:
+        """Whether the backend answers a ping over the channel within
+        `timeout` seconds (False while the channel is down)."""
+        ws = self._ws
+        if ws is None or ws.closed:
+            return False
+        if self._pong is None or self._pong.done():
+            self._pong = asyncio.get_running_loop().create_future()
+            try:
+                await ws.ping()
+            except (ConnectionError, RuntimeError):
+                return False
+        try:
+            await asyncio.wait_for(asyncio.shield(self._pong), timeout)
+        except (TimeoutError, ConnectionError):
+            return False
+        return True
 
     async def _text(self, raw: str) -> None:
         try:
@@ -133,6 +175,10 @@ class Channels:
         if task is not None:
             with contextlib.suppress(Exception):  # it logged its own errors
                 await stop(task)
+
+    async def ping(self, backend: Backend, timeout: float) -> bool:
+        channel = self.channels.get(backend.name)
+        return channel is not None and await channel.ping(timeout)
 
     async def close(self) -> None:
         for name in list(self._tasks):

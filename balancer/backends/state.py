@@ -81,6 +81,9 @@ class Backend:
         # (as of when, queue size) from the newer of the last probe and push,
         # kept as they arrive (every scheduling decision reads it).
         self.newest: tuple[float, int] | None = None
+        # The channel that was up when the newest reading came: while it
+        # stays up, its pushes tell every change since (see `vouch`).
+        self.read_on: str | None = None
         self.run_time: float | None = None  # the median of recent run times
         # run_time once there are MIN_RUNS runs to judge its speed by.
         self.speed: float | None = None
@@ -120,6 +123,7 @@ class Backend:
     def record_success(self, snapshot: LoadSnapshot, probe: ProbeSettings) -> bool:
         """Store a probe result; return True when this flips the backend up."""
         self.snapshot = snapshot
+        self.read_on = self.channel_id
         self._seen()
         self.failures = 0
         self.successes += 1
@@ -145,8 +149,21 @@ class Backend:
         The scheduler uses the newer of the latest probe and the latest push."""
         self.pushed = (now, queue_remaining)
         self.pushes += 1
+        self.read_on = self.channel_id
         self._seen()
         self._forget_accepted_before(now)
+
+    def vouch(self, now: float) -> bool:
+        """A probe round that pinged this backend over its channel and got
+        an answer: while the channel its newest reading came over is still
+        up, that reading holds as of `now` (a queue change would have been
+        pushed). False when it cannot be vouched for (no reading, or
+        another channel)."""
+        newest = self.newest
+        if newest is None or self.channel_id is None or self.read_on != self.channel_id:
+            return False
+        self.newest = (now, newest[1])
+        return True
 
     def _seen(self) -> None:
         """The newer of the last probe and the last push."""

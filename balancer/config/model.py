@@ -35,6 +35,10 @@ class ProbeSettings:
     healthy_after: int = 1
     # Load data older than this makes a backend ineligible (unknown is not idle).
     stale_after: float = 5.0
+    # While a backend's event channel is up, how often its /queue is still
+    # read: its `status` pushes bring every queue change, and each round
+    # pings it over the channel instead.
+    channel_interval: float = 10.0
 
 
 @dataclass(frozen=True)

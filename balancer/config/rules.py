@@ -242,6 +242,7 @@ CHECKS: dict[tuple[type, str], Check] = {
     (ProbeSettings, "unhealthy_after"): _at_least(1),
     (ProbeSettings, "healthy_after"): _at_least(1),
     (ProbeSettings, "stale_after"): _positive,
+    (ProbeSettings, "channel_interval"): _positive,
     (HealthSettings, "min_backends_up"): _at_least(1),
     (LimitSettings, "max_body"): _positive,
     (LimitSettings, "max_upload"): _positive,

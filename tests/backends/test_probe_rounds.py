@@ -47,9 +47,10 @@ async def test_a_round_spreads_its_starts_over_half_an_interval(make_pool: PoolF
     b = pool.balancer
     prober = Prober(
         b.registry, b.upstream, b.settings.probe, pool.clock,
-        on_failure=lambda _backend, _death: None, listeners=(), on_down=(), sleep=sleep,
+        on_failure=lambda _backend, _death: None, listeners=(), on_down=(),
+        ping=b.channels.ping, sleep=sleep,
     )  # fmt: skip
-    pool.clock.advance(b.settings.probe.stale_after)  # every backend is due
+    pool.clock.advance(b.settings.probe.channel_interval)  # every backend is due
     await prober.probe_spread()
     assert naps == [1.0 / 2 / 3] * 2 and prober.rounds == 1  # 3 backends: 3 groups
     assert SLICES >= 3
@@ -58,10 +59,11 @@ async def test_a_round_spreads_its_starts_over_half_an_interval(make_pool: PoolF
 async def test_an_idle_backend_with_its_channel_up_is_asked_less_often(
     make_pool: PoolFactory,
 ) -> None:
-    """Its status pushes would tell every queue change, so a round asks it
-    only once its reading would otherwise go stale before the next round."""
+    """Its status pushes would tell every queue change and its heartbeat
+    would close a silent channel, so a round vouches for its reading and
+    asks it only every channel_interval."""
     paths: list[str] = []
-    settings = ProbeSettings(interval=1.0, timeout=2.0, stale_after=5.0)
+    settings = ProbeSettings(interval=1.0, timeout=2.0, stale_after=5.0, channel_interval=8.0)
     pool = await make_pool(1, probe=settings, middlewares=(counting(paths),))
 
     async def sleep(seconds: float) -> None:
@@ -70,7 +72,8 @@ async def test_an_idle_backend_with_its_channel_up_is_asked_less_often(
     b = pool.balancer
     prober = Prober(
         b.registry, b.upstream, settings, pool.clock,
-        on_failure=lambda _backend, _death: None, listeners=(), on_down=(), sleep=sleep,
+        on_failure=lambda _backend, _death: None, listeners=(), on_down=(),
+        ping=b.channels.ping, sleep=sleep,
     )  # fmt: skip
 
     async def rounds(count: int) -> int:
@@ -80,8 +83,42 @@ async def test_an_idle_backend_with_its_channel_up_is_asked_less_often(
             await prober.probe_spread()
         return paths.count("/queue") - before
 
-    assert await rounds(6) == 3, "every other round: its reading is 2 s old at most"
+    assert await rounds(7) == 0, "not asked within channel_interval"
     backend = b.registry.get("gpu0")
-    assert backend is not None and backend.is_fresh(pool.clock(), settings)
+    assert backend is not None and backend.is_fresh(pool.clock(), settings)  # 7 s after its probe
+    pool.clock.advance(settings.stale_after + 1)
+    assert not backend.is_fresh(pool.clock(), settings), "no round vouched: stale"
+    assert await rounds(1) == 1, "channel_interval passed: asked"
     await b.channels.stop("gpu0")
     assert await rounds(3) == 3, "without a channel, every round"
+
+
+async def test_a_backend_that_does_not_answer_pings_is_asked_before_its_reading_goes_stale(
+    make_pool: PoolFactory,
+) -> None:
+    """Unanswered pings vouch for nothing: its reading ages, and a round asks
+    it once the reading could go stale before the next (every other round
+    here), long before channel_interval."""
+    paths: list[str] = []
+    settings = ProbeSettings(interval=1.0, timeout=2.0, stale_after=5.0, channel_interval=60.0)
+    pool = await make_pool(1, probe=settings, middlewares=(counting(paths),))
+
+    async def silent(_backend: Any, _timeout: float) -> bool:
+        return False
+
+    async def sleep(seconds: float) -> None:
+        pass
+
+    b = pool.balancer
+    prober = Prober(
+        b.registry, b.upstream, settings, pool.clock,
+        on_failure=lambda _backend, _death: None, listeners=(), on_down=(),
+        ping=silent, sleep=sleep,
+    )  # fmt: skip
+    before = paths.count("/queue")
+    for _ in range(6):
+        pool.clock.advance(settings.interval)
+        await prober.probe_spread()
+    assert paths.count("/queue") - before == 3
+    backend = b.registry.get("gpu0")
+    assert backend is not None and backend.is_fresh(pool.clock(), settings)
