@@ -27,9 +27,8 @@ it a probe later).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from typing import Any
 
 from balancer.backends.registry import Registry
@@ -177,14 +176,19 @@ class Follower:
             if self._recording.get(prompt_id) is recording:
                 del self._recording[prompt_id]
 
-    async def recorded(self, prompt_id: str, timeout: float) -> None:
-        """Once the end of this job its client was told is recorded (at
-        most `timeout` seconds: a backend that does not answer leaves the
-        job as it is stored)."""
-        recording = self._recording.get(prompt_id)
-        if recording is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(recording.wait(), timeout)
+    async def recorded(self, prompt_ids: Collection[str] | None, timeout: float) -> None:
+        """Once the ends of these jobs (None: of every job) their clients
+        were told are recorded, at most `timeout` seconds: a backend that
+        does not answer leaves the job as it is stored."""
+        waits = [
+            asyncio.ensure_future(recording.wait())
+            for prompt_id, recording in self._recording.items()
+            if prompt_ids is None or prompt_id in prompt_ids
+        ]
+        if waits:
+            _, pending = await asyncio.wait(waits, timeout=timeout)
+            for wait in pending:
+                wait.cancel()
 
     async def _complete(self, step: CompletingStep, prompt_id: str, url: str, entry: Any) -> Any:
         """The completing step's entry; if the step itself breaks, the job

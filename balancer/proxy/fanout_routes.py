@@ -77,6 +77,11 @@ async def post_history(request: web.Request) -> web.StreamResponse:
     if isinstance(body, web.Response):
         return body
     delete = body["delete"]
+    # An end a client was told of that is still being recorded is recorded
+    # first: else its entry, gone from its backend, would look lost (run
+    # again), or, already read, would come back after the delete.
+    told = None if body.get("clear") else {str(i) for i in delete}
+    await b.follower.recorded(told, b.settings.probe.timeout)
     replies = []
     if body.get("clear"):
         replies += await b.each_healthy("POST", "/history", {"clear": True})
