@@ -39,24 +39,26 @@ class Reopen:
         self.current: Store | None = None
         self.memory: MemoryStore | None = None
 
-    async def __call__(self, max_history: int = MAX_HISTORY) -> Store:
+    async def __call__(self, max_history: int = MAX_HISTORY, **options: Any) -> Store:
+        """`options`: the stores' keyword arguments (`max_age`, `wall`); the
+        memory store keeps those it was first opened with."""
         await self.close()
-        self.current = self._open(max_history)
+        self.current = self._open(max_history, options)
         return self.current
 
-    def _open(self, max_history: int) -> Store:
+    def _open(self, max_history: int, options: dict[str, Any]) -> Store:
         opener = {"memory": self._memory, "sqlite": self._sqlite, "redis": self._redis}
-        return opener[self.kind](max_history)
+        return opener[self.kind](max_history, options)
 
-    def _memory(self, max_history: int) -> Store:
-        self.memory = self.memory or MemoryStore(max_history)
+    def _memory(self, max_history: int, options: dict[str, Any]) -> Store:
+        self.memory = self.memory or MemoryStore(max_history, **options)
         return self.memory
 
-    def _sqlite(self, max_history: int) -> Store:
-        return SqliteStore(self.path, max_history)
+    def _sqlite(self, max_history: int, options: dict[str, Any]) -> Store:
+        return SqliteStore(self.path, max_history, **options)
 
-    def _redis(self, max_history: int) -> Store:
-        return redis_store(self.redis_url, max_history=max_history)
+    def _redis(self, max_history: int, options: dict[str, Any]) -> Store:
+        return redis_store(self.redis_url, max_history=max_history, **options)
 
     async def close(self) -> None:
         if self.current is not None:

@@ -105,6 +105,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     memory.set_defaults(runner="balancer.bench.memory:run_memory_bench")
     memory.add_argument("--jobs", type=lambda s: [int(x) for x in s.split(",")],
                         default="10000,50000,100000", help="checkpoints")  # fmt: skip
+    memory.add_argument("--restart", type=lambda s: [int(x) for x in s.split(",")],
+                        default="10000,100000",
+                        help="checkpoints a balancer is restarted on (SQLite)")  # fmt: skip
 
     store = command("store", help="the cost of one store write, memory vs SQLite vs Redis")
     store.set_defaults(runner="balancer.bench.store:run_store_bench")

@@ -67,6 +67,14 @@ def child(
             proc.kill()
 
 
+def process_rss_mb(pid: int) -> float:
+    """A process's resident memory (MB), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
 async def wait_ready(
     session: aiohttp.ClientSession, url: str, timeout: float = READY_BOUND
 ) -> None:

@@ -41,6 +41,7 @@ from balancer.bench.harness import (
     write_balancer_config,
 )
 from balancer.demo import DEMO_PROMPT
+from balancer.store.kept import entry_time
 from balancer.store.sqlite import SqliteStore
 
 
@@ -67,9 +68,10 @@ def synthetic_entry(i: int) -> dict[str, Any]:
 def seed(path: Path, count: int) -> None:
     SqliteStore(path, count).close()  # the schema
     db = sqlite3.connect(path)
-    rows = ((f"seed-{i:07d}", json.dumps(synthetic_entry(i))) for i in range(count))
+    entries = (synthetic_entry(i) for i in range(count))
+    rows = ((e["prompt"][1], json.dumps(e), entry_time(e)) for e in entries)
     with db:
-        db.executemany("INSERT INTO history (prompt_id, entry) VALUES (?, ?)", rows)
+        db.executemany("INSERT INTO history (prompt_id, entry, start) VALUES (?, ?, ?)", rows)
     db.close()
 
 

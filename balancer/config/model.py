@@ -187,6 +187,9 @@ class HistorySettings:
 
     # Past this many, the oldest by start time go.
     max_items: int = 10_000
+    # Entries whose job started longer ago than this go (seconds); None: no
+    # age limit, as ComfyUI. Their pins go with them.
+    max_age: float | None = None
 
 
 @dataclass(frozen=True)

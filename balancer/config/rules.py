@@ -175,6 +175,10 @@ def _positive(value: float) -> str | None:
     return None if value > 0 else "must be > 0"
 
 
+def _positive_or_none(value: float | None) -> str | None:
+    return None if value is None else _positive(value)
+
+
 def _between(low: int, high: int) -> Check:
     return lambda value: None if low <= value <= high else f"must be between {low} and {high}"
 
@@ -231,6 +235,7 @@ PARSERS: dict[tuple[type, str], Parser] = {
     (OutputSettings, "endpoint_url"): _optional_url,
     (OutputSettings, "public_base_url"): _optional_url,
     (OutputSettings, "delete_after"): _optional_duration,
+    (HistorySettings, "max_age"): _optional_duration,
 }
 
 # Range checks applied after parsing.
@@ -258,6 +263,7 @@ CHECKS: dict[tuple[type, str], Check] = {
     (RoutingSettings, "resident_models"): _at_least(1),
     (RoutingSettings, "max_attempts"): _at_least(1),
     (HistorySettings, "max_items"): _at_least(1),
+    (HistorySettings, "max_age"): _positive_or_none,
     (ReplicaSettings, "lease"): _lease,
     (StoreSettings, "timeout"): _positive,
     (RoutingSettings, "failover_grace"): _at_least(0),

@@ -30,13 +30,14 @@ _DURATION_UNITS: dict[str, Decimal] = {
     "s": Decimal(1),
     "m": Decimal(60),
     "h": Decimal(3600),
+    "d": Decimal(86400),
 }
 
 # A non-negative number, optional whitespace, then an alphabetic unit (maybe empty).
 _QUANTITY = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*$")
 
 SIZE_HINT = "a size like 512MiB, 8GiB, 1.5 GB or a byte count"
-DURATION_HINT = "a duration like 250ms, 5s, 2m or a number of seconds"
+DURATION_HINT = "a duration like 250ms, 5s, 2m, 7d or a number of seconds"
 
 
 def _split(text: str) -> tuple[Decimal, str] | None:

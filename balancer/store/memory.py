@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
-from balancer.store.kept import KeptHistory
-from balancer.store.model import JobStateName, OverQuota, Pin, StoredJob
+from balancer.store.kept import MAX_HISTORY, KeptHistory, Retention
+from balancer.store.model import JobStateName, OverQuota, Pin, StoredJob, Wall
 
-# ComfyUI keeps at most this many history entries; so does the balancer (and
-# as many ended jobs).
-MAX_HISTORY = 10_000
+__all__ = ["MAX_HISTORY", "MemoryStore"]
 
 
 class MemoryStore:
-    def __init__(self, max_history: int = MAX_HISTORY) -> None:
+    """`max_age`: kept entries whose job started longer ago than this
+    (seconds, by `wall`) go, and their pins with them."""
+
+    def __init__(
+        self,
+        max_history: int = MAX_HISTORY,
+        *,
+        max_age: float | None = None,
+        wall: Wall = time.time,
+    ) -> None:
         self._pins: dict[str, Pin] = {}
+        self._retention = Retention(max_history, max_age, wall)
         self._history = KeptHistory(max_history)
         self._jobs: dict[str, StoredJob] = {}
         self._ended: deque[str] = deque()
@@ -92,14 +101,23 @@ class MemoryStore:
         return [p for p in self._pins.values() if p.backend == backend]
 
     async def put_history(self, prompt_id: str, entry: Any) -> None:
-        for gone in self._history.put(prompt_id, entry):
+        self._forget(self._history.put(prompt_id, entry))
+        self._expire()
+
+    def _expire(self) -> None:
+        self._forget(self._history.expire(self._retention.cutoff()))
+
+    def _forget(self, prompt_ids: list[str]) -> None:
+        for gone in prompt_ids:
             self._pins.pop(gone, None)  # pins and history expire together
 
     async def get_history(self, prompt_id: str) -> Any | None:
+        self._expire()
         return self._history.get(prompt_id)
 
     async def remove_history(self, prompt_id: str) -> None:
         self._history.remove(prompt_id)
 
     async def histories(self) -> KeptHistory:
+        self._expire()
         return self._history

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from balancer.store.kept import KeptHistory
+
+Wall = Callable[[], float]  # seconds since the epoch
 
 
 @dataclass(frozen=True)

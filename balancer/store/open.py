@@ -18,12 +18,13 @@ log = get_logger("balancer.store")
 
 
 def _memory(settings: Settings) -> Store:
-    return MemoryStore(settings.history.max_items)
+    return MemoryStore(settings.history.max_items, max_age=settings.history.max_age)
 
 
 def _sqlite(settings: Settings) -> Store:
     path = settings.store.path or str(Path(settings.data_dir) / "balancer.db")
-    return SqliteStore(path, settings.history.max_items)
+    history = settings.history
+    return SqliteStore(path, history.max_items, max_age=history.max_age)
 
 
 def _redis(settings: Settings) -> Store:
@@ -32,7 +33,10 @@ def _redis(settings: Settings) -> Store:
     store = settings.store
     log.info("store", kind="redis", url=display_url(store.url), prefix=store.prefix)
     client = redis_client(store.url, store.timeout)
-    return RedisStore(client, store.prefix, settings.history.max_items, timeout=store.timeout)
+    history = settings.history
+    return RedisStore(
+        client, store.prefix, history.max_items, max_age=history.max_age, timeout=store.timeout
+    )
 
 
 STORES: dict[str, Callable[[Settings], Store]] = {

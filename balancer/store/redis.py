@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import fields
 from typing import Any
@@ -29,9 +30,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from balancer.logs import get_logger
 from balancer.redact import redact
 from balancer.store import redis_scripts as lua
-from balancer.store.kept import KeptHistory, Raw, entry_time
-from balancer.store.memory import MAX_HISTORY
-from balancer.store.model import JobStateName, OverQuota, Pin, StoredJob, StoreUnavailable
+from balancer.store.kept import MAX_HISTORY, KeptHistory, Raw, Retention, entry_time
+from balancer.store.model import JobStateName, OverQuota, Pin, StoredJob, StoreUnavailable, Wall
 
 log = get_logger("balancer.store")
 
@@ -130,7 +130,9 @@ class RedisStore:
     can share one Redis (one database, not a cluster: scripts name keys they
     compute). A call that gets no answer within `timeout` seconds (retries
     included; `deadline` turns them into a timeout) raises StoreUnavailable.
-    `token` names each job write (see redis_scripts)."""
+    `token` names each job write (see redis_scripts). `max_age`: kept
+    entries whose job started longer ago than this (seconds, by `wall`) go,
+    and their pins with them."""
 
     def __init__(
         self,
@@ -138,6 +140,8 @@ class RedisStore:
         prefix: str = DEFAULT_PREFIX,
         max_history: int = MAX_HISTORY,
         *,
+        max_age: float | None = None,
+        wall: Wall = time.time,
         timeout: float = DEFAULT_TIMEOUT,
         token: Callable[[], str] = new_token,
         deadline: Deadline = asyncio.timeout,
@@ -148,6 +152,7 @@ class RedisStore:
         self._token = token
         self._prefix = prefix
         self._max = max_history
+        self._retention = Retention(max_history, max_age, wall)
         self._kept = KeptHistory(max_history)
         self._kept_at: tuple[bytes, int] = (b"", -1)  # (life, last change) it holds
         self.rows_read = 0  # entries the last catch-up of kept history read
@@ -162,6 +167,7 @@ class RedisStore:
         self._put_history = script(lua.PRELUDE + lua.PUT_HISTORY)
         self._remove_history = script(lua.PRELUDE + lua.REMOVE_HISTORY)
         self._histories = script(lua.PRELUDE + lua.HISTORIES)
+        self._expire_history = script(lua.PRELUDE + lua.EXPIRE_HISTORY)
 
     def _key(self, *parts: str) -> str:
         return self._prefix + "".join(parts)
@@ -282,7 +288,11 @@ class RedisStore:
     async def put_history(self, prompt_id: str, entry: Any) -> None:
         text = json.dumps(entry)
         start = entry_time(entry)
-        await self._run(self._put_history, [], prompt_id, start, text, self._max, self._token())
+        args = (start, text, self._max, self._cutoff(), self._token())
+        await self._run(self._put_history, [], prompt_id, *args)
+
+    def _cutoff(self) -> str:
+        return repr(self._retention.cutoff())  # '-inf' without an age limit
 
     async def get_history(self, prompt_id: str) -> Any | None:
         async with self._reachable():
@@ -290,10 +300,19 @@ class RedisStore:
         if text is None:
             return None
         try:
-            return json.loads(text)
+            entry = json.loads(text)
         except ValueError as exc:
             _skipped("history", prompt_id, exc)
             return None
+        if entry_time(entry) < self._retention.cutoff():
+            await self._expire()
+            return None
+        return entry
+
+    async def _expire(self) -> None:
+        """Entries past `max_age` go now, with their pins."""
+        keep, token = self._max, self._token()
+        await self._run(self._expire_history, [], keep, self._cutoff(), token)
 
     async def remove_history(self, prompt_id: str) -> None:
         await self._run(self._remove_history, [], prompt_id, self._token())
@@ -302,12 +321,20 @@ class RedisStore:
         """The kept entries in time order. A read asks Redis for the changes
         since the last one (every replica's): nothing when there are none,
         the entries changed since, or all of them after the log of changes
-        moved past what this copy holds (or Redis lost its data)."""
+        moved past what this copy holds (or Redis lost its data). Entries
+        past `max_age` in it are expired in Redis, and the copy caught up."""
+        await self._catch_up()
+        if self._kept.expires(self._retention.cutoff()):
+            await self._expire()
+            await self._catch_up()
+        return self._kept
+
+    async def _catch_up(self) -> None:
         life, last = self._kept_at
         found, now, how, rows = await self._run(self._histories, [], life, last)
         if how == b"same":
             self.rows_read = 0
-            return self._kept
+            return
         if how == b"all":
             self._kept = KeptHistory.of_raw(self._max, _raw_rows(rows))
         else:
@@ -318,7 +345,6 @@ class RedisStore:
                 else:
                     self._kept.put_raw(float(start), pid, text.decode())
         self._kept_at, self.rows_read = (found, int(now)), len(rows)
-        return self._kept
 
 
 def _flat(reply: Mapping[Any, Any]) -> list[bytes]:

@@ -196,10 +196,33 @@ local function forget(id)
 end
 """
 
-# ARGV: prefix, id, start time, entry JSON, keep, life token (if the first).
-# Entries pushed out lose their pins too.
+_EXPIRE = """
+local function drop_entry(member)
+  local gone = string.sub(member, 22)
+  forget(gone)
+  drop_pin(gone)
+end
+
+-- Entries past `keep`, and those that started before `cutoff` (ms; '-inf'
+-- for no age limit), go with their pins.
+local function expire(keep, cutoff)
+  local excess = redis.call('ZCARD', P .. 'history') - keep
+  if excess > 0 then
+    for _, old in ipairs(redis.call('ZRANGE', P .. 'history', 0, excess - 1)) do
+      drop_entry(old)
+    end
+  end
+  for _, old in ipairs(redis.call('ZRANGEBYSCORE', P .. 'history', '-inf', '(' .. cutoff)) do
+    drop_entry(old)
+  end
+end
+"""
+
+# ARGV: prefix, id, start time, entry JSON, keep, cutoff, life token (if the first).
+# Entries pushed out or expired lose their pins too.
 PUT_HISTORY = (
     _FORGET
+    + _EXPIRE
     + """
 local id, keep = ARGV[2], tonumber(ARGV[5])
 forget(id)
@@ -207,15 +230,18 @@ local member = string.format('%020d:%s', redis.call('INCR', P .. 'histseq'), id)
 redis.call('ZADD', P .. 'history', ARGV[3], member)
 redis.call('HSET', P .. 'members', id, member)
 redis.call('HSET', P .. 'entries', id, ARGV[4])
-local excess = redis.call('ZCARD', P .. 'history') - keep
-if excess > 0 then
-  for _, old in ipairs(redis.call('ZRANGE', P .. 'history', 0, excess - 1)) do
-    local gone = string.sub(old, 22)
-    forget(gone)
-    drop_pin(gone)
-  end
-end
+expire(keep, ARGV[6])
 logged(id)
+return 1
+"""
+)
+
+# ARGV: prefix, keep, cutoff, life token (if the first).
+EXPIRE_HISTORY = (
+    _FORGET
+    + _EXPIRE
+    + """
+expire(tonumber(ARGV[2]), ARGV[3])
 return 1
 """
 )

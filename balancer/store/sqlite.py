@@ -12,15 +12,16 @@ from __future__ import annotations
 import fcntl
 import json
 import sqlite3
-from collections.abc import Collection, Mapping
+import time
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from balancer.logs import get_logger
-from balancer.store.kept import KeptHistory
-from balancer.store.memory import MAX_HISTORY
-from balancer.store.model import TERMINAL, JobStateName, OverQuota, Pin, StoredJob
+from balancer.store.kept import MAX_HISTORY, KeptHistory, Retention
+from balancer.store.model import TERMINAL, JobStateName, OverQuota, Pin, StoredJob, Wall
+from balancer.store.sqlite_kept import load_index
 
 log = get_logger("balancer.store")
 
@@ -81,7 +82,17 @@ def _lock(path: Path) -> TextIO:
 
 
 class SqliteStore:
-    def __init__(self, path: str | Path, max_history: int = MAX_HISTORY) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        max_history: int = MAX_HISTORY,
+        *,
+        max_age: float | None = None,
+        wall: Wall = time.time,
+    ) -> None:
+        """`max_age`: kept entries whose job started longer ago than this
+        (seconds, by `wall`) go, and their pins with them."""
+        self._retention = Retention(max_history, max_age, wall)
         self._lock: TextIO | None = None
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -91,17 +102,15 @@ class SqliteStore:
             _add_job_columns(self._db)
             # MAX(ended) runs at every job's end: an index, not a scan of every kept job.
             self._db.execute("CREATE INDEX IF NOT EXISTS jobs_ended ON jobs (ended)")
+            # Kept history is read on every GET /history: its index is held
+            # in memory, the entries stay on disk (sqlite_kept).
+            self._history = load_index(self._db, max_history, _skipped)
         except (StoreUnusable, sqlite3.DatabaseError) as exc:
             self.close()
             if isinstance(exc, StoreUnusable):
                 raise
             raise StoreUnusable(f"{path} is not a balancer database: {exc}") from None
-        # Kept history is read on every GET /history: serve it from memory,
-        # write through to disk.
-        rows = self._db.execute("SELECT prompt_id, entry FROM history ORDER BY seq")
-        self._history = KeptHistory(max_history)
-        gone = [pid for r in rows if (e := _entry(r)) is not None for pid in self._history.put(*e)]
-        self._forget(gone)
+        self._changing_history(self._history.trim)
 
     def close(self) -> None:
         if hasattr(self, "_db"):
@@ -231,29 +240,30 @@ class SqliteStore:
 
     # ---- kept history
     async def put_history(self, prompt_id: str, entry: Any) -> None:
-        gone = self._history.put(prompt_id, entry)
-        with self._db:
-            self._db.execute("DELETE FROM history WHERE prompt_id=?", (prompt_id,))
-            self._db.execute(
-                "INSERT INTO history (prompt_id, entry) VALUES (?, ?)",
-                (prompt_id, json.dumps(entry)),
-            )
-            self._forget(gone)
+        self._changing_history(lambda: self._history.put(prompt_id, entry))
 
-    def _forget(self, prompt_ids: list[str]) -> None:
-        """Pins and history expire together."""
-        ids = [(p,) for p in prompt_ids]
-        self._db.executemany("DELETE FROM history WHERE prompt_id=?", ids)
-        self._db.executemany("DELETE FROM pins WHERE prompt_id=?", ids)
+    def _changing_history(self, change: Callable[[], list[str]]) -> None:
+        """One transaction: `change` (the ids it pushed out) and the entries
+        past `max_age`, gone from disk with their pins (pins and history
+        expire together)."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            gone = [*change(), *self._history.expire(self._retention.cutoff())]
+            self._db.executemany("DELETE FROM pins WHERE prompt_id=?", [(p,) for p in gone])
+
+    def _expire(self) -> None:
+        if self._history.expires(self._retention.cutoff()):
+            self._changing_history(list)
 
     async def get_history(self, prompt_id: str) -> Any | None:
+        self._expire()
         return self._history.get(prompt_id)
 
     async def remove_history(self, prompt_id: str) -> None:
         self._history.remove(prompt_id)
-        self._db.execute("DELETE FROM history WHERE prompt_id=?", (prompt_id,))
 
     async def histories(self) -> KeptHistory:
+        self._expire()
         return self._history
 
 
@@ -311,15 +321,4 @@ def _pin(row: Any) -> Pin | None:
         return Pin(row[0], row[1], row[2], bytes(row[3]), row[4], row[5])
     except (TypeError, ValueError) as exc:
         _skipped("pins", row[0], exc)
-        return None
-
-
-def _entry(row: Any) -> tuple[str, Any] | None:
-    try:
-        entry = json.loads(row[1])
-        if not isinstance(entry, dict):
-            raise TypeError("a history entry is a JSON object")
-        return str(row[0]), entry
-    except (TypeError, ValueError) as exc:
-        _skipped("history", row[0], exc)
         return None

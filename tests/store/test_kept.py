@@ -42,3 +42,12 @@ def test_past_the_limit_the_oldest_by_time_go() -> None:
     assert kept.put("old", entry(10)) == ["old"]
     assert kept.put("newest", entry(70)) == ["mid"]
     assert list(kept) == ["new", "newer", "newest"]
+
+
+def test_expire_drops_entries_that_started_before_the_cutoff() -> None:
+    kept = KeptHistory(max_items=100)
+    for pid, started in (("b", 20), ("a", 10), ("c", 30)):
+        kept.put(pid, entry(started))
+    assert not kept.expires(10) and kept.expire(10) == []
+    assert kept.expires(25) and kept.expire(25) == ["a", "b"]
+    assert list(kept) == ["c"] and "a" not in kept and kept.raw("b") is None

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 from store_support import Reopen
 
+from balancer.config import ConfigError, parse_settings
 from balancer.store import Pin, SqliteStore, StoredJob
 from balancer.store.model import OverQuota
+from balancer.store.open import close_store, open_store
 from balancer.store.sqlite import StoreInUse
 
 
@@ -137,3 +140,58 @@ async def test_pins_expire_with_their_history_entry(reopen_store: Reopen) -> Non
     assert [p.prompt_id for p in await store.pins_of("gpu0")] == ["p1", "p2"]
     again = await reopen_store(max_history=2)
     assert list(await again.histories()) == ["p1", "p2"] and await again.get_pin("p0") is None
+
+
+def started(prompt_id: str, seconds: float) -> dict[str, object]:
+    """A history entry whose job started at `seconds` (epoch)."""
+    start = ["execution_start", {"prompt_id": prompt_id, "timestamp": int(seconds * 1000)}]
+    return {"status": {"status_str": "success", "messages": [start]}}
+
+
+@EVERY_KIND
+async def test_entries_past_max_age_go_with_their_pins(reopen_store: Reopen) -> None:
+    """`history.max_age`: on an injected clock, an entry (and its pin) goes
+    once its job started longer ago than the limit: at a write, at the next
+    read with no write in between, and across a restart."""
+    now = [1_000_000.0]
+    store = await reopen_store(max_age=3600, wall=lambda: now[0])
+    for pid, age in (("old", 7200), ("mid", 1800), ("new", 60)):
+        await store.put_pin(Pin(pid, "gpu0", "d", b"answer"))
+        await store.put_history(pid, started(pid, now[0] - age))
+    assert await store.get_history("old") is None and await store.get_pin("old") is None
+    assert list(await store.histories()) == ["mid", "new"]
+    now[0] += 1801  # "mid" started 3601 s ago
+    assert list(await store.histories()) == ["new"]
+    assert await store.get_history("mid") is None and await store.get_pin("mid") is None
+    assert [p.prompt_id for p in await store.pins_of("gpu0")] == ["new"]
+    now[0] += 1800  # "new" is 3661 s old: a single read of it finds it gone
+    assert await store.get_history("new") is None
+    again = await reopen_store(max_age=3600, wall=lambda: now[0])
+    assert list(await again.histories()) == [] and await again.get_pin("new") is None
+
+
+@EVERY_KIND
+async def test_without_max_age_old_entries_stay(reopen_store: Reopen) -> None:
+    store = await reopen_store(wall=lambda: 1e12)
+    await store.put_pin(Pin("ancient", "gpu0", "d", b"answer"))
+    await store.put_history("ancient", started("ancient", 1.0))
+    assert list(await store.histories()) == ["ancient"]
+    assert await store.get_pin("ancient") is not None
+
+
+async def test_history_max_age_is_a_duration_or_unset(tmp_path: Path) -> None:
+    """Unset by default (no age limit, as ComfyUI); days are a unit; zero is
+    refused; the store the settings open expires by it."""
+    backends = [{"name": "gpu0", "url": "http://127.0.0.1:8188"}]
+    assert parse_settings({"backends": backends}).history.max_age is None
+    week = {"backends": backends, "history": {"max_age": "7d"}, "data_dir": str(tmp_path)}
+    settings = parse_settings(week)
+    assert settings.history.max_age == 7 * 86400
+    store = open_store(settings)
+    await store.put_history("last-year", started("last-year", time.time() - 365 * 86400))
+    await store.put_history("today", started("today", time.time() - 3600))
+    assert list(await store.histories()) == ["today"]
+    await close_store(store)
+    with pytest.raises(ConfigError) as info:
+        parse_settings({"backends": backends, "history": {"max_age": 0}})
+    assert info.value.errors == ["history.max_age: must be > 0"]
