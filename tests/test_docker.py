@@ -48,7 +48,7 @@ def test_docker_config_keeps_the_store_at_data_balancer_db(
     settings = load_settings(DOCKER_CONFIG)
     assert settings.data_dir == "/data"
     opened: list[str] = []
-    monkeypatch.setattr(SqliteStore, "__init__", lambda self, path, *_: opened.append(path))
+    monkeypatch.setattr(SqliteStore, "__init__", lambda self, path, *_, **__: opened.append(path))
     open_store(settings)
     assert opened == ["/data/balancer.db"]
 
