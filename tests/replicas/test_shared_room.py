@@ -26,9 +26,16 @@ async def test_two_replicas_never_fill_the_same_slot(make_replicas: ReplicaFacto
     sent = {x["prompt_id"], y["prompt_id"]} - set(waiting)
     assert sorted(await slots.holders("gpu0")) == sorted({a, *sent})
 
+    # Each job's end gives its slot back in an observer of its `completed`
+    # event, on the replica that sent it; its history is kept before.
+    ends = [r0.watch("completed", a), r0.watch("completed", x["prompt_id"])]
+    ends.append(r1.watch("completed", y["prompt_id"]))
     gpu0.resume()
     await r1.settle([y["prompt_id"]])
     await r0.settle([a, x["prompt_id"]])
+    async with asyncio.timeout(30):
+        for end in ends:
+            await end.wait()
     assert await slots.holders("gpu0") == []
 
 
@@ -117,7 +124,12 @@ async def test_a_replica_moves_only_its_own_jobs_to_an_idle_backend(
     await r0.settle([ids[0], ids[2], ids[1]])
     assert await r0.owner(ids[1]) == "gpu1"
     assert not r1.balancer.follower.follows(ids[1])
+    # Its end's observers (the slots among them) have all run once the
+    # `completed` event reaches this later one; its history is kept before.
+    ended = r0.watch("completed", first)
     busy.resume()
     await r0.settle([first])
+    async with asyncio.timeout(30):
+        await ended.wait()
     slots = r0.balancer.replicas.slots  # type: ignore[union-attr]
     assert await slots.holders("gpu0") == [] and await slots.holders("gpu1") == []
