@@ -21,8 +21,9 @@ from balancer.jobs.events import JobEvent
 from balancer.jobs.follow import Follower
 from balancer.proxy import frames
 from balancer.proxy.preview_order import Delivery, PlainPreviewOrder
+from balancer.proxy.sent_jobs import RelayedJob, SentJobs
 from balancer.proxy.ws_hub import ClientHub, event
-from balancer.store import Store, StoredJob
+from balancer.store import Store
 from balancer.store.guard import guarded
 
 # Sent to every socket when the job has no client_id (ComfyUI's "(B)" events).
@@ -55,6 +56,8 @@ class EventRelay:
         self.plain_previews = PlainPreviewOrder()
         # The node each running job is on, for a client that reconnects.
         self.nodes: dict[str, str] = {}
+        # The jobs this balancer sent: their events need no store read.
+        self.sent = SentJobs(follower.follows)
         # From access control: the tenant a prompt belongs to, and who is
         # told the output files an `executed` event names.
         self.owner_of = owner_of
@@ -80,6 +83,7 @@ class EventRelay:
         client (a late failure, missed end events), and the queue count."""
         if ev.phase in ("completed", "failed", "interrupted", "cancelled", "retried"):
             self.nodes.pop(ev.prompt_id, None)
+        await self.sent.job_event(ev)
         owner = await self.owner_of(ev.prompt_id)
         for type_, data in ev.client_events:
             if ev.client_id is not None:
@@ -108,7 +112,7 @@ class EventRelay:
 
     async def _job_event(self, backend: Backend, type_: str, data: dict[str, Any]) -> None:
         prompt_id = data.get("prompt_id")
-        job = await self.store.get_job(prompt_id) if isinstance(prompt_id, str) else None
+        job = await self._job(backend, prompt_id)
         if job is None:
             self._unowned(type_, data, prompt_id)
             return
@@ -135,7 +139,17 @@ class EventRelay:
             await self.on_output(job.prompt_id, data["output"])
         await self._to_owner(job, type_, data)
 
-    async def _end_then_tell(self, backend: Backend, job: StoredJob, data: dict[str, Any]) -> None:
+    async def _job(self, backend: Backend, prompt_id: Any) -> RelayedJob | None:
+        """The job an event names: as sent from here, else as stored."""
+        if not isinstance(prompt_id, str):
+            return None
+        sent = self.sent.on(backend.name, prompt_id)
+        if sent is not None:
+            return sent
+        job = await self.store.get_job(prompt_id)
+        return None if job is None else RelayedJob(job.prompt_id, job.client_id, job.backend)
+
+    async def _end_then_tell(self, backend: Backend, job: RelayedJob, data: dict[str, Any]) -> None:
         if await self.follower.ended(backend.name, job.prompt_id, replay=False) is not None:
             await self._to_owner(job, "executing", data)
 
@@ -149,7 +163,7 @@ class EventRelay:
             self.refresh_status()
             self.wake()
 
-    async def _to_owner(self, job: StoredJob, type_: str, data: dict[str, Any]) -> None:
+    async def _to_owner(self, job: RelayedJob, type_: str, data: dict[str, Any]) -> None:
         owner = await self.owner_of(job.prompt_id)
         if job.client_id is not None:
             self.hub.to_owner(job.client_id, owner, event(type_, data))
@@ -168,8 +182,9 @@ class EventRelay:
         backend.saw_life(self.clock())
         preview = frames.parse_metadata_preview(frame)
         if preview is not None:
-            job = await self.store.get_job(preview.prompt_id or "")
-            await self._preview(backend, job, frame, preview)
+            await self._preview(
+                backend, await self._job(backend, preview.prompt_id), frame, preview
+            )
             return
         job = await self.follower.running_on(backend.name)
         owner = await self.owner_of(job.prompt_id) if job is not None else None
@@ -183,7 +198,7 @@ class EventRelay:
     async def _preview(
         self,
         backend: Backend,
-        job: StoredJob | None,
+        job: RelayedJob | None,
         frame: bytes,
         preview: frames.MetadataPreview,
     ) -> None:
