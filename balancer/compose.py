@@ -138,7 +138,7 @@ def assemble(
     only_own = replicas is not None  # the other replicas follow theirs
     follower = Follower(registry, jobs, routing, upstream, present, opened.sink, clock, only_own)
     recall = Recall(registry, jobs, upstream)
-    stealer = Stealer(registry, store, recall, follower.follows)
+    stealer = Stealer(registry, store, recall, follower.follows, follower.follows_on)
     binder = LateBinder(dispatcher, jobs, routing, stealer, clock)
     failover = Failover(jobs, routing, clock, follower.follows)
     adoption = (

@@ -75,6 +75,9 @@ class Follower:
         self._recording: dict[str, asyncio.Event] = {}
         self.clock = clock
         self._sent_at: dict[str, float] = {}  # monotonic; a probe compares with it
+        # Where each followed job was sent (or found, adopted): what work
+        # stealing among replicas looks through (it moves only these).
+        self._sent_to: dict[str, str] = {}
         # Per backend: runs of jobs taken from it that it may still end, and
         # ids in its queue the store does not know (not looked up again).
         self._late: dict[str, set[str]] = {}
@@ -90,10 +93,12 @@ class Follower:
         if event.phase == "dispatched":
             self._sent_at[event.prompt_id] = self.clock()
             if event.backend is not None:  # a run there is followed as its own now
+                self._sent_to[event.prompt_id] = event.backend
                 self._late.get(event.backend, set()).discard(event.prompt_id)
         elif event.phase in ("completed", "failed", "interrupted", "cancelled", "retried"):
             self._sent_at.pop(event.prompt_id, None)
             self._told.discard(event.prompt_id)
+            self._sent_to.pop(event.prompt_id, None)
         if event.phase in ("retried", "completed", "failed", "interrupted") and event.taken_from:
             # Taken from a backend, or ended by an earlier run elsewhere
             # while a backend held it: that backend may still run it.
@@ -108,20 +113,28 @@ class Follower:
         """`backend` confirmed it holds no run of this job."""
         self._late.get(backend, set()).discard(prompt_id)
 
-    def adopt(self, prompt_ids: list[str]) -> None:
+    def adopt(self, jobs: list[StoredJob]) -> None:
         """Follow these jobs as if this replica had sent them (a restart, or
         another replica's death): probes reconcile them."""
-        for prompt_id in prompt_ids:
-            self._sent_at.setdefault(prompt_id, -math.inf)
+        for job in jobs:
+            self._sent_at.setdefault(job.prompt_id, -math.inf)
+            if job.backend is not None:
+                self._sent_to.setdefault(job.prompt_id, job.backend)
 
     def follows(self, prompt_id: str) -> bool:
         """Whether this balancer decides this job's fate on its backend
         (alone, every job; one of several replicas, those it sent or adopted)."""
         return not self.only_own or prompt_id in self._sent_at
 
+    def follows_on(self, backend: str) -> bool:
+        """Whether this balancer may follow a job `backend` holds (alone:
+        every job; one of several replicas: one it sent or adopted there)."""
+        return not self.only_own or backend in self._sent_to.values()
+
     def forget_all(self) -> None:
         """Another replica follows every job this one did (its lease was lost)."""
         self._sent_at.clear()
+        self._sent_to.clear()
         self._late.clear()
 
     async def started(self, backend: Backend, prompt_id: str) -> None:

@@ -23,12 +23,20 @@ from balancer.store import Store, StoredJob
 
 class Stealer:
     def __init__(
-        self, registry: Registry, store: Store, recall: Recall, follows: Callable[[str], bool]
+        self,
+        registry: Registry,
+        store: Store,
+        recall: Recall,
+        follows: Callable[[str], bool],
+        follows_on: Callable[[str], bool],
     ) -> None:
         self.registry = registry
         self.store = store
         self.recall = recall
-        self.follows = follows  # among replicas, each takes back only jobs it follows
+        # Among replicas each takes back only jobs it follows, so it reads
+        # the jobs of only the backends where it follows one.
+        self.follows = follows
+        self.follows_on = follows_on
 
     def anything_waits(self) -> bool:
         """Whether a backend holds two prompts or more (its newest count plus
@@ -36,14 +44,19 @@ class Stealer:
         a running one. A look at attributes, so the late binder's wake-ups
         (one per probe) skip a routing decision and reading every backend's
         jobs from the store while the pool has nothing to steal."""
-        return any(b.newest is not None and b.newest[1] + b.unseen >= 2 for b in self.registry)
+        return any(_holds_two(b) for b in self.registry)
 
     async def candidate(self, idle: Backend, fits: Callable[[StoredJob], bool]) -> StoredJob | None:
         """The earliest job waiting behind a running one on another backend
-        that `idle` can run (`fits`: it has the job's nodes and models)."""
+        that `idle` can run (`fits`: it has the job's nodes and models). The
+        store is read only for backends that hold two prompts or more and a
+        job this balancer follows."""
         waiting: list[StoredJob] = []
         for backend in self.registry:
-            held = await self.store.jobs_on(backend.name) if backend.name != idle.name else []
+            mine = _holds_two(backend) and self.follows_on(backend.name)
+            if backend.name == idle.name or not mine:
+                continue
+            held = await self.store.jobs_on(backend.name)
             if any(j.state == "running" for j in held):
                 waiting += [
                     j for j in held if j.state == "queued" and self.follows(j.prompt_id) and fits(j)
@@ -57,3 +70,9 @@ class Stealer:
         if outcome != "gone":
             return False
         return await self.recall.jobs.taken_back(job.prompt_id) is not None
+
+
+def _holds_two(backend: Backend) -> bool:
+    """Its newest count plus the dispatches it has not counted yet is two or
+    more: only there can a job wait behind a running one."""
+    return backend.newest is not None and backend.newest[1] + backend.unseen >= 2

@@ -127,7 +127,7 @@ class Adoption:
             if job is None or job.finished:
                 await self.owners.release(t.prompt_id)
         await self.jobs.resume(jobs)
-        self.follower.adopt([job.prompt_id for job in jobs])
+        self.follower.adopt(jobs)
         await self._keep_slots(jobs)
         formers = sorted({t.former for t in taken if t.former})
         log.info("jobs_adopted", replica=self.replicas.me.name, jobs=len(jobs), formers=formers)
