@@ -160,3 +160,34 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+Launch = Callable[[int], contextlib.AbstractContextManager[subprocess.Popen[bytes]]]
+
+
+async def start_on_free_port(
+    session: aiohttp.ClientSession,
+    stack: contextlib.ExitStack,
+    launch: Launch,
+    path: str,
+    timeout: float = 60.0,
+    tries: int = 5,
+) -> tuple[int, subprocess.Popen[bytes]]:
+    """A process `launch(port)` starts on a port that was free, entered on
+    `stack`, once `path` answers 200 there. A port taken meanwhile (the
+    process exits) is retried on another one: no race between finding a
+    free port and binding it."""
+    for _ in range(tries):
+        port = free_port()
+        proc = stack.enter_context(launch(port))
+        url = f"http://127.0.0.1:{port}{path}"
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(url) as resp:
+                    if resp.status == 200:
+                        return port, proc
+            await asyncio.sleep(0.1)
+        if proc.poll() is None:
+            raise RuntimeError(f"{url} did not come up in {timeout:.0f} s")
+    raise RuntimeError(f"no free port taken in {tries} tries")

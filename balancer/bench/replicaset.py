@@ -41,6 +41,30 @@ def shared_redis(folder: Path) -> Iterator[RedisServer]:
         server.stop()
 
 
+def replica(
+    folder: Path,
+    index: int,
+    backend_ports: Sequence[int],
+    port: int,
+    redis: RedisServer,
+    **extra: Any,
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """Replica `r<index>` as a `serve` process on `port` (stopped on exit),
+    with its config and log in `folder/r<index>`: started again with the
+    same index, it is the same replica (a restart)."""
+    home = folder / f"r{index}"
+    home.mkdir(parents=True, exist_ok=True)
+    config = write_balancer_config(
+        home,
+        backend_ports,
+        port,
+        store={"kind": "redis", "url": redis.url},
+        replicas={"name": f"r{index}", "advertise": f"http://127.0.0.1:{port}"},
+        **extra,
+    )
+    return child(["serve", "--config", str(config)], log=home / "serve.log")
+
+
 @contextlib.contextmanager
 def replica_processes(
     folder: Path, backend_ports: Sequence[int], count: int, redis: RedisServer, **extra: Any
@@ -49,20 +73,10 @@ def replica_processes(
     `redis`; `extra` are more top-level config sections (e.g. routing)."""
     ports = free_ports(count)
     with contextlib.ExitStack() as stack:
-        procs = []
-        for index, port in enumerate(ports):
-            home = folder / f"r{index}"
-            home.mkdir(parents=True, exist_ok=True)
-            config = write_balancer_config(
-                home,
-                backend_ports,
-                port,
-                store={"kind": "redis", "url": redis.url},
-                replicas={"name": f"r{index}", "advertise": f"http://127.0.0.1:{port}"},
-                **extra,
-            )
-            serve = ["serve", "--config", str(config)]
-            procs.append(stack.enter_context(child(serve, log=home / "serve.log")))
+        procs = [
+            stack.enter_context(replica(folder, index, backend_ports, port, redis, **extra))
+            for index, port in enumerate(ports)
+        ]
         urls = tuple(f"http://127.0.0.1:{port}" for port in ports)
         yield Replicas(urls, tuple(procs), redis)
 
