@@ -250,7 +250,11 @@ class Submitter:
         pending = self._pending.get(prompt_id)
         if pending is not None:
             return await asyncio.shield(pending)
+        if job is not None and not job.answer and job.state == "dispatching":
+            return _in_flight(prompt_id)
         body = job.answer if job and job.answer else pin.answer if pin else b""
+        if not body and job is not None:  # resumed mid-dispatch: recorded, never answered
+            body = queued_answer(prompt_id, job.number)
         return Submitted(prompt_id, body)
 
     async def _send_now(self, job: StoredJob, needs: Needs) -> SubmitResult:
@@ -317,3 +321,12 @@ def _first(record: StoredJob | Pin | None) -> tuple[str, str | None] | None:
 def _used(prompt_id: str, why: str) -> Refusal:
     details = f"prompt_id {prompt_id} {why}"
     return Refusal(400, "invalid_prompt_id", "prompt_id already used", details)
+
+
+def _in_flight(prompt_id: str) -> Refusal:
+    """A retry of a prompt whose first POST another replica (alive, or dead
+    and not adopted yet) is sending to a backend: its answer (accepted, or
+    the backend's refusal) is not known yet, so the retry is asked to come
+    again rather than told something that may turn out false."""
+    details = f"prompt_id {prompt_id} is being sent to a backend"
+    return Refusal(503, "prompt_in_flight", "Prompt not answered yet", details, 1)
