@@ -32,7 +32,7 @@ import json
 import math
 import struct
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, cast
 
 from aiohttp import web
@@ -119,6 +119,12 @@ class ClientHub:
         self._round: list[ClientSocket] = []  # sockets the current round has yet to write
         self._round_frame = b""
         self._round_timer: asyncio.TimerHandle | None = None
+
+    @contextlib.asynccontextmanager
+    async def reachable(self, sid: str) -> AsyncIterator[None]:
+        """While held, frames for `sid` reach the sockets connected here
+        (one balancer: always; replicas.hub: once subscribed to them)."""
+        yield
 
     def connect(
         self, sid: str, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None,

@@ -4,7 +4,9 @@ The first message is `status` with the sid (the client's `clientId`, or a
 minted 32-hex id) and the pool-wide queue count. A first client message
 `feature_flags` is answered with the pool's flags. A client reconnecting with
 its sid is told which node its running job is on, as ComfyUI does, and gets
-the rest of that job's events from then on.
+the rest of that job's events from then on. With several replicas, the
+handshake is answered once this replica gets the sid's frames from the
+others (replicas/bus.py): a client may post through another one at once.
 """
 
 from __future__ import annotations
@@ -26,11 +28,16 @@ def server_flags(max_upload: int) -> dict[str, object]:
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
+    given = request.query.get("clientId", "")
+    sid = given if 0 < len(given) <= MAX_SID else uuid.uuid4().hex
+    async with ctx(request).hub.reachable(sid):  # before the handshake is answered
+        return await session(request, sid)
+
+
+async def session(request: web.Request, sid: str) -> web.WebSocketResponse:
     b = ctx(request)
     ws = web.WebSocketResponse(max_msg_size=1024 * 1024, compress=False)
     await ws.prepare(request)
-    given = request.query.get("clientId", "")
-    sid = given if 0 < len(given) <= MAX_SID else uuid.uuid4().hex
     viewer = principal_of(request)
     sock = b.hub.connect(sid, ws, request.transport, viewer.tenant, viewer.sees_all)
     b.hub.send(sock, b.hub.status(sid))

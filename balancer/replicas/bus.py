@@ -7,6 +7,13 @@ replica subscribes to while it holds a socket of that sid, and one for
 ComfyUI's broadcasts (`<prefix>ws:all`), which every replica subscribes to.
 Pub/sub channels are not per Redis database: the prefix alone keeps two
 pools on one Redis apart.
+
+A socket's handshake waits until Redis confirmed its replica's subscription
+(`joined`): pub/sub keeps nothing for a channel nobody listens to, so a
+client that opened its socket, then posted through another replica, would
+otherwise lose the first frames of its job while its replica was slow to
+subscribe. Changes of one sid's subscription are made one at a time.
+
 A replica publishes from one task, in the order its relay produced the
 frames, so each client gets one replica's frames in order; a replica skips
 its own messages (it delivered them to its own sockets already).
@@ -20,16 +27,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from balancer.logs import get_logger
-from balancer.replicas.listen import RETRY, Message, listen
+from balancer.replicas.listen import RETRY, Message, listen, text_of
 from balancer.replicas.outage import Outage, Sleep
 
 log = get_logger("balancer.replicas")
@@ -39,6 +45,7 @@ ALL = "ws:all"
 
 Frame = str | bytes
 BATCH = 512  # frames per pipeline
+CONFIRM_WITHIN = 5.0  # seconds a handshake waits for its subscription at most
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,14 @@ def decode(channel: str, raw: bytes, sid_prefix: str) -> tuple[str, Delivery] | 
     return sender, Delivery(sid, owner, frame, preview if isinstance(preview, bool) else None)
 
 
+@dataclass
+class _Turns:
+    """One sid's subscription changes, made one at a time."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 class EventBus:
     def __init__(self, redis: Redis, me: str, prefix: str) -> None:
         self.redis = redis
@@ -84,6 +99,9 @@ class EventBus:
         self._out: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._pubsub: PubSub = redis.pubsub()
         self._sids: dict[str, int] = {}  # sid -> sockets held here
+        self._subscribed: set[str] = set()  # sids whose channel was asked for
+        self._changing: dict[str, _Turns] = {}  # sid -> its (un)subscriptions in progress
+        self._confirmed: dict[str, asyncio.Event] = {}  # channel -> Redis confirmed it
 
     def publish(self, delivery: Delivery) -> None:
         """Queue a frame for the other replicas (sent in this order)."""
@@ -91,18 +109,57 @@ class EventBus:
         self._out.put_nowait((channel, encode(self.me, delivery)))
 
     async def joined(self, sid: str) -> None:
-        """A socket of `sid` opened here: its frames are wanted."""
+        """A socket of `sid` opens here: its frames are wanted. Returns once
+        Redis confirmed the subscription (frames published from then on
+        reach this replica), or Redis failed to: the listener subscribes
+        again when it returns."""
         self._sids[sid] = self._sids.get(sid, 0) + 1
-        if self._sids[sid] == 1:
-            await self._pubsub.subscribe(self.sid + sid)
+        await self._settle(sid)
 
     async def left(self, sid: str) -> None:
-        count = self._sids.get(sid, 0) - 1
+        count = self._sids.pop(sid, 0) - 1
         if count > 0:
             self._sids[sid] = count
-            return
-        self._sids.pop(sid, None)
-        await self._pubsub.unsubscribe(self.sid + sid)
+        await self._settle(sid)
+
+    async def _settle(self, sid: str) -> None:
+        """Subscribe to `sid`'s channel, or unsubscribe, as its sockets here
+        want now; one change at a time per sid, a subscription awaited until
+        Redis confirmed it (so an unsubscription before it is done too)."""
+        turns = self._changing.setdefault(sid, _Turns())
+        turns.users += 1
+        try:
+            async with turns.lock:
+                await self._change(sid)
+        finally:
+            turns.users -= 1
+            if not turns.users:
+                del self._changing[sid]
+
+    async def _change(self, sid: str) -> None:
+        try:
+            if sid in self._sids and sid not in self._subscribed:
+                self._subscribed.add(sid)
+                await self._subscribe(self.sid + sid)
+            elif sid not in self._sids and sid in self._subscribed:
+                self._subscribed.discard(sid)
+                await self._pubsub.unsubscribe(self.sid + sid)
+        except (RedisError, TimeoutError) as exc:
+            log.warning("socket_subscription_unconfirmed", error=str(exc) or type(exc).__name__)
+
+    async def _subscribe(self, channel: str) -> None:
+        confirmed = self._confirmed[channel] = asyncio.Event()
+        try:
+            await self._pubsub.subscribe(channel)
+            await asyncio.wait_for(confirmed.wait(), CONFIRM_WITHIN)
+        finally:
+            self._confirmed.pop(channel, None)
+
+    def _confirm(self, channel: str) -> None:
+        """Redis confirmed a subscription to `channel`."""
+        confirmed = self._confirmed.get(channel)
+        if confirmed is not None:
+            confirmed.set()
 
     async def send_loop(self, sleep: Sleep = asyncio.sleep) -> None:
         """Publish queued frames in order, a batch per round trip, until
@@ -134,18 +191,13 @@ class EventBus:
         until cancelled; Redis away, it subscribes again when it returns."""
         outage = Outage("events_receive", replica=self.me)
         channels = lambda: [self.all, *(self.sid + sid for sid in self._sids)]  # noqa: E731
-        await listen(
-            self._pubsub, channels, partial(self._received, deliver=deliver), outage, sleep
-        )
+        received = partial(self._received, deliver=deliver)
+        await listen(self._pubsub, channels, received, outage, sleep, self._confirm)
 
     def _received(self, message: Message, deliver: Callable[[Delivery], None]) -> None:
-        found = decode(_text(message["channel"]), message["data"], self.sid)
+        found = decode(text_of(message["channel"]), message["data"], self.sid)
         if found is not None and found[0] != self.me:
             deliver(found[1])
 
     async def close(self) -> None:
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
-from aiohttp import web
-
-from balancer.proxy.ws_hub import ClientHub, ClientSocket, Frame
+from balancer.proxy.ws_hub import ClientHub, Frame
 from balancer.replicas.bus import Delivery, EventBus
 from balancer.tasks import stop
 
@@ -20,30 +18,27 @@ class SharedHub(ClientHub):
     def __init__(self, bus: EventBus) -> None:
         super().__init__()
         self.bus = bus
-        self._joining: set[asyncio.Task[None]] = set()
+        self._leaving: set[asyncio.Task[None]] = set()
 
-    def connect(
-        self, sid: str, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None,
-        tenant: str | None, sees_all: bool,
-    ) -> ClientSocket:  # fmt: skip
-        sock = super().connect(sid, ws, transport, tenant, sees_all)
-        self._track(self.bus.joined(sid))
-        return sock
-
-    def remove(self, sock: ClientSocket) -> None:
-        if sock in self._all:
-            self._track(self.bus.left(sock.sid))
-        super().remove(sock)
+    @contextlib.asynccontextmanager
+    async def reachable(self, sid: str) -> AsyncIterator[None]:
+        """Subscribed to `sid`'s frames from every replica, before its
+        socket's handshake is answered (bus.py), until it closed."""
+        try:
+            await self.bus.joined(sid)
+            yield
+        finally:
+            self._track(self.bus.left(sid))
 
     def _track(self, change: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(change)
-        self._joining.add(task)
-        task.add_done_callback(self._joining.discard)
+        self._leaving.add(task)
+        task.add_done_callback(self._leaving.discard)
 
     async def settled(self) -> None:
-        """Wait until every socket opened or closed so far is (un)subscribed."""
-        while self._joining:
-            await asyncio.gather(*self._joining, return_exceptions=True)
+        """Wait until every socket closed so far is unsubscribed."""
+        while self._leaving:
+            await asyncio.gather(*self._leaving, return_exceptions=True)
 
     def to_owner(self, sid: str | None, owner: str | None, frame: Frame) -> None:
         super().to_owner(sid, owner, frame)

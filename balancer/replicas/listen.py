@@ -24,16 +24,26 @@ async def listen(
     on_message: Callable[[Message], None],
     outage: Outage,
     sleep: Sleep = asyncio.sleep,
+    on_subscribed: Callable[[str], None] | None = None,
 ) -> None:
     """Subscribe to `channels()` (read again on each reconnection) and hand
-    every published message to `on_message`, until cancelled."""
+    every published message to `on_message`, and (`on_subscribed`) the
+    channel of each subscription Redis confirmed, until cancelled."""
     while True:
         try:
             await pubsub.subscribe(*channels())
             outage.ok()
             async for message in pubsub.listen():
-                if message.get("type") == "message":
+                kind = message.get("type")
+                if kind == "message":
                     on_message(message)
+                elif kind == "subscribe" and on_subscribed is not None:
+                    on_subscribed(text_of(message["channel"]))
         except RedisError as exc:
             outage.failed(exc)
             await sleep(RETRY)
+
+
+def text_of(value: Any) -> str:
+    """A channel name or payload as text (redis-py gives bytes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
