@@ -55,7 +55,7 @@ def child(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`python -m MODULE ARGS` (the CLI by default) in its own process,
     stopped on exit; what it prints goes to `log` (else nowhere)."""
-    with log.open("wb") if log is not None else open(os.devnull, "wb") as out:
+    with log.open("ab") if log is not None else open(os.devnull, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", module, *args], stdout=out, stderr=out)
     try:
         yield proc

@@ -30,6 +30,7 @@ class Post:
     sent: float
     answered: float
     number: float
+    via: str  # the replica that answered it (it sends and follows the job)
 
 
 @dataclass
@@ -40,6 +41,8 @@ class Client:
     done_at: dict[str, float] = field(default_factory=dict)
     frames: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     up: list[list[float]] = field(default_factory=list)  # socket [opened, closed] times
+    where: list[str] = field(default_factory=list)  # the replica each socket was on
+    end_heard: dict[str, float] = field(default_factory=dict)  # when `executing` null came
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     heard: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -51,6 +54,7 @@ class Client:
                 async with session.ws_connect(f"{url}/ws?clientId={self.cid}") as ws:
                     interval = [time.monotonic(), float("inf")]
                     self.up.append(interval)
+                    self.where.append(url)
                     self.connected.set()
                     try:
                         async for msg in ws:
@@ -66,6 +70,8 @@ class Client:
         prompt_id = data.get("prompt_id") if isinstance(data, dict) else None
         if isinstance(prompt_id, str):
             self.frames[prompt_id].append(frame)
+            if frame.get("type") == "executing" and data.get("node") is None:
+                self.end_heard.setdefault(prompt_id, time.monotonic())
             self.heard.set()
 
     async def run(self, session: aiohttp.ClientSession, urls: Urls, count: int, seed: int) -> None:
@@ -77,23 +83,28 @@ class Client:
             workflow = colored(seed + i)
             body = {"prompt": workflow, "client_id": self.cid, "prompt_id": prompt_id}
             sent = time.monotonic()
-            answer = await _retried(session, urls, self.rng, "POST", "/prompt", body)
-            self.posts.append(Post(prompt_id, sent, time.monotonic(), answer["number"]))
+            via, answer = await _retried(session, urls, self.rng, "POST", "/prompt", body)
+            self.posts.append(Post(prompt_id, sent, time.monotonic(), answer["number"], via))
             await self._until_done(session, urls, prompt_id)
 
     async def _until_done(self, session: aiohttp.ClientSession, urls: Urls, pid: str) -> None:
         while True:
-            history = await _retried(session, urls, self.rng, "GET", f"/history/{pid}", None)
+            _, history = await _retried(session, urls, self.rng, "GET", f"/history/{pid}", None)
             if pid in history:
                 self.done_at[pid] = time.monotonic()
                 return
             await asyncio.sleep(POLL)
 
+    def post(self, prompt_id: str) -> Post:
+        return next(p for p in self.posts if p.prompt_id == prompt_id)
+
     def covered(self, prompt_id: str) -> bool:
-        """Whether one socket was open from its submission to its end."""
-        post = next(p for p in self.posts if p.prompt_id == prompt_id)
-        end = self.done_at[prompt_id]
-        return any(opened <= post.sent and closed >= end for opened, closed in self.up)
+        """Whether one socket was open from its submission until its end
+        came, or still is: a socket that closed before (its replica was
+        killed) loses the frames that replica had not written to it yet."""
+        sent = self.post(prompt_id).sent
+        end = self.end_heard.get(prompt_id, float("inf"))
+        return any(opened <= sent and closed >= end for opened, closed in self.up)
 
 
 async def _retried(
@@ -103,17 +114,17 @@ async def _retried(
     method: str,
     path: str,
     body: Any,
-) -> Any:
-    """The JSON answer of a random replica; one that is down or answers 5xx
-    is tried again on another (a client retrying through HAProxy)."""
+) -> tuple[str, Any]:
+    """A random replica and its JSON answer; one that is down or answers
+    5xx is tried again on another (a client retrying through HAProxy)."""
     deadline = time.monotonic() + GIVE_UP
     while True:
-        url = rng.choice(urls()) + path
+        url = rng.choice(urls())
         with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError):
-            async with session.request(method, url, json=body) as resp:
+            async with session.request(method, url + path, json=body) as resp:
                 if resp.status < 500:
                     assert resp.status == 200, f"{method} {path}: {resp.status} {await resp.text()}"
-                    return await resp.json()
+                    return url, await resp.json()
         assert time.monotonic() < deadline, f"{method} {path}: no replica answered"
         await asyncio.sleep(RETRY)
 
