@@ -29,6 +29,7 @@ from balancer.jobs.failover import Failover
 from balancer.jobs.follow import Follower
 from balancer.jobs.ids import IdFactory
 from balancer.jobs.late import LateBinder
+from balancer.jobs.lateruns import LateRuns
 from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.recall import Recall
 from balancer.jobs.routing import Routing
@@ -136,10 +137,13 @@ def assemble(
         return await present_entry(store, backend, prompt_id, entry)
 
     only_own = replicas is not None  # the other replicas follow theirs
-    follower = Follower(registry, jobs, routing, upstream, present, opened.sink, clock, only_own)
+    late = LateRuns()  # runs backends may hold of jobs taken from them
+    follower = Follower(
+        registry, jobs, routing, upstream, present, opened.sink, clock, late, only_own
+    )
     recall = Recall(registry, jobs, upstream)
     stealer = Stealer(registry, store, recall, follower.follows, follower.follows_on)
-    binder = LateBinder(dispatcher, jobs, routing, stealer, clock)
+    binder = LateBinder(dispatcher, jobs, routing, stealer, clock, late)
     failover = Failover(jobs, routing, clock, follower.follows)
     adoption = (
         Adoption(replicas, replicas.owners, jobs, follower, routing, binder.wake)

@@ -79,10 +79,18 @@ class Stalls:
     So a test, not the machine's load, decides which calls time out."""
 
     urls: set[str] = field(default_factory=set)
+    watched: dict[str, list[asyncio.Timeout]] = field(default_factory=dict)
 
     def __call__(self, url: str, seconds: float) -> asyncio.Timeout:
         stalled = any(url.startswith(f"{base}/") for base in self.urls)
-        return asyncio.timeout_at(asyncio.get_running_loop().time() if stalled else None)
+        timeout = asyncio.timeout_at(asyncio.get_running_loop().time() if stalled else None)
+        self.watched.get(url, []).append(timeout)
+        return timeout
+
+    def deadlines(self, url: str) -> list[asyncio.Timeout]:
+        """The deadlines of the calls to `url` from now on, as they are made:
+        a test ends a call in flight with `reschedule(loop.time())`."""
+        return self.watched.setdefault(url, [])
 
 
 @dataclass

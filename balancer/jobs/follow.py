@@ -36,6 +36,7 @@ from balancer.backends.state import Backend, Clock, LoadSnapshot
 from balancer.jobs.completing import CompletingStep
 from balancer.jobs.dispatch import display_number
 from balancer.jobs.events import JobEvent
+from balancer.jobs.lateruns import LateRuns
 from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
 from balancer.logs import get_logger
@@ -57,6 +58,7 @@ class Follower:
         present: Present,
         completing: CompletingStep | None,
         clock: Clock,
+        late: LateRuns,
         only_own: bool,
     ) -> None:
         self.registry = registry
@@ -78,9 +80,10 @@ class Follower:
         # Where each followed job was sent (or found, adopted): what work
         # stealing among replicas looks through (it moves only these).
         self._sent_to: dict[str, str] = {}
-        # Per backend: runs of jobs taken from it that it may still end, and
-        # ids in its queue the store does not know (not looked up again).
-        self._late: dict[str, set[str]] = {}
+        # Runs of jobs taken from a backend that it may still end (shared
+        # with the binder), and per backend the ids in its queue the store
+        # does not know (not looked up again).
+        self.late = late
         self._unknown: dict[str, set[str]] = {}
         self._reading: set[tuple[str, str]] = set()  # (backend, prompt_id) ends being read
         # Other replicas send jobs through the same store: a probe here
@@ -94,7 +97,7 @@ class Follower:
             self._sent_at[event.prompt_id] = self.clock()
             if event.backend is not None:  # a run there is followed as its own now
                 self._sent_to[event.prompt_id] = event.backend
-                self._late.get(event.backend, set()).discard(event.prompt_id)
+                self.late.discard(event.backend, event.prompt_id)
         elif event.phase in ("completed", "failed", "interrupted", "cancelled", "retried"):
             self._sent_at.pop(event.prompt_id, None)
             self._told.discard(event.prompt_id)
@@ -102,16 +105,16 @@ class Follower:
         if event.phase in ("retried", "completed", "failed", "interrupted") and event.taken_from:
             # Taken from a backend, or ended by an earlier run elsewhere
             # while a backend held it: that backend may still run it.
-            self._late.setdefault(event.taken_from, set()).add(event.prompt_id)
+            self.late.add(event.taken_from, event.prompt_id)
 
     def copies(self, job: StoredJob) -> list[str]:
         """Backends the job was taken from that may still hold a run of it
         (their probes have not seen it leave yet)."""
-        return [b for b, ids in self._late.items() if job.prompt_id in ids and b != job.backend]
+        return [b for b in self.late.backends(job.prompt_id) if b != job.backend]
 
     def copy_gone(self, backend: str, prompt_id: str) -> None:
         """`backend` confirmed it holds no run of this job."""
-        self._late.get(backend, set()).discard(prompt_id)
+        self.late.discard(backend, prompt_id)
 
     def adopt(self, jobs: list[StoredJob]) -> None:
         """Follow these jobs as if this replica had sent them (a restart, or
@@ -135,7 +138,7 @@ class Follower:
         """Another replica follows every job this one did (its lease was lost)."""
         self._sent_at.clear()
         self._sent_to.clear()
-        self._late.clear()
+        self.late.clear()
 
     async def started(self, backend: Backend, prompt_id: str) -> None:
         await self.jobs.started(prompt_id, backend.name)
@@ -160,7 +163,7 @@ class Follower:
         try:
             answer = await self.upstream.get_json(f"{owner.url}/history/{prompt_id}")
         except UpstreamError:  # its probes ask again once it left that queue
-            self._late.setdefault(backend, set()).add(prompt_id)
+            self.late.add(backend, prompt_id)
             return None
         raw = answer.get(prompt_id) if isinstance(answer, dict) else None
         if raw is None:  # neither queued nor kept by its backend: lost
@@ -174,7 +177,7 @@ class Follower:
             entry = await self._complete(self.completing, prompt_id, owner.url, entry)
         ended = await self.jobs.ended(prompt_id, backend, entry, replay)
         if ended is not None:  # this run's end is read: never a second time
-            self._late.get(backend, set()).discard(prompt_id)
+            self.late.discard(backend, prompt_id)
         return ended
 
     async def told(self, backend: str, prompt_id: str) -> None:
@@ -231,7 +234,7 @@ class Follower:
         """Runs of jobs taken from `backend` (noted when taken, or found in
         its queue among what it holds for jobs not `owned` by it) are ended
         from its history once they leave its queue."""
-        late = self._late.setdefault(backend, set())
+        late = self.late.on(backend)
         others = present - owned
         unknown = self._unknown.get(backend, set()) & others
         for prompt_id in others - late - unknown:

@@ -13,9 +13,18 @@ from functools import partial
 from balancer.backends.state import Backend, Clock, LoadSnapshot
 from balancer.catalog.needs import Needs, needs_of
 from balancer.catalog.refusal import unmet_body
-from balancer.jobs.dispatch import Broken, Dispatcher, Gone, NoRoom, Refused, Unreachable
+from balancer.jobs.dispatch import (
+    Broken,
+    Dispatcher,
+    Gone,
+    NoRoom,
+    Refused,
+    Unreachable,
+    still_holds,
+)
 from balancer.jobs.events import JobEvent
 from balancer.jobs.failure import rejection_error
+from balancer.jobs.lateruns import LateRuns
 from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
 from balancer.jobs.steal import Stealer
@@ -35,8 +44,10 @@ class LateBinder:
         routing: Routing,
         stealer: Stealer,
         clock: Clock,
+        late: LateRuns,
     ) -> None:
         self.dispatcher = dispatcher
+        self.late = late
         self.jobs = jobs
         self.routing = routing
         self.stealer = stealer
@@ -105,7 +116,8 @@ class LateBinder:
         for job in list(itertools.islice(self.jobs.queue, LOOKAHEAD)):
             needs = needs_of(job.request.get("prompt"))
             waited = now - self._passing.get(job.prompt_id, now)
-            placed = self.dispatcher.place(needs, waited, rotate=False, tried=full)
+            avoid = self._may_hold(job)
+            placed = self.dispatcher.place(needs, waited, rotate=False, tried=full | avoid)
             if isinstance(placed, Wait):
                 self._passing.setdefault(job.prompt_id, now)
                 waits += 1
@@ -114,8 +126,10 @@ class LateBinder:
                 continue
             self._passing.pop(job.prompt_id, None)
             if not isinstance(placed, NoBackend):
-                bound = self.dispatcher.place(needs, waited, tried=full)
+                bound = self.dispatcher.place(needs, waited, tried=full | avoid)
                 return (job, bound) if isinstance(bound, Backend) else None
+            if avoid:
+                continue  # it waits for the probes of a backend that may hold it
             unmet = self.dispatcher.fitter.refusal(needs)
             if unmet:
                 body = unmet_body(unmet)
@@ -126,6 +140,17 @@ class LateBinder:
             elif not waits and not placed.outcome.startswith(("capable_", "not_capable")):
                 return None  # every backend is out for every job alike
         return None
+
+    def _may_hold(self, job: StoredJob) -> frozenset[str]:
+        """Backends that may still hold a run of `job` (lateruns.py) without
+        their last probe showing it: it is not sent there (a second copy on
+        one GPU); one whose probe shows it is where it is followed again."""
+        registry = self.dispatcher.registry
+        return frozenset(
+            name
+            for name in self.late.backends(job.prompt_id)
+            if (backend := registry.get(name)) is None or not still_holds(job, backend)
+        )
 
     async def steal(self) -> bool:
         """Nothing waits here and a backend is idle: take back a job pending

@@ -232,8 +232,8 @@ class Jobs:
         whose end was not recorded yet."""
         if backend in job.duplicates:
             return False
-        if job.finished:  # a backend it was lost from ran it (again, if it is the owner too)
-            return backend in job.lost_from
+        if job.finished:  # a backend it was lost from ran it, unless that run is the end
+            return backend in job.lost_from and backend != job.backend
         return backend == job.backend or backend in job.lost_from
 
     async def _duplicate(self, job: StoredJob, backend: str) -> StoredJob | None:

@@ -119,9 +119,11 @@ class EventRelay:
         ended = type_ == "executing" and data.get("node") is None
         if job.backend != backend.name:
             # A backend that lost this job (failover) runs it late: not its
-            # owner, but the end of that run is recorded on the job.
+            # owner, but the end of that run is recorded on the job. Its
+            # events were not relayed, so if it is the job's end, its client
+            # is sent the end events (as a probe finding it would).
             if ended:
-                await self.follower.ended(backend.name, job.prompt_id, replay=False)
+                await self.follower.ended(backend.name, job.prompt_id, replay=True)
             return
         if type_ == "execution_start":
             await self.follower.started(backend, job.prompt_id)
