@@ -13,11 +13,13 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.typedefs import Middleware
 from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from balancer.app import create_app
 from balancer.emulator import Emulator
+from balancer.emulator.faults import Handler
 from balancer.proxy.context import BALANCER
 from balancer.state import Balancer
 from balancer.store import Store
@@ -91,6 +93,31 @@ class Stalls:
         """The deadlines of the calls to `url` from now on, as they are made:
         a test ends a call in flight with `reschedule(loop.time())`."""
         return self.watched.setdefault(url, [])
+
+
+class HeldAnswer:
+    """Emulator middleware (`make_pool(middlewares=...)`): once armed, the
+    answer to the next `method` `path` request is held after the backend
+    served it (a prompt is queued, a history entry read), until released.
+    A backend that did the work whose answer the balancer never gets."""
+
+    def __init__(self, method: str, path: str) -> None:
+        self.method, self.path = method, path
+        self.armed = False
+        self.served = asyncio.Event()  # the held request was served
+        self.release = asyncio.Event()
+
+    def middleware(self) -> Middleware:
+        @web.middleware
+        async def hold(request: web.Request, handler: Handler) -> web.StreamResponse:
+            response = await handler(request)
+            if self.armed and (request.method, request.path) == (self.method, self.path):
+                self.armed = False  # one answer only: a second request is answered
+                self.served.set()
+                await self.release.wait()
+            return response
+
+        return hold
 
 
 @dataclass

@@ -159,6 +159,7 @@ class Follower:
         job = await self.store.get_job(prompt_id)
         owner = self.registry.get(backend)
         if job is None or owner is None or not self.jobs.is_run_of(job, backend):
+            self.late.discard(backend, prompt_id)  # no run of it there to read
             return None
         try:
             answer = await self.upstream.get_json(f"{owner.url}/history/{prompt_id}")
@@ -167,6 +168,7 @@ class Follower:
             return None
         raw = answer.get(prompt_id) if isinstance(answer, dict) else None
         if raw is None:  # neither queued nor kept by its backend: lost
+            self.late.discard(backend, prompt_id)
             now = await self.store.get_job(prompt_id)  # unless it moved on while we asked
             if now is not None and now.backend == backend:
                 reason = f"{backend} no longer has it"
@@ -245,8 +247,9 @@ class Follower:
                 late.add(prompt_id)
         self._unknown[backend] = unknown
         for prompt_id in late - present:
-            late.discard(prompt_id)
-            if prompt_id not in owned:  # sent back to it: followed as its own
+            if prompt_id in owned:  # sent back to it: followed as its own
+                late.discard(prompt_id)
+            else:  # still noted (not sent there) until its end there is read
                 await self._end(backend, prompt_id)
 
     async def _end(self, backend: str, prompt_id: str) -> None:

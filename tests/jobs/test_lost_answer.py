@@ -10,34 +10,10 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import ClientWebSocketResponse, web
-from aiohttp.typedefs import Middleware
-from support import Pool, PoolFactory, colored
+from aiohttp import ClientWebSocketResponse
+from support import HeldAnswer, Pool, PoolFactory, colored
 
 from balancer.config.model import ProbeSettings, RoutingSettings
-from balancer.emulator.faults import Handler
-
-
-class HeldAnswer:
-    """Emulator middleware: once armed, the answer to the next POST /prompt
-    is held after the backend queued the prompt, until released."""
-
-    def __init__(self) -> None:
-        self.armed = False
-        self.queued = asyncio.Event()  # the held prompt is in the backend's queue
-        self.release = asyncio.Event()
-
-    def middleware(self) -> Middleware:
-        @web.middleware
-        async def hold(request: web.Request, handler: Handler) -> web.StreamResponse:
-            response = await handler(request)
-            if self.armed and request.method == "POST" and request.path == "/prompt":
-                self.armed = False  # one answer only: a second send is answered
-                self.queued.set()
-                await self.release.wait()
-            return response
-
-        return hold
 
 
 async def ends_seen(ws: Any, prompt_id: str, marker: str) -> list[str]:
@@ -67,7 +43,7 @@ async def lost_answer(make_pool: PoolFactory) -> LostAnswer:
     """The only backend runs one job and holds another, and a third waits in
     the balancer. The second is cancelled, so the third is sent to gpu0,
     which queues it; the answer is held and the send times out."""
-    held = HeldAnswer()
+    held = HeldAnswer("POST", "/prompt")
     routing = RoutingSettings(failover_grace=60.0)
     probe = ProbeSettings(unhealthy_after=1)
     pool = await make_pool(1, probe=probe, routing=routing, middlewares=(held.middleware(),))
@@ -83,7 +59,7 @@ async def lost_answer(make_pool: PoolFactory) -> LostAnswer:
     try:
         cancel = await pool.client.post(f"/api/jobs/{second}/cancel")  # room on gpu0
         assert cancel.status == 200
-        await asyncio.wait_for(held.queued.wait(), 10.0)  # gpu0 has it; no answer yet
+        await asyncio.wait_for(held.served.wait(), 10.0)  # gpu0 has it; no answer yet
         assert len(sends) == 1
         sends[0].reschedule(asyncio.get_running_loop().time())  # the send times out
         await asyncio.wait_for(retried.wait(), 10.0)

@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 from store_support import Reopen
-from support import Pool, PoolFactory, StartClient, colored
+from support import HeldAnswer, Pool, PoolFactory, StartClient, colored
 
 from balancer.config.model import ProbeSettings, RoutingSettings
 from tests.ops.ops_helpers import scrape, value
@@ -162,3 +162,35 @@ async def test_a_run_left_behind_when_an_earlier_run_ends_the_job_is_still_read(
     job = await pool.balancer.store.get_job(prompt_id)
     assert job is not None and job.duplicates == ("gpu1",)
     assert gpu0.executed == gpu1.executed == [prompt_id]
+
+
+async def test_a_job_is_not_sent_where_it_ran_while_that_run_is_being_read(
+    make_pool: PoolFactory,
+) -> None:
+    """The only backend finishes the job unseen while it stalls, past the
+    grace. When it answers again (its queue empty), the balancer reads that
+    run's end; until it has, the job is not sent there again (a second run)."""
+    held = HeldAnswer("GET", "")
+    pool, prompt_id = await stalled_job(make_pool, 1, middlewares=(held.middleware(),))
+    await past_the_grace(pool)  # waiting again, nowhere else to go
+    gpu0 = pool.emulators["gpu0"]
+    gpu0.hub.abort_all()  # its channel drops, and cannot come back while it stalls
+    gpu0.resume()  # the run ends unseen
+    await gpu0.wait_idle(10.0)
+    held.path, held.armed = f"/history/{prompt_id}", True
+    pool.hang("gpu0", False)
+    probing = asyncio.ensure_future(pool.probe())  # gpu0 is back: the run's end is read
+    try:
+        await asyncio.wait_for(held.served.wait(), 10.0)  # the end is being read
+        await pool.channels_up(["gpu0"])  # gpu0 is a place to send jobs again
+        await pool.balancer.binder.pump()
+        job = await pool.balancer.store.get_job(prompt_id)
+        assert job is not None and job.state == "waiting", "not sent again meanwhile"
+    finally:
+        held.release.set()
+    await probing
+    await pool.settle([prompt_id])
+    await pool.wait_idle()
+    assert gpu0.executed == [prompt_id], "it ran once"
+    job = await pool.balancer.store.get_job(prompt_id)
+    assert job is not None and job.state == "succeeded" and job.duplicates == ()
