@@ -127,6 +127,7 @@ def create_app(
                 parts.ops.drainer.apply_settings(backend)
                 b.channels.start(backend)
             stack.push_async_callback(b.channels.close)
+            stack.push_async_callback(b.catalogue_reader.close)
             if run_prober:
                 stack.push_async_callback(stop, asyncio.create_task(b.prober.run()))
             stack.push_async_callback(stop, asyncio.create_task(b.binder.run()))

@@ -98,6 +98,7 @@ async def pool_ready(b: Balancer, timeout: float = 30.0) -> None:
     for channel in b.channels.channels.values():
         await asyncio.wait_for(channel.connected.wait(), timeout)
     await b.prober.probe_all()
+    await b.catalogue_reader.settled()
 
 
 def demo_sockets(

@@ -77,16 +77,27 @@ def connect_failure(exc: aiohttp.ClientConnectorError) -> str:
 
 
 class Upstream:
-    """JSON requests to backends through one shared session."""
+    """JSON requests to backends through one shared session.
+
+    A call's `timeout` covers all of it, connecting included; with
+    `from_send` (probes) it runs from when the request is sent, so a probe
+    that waited for its connection on a busy balancer (1,000 first probes at
+    start-up) is not timed out for that wait: it may take `connect` seconds
+    to connect and send, then `timeout` seconds until each part of the
+    answer (aiohttp's read timeout). That needs the wall clock; an injected
+    deadline (tests) bounds the whole call alone.
+    """
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
         request_timeout: float,
+        connect_timeout: float,
         deadline: Deadline = wall_deadline,
     ) -> None:
         self.session = session
         self.request_timeout = request_timeout
+        self.connect_timeout = connect_timeout
         # Moves when a request that may change a backend starts and when it
         # ends, so an answer read around it is known to be stale.
         self.writes = 0
@@ -99,25 +110,32 @@ class Upstream:
         *,
         body: bytes | None = None,
         timeout: float | None = None,
+        from_send: bool = False,
     ) -> UpstreamReply:
         if method in ("GET", "HEAD"):
-            return await self._call(method, url, body, timeout)
+            return await self._call(method, url, body, timeout, from_send)
         self.writes += 1
         try:
-            return await self._call(method, url, body, timeout)
+            return await self._call(method, url, body, timeout, from_send)
         finally:
             self.writes += 1
 
     async def _call(
-        self, method: str, url: str, body: bytes | None, timeout: float | None
+        self, method: str, url: str, body: bytes | None, timeout: float | None, from_send: bool
     ) -> UpstreamReply:
         headers = dict(JSON_HEADERS)
         if body is not None:
             headers["Content-Type"] = "application/json"
+        seconds = timeout or self.request_timeout
+        read = self.session.timeout
+        if from_send and self.deadline is wall_deadline:
+            connect = self.connect_timeout
+            read = aiohttp.ClientTimeout(total=None, connect=connect, sock_read=seconds)
+            seconds += connect
         try:
             async with (
-                self.deadline(url, timeout or self.request_timeout),
-                self.session.request(method, url, data=body, headers=headers) as resp,
+                self.deadline(url, seconds),
+                self.session.request(method, url, data=body, headers=headers, timeout=read) as resp,
             ):
                 return UpstreamReply(resp.status, await resp.read(), resp.content_type)
         except aiohttp.ClientConnectorError as exc:
@@ -129,8 +147,10 @@ class Upstream:
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"{type(exc).__name__}: {exc}") from exc
 
-    async def get_json(self, url: str, *, timeout: float | None = None) -> Any:
-        reply = await self.call("GET", url, timeout=timeout)
+    async def get_json(
+        self, url: str, *, timeout: float | None = None, from_send: bool = False
+    ) -> Any:
+        reply = await self.call("GET", url, timeout=timeout, from_send=from_send)
         if reply.status != 200:
             raise UpstreamError(f"HTTP {reply.status} from {url}")
         return reply.json()

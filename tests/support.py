@@ -177,9 +177,11 @@ class Pool:
         return again
 
     async def probe(self) -> None:
-        """One probe round, a moment after whatever the test did last."""
+        """One probe round, a moment after whatever the test did last, and
+        the catalogue reads it started."""
         self.clock.advance(0.001)
         await self.balancer.prober.probe_all()
+        await self.balancer.catalogue_reader.settled()
 
     async def submit(self, prompt: dict[str, Any], **extra: Any) -> dict[str, Any]:
         resp = await self.client.post("/prompt", json={"prompt": prompt, **extra})

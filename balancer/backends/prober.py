@@ -110,9 +110,10 @@ class Prober:
 
     async def probe_spread(self) -> None:
         """One round of the backends that are `due`, whose starts are spread
-        over half an interval in `SLICES` groups, so 1,000 backends are not all asked at once (their
-        answers would then all arrive at once, and the first round's would
-        time out behind each other)."""
+        in `SLICES` groups over half an interval (the whole interval while
+        any of them was never probed: at start-up), so 1,000 backends are
+        not all asked at once (their answers would then all arrive at once,
+        and the first round's would time out behind each other)."""
         now = self.clock()
         backends: list[Backend] = []
         vouched: list[Backend] = []
@@ -120,7 +121,8 @@ class Prober:
             (backends if self.due(backend, now) else vouched).append(backend)
         pings = [asyncio.create_task(self._ping(b, now)) for b in vouched]
         slices = max(1, min(SLICES, len(backends)))
-        gap = self.settings.interval / 2 / slices
+        first = any(b.snapshot is None for b in backends)
+        gap = self.settings.interval / (1 if first else 2) / slices
         started = []
         for index in range(slices):
             if index:
@@ -178,9 +180,12 @@ class Prober:
                 started = self.clock()
                 stats_due = last is None or started - last.stats_at >= self.settings.stats_interval
                 paths = ("/queue", "/system_stats") if stats_due else ("/queue",)
-                answers = await asyncio.gather(
-                    *(self.upstream.get_json(backend.url + path, timeout=timeout) for path in paths)
-                )
+                # One after the other: over one kept-alive connection (a
+                # first probe opens one, not two); each timed from its send.
+                get = self.upstream.get_json
+                answers = [
+                    await get(backend.url + path, timeout=timeout, from_send=True) for path in paths
+                ]
             running, pending = parse_queue(answers[0])
         except UpstreamTimeout as exc:
             return TimedOut(backend, exc, started)

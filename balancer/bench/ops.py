@@ -60,6 +60,7 @@ async def measure(count: int, repeat: int) -> str:
         running.append(front)
         b, ops = app[BALANCER], app[OPS]
         await b.prober.probe_all()  # warm the connection pool
+        await b.catalogue_reader.settled()
         probes = await timed(b.prober.probe_all, repeat)
         renders = await timed(lambda: asyncio.sleep(0, ops.metrics.render()), repeat)
         size = len(ops.metrics.render())

@@ -7,8 +7,9 @@ balancer's while it probes N backends with nothing else to do (read over a
 window that starts one window after every backend is up, once catalogue
 reads and channel reconnects have settled), beside what answering those
 probes costs the backends. Also counted: backends up after
-start-up, and the probes of the first rounds that timed out (the balancer's
-`backend_probe_failed` and `backend_down` log lines with a timeout).
+start-up, and the probes that timed out (the balancer's
+`backend_probe_failed` and `backend_down` log lines with a timeout): a
+backend's first probe, or a later one.
 """
 
 from __future__ import annotations
@@ -49,15 +50,25 @@ async def wait_all_up(session: aiohttp.ClientSession, front: str, count: int) ->
     return time.monotonic() - began
 
 
-def timeouts_logged(log: Path) -> int:
-    """Probe failures the balancer logged that were timeouts."""
-    count = 0
+def timeouts_logged(log: Path) -> tuple[int, int]:
+    """Probe failures the balancer logged that were timeouts: of first
+    probes (`backend_down` of a backend with no failure logged before: never
+    up) and of later ones."""
+    first = later = 0
+    failed: set[str] = set()
     for line in log.read_text(errors="replace").splitlines():
         with contextlib.suppress(ValueError):
             entry = json.loads(line)
-            failed = entry.get("event") in ("backend_probe_failed", "backend_down")
-            count += failed and "timeout" in str(entry.get("reason", "")).lower()
-    return count
+            event, backend = entry.get("event"), str(entry.get("backend"))
+            if event not in ("backend_probe_failed", "backend_down"):
+                continue
+            if "timeout" in str(entry.get("reason", "")).lower():
+                if event == "backend_down" and backend not in failed:
+                    first += 1
+                else:
+                    later += 1
+            failed.add(backend)
+    return first, later
 
 
 async def steady_cost(count: int, seconds: float, stats_interval: float) -> list[list[object]]:
@@ -90,9 +101,11 @@ async def steady_cost(count: int, seconds: float, stats_interval: float) -> list
             window = time.monotonic() - began
             mine = cpu_seconds(balancer.pid) - mine
             theirs = sum(cpu_seconds(e.pid) for e in emulators) - theirs
+    first, later = timeouts_logged(log)
     return [
         ["backends up after start-up", count, f"{up} in {to_up:.1f} s"],
-        ["probe timeouts logged (whole run)", count, timeouts_logged(log)],
+        ["first probes timed out", count, first],
+        ["later probes timed out (whole run)", count, later],
         ["balancer CPU while probing", count, f"{100 * mine / window:.1f} % of a core"],
         ["backends' CPU answering the probes", count, f"{100 * theirs / window:.1f} % of a core"],
     ]

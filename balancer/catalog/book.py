@@ -3,14 +3,19 @@ reads them from the backends (`CatalogueReader`).
 
 A catalogue is read when a backend is first probed, after it was down or its
 event channel reconnected (it may have restarted with other nodes or
-models), every `catalog.refresh`, and when an operator asks
+models; a channel's first connection after a read made while it was down
+is no such sign), every `catalog.refresh`, and when an operator asks
 (`POST /balancer/backends/{name}/refresh`). A failed read keeps the last
 catalogue: a backend that answered once is still judged by what it had; it
 is tried again after RETRY seconds, doubling while it keeps failing.
+A read after a probe runs in the background: the probe round goes on (at
+start-up, 1,000 backends' first probes are not held up by 1,000 reads).
 At most `READS_AT_ONCE` backends are read at a time: one read is a dozen
 requests and the largest answer a backend gives (`/object_info`), and 1,000
 backends read at once at start-up would starve their own probes, which then
-time out.
+time out. A read's requests go one after another, over one kept-alive
+connection: made in parallel, each opened a connection of its own, and
+opening connections was a third of the balancer's CPU at start-up.
 """
 
 from __future__ import annotations
@@ -112,7 +117,7 @@ class CatalogueReader:
         self._last: dict[str, _Read] = {}
         self._stale: set[str] = set()
         self._failing: dict[str, int] = {}  # failed reads in a row
-        self._reading: dict[str, asyncio.Future[bool]] = {}
+        self._reading: dict[str, asyncio.Task[bool]] = {}
         self._turns = asyncio.Semaphore(READS_AT_ONCE)
 
     def backend_down(self, name: str) -> None:
@@ -121,8 +126,10 @@ class CatalogueReader:
 
     def due(self, backend: Backend) -> bool:
         last = self._last.get(backend.name)
-        if last is None or backend.name in self._stale or last.channel_id != backend.channel_id:
+        if last is None or backend.name in self._stale:
             return True
+        if last.channel_id is not None and last.channel_id != backend.channel_id:
+            return True  # its channel reconnected (a read without one came after the drop)
         return self.clock() - last.at >= self.retry_after(backend.name)
 
     def retry_after(self, name: str) -> float:
@@ -133,27 +140,45 @@ class CatalogueReader:
         return min(self.refresh, RETRY * 2 ** (failures - 1)) if failures else self.refresh
 
     async def after_probe(self, backend: Backend, snapshot: LoadSnapshot) -> None:
-        """Prober listener: read the catalogue when it is due. A probe that
-        comes while a read is under way waits for it, so whoever probed (the
-        demo before printing its curl line) sees the catalogue."""
-        reading = self._reading.get(backend.name)
-        if reading is not None:
-            await asyncio.shield(reading)
-        elif self.due(backend):
-            await self.read(backend)
+        """Prober listener: start reading the catalogue when it is due; the
+        read runs in the background (`settled` waits for it)."""
+        if backend.name not in self._reading and self.due(backend):
+            self._start(backend)
 
     async def read(self, backend: Backend) -> bool:
-        """Read one backend's catalogue now; False if it could not be read."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._reading[backend.name] = done
-        ok = False
-        try:
-            async with self._turns:
-                ok = await self._read(backend)
-        finally:
-            del self._reading[backend.name]
-            done.set_result(ok)
-        return ok
+        """This backend's catalogue read now; False if it could not be read."""
+        return await asyncio.shield(self._start(backend))
+
+    async def settled(self) -> None:
+        """Once every read under way has ended (whoever probed and wants the
+        catalogues known: the demo before its curl line, tests)."""
+        while self._reading:
+            await asyncio.wait(list(self._reading.values()))
+
+    async def close(self) -> None:
+        """Shutdown: reads under way are dropped."""
+        reads = list(self._reading.values())
+        for read in reads:
+            read.cancel()
+        await asyncio.gather(*reads, return_exceptions=True)
+
+    def _start(self, backend: Backend) -> asyncio.Task[bool]:
+        name = backend.name
+        reading = asyncio.create_task(self._in_turn(backend))
+        self._reading[name] = reading
+
+        def ended(task: asyncio.Task[bool]) -> None:
+            if self._reading.get(name) is task:
+                del self._reading[name]
+            if not task.cancelled() and task.exception() is not None:
+                log.error("catalogue_read_crashed", backend=name, error=repr(task.exception()))
+
+        reading.add_done_callback(ended)
+        return reading
+
+    async def _in_turn(self, backend: Backend) -> bool:
+        async with self._turns:
+            return await self._read(backend)
 
     async def _read(self, backend: Backend) -> bool:
         name, channel_id = backend.name, backend.channel_id
@@ -162,12 +187,10 @@ class CatalogueReader:
             self.restarted(name)
         self._stale.discard(name)
         self._last[name] = _Read(self.clock(), channel_id)
-        try:
-            data, models, embeddings = await asyncio.gather(
-                self.upstream.get_json(backend.url + "/object_info"),
-                self._models(backend.url),
-                self._list(backend.url + "/embeddings"),
-            )
+        try:  # one request after another: one kept-alive connection, not a dozen new ones
+            data = await self.upstream.get_json(backend.url + "/object_info")
+            models = await self._models(backend.url)
+            embeddings = await self._list(backend.url + "/embeddings")
             classes, combos = parse_object_info(data)
         except (UpstreamError, ValueError) as exc:
             if name not in self._failing:
@@ -182,8 +205,7 @@ class CatalogueReader:
 
     async def _models(self, url: str) -> dict[str, tuple[str, ...]]:
         folders = [f for f in await self._list(url + "/models") if "/" not in f]
-        lists = await asyncio.gather(*(self._list(f"{url}/models/{f}") for f in folders))
-        return {folder: tuple(names) for folder, names in zip(folders, lists, strict=True)}
+        return {folder: tuple(await self._list(f"{url}/models/{folder}")) for folder in folders}
 
     async def _list(self, url: str) -> list[str]:
         """A list of names; an older ComfyUI without the route has none."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from support import PoolFactory
+from support import Pool, PoolFactory
 
 from balancer.backends.prober import SLICES, Prober
 from balancer.config.model import ProbeSettings
@@ -18,6 +18,21 @@ def counting(paths: list[str]) -> Any:
         return await handler(request)
 
     return record
+
+
+def napping_prober(pool: Pool, naps: list[float]) -> Prober:
+    """The pool's prober as it is built, but its sleeps between a round's
+    groups only noted in `naps`."""
+
+    async def sleep(seconds: float) -> None:
+        naps.append(seconds)
+
+    b = pool.balancer
+    return Prober(
+        b.registry, b.upstream, b.settings.probe, pool.clock,
+        on_failure=lambda _backend, _death: None, listeners=(), on_down=(),
+        ping=b.channels.ping, sleep=sleep,
+    )  # fmt: skip
 
 
 async def test_system_stats_are_read_every_stats_interval(make_pool: PoolFactory) -> None:
@@ -40,20 +55,24 @@ async def test_system_stats_are_read_every_stats_interval(make_pool: PoolFactory
 async def test_a_round_spreads_its_starts_over_half_an_interval(make_pool: PoolFactory) -> None:
     pool = await make_pool(3, probe=ProbeSettings(interval=1.0))
     naps: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        naps.append(seconds)
-
-    b = pool.balancer
-    prober = Prober(
-        b.registry, b.upstream, b.settings.probe, pool.clock,
-        on_failure=lambda _backend, _death: None, listeners=(), on_down=(),
-        ping=b.channels.ping, sleep=sleep,
-    )  # fmt: skip
-    pool.clock.advance(b.settings.probe.channel_interval)  # every backend is due
+    prober = napping_prober(pool, naps)
+    pool.clock.advance(pool.balancer.settings.probe.channel_interval)  # every backend is due
     await prober.probe_spread()
     assert naps == [1.0 / 2 / 3] * 2 and prober.rounds == 1  # 3 backends: 3 groups
     assert SLICES >= 3
+
+
+async def test_the_first_round_spreads_its_starts_over_a_whole_interval(
+    make_pool: PoolFactory,
+) -> None:
+    """At start-up every backend's first probe (a new connection each) is
+    spread twice as thin as a later round's."""
+    pool = await make_pool(3, probe=ProbeSettings(interval=1.0), probe_first=False)
+    naps: list[float] = []
+    prober = napping_prober(pool, naps)
+    await prober.probe_spread()
+    assert naps == [1.0 / 3] * 2 and prober.rounds == 1
+    assert all(backend.snapshot is not None for backend in pool.balancer.registry)
 
 
 async def test_an_idle_backend_with_its_channel_up_is_asked_less_often(

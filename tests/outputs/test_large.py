@@ -55,6 +55,7 @@ async def test_a_60_mb_output_is_copied_in_parts_with_flat_memory(
         client = await aiohttp_client(app)
         await asyncio.wait_for(app[BALANCER].channels.channels["gpu0"].connected.wait(), 10)
         await app[BALANCER].prober.probe_all()
+        await app[BALANCER].catalogue_reader.settled()
         tracemalloc.start()
         try:
             body = {"prompt": noise_prompt(side_for(SIZE), seed=1)}
