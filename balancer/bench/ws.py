@@ -24,12 +24,13 @@ phases: jobs paced `--gap` ms apart, then a burst posted all at once; the
 emulated jobs take about a millisecond, so the burst is a flood of events no
 real GPU pool produces, and measures backlog more than latency.
 
-End-to-end (targeted jobs). The same burst shape with a `client_id`: posted
-straight to the backends with each backend's direct socket as client, then
-through the balancer with the sample sockets as clients; time from POST to
-`executing` with node null on that socket. This covers the balancer's own
-path (dispatch, routing by prompt_id, the history fetch it does before it
-forwards the end event), including queue wait on the backends.
+End-to-end (targeted jobs), with a `client_id`: posted straight to the
+backends with each backend's direct socket as client, or through the
+balancer with the sample sockets as clients; time from POST to `executing`
+with node null on that socket. One at a time, a direct job and a job through
+the balancer in turn; then a burst each way. This covers the balancer's own
+path (dispatch, routing by prompt_id, relaying the events), and in the burst
+queue wait on the backends.
 
 Memory: the balancer's VmRSS from /proc/<pid>/status after start-up, with the
 sockets open, and after the bursts. Every process shares this machine's cores,
@@ -221,10 +222,15 @@ class Bench:
         await self.settle()
         return list(times)
 
-    async def targeted_paced(self, jobs: int, via: bool) -> list[float]:
-        """One job at a time: no queue wait anywhere, so the difference
-        between the two ways is what the balancer's path adds per job."""
-        return [await self.targeted_one(i, via) for i in range(jobs)]
+    async def targeted_paced(self, jobs: int) -> tuple[list[float], list[float]]:
+        """One job at a time, direct and through the balancer in turn (so
+        both ways see the same load on this shared machine): no queue wait
+        anywhere, so the difference is what the balancer's path adds per job."""
+        direct, via = [], []
+        for i in range(jobs):
+            direct.append(await self.targeted_one(i, via=False))
+            via.append(await self.targeted_one(i, via=True))
+        return direct, via
 
 
 async def measure(args: argparse.Namespace) -> str:
@@ -262,8 +268,7 @@ async def measure(args: argparse.Namespace) -> str:
                     paced = await bench.broadcast(args.paced, args.gap / 1000)
                     cpu = [cpu_seconds(pid) - was for pid, was in zip(pids, cpu, strict=True)]
                     burst = await bench.broadcast(args.jobs, 0)
-                    one_direct = await bench.targeted_paced(args.targeted, via=False)
-                    one_via = await bench.targeted_paced(args.targeted, via=True)
+                    one_direct, one_via = await bench.targeted_paced(args.targeted)
                     direct = await bench.targeted_burst(args.targeted, via=False)
                     via = await bench.targeted_burst(args.targeted, via=True)
                     rss["burst"] = rss_mb(balancer.pid)
@@ -275,7 +280,7 @@ async def measure(args: argparse.Namespace) -> str:
         *paced.rows(f"broadcast, one job per {args.gap:g} ms", args.samples),
         *burst.rows("broadcast burst, all at once", args.samples),
         *cpu_rows(cpu[0] / args.paced, cpu[1] / args.paced, args.sockets),
-        ["targeted jobs one at a time, POST to done", f"{args.targeted} jobs each way", ""],
+        ["targeted jobs one at a time, in turn", f"{args.targeted} jobs each way", ""],
         ["  p50 direct / via / ratio", ratio(median(one_direct), median(one_via)), ""],
         ["  p50 added by the balancer", ms(median(one_via) - median(one_direct)), ""],
         ["targeted jobs in a burst, POST to done", f"{args.targeted} jobs each way", ""],
