@@ -40,7 +40,7 @@ class Candidate(NamedTuple):
     evicts: float = 0.0
     # The pool's run time of a job in seconds: the fastest backend's median
     # (any backend's before one has enough runs; the same in every candidate
-    # of one decision, x slowness for this one).
+    # of one decision): model_affinity weighs queues against loads with it.
     job_time: float = 1.0
 
 

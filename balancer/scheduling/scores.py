@@ -31,20 +31,30 @@ def expected_finish(c: Candidate) -> float:
 
 def model_affinity(c: Candidate) -> float:
     """Expected seconds until a job sent now would finish here: the jobs
-    queued ahead and this one, at this backend's run time (the pool's job
-    time x slowness), plus loading the prompt's models not resident there,
-    plus the loading that evicting models there pushes onto later jobs (a
-    model's load time, shared among the backends that hold it). Where every
-    backend holds the prompt's models and they run equally fast, it ranks
-    (and ties) exactly as least_loaded.
+    queued ahead and this one, at the pool's job time, plus loading the
+    prompt's models not resident there, plus the loading that evicting
+    models there pushes onto later jobs (a model's load time, shared among
+    the backends that hold it). Where every backend holds the prompt's
+    models it ranks (and ties) exactly as least_loaded, whatever their run
+    times.
+
+    It does not weigh a backend's slowness (expected_finish does): that
+    figure is the median of all of a backend's runs, cold ones included, so
+    a backend that loaded models would pay for its loads twice (here in
+    cold_load, and again as "slow"); and between identical GPUs it is noise
+    (emulated backends on a loaded machine measured 1.28-1.41x of the
+    fastest), which made this policy send work away from a backend holding
+    the model for no gain.
 
     Trade-off: residency is inferred from the jobs the balancer sent (a
     model loaded by someone else, or evicted early by a large job, is
     guessed wrong until the next run shows it), and a job may wait behind a
     busy backend holding its model while another GPU idles, which pays off
-    only while a load costs more than the queue ahead.
+    only while a load costs more than the queue ahead. Blind to speed, it
+    sends as much work to a slow GPU as to a fast one holding the same
+    models, as least_loaded does.
     """
-    return ((c.load or 0) + 1) * c.slowness * c.job_time + c.cold_load + c.evicts
+    return ((c.load or 0) + 1) * c.job_time + c.cold_load + c.evicts
 
 
 def round_robin(c: Candidate) -> float:

@@ -1,8 +1,9 @@
 """model_affinity's choices: exactly least_loaded when every backend holds the
-prompt's models; a job waits for a full warm backend that would finish it
-sooner until it has waited what it saves (its own time and later reloads);
-work stealing moves a job only where it finishes sooner; the warm lookahead
-is configurable."""
+prompt's models, whatever their measured run times; a backend is not taken
+for slow because it loaded models (its loads count once); a job waits for
+a full warm backend that would finish it sooner until it has waited what it
+saves (its own time and later reloads); work stealing moves a job only where
+it finishes sooner; the warm lookahead is configurable."""
 
 from __future__ import annotations
 
@@ -16,19 +17,25 @@ from balancer.config.model import RoutingSettings
 from balancer.scheduling import Candidate, Chosen, Picker, Wait
 from balancer.scheduling.filters import DEFAULT_FILTERS, room_filter
 from balancer.scheduling.policies import build_policy
-from balancer.scheduling.scores import least_loaded, model_affinity
+from balancer.scheduling.scores import expected_finish, least_loaded, model_affinity
 
 LATE = (*DEFAULT_FILTERS, room_filter(1))
 
 
-def one_model_trace(seed: int, steps: int) -> list[list[Candidate]]:
-    """Snapshots of 4 equally fast backends that all hold the prompt's model:
-    loads vary, the pool's job time is learnt as it goes."""
+def one_model_trace(seed: int, steps: int, spread: float = 1.0) -> list[list[Candidate]]:
+    """Snapshots of 4 backends that all hold the prompt's model: loads vary,
+    the pool's job time is learnt as it goes, and each backend's measured
+    slowness is drawn from 1.0 to `spread` (1.0: equally fast)."""
     rng = random.Random(seed)
     trace = []
     for _ in range(steps):
         job_time = rng.uniform(0.5, 30.0)
-        trace.append([cand(f"gpu{i}", i, rng.randint(0, 2), job_time=job_time) for i in range(4)])
+        trace.append(
+            [
+                cand(f"gpu{i}", i, rng.randint(0, 2), job_time=job_time, slowness=s)
+                for i, s in enumerate(rng.uniform(1.0, spread) for _ in range(4))
+            ]
+        )
     return trace
 
 
@@ -41,6 +48,31 @@ def test_with_one_model_everywhere_affinity_chooses_exactly_as_least_loaded() ->
     theirs = [plain.place(c, 0.0) for c in trace]
     assert ours == theirs
     assert {type(p).__name__ for p in ours} == {"Chosen", "NoBackend"}  # binds, and all busy
+
+
+def test_with_one_model_everywhere_run_time_spread_changes_nothing() -> None:
+    """Identical GPUs measured on a loaded machine looked up to 1.41x slower
+    than the fastest: noise, which must not send a job elsewhere than
+    least_loaded would (the one-model trace of bench affinity)."""
+    trace = one_model_trace(seed=11, steps=500, spread=2.0)
+    affinity = build_policy(RoutingSettings(policy="model_affinity"))
+    plain = build_policy(RoutingSettings(policy="least_loaded"))
+    waited = random.Random(12)
+    ours = [affinity.place(c, waited.uniform(0, 60)) for c in trace]
+    assert ours == [plain.place(c, 0.0) for c in trace]
+    speedy = build_policy(RoutingSettings(policy="expected_finish"))
+    assert [speedy.place(c, 0.0) for c in trace] != ours  # the spread is there to see
+
+
+def test_a_backend_is_not_taken_for_slow_because_it_loaded_models() -> None:
+    """Its median run time counts its cold runs; model_affinity counts the
+    loads themselves, once, and ranks a warm backend by its queue alone."""
+    loaded = cand("loaded", 0, 1, job_time=1.0, slowness=2.0)  # holds the model now
+    other = cand("other", 1, 0, job_time=1.0, cold_load=1.5)
+    assert model_affinity(loaded) == 2.0  # its running job and this one
+    assert model_affinity(other) == 2.5  # this one and the load
+    assert Picker(LATE, model_affinity).pick([loaded._replace(load=0), other]) == Chosen("loaded")
+    assert expected_finish(loaded) == 4.0  # speed stays expected_finish's to weigh
 
 
 def test_a_job_waits_for_its_warm_backend_until_it_waited_what_that_saves() -> None:
