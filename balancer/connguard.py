@@ -42,12 +42,24 @@ def answer_and_close(transport: asyncio.Transport, answer: bytes) -> asyncio.Tim
     return asyncio.get_running_loop().call_later(LINGER, transport.close)
 
 
+# Calls `expire` once `seconds` have passed; the handle cancels it.
+Timer = Callable[[float, Callable[[], None]], asyncio.TimerHandle]
+
+
+def loop_timer(seconds: float, expire: Callable[[], None]) -> asyncio.TimerHandle:
+    """The header deadline on the wall clock (the running loop's)."""
+    return asyncio.get_running_loop().call_later(seconds, expire)
+
+
 @dataclass
 class ConnectionLimits:
-    """Shared by every connection of one server: open connections per peer."""
+    """Shared by every connection of one server: open connections per peer.
+    `timer` starts each connection's header deadline (tests inject one that
+    passes when they say so, not when a loaded machine is slow)."""
 
     header_timeout: float
     max_per_peer: int
+    timer: Timer = loop_timer
     open: dict[str, int] = field(default_factory=dict)
     refusing: set[str] = field(default_factory=set)  # peers at the cap (logged once)
 
@@ -113,8 +125,7 @@ class GuardedProtocol(asyncio.Protocol):
             self.deadline = answer_and_close(transport, REFUSED)
             return
         self.peer, self.transport = host, transport
-        loop = asyncio.get_running_loop()
-        self.deadline = loop.call_later(self.limits.header_timeout, self._expire)
+        self.deadline = self.limits.timer(self.limits.header_timeout, self._expire)
         self.inner.connection_made(transport)
 
     def _expire(self) -> None:

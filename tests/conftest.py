@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from store_support import Reopen
-from support import FakeClock, Pool, PoolFactory, Stalls
+from support import PATIENT, FakeClock, Pool, PoolFactory, Stalls
 
 from balancer.app import create_app
 from balancer.bench.redisserver import RedisServer, redis_server_binary
@@ -82,6 +82,7 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
             probe=probe or ProbeSettings(),
             routing=routing or RoutingSettings(),
             data_dir=str(tmp_path / "balancer-data"),
+            timeouts=PATIENT,
         )
         settings = replace(settings, **(settings_overrides or {}))
         app = create_app(

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from balancer.app import create_app
+from balancer.config.model import TimeoutSettings
 from balancer.emulator import Emulator
 from balancer.emulator.faults import Handler
 from balancer.proxy.context import BALANCER
@@ -67,6 +68,20 @@ class FakeClock:
         """Simulated work on this clock: time passes at once, then other tasks run."""
         self.advance(seconds)
         await asyncio.sleep(0)
+
+
+# How long a test waits for what must happen (an event, a job's end, a
+# connection to an in-process server): it only bounds a hang. A loaded CI
+# machine stalls a test process for seconds (7 s seen), and a stall past a
+# bound fails a test that would have passed.
+HANG_BOUND = 60.0
+
+# The balancer's one wall-clock bound the injected deadline (Stalls) does not
+# cover: its session's connect timeout (5 s by default). An in-process backend
+# accepts at once, but a connect started before a stall longer than the
+# timeout fails when the loop wakes up (the timer fires before the connect's
+# result is read), and a probe that fails so leaves a backend down.
+PATIENT = TimeoutSettings(connect=HANG_BOUND)
 
 
 # aiohttp_client: an app started on a test server, and a client to it.
@@ -150,7 +165,7 @@ class Pool:
         emulator.faults.drop_connections = True
         emulator.hub.abort_all()
 
-    async def channels_up(self, names: list[str], timeout: float = 30.0) -> None:
+    async def channels_up(self, names: list[str], timeout: float = HANG_BOUND) -> None:
         """Wait until the balancer's event channel to each backend is open (a
         reconnect backs off up to 5 s; `timeout` only bounds a hang)."""
         channels = self.balancer.channels.channels
@@ -194,7 +209,7 @@ class Pool:
         assert pin is not None
         return pin.backend
 
-    async def done(self, prompt_id: str, timeout: float = 10.0) -> None:
+    async def done(self, prompt_id: str, timeout: float = HANG_BOUND) -> None:
         """Wait until the balancer has ended this job (it keeps its history)."""
         ended = asyncio.Event()
         store = self.balancer.store
@@ -220,7 +235,7 @@ class Pool:
         self.balancer.events.subscribe(Watch())
         return seen
 
-    async def settle(self, prompt_ids: list[str], timeout: float = 30.0) -> None:
+    async def settle(self, prompt_ids: list[str], timeout: float = HANG_BOUND) -> None:
         """Probe (as the prober would) until every job has ended, waking on
         each job event; fail with the missing ids after `timeout`."""
         events: asyncio.Queue[Any] = asyncio.Queue()
@@ -240,7 +255,7 @@ class Pool:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(events.get(), 0.05)
 
-    async def wait_idle(self, timeout: float = 10.0) -> None:
+    async def wait_idle(self, timeout: float = HANG_BOUND) -> None:
         for emulator in self.emulators.values():
             await emulator.wait_idle(timeout)
 

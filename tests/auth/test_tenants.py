@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from support import PoolFactory, colored
+from support import HANG_BOUND, PoolFactory, colored
 from upload_support import form, i2i, png
 
 from .auth_helpers import as_, keyed_pool, submit_as
@@ -77,9 +77,9 @@ async def test_socket_events_reach_only_their_tenant(make_pool: PoolFactory) -> 
     mine = await pool.client.ws_connect("/ws", params={"clientId": "c1", **tok("alice")})
     done = pool.watch("completed", "p-alice")
     await submit_as(pool, "alice", colored(3), client_id="c1", prompt_id="p-alice")
-    await asyncio.wait_for(done.wait(), 10)
+    await asyncio.wait_for(done.wait(), HANG_BOUND)
     await pool.settle(["p-alice"])
-    await asyncio.wait_for(until_seen(mine, "p-alice"), 30)  # only bounds a hang
+    await asyncio.wait_for(until_seen(mine, "p-alice"), HANG_BOUND)
     assert "p-alice" not in await drain(theirs)
 
 
@@ -113,7 +113,7 @@ async def test_public_status_shows_a_running_prompt_id_only_to_its_owner_and_adm
     running = "alice-running-job"
     started = pool.watch("running", running)
     await submit_as(pool, "alice", colored(1), prompt_id=running)
-    await asyncio.wait_for(started.wait(), 5.0)
+    await asyncio.wait_for(started.wait(), HANG_BOUND)
 
     async def shown(headers: dict[str, str]) -> str | None:
         resp = await pool.client.get("/balancer/status", headers=headers)

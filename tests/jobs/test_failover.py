@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from store_support import Reopen
-from support import Pool, PoolFactory, StartClient, colored
+from support import HANG_BOUND, Pool, PoolFactory, StartClient, colored
 
 from balancer.app import create_app
 from balancer.config.model import RoutingSettings
@@ -56,7 +56,7 @@ async def test_a_job_lost_too_often_fails_visibly(make_pool: PoolFactory) -> Non
     redispatched = pool.watch("dispatched", prompt_id)
     await emulator.crash()
     await pool.probe()  # lost once: queued again, sent again once the channel is back
-    await asyncio.wait_for(redispatched.wait(), 5.0)
+    await asyncio.wait_for(redispatched.wait(), HANG_BOUND)
     await emulator.crash()
     await pool.probe()  # lost twice: that is max_attempts
     entry = await pool.balancer.store.get_history(prompt_id)
@@ -114,7 +114,7 @@ async def test_a_failed_history_fetch_does_not_run_a_finished_job_again(
     prompt_id = (await pool.submit(colored(1)))["prompt_id"]
     emulator.hub.abort_all()  # the end events are lost with the channel
     emulator.resume()
-    await emulator.wait_idle(5.0)
+    await emulator.wait_idle(HANG_BOUND)
     upstream = pool.balancer.upstream
     real = upstream.get_json
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from support import PoolFactory, colored, workflow
+from support import HANG_BOUND, PoolFactory, colored, workflow
 
 from balancer.config.model import RoutingSettings
 
@@ -94,7 +94,7 @@ async def test_a_late_validation_error_fails_the_job_visibly(make_pool: PoolFact
     assert error["node_errors"]["1"]["errors"][0]["type"] == "value_smaller_than_min"
     seen = []
     while not seen or seen[-1] != ("executing", None):
-        msg = await ws.receive_json(timeout=5)
+        msg = await ws.receive_json(timeout=HANG_BOUND)
         if msg["type"] in ("execution_error", "executing"):
             seen.append((msg["type"], msg["data"].get("node", "-")))
     assert seen[-2:] == [("execution_error", "-"), ("executing", None)]
@@ -121,7 +121,7 @@ async def test_a_job_pending_behind_a_busy_gpu_moves_to_one_that_went_idle(
     ids = [(await pool.submit(colored(i)))["prompt_id"] for i in range(2, 5)]
     assert [await pool.owner(i) for i in [first, *ids]] == ["gpu0", "gpu1", "gpu0", "gpu1"]
     behind = ids[1]  # pending on gpu0 behind `first`, which runs and holds
-    await asyncio.wait_for(started.wait(), 5.0)
+    await asyncio.wait_for(started.wait(), HANG_BOUND)
     other.resume()  # gpu1 finishes its two and goes idle
     await pool.settle([ids[0], ids[2], behind])
     assert await pool.owner(behind) == "gpu1"

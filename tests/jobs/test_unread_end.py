@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from support import PoolFactory, colored
+from support import HANG_BOUND, PoolFactory, colored
 
 from balancer.config.model import ProbeSettings, RoutingSettings
 from tests.ops.ops_helpers import scrape, value
@@ -27,7 +27,7 @@ async def test_a_run_that_ended_unread_before_its_failover_is_recorded_later(
     pool.hang("gpu0")
     gpu0.resume()  # the run ends; its history cannot be read now
     end = {"type": "executing", "data": {"node": None, "prompt_id": prompt_id}}
-    while await ws.receive_json(timeout=10.0) != end:
+    while await ws.receive_json(timeout=HANG_BOUND) != end:
         pass  # until the channel tells the end (so the balancer tried to read it)
     await pool.probe()  # the first timeout starts the grace
     pool.clock.advance(61.0)
@@ -38,7 +38,7 @@ async def test_a_run_that_ended_unread_before_its_failover_is_recorded_later(
     seen = pool.watch("duplicated", prompt_id)
     pool.hang("gpu0", False)
     await pool.probe()  # gpu0 answers again: its run's end is read now
-    await asyncio.wait_for(seen.wait(), 10.0)  # bounds a hang only
+    await asyncio.wait_for(seen.wait(), HANG_BOUND)
     job = await pool.balancer.store.get_job(prompt_id)
     assert job is not None and job.state == "succeeded" and job.duplicates == ("gpu0",)
     samples = await scrape(pool)

@@ -5,8 +5,10 @@ connections, and everyone else is still served."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from aiohttp import web
+from support import HANG_BOUND
 
 from balancer.connguard import ConnectionLimits
 from balancer.runner import Running, start_guarded
@@ -27,7 +29,7 @@ async def get(running: Running, source: str = "127.0.0.1") -> bytes:
         "127.0.0.1", running.port, local_addr=(source, 0)
     )
     writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    data = await asyncio.wait_for(reader.read(), 5)
+    data = await asyncio.wait_for(reader.read(), HANG_BOUND)
     writer.close()
     return data
 
@@ -44,10 +46,33 @@ async def below(limits: ConnectionLimits, peer: str, count: int) -> None:
         await asyncio.sleep(0)
 
 
+class Deadlines:
+    """Header deadlines that pass when the test says so: on the wall clock, a
+    deadline short enough to pass during a test could pass on a well-behaved
+    client too, whenever a loaded machine paused the test that long."""
+
+    def __init__(self) -> None:
+        self.started: asyncio.Queue[tuple[float, Callable[[], None]]] = asyncio.Queue()
+
+    def __call__(self, seconds: float, expire: Callable[[], None]) -> asyncio.TimerHandle:
+        handle = asyncio.get_running_loop().call_later(HANG_BOUND * 60, expire)  # not in a test
+
+        def now() -> None:
+            handle.cancel()
+            expire()
+
+        self.started.put_nowait((seconds, now))
+        return handle
+
+
 async def test_a_stalling_client_is_cut_and_others_are_served() -> None:
-    running = await serve(ConnectionLimits(header_timeout=0.05, max_per_peer=100))
+    deadlines = Deadlines()
+    running = await serve(ConnectionLimits(header_timeout=7.5, max_per_peer=100, timer=deadlines))
     reader, writer = await half_open(running)
-    answer = await asyncio.wait_for(reader.read(), 5)  # the server closes it
+    seconds, expire = await asyncio.wait_for(deadlines.started.get(), HANG_BOUND)
+    assert seconds == 7.5  # limits.header_timeout after it connected
+    expire()  # its headers are still not complete when it passes
+    answer = await asyncio.wait_for(reader.read(), HANG_BOUND)  # the server closes it
     assert answer.startswith(b"HTTP/1.1 408")
     assert (await get(running)).endswith(b"hello")
     writer.close()
@@ -64,7 +89,7 @@ async def test_one_peer_cannot_hold_more_than_its_share() -> None:
     _, writer = held.pop()
     writer.close()
     await writer.wait_closed()
-    await asyncio.wait_for(below(limits, "127.0.0.1", 3), 5)  # the server saw the close
+    await asyncio.wait_for(below(limits, "127.0.0.1", 3), HANG_BOUND)  # the server saw the close
     assert (await get(running)).endswith(b"hello")
     for _, w in held:
         w.close()
