@@ -19,6 +19,7 @@ class Row:
     p99: float
     loads_per_100: float
     run: int = 1
+    retried: int = 0  # submissions refused with 503 and sent again
 
 
 def render(rows: Sequence[Row]) -> str:
