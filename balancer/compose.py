@@ -42,7 +42,7 @@ from balancer.ops.context import Ops
 from balancer.ops.membership import Membership
 from balancer.ops.metrics import Metrics
 from balancer.ops.status import JobTally
-from balancer.proxy.file_context import Files, build_files
+from balancer.proxy.file_context import Files, build_files, local_uploads
 from balancer.proxy.forward import Forwarder
 from balancer.proxy.kept_reads import KeptReads
 from balancer.proxy.presenter import present_entry
@@ -115,7 +115,10 @@ def assemble(
     fitter = Fitter(registry, catalogues, residency)
     jobs = Jobs(store, events, given.wall_clock, replicas.owners if replicas is not None else None)
     routing = Routing(settings.routing)
-    files = build_files(settings, store, jobs, registry, http)
+    uploads = (
+        replicas.uploads if replicas is not None else local_uploads(settings, given.wall_clock)
+    )
+    files = build_files(settings, uploads, store, jobs, registry, http)
     room = replicas.slots if replicas is not None else None
     if replicas is not None:
         events.subscribe(replicas.slots)  # a job that leaves its backend gives its slot back

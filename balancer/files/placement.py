@@ -25,8 +25,8 @@ from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, LoadSnapshot
 from balancer.files import transfer
 from balancer.files.paths import FileKey
-from balancer.files.refs import Ref, find_refs, rewrite
-from balancer.files.store import UploadStore
+from balancer.files.refs import Ref, find_refs, names_in, rewrite
+from balancer.files.uploads import Uploads
 from balancer.logs import get_logger
 
 log = get_logger("balancer.files")
@@ -47,7 +47,7 @@ class Holdings:
 class Placement:
     def __init__(
         self,
-        store: UploadStore,
+        store: Uploads,
         registry: Registry,
         session: aiohttp.ClientSession,
         is_unfinished: Callable[[str], Awaitable[bool]],
@@ -67,7 +67,8 @@ class Placement:
 
     async def __call__(self, request: dict[str, Any], backend: Backend) -> dict[str, Any]:
         prompt = request.get("prompt")
-        refs = find_refs(prompt, lambda key: self.store.lookup(key) is not None)
+        stored = await self.store.lookup_many(names_in(prompt))
+        refs = find_refs(prompt, stored)
         if not refs or not isinstance(prompt, dict):
             return request
         prompt_id = str(request.get("prompt_id"))
@@ -76,7 +77,7 @@ class Placement:
         changes: dict[tuple[str, str], str] = {}
         sent = 0
         for ref in refs:
-            value, sha, size = await self._place(ref, backend)
+            value, sha, size = await self._place(ref, backend, stored)
             if sha is not None:
                 shas.add(sha)
             if value is not None and value != ref.value:
@@ -93,9 +94,9 @@ class Placement:
         )
         return {**request, "prompt": rewrite(prompt, changes)}
 
-    async def _place(self, ref: Ref, backend: Backend) -> Outcome:
+    async def _place(self, ref: Ref, backend: Backend, stored: dict[FileKey, str]) -> Outcome:
         if ref.owner is None:
-            sha = self.store.lookup(ref.key)
+            sha = stored.get(ref.key)
             if sha is None:
                 return None, None, 0  # not ours: the backend may have it, or says 400
             return await self._ensure(backend, ref, ref.key, sha)
@@ -115,11 +116,14 @@ class Placement:
 
     async def _ensure(self, backend: Backend, ref: Ref, key: FileKey, sha: str) -> Outcome:
         """Put `sha` on `backend` as `key` unless it is already there."""
-        self.store.touch(sha)
+        await self.store.touch(sha)
         held = self._holdings(backend)
         known = held.files.get(key)
         if known is not None and known[0] == sha:
             return _value_if_renamed(ref, key, known[1]), sha, 0
+        blob = await self.store.blob_file(sha)
+        if blob is None:  # evicted meanwhile: the backend says 400 if it lacks it
+            return None, None, 0
         task_key = (backend.name, key, sha)
         pending = self._pushing.get(task_key)
         if pending is not None:
@@ -128,7 +132,7 @@ class Placement:
         self._pushing[task_key] = future
         started = time.perf_counter()
         try:
-            actual = await transfer.push(self.session, backend.url, key, self.store, sha)
+            actual = await transfer.push(self.session, backend.url, key, blob)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: waiters re-raise it themselves
@@ -138,7 +142,7 @@ class Placement:
         future.set_result(actual)
         if held is self._held.get(backend.name):
             held.files[key] = (sha, actual)
-        size = self.store.blob_path(sha).stat().st_size
+        size = blob.stat().st_size
         log.info(
             "placed_file",
             backend=backend.name,
@@ -152,7 +156,8 @@ class Placement:
     async def _fetch(self, owner: Backend, key: FileKey) -> str | None:
         """The owner's file in the store (fetched once per owner generation)."""
         cached = self._fetched.get((owner.name, key))
-        if cached is not None and cached[1] == owner.channel_id and self.store.has_blob(cached[0]):
+        fresh = cached is not None and cached[1] == owner.channel_id
+        if cached is not None and fresh and await self.store.has_blob(cached[0]):
             return cached[0]
         sha = await transfer.fetch(self.session, owner.url, key, self.store, self.fetch_limit)
         if sha is not None:
@@ -185,15 +190,16 @@ class Placement:
         for prompt_id in [p for p in list(self._inflight) if not await self.is_unfinished(p)]:
             self._inflight.pop(prompt_id, None)
         shas = set().union(*self._inflight.values()) if self._inflight else set()
-        for request in self.waiting():
-            for ref in find_refs(request.get("prompt"), lambda _: False):
-                sha = self.store.index.get(ref.key) if ref.owner is None else None
-                if sha is not None:
-                    shas.add(sha)
-        return shas
+        named = {
+            ref.key
+            for request in self.waiting()
+            for ref in find_refs(request.get("prompt"), ())
+            if ref.owner is None
+        }
+        return shas | set((await self.store.lookup_many(named)).values())
 
     async def evict(self) -> list[str]:
-        return self.store.evict(await self.protected())
+        return await self.store.evict(await self.protected())
 
 
 def _value_if_renamed(ref: Ref, wanted: FileKey, actual: FileKey) -> str | None:

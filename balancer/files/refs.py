@@ -9,7 +9,7 @@ holds (clients build these from the balancer's renamed history).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,26 +44,40 @@ def parse_ref(value: str) -> tuple[FileKey, str | None, bool] | None:
     return found.location.key, found.location.backend, found.annotated
 
 
-def find_refs(prompt: Any, in_store: Callable[[FileKey], bool]) -> list[Ref]:
-    """Every file reference of an API-format prompt, in node order."""
-    return list(_walk(prompt, in_store)) if isinstance(prompt, dict) else []
+def names_in(prompt: Any) -> set[FileKey]:
+    """Every key a string input of `prompt` could name (to look up in the
+    store at once before `find_refs`)."""
+    if not isinstance(prompt, dict):
+        return set()
+    return {key for _, _, _, (key, _, _) in _parsed(prompt)}
 
 
-def _walk(prompt: dict[str, Any], in_store: Callable[[FileKey], bool]) -> Iterator[Ref]:
+def find_refs(prompt: Any, stored: Collection[FileKey]) -> list[Ref]:
+    """Every file reference of an API-format prompt, in node order; a plain
+    string counts when it names a file in `stored`."""
+    if not isinstance(prompt, dict):
+        return []
+    refs = []
+    for node_id, name, value, (key, owner, annotated) in _parsed(prompt):
+        loader = prompt[node_id].get("class_type") in LOADERS
+        wanted = (loader and name == "image") or annotated or owner is not None
+        if wanted or key in stored:
+            refs.append(Ref(str(node_id), str(name), value, key, owner, annotated))
+    return refs
+
+
+Parsed = tuple[FileKey, str | None, bool]
+
+
+def _parsed(prompt: dict[Any, Any]) -> Iterator[tuple[Any, Any, str, Parsed]]:
+    """(node id, input name, value, parsed) of every string input that looks
+    like a file name."""
     for node_id, node in prompt.items():
         if not isinstance(node, dict) or not isinstance(node.get("inputs"), dict):
             continue
-        loader = node.get("class_type") in LOADERS
         for name, value in node["inputs"].items():
-            if not isinstance(value, str):
-                continue
-            parsed = parse_ref(value)
-            if parsed is None:
-                continue
-            key, owner, annotated = parsed
-            wanted = (loader and name == "image") or annotated or owner is not None
-            if wanted or in_store(key):
-                yield Ref(str(node_id), str(name), value, key, owner, annotated)
+            if isinstance(value, str) and (parsed := parse_ref(value)) is not None:
+                yield node_id, name, value, parsed
 
 
 def rewrite(prompt: dict[str, Any], changes: dict[tuple[str, str], str]) -> dict[str, Any]:

@@ -1,63 +1,32 @@
-"""The balancer's upload store: content-addressed blobs on disk plus an index.
+"""The file upload store (one balancer): content-addressed blobs on disk
+plus a JSON index (`index.py`).
 
-Blobs live at `<dir>/blobs/<sha[:2]>/<sha>`; a body is streamed into
+Blobs live at `<dir>/blobs/<sha[:2]>/<sha>`; a body is spooled into
 `<dir>/tmp/` while it is hashed and renamed into place when complete, so a
-100 MB upload is never held in memory and a half-written blob is never seen.
-Names follow ComfyUI's rules (`assign`); retention (`evict`) trims old blobs
-but never one a running or queued prompt needs.
+half-written blob is never seen. Names follow ComfyUI's rules (`assign`);
+retention (`evict`) trims old blobs but never one a running or queued
+prompt needs. Several replicas share uploads through `RedisUploads` instead.
 """
 
 from __future__ import annotations
 
-import hashlib
-import mimetypes
 import os
-import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
 from balancer.config.model import UploadSettings
 from balancer.files.index import BlobInfo, UploadIndex
 from balancer.files.paths import FileKey, numbered
+from balancer.files.uploads import BlobWriter, image_inputs
 from balancer.logs import get_logger
 
 log = get_logger("balancer.files")
 
 
-class BlobWriter:
-    """A blob being received: write chunks, then `finish` (or `abort`)."""
+class FileUploads:
+    """`Uploads` in a local directory."""
 
-    def __init__(self, store: UploadStore) -> None:
-        self.store = store
-        self.path = store.root / "tmp" / secrets.token_hex(12)
-        self._file = open(self.path, "wb")  # noqa: SIM115 - closed in finish/abort
-        self._hash = hashlib.sha256()
-        self.size = 0
-
-    def write(self, chunk: bytes) -> None:
-        self._hash.update(chunk)
-        self._file.write(chunk)
-        self.size += len(chunk)
-
-    def flush(self) -> Path:
-        """Make what was written readable at `path` (before finish or abort)."""
-        self._file.flush()
-        return self.path
-
-    def finish(self) -> str:
-        """Move the blob into place (a duplicate is dropped); return its sha256."""
-        self._file.close()
-        sha = self._hash.hexdigest()
-        self.store.adopt(self.path, sha, self.size)
-        return sha
-
-    def abort(self) -> None:
-        self._file.close()
-        self.path.unlink(missing_ok=True)
-
-
-class UploadStore:
     def __init__(
         self,
         root: Path,
@@ -75,65 +44,63 @@ class UploadStore:
     def blob_path(self, sha: str) -> Path:
         return self.root / "blobs" / sha[:2] / sha
 
-    def has_blob(self, sha: str) -> bool:
+    def _has(self, sha: str) -> bool:
         return self.index.blob(sha) is not None and self.blob_path(sha).is_file()
 
-    def writer(self) -> BlobWriter:
-        return BlobWriter(self)
+    async def has_blob(self, sha: str) -> bool:
+        return self._has(sha)
 
-    def add_bytes(self, data: bytes) -> str:
-        """A small blob made by the balancer itself (a masked image)."""
+    async def blob_file(self, sha: str) -> Path | None:
+        return self.blob_path(sha) if self._has(sha) else None
+
+    def writer(self) -> BlobWriter:
+        return BlobWriter(self.root / "tmp", self._adopt)
+
+    async def add_bytes(self, data: bytes) -> str:
         writer = self.writer()
         writer.write(data)
-        return writer.finish()
+        return await writer.finish()
 
-    def adopt(self, temp: Path, sha: str, size: int) -> None:
+    async def _adopt(self, temp: Path, sha: str, size: int) -> None:
         target = self.blob_path(sha)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_file():
-            temp.unlink(missing_ok=True)
-        else:
+        if not target.is_file():
             os.replace(temp, target)
         self.index.put_blob(sha, BlobInfo(size, self.now()))
 
-    def touch(self, sha: str) -> None:
+    async def touch(self, sha: str) -> None:
         info = self.index.blob(sha)
         if info is not None:
             self.index.put_blob(sha, BlobInfo(info.size, self.now()))
 
-    def lookup(self, key: FileKey) -> str | None:
-        """The sha256 stored under this name, if its blob is still there."""
+    def _lookup(self, key: FileKey) -> str | None:
         sha = self.index.get(key)
-        return sha if sha is not None and self.has_blob(sha) else None
+        return sha if sha is not None and self._has(sha) else None
 
-    def assign(self, key: FileKey, sha: str, overwrite: bool) -> FileKey:
-        """ComfyUI's naming: same bytes keep the name, different bytes get
-        `name (1).ext`, `(2)`...; `overwrite` replaces. Returns the final key."""
+    async def lookup(self, key: FileKey) -> str | None:
+        return self._lookup(key)
+
+    async def lookup_many(self, keys: Collection[FileKey]) -> dict[FileKey, str]:
+        return {key: sha for key in keys if (sha := self._lookup(key)) is not None}
+
+    async def assign(self, key: FileKey, sha: str, overwrite: bool) -> FileKey:
         final = key
         counter = 1
         while not overwrite:
-            existing = self.lookup(final)
+            existing = self._lookup(final)
             if existing is None or existing == sha:
                 break
             final = FileKey(key.type, key.subfolder, numbered(key.name, counter))
             counter += 1
         if self.index.get(final) != sha:
             self.index.put(final, sha)
-        self.touch(sha)
+        await self.touch(sha)
         return final
 
-    def input_images(self) -> list[str]:
-        """Input files that are images, as LoadImage lists them (`sub/name`), sorted."""
-        names = []
-        for key in self.index.names():
-            kind = mimetypes.guess_type(key.name)[0] or ""
-            if key.type == "input" and kind.startswith("image/") and self.lookup(key):
-                names.append(key.relative)
-        return sorted(names)
+    async def input_images(self) -> list[str]:
+        return image_inputs(key for key in self.index.names() if self._lookup(key))
 
-    def evict(self, protected: Iterable[str]) -> list[str]:
-        """Drop blobs older than `max_age`, then the oldest until the store fits
-        `max_bytes`; never a protected sha. Returns the evicted shas."""
+    async def evict(self, protected: Iterable[str]) -> list[str]:
         keep = set(protected)
         blobs = self.index.blobs()
         oldest_first = sorted(blobs, key=lambda sha: blobs[sha].touched)

@@ -1,18 +1,19 @@
 """Moving files between the store and backends, streamed both ways.
 
 `fetch` reads a file a backend holds (GET /view) into the store; `push` puts
-a stored blob on a backend (POST /upload/image, overwrite=true, same type,
-subfolder and name).
+a stored blob (its local file, `Uploads.blob_file`) on a backend
+(POST /upload/image, overwrite=true, same type, subfolder and name).
 """
 
 from __future__ import annotations
 
 import mimetypes
+from pathlib import Path
 
 import aiohttp
 
 from balancer.files.paths import FileKey
-from balancer.files.store import UploadStore
+from balancer.files.uploads import Uploads
 from balancer.logs import get_logger
 from balancer.upstream import UpstreamConnectError, UpstreamError
 
@@ -26,7 +27,7 @@ class TooLarge(Exception):
 
 
 async def fetch(
-    session: aiohttp.ClientSession, base_url: str, key: FileKey, store: UploadStore, limit: int
+    session: aiohttp.ClientSession, base_url: str, key: FileKey, store: Uploads, limit: int
 ) -> str | None:
     """The sha256 of the backend's file, now in the store; None if it has no
     such file or cannot be reached (the prompt then gets the backend's 400)."""
@@ -44,7 +45,7 @@ async def fetch(
         return None
 
 
-async def _receive(stream: aiohttp.StreamReader, store: UploadStore, limit: int) -> str:
+async def _receive(stream: aiohttp.StreamReader, store: Uploads, limit: int) -> str:
     writer = store.writer()
     try:
         async for chunk in stream.iter_chunked(CHUNK):
@@ -54,16 +55,15 @@ async def _receive(stream: aiohttp.StreamReader, store: UploadStore, limit: int)
     except BaseException:
         writer.abort()
         raise
-    return writer.finish()
+    return await writer.finish()
 
 
-async def push(
-    session: aiohttp.ClientSession, base_url: str, key: FileKey, store: UploadStore, sha: str
-) -> FileKey:
-    """Upload a blob to a backend; return the key the backend says it used."""
+async def push(session: aiohttp.ClientSession, base_url: str, key: FileKey, blob: Path) -> FileKey:
+    """Upload a blob (its local file) to a backend; return the key the
+    backend says it used."""
     content_type = mimetypes.guess_type(key.name)[0] or "application/octet-stream"
     try:
-        with open(store.blob_path(sha), "rb") as body:
+        with open(blob, "rb") as body:
             form = aiohttp.FormData()
             form.add_field("image", body, filename=key.name, content_type=content_type)
             form.add_field("overwrite", "true")

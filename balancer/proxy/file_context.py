@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from balancer.backends.registry import Registry
+from balancer.backends.state import Clock
 from balancer.config.model import Settings
 from balancer.files.index import JsonIndex
 from balancer.files.placement import Placement
-from balancer.files.store import UploadStore
+from balancer.files.store import FileUploads
+from balancer.files.uploads import Uploads, uploads_dir
 from balancer.jobs.lifecycle import Jobs
 from balancer.store import Store
 
 
 @dataclass
 class Files:
-    store: UploadStore
+    store: Uploads
     placement: Placement
     session: aiohttp.ClientSession
     max_upload: int
@@ -29,17 +30,23 @@ class Files:
 FILES: web.AppKey[Files] = web.AppKey("files", Files)
 
 
-def uploads_dir(settings: Settings) -> Path:
-    return Path(settings.uploads.dir or Path(settings.data_dir) / "uploads")
+def local_uploads(settings: Settings, wall_clock: Clock) -> FileUploads:
+    """The upload store of a balancer that runs alone: files in `uploads.dir`."""
+    root = uploads_dir(settings)
+    root.mkdir(parents=True, exist_ok=True)
+    return FileUploads(root, JsonIndex(root / "index.json"), settings.uploads, wall_clock)
 
 
 def build_files(
-    settings: Settings, store: Store, jobs: Jobs, registry: Registry, session: aiohttp.ClientSession
+    settings: Settings,
+    uploads: Uploads,
+    store: Store,
+    jobs: Jobs,
+    registry: Registry,
+    session: aiohttp.ClientSession,
 ) -> Files:
-    """The upload store and placement (the dispatcher's BeforeDispatch step)."""
-    root = uploads_dir(settings)
-    root.mkdir(parents=True, exist_ok=True)
-    uploads = UploadStore(root, JsonIndex(root / "index.json"), settings.uploads)
+    """Placement (the dispatcher's BeforeDispatch step) over `uploads`: the
+    replicas' shared store in Redis, or `local_uploads`."""
 
     async def is_unfinished(prompt_id: str) -> bool:
         job = await store.get_job(prompt_id)

@@ -21,16 +21,16 @@ from balancer.proxy.file_context import files_of
 NOT_INLINE = (".html", ".htm", ".xhtml", ".js", ".css")
 
 
-def in_store(request: web.Request, key: FileKey) -> bool:
-    return files_of(request).store.lookup(key) is not None
+async def stored_sha(request: web.Request, key: FileKey) -> str | None:
+    """The sha256 of the stored file at `key` (the location already resolved)."""
+    return await files_of(request).store.lookup(key)
 
 
-async def view_stored(request: web.Request, key: FileKey) -> web.StreamResponse:
-    store = files_of(request).store
-    sha = store.lookup(key)
-    if sha is None:
+async def view_stored(request: web.Request, key: FileKey, sha: str | None) -> web.StreamResponse:
+    """The blob `sha` (what `stored_sha` found at `key`) as the file `key`."""
+    path = await files_of(request).store.blob_file(sha) if sha is not None else None
+    if path is None:
         return web.Response(status=404)
-    path = store.blob_path(sha)
     disposition = {"Content-Disposition": f'filename="{key.name}"'}
     preview = request.query.get("preview")
     channel = request.query.get("channel", "rgba")

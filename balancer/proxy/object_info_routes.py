@@ -56,7 +56,7 @@ async def _answer(request: web.Request, path: str) -> web.StreamResponse:
         info = json.loads(reply.body)
     except ValueError:
         return reply_response(reply)
-    names = visible_inputs(request, files_of(request).store.input_images())
+    names = visible_inputs(request, await files_of(request).store.input_images())
     return web.json_response(with_inputs(info, names))
 
 
@@ -78,7 +78,7 @@ async def _union_info(request: web.Request, node_class: str | None) -> web.Strea
     if union is None:
         path = request.rel_url.raw_path.removeprefix("/api")
         return await _answer(request, path)
-    names = visible_inputs(request, files_of(request).store.input_images())
+    names = visible_inputs(request, await files_of(request).store.input_images())
     digest = hashlib.sha256("\0".join(names).encode()).hexdigest()[:8]
     etag = f'"{union.key}-{digest}"'
     info = union.object_info

@@ -1,7 +1,7 @@
 """POST /upload/image and /upload/mask, answered from the balancer's store.
 
 The multipart body is streamed to disk while it is hashed; the answer has
-ComfyUI's shape and naming (see `UploadStore.assign`). Unlike ComfyUI, bad
+ComfyUI's shape and naming (see `Uploads.assign`). Unlike ComfyUI, bad
 names, a bad `type` and an unusable `original_ref` are 400s in ComfyUI's
 error shape, never a 500 or a silent success.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -25,7 +26,7 @@ from balancer.files.locate import locate
 from balancer.files.masks import apply_mask
 from balancer.files.naming import PREFIX
 from balancer.files.paths import BadPath, FileKey, file_key, normalize_subfolder, split_annotation
-from balancer.files.store import BlobWriter
+from balancer.files.uploads import BlobWriter
 from balancer.logs import get_logger
 from balancer.proxy.context import ctx
 from balancer.proxy.file_context import Files, files_of
@@ -133,7 +134,7 @@ async def _keep(
 ) -> web.Response:
     """Name the stored bytes as ComfyUI would, log it, and answer."""
     overwrite = form.fields.get("overwrite") in ("true", "1")
-    final = files.store.assign(key, sha, overwrite)
+    final = await files.store.assign(key, sha, overwrite)
     _log_upload(event, key, final, size, started)
     await files.placement.evict()
     return answer(form, key, final)
@@ -146,7 +147,7 @@ async def upload_image(request: web.Request) -> web.StreamResponse:
         return received
     files, form, key = received
     assert form.image is not None
-    sha = form.image.finish()
+    sha = await form.image.finish()
     return await _keep(files, form, key, sha, "upload", form.image.size, started)
 
 
@@ -168,19 +169,19 @@ async def upload_mask(request: web.Request) -> web.StreamResponse:
     try:
         original = await _original(request, files, form.fields.get("original_ref"))
         mask_path = form.image.flush()
-        merged = await asyncio.to_thread(apply_mask, files.store.blob_path(original), mask_path)
+        merged = await asyncio.to_thread(apply_mask, original, mask_path)
     except Refused as refused:
         return refused.response
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         return error_response(400, "invalid_upload", "Cannot apply the mask", str(exc))
     finally:
         form.image.abort()
-    sha = files.store.add_bytes(merged)
+    sha = await files.store.add_bytes(merged)
     return await _keep(files, form, key, sha, "upload_mask", len(merged), started)
 
 
-async def _original(request: web.Request, files: Files, raw: str | None) -> str:
-    """The sha256 of the image `original_ref` names, fetched into the store."""
+async def _original(request: web.Request, files: Files, raw: str | None) -> Path:
+    """The image `original_ref` names (a local file), fetched into the store."""
     try:
         ref: Any = client_json.parse(raw or "")
         if not isinstance(ref, dict):
@@ -192,12 +193,13 @@ async def _original(request: web.Request, files: Files, raw: str | None) -> str:
     except (ValueError, BadPath) as exc:
         raise bad("Invalid original_ref", str(exc)) from None
     key, owner = location.key, location.backend
-    sha = None if owner is not None else files.store.lookup(key)
+    sha = None if owner is not None else await files.store.lookup(key)
     if sha is None:
         sha = await _fetch_original(request, files, key, owner)
-    if sha is None:
+    blob = await files.store.blob_file(sha) if sha is not None else None
+    if blob is None:
         raise bad("The original image of the mask was not found", key.relative)
-    return sha
+    return blob
 
 
 async def _fetch_original(

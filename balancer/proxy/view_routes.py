@@ -19,7 +19,7 @@ from balancer.files.paths import BadPath, split_annotation
 from balancer.outputs.setup import OUTPUTS
 from balancer.outputs.view import view_from_bucket
 from balancer.proxy.context import ctx
-from balancer.proxy.input_view import in_store, view_stored
+from balancer.proxy.input_view import stored_sha, view_stored
 from balancer.state import Balancer
 
 ANNOTATIONS = {" [output]": "output", " [input]": "input", " [temp]": "temp"}
@@ -69,8 +69,9 @@ async def get_view(request: web.Request) -> web.StreamResponse:
     if not may_use(request, location):
         return web.Response(status=404)  # another tenant's file: like a missing one
     key = location.key
-    if location.backend is None and (key.type == "input" or in_store(request, key)):
-        return await view_stored(request, key)  # the balancer's upload store
+    sha = await stored_sha(request, key) if location.backend is None else None
+    if location.backend is None and (key.type == "input" or sha is not None):
+        return await view_stored(request, key, sha)  # the balancer's upload store
     sink = request.app.get(OUTPUTS)
     ref = (key.type, location.client_subfolder, key.name)
     stored = await view_from_bucket(request, sink, ref) if sink is not None else None

@@ -12,6 +12,8 @@ from redis.exceptions import RedisError
 
 from balancer.backends.state import Clock
 from balancer.config.model import Settings
+from balancer.files.redis_uploads import RedisUploads
+from balancer.files.uploads import uploads_dir
 from balancer.replicas.buckets import RedisBuckets
 from balancer.replicas.bus import EventBus
 from balancer.replicas.changes import BackendChanges
@@ -30,6 +32,7 @@ class Replicas:
     bus: EventBus
     rates: RedisBuckets  # the API keys' rate limits, pool-wide
     owners: Owners
+    uploads: RedisUploads  # the upload index and blobs, pool-wide
 
     async def status(self) -> dict[str, Any]:
         """`/balancer/status`'s replica fields: every replica with a lease,
@@ -73,7 +76,9 @@ def replicas_of(settings: Settings, redis: Redis | None, wall: Clock) -> Replica
     rates = RedisBuckets(redis, prefix, wall, store.timeout)
     bus = EventBus(redis, me.name, prefix)
     owners = Owners(redis, me.name, wall, prefix)
-    return Replicas(me, leases, changes, slots, bus, rates, owners)
+    local = uploads_dir(settings)  # this replica's spool and copies of blobs
+    uploads = RedisUploads(redis, prefix, local, settings.uploads, store.timeout, wall)
+    return Replicas(me, leases, changes, slots, bus, rates, owners, uploads)
 
 
 async def join(stack: contextlib.AsyncExitStack, replicas: Replicas) -> None:

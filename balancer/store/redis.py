@@ -16,31 +16,24 @@ import contextlib
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from balancer.logs import get_logger
-from balancer.redact import redact
 from balancer.store import redis_scripts as lua
 from balancer.store.kept import MAX_HISTORY, KeptHistory, Raw, Retention, entry_time
-from balancer.store.model import JobStateName, OverQuota, Pin, StoredJob, StoreUnavailable, Wall
+from balancer.store.model import JobStateName, OverQuota, Pin, StoredJob, Wall
+from balancer.store.reach import Deadline, reachable
 
 log = get_logger("balancer.store")
 
 DEFAULT_PREFIX = "balancer:"
 
-# How long one call may wait for its answer: `asyncio.timeout` by default;
-# a test injects its own, so that a healthy Redis on a loaded machine is
-# never timed out and only a Redis the test silenced is.
-Deadline = Callable[[float], asyncio.Timeout]
 DEFAULT_TIMEOUT = 2.0
 # A call is tried this many more times on a refused or reset connection
 # (a pooled connection Redis dropped, a Redis restarting), 25 ms then 50 ms apart.
@@ -172,17 +165,10 @@ class RedisStore:
     def _key(self, *parts: str) -> str:
         return self._prefix + "".join(parts)
 
-    @contextlib.asynccontextmanager
-    async def _reachable(self) -> AsyncIterator[None]:
+    def _reachable(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Redis errors that mean "no answer", and no answer in time, become
         StoreUnavailable."""
-        try:
-            async with self._deadline(self._timeout):
-                yield
-        except TimeoutError as exc:
-            raise StoreUnavailable(f"redis: no answer within {self._timeout:g}s") from exc
-        except (RedisConnectionError, RedisTimeoutError, ReadOnlyError) as exc:
-            raise StoreUnavailable(f"redis: {redact(str(exc)) or type(exc).__name__}") from exc
+        return reachable(self._timeout, self._deadline)
 
     async def _run(self, script: Any, keys: Sequence[str], *args: Arg) -> Any:
         async with self._reachable():

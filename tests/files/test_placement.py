@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +21,9 @@ def count_pushes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, FileKey]]:
     pushes: list[tuple[str, FileKey]] = []
     real = transfer.push
 
-    async def counting(session: Any, url: str, key: FileKey, store: Any, sha: str) -> FileKey:
+    async def counting(session: Any, url: str, key: FileKey, blob: Path) -> FileKey:
         pushes.append((url, key))
-        return await real(session, url, key, store, sha)
+        return await real(session, url, key, blob)
 
     monkeypatch.setattr(transfer, "push", counting)
     return pushes

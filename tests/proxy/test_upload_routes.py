@@ -13,13 +13,13 @@ from support import FIXTURES, Pool, PoolFactory
 from upload_support import form, png, upload
 
 from balancer.config.model import LimitSettings
-from balancer.proxy.file_context import FILES
+from balancer.files.uploads import uploads_dir
 
 RED, BLUE = png((255, 0, 0)), png((0, 0, 255))
 
 
 def store_root(pool: Pool) -> Path:
-    return pool.client.app[FILES].store.root
+    return uploads_dir(pool.balancer.settings)
 
 
 def recorded() -> list[dict[str, Any]]:

@@ -85,7 +85,6 @@ async def make_replicas(
             backends=tuple(
                 BackendSettings(name, str(s.make_url("")).rstrip("/")) for name, s in urls.items()
             ),
-            data_dir=str(tmp_path / "balancer-data"),
         )
         clock, stalls = FakeClock(), Stalls()
         pools = []
@@ -95,6 +94,7 @@ async def make_replicas(
                 base,
                 replicas=ReplicaSettings(name=name, advertise=f"http://{name}:8188"),
                 store=StoreSettings(prefix=prefix),
+                data_dir=str(tmp_path / f"data-{name}"),  # nothing shared on disk
                 **overrides,
             )
             client = redis.Redis.from_url(redis_at or redis_url)
