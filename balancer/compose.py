@@ -42,7 +42,7 @@ from balancer.ops.context import Ops
 from balancer.ops.membership import Membership
 from balancer.ops.metrics import Metrics
 from balancer.ops.status import JobTally
-from balancer.proxy.file_context import Files, build_files, local_uploads
+from balancer.proxy.file_context import Files, build_files, local_uploads, local_user_data
 from balancer.proxy.forward import Forwarder
 from balancer.proxy.kept_reads import KeptReads
 from balancer.proxy.presenter import present_entry
@@ -118,7 +118,8 @@ def assemble(
     uploads = (
         replicas.uploads if replicas is not None else local_uploads(settings, given.wall_clock)
     )
-    files = build_files(settings, uploads, store, jobs, registry, http)
+    user_data = local_user_data(settings) if replicas is None else replicas.user_data.of
+    files = build_files(settings, uploads, user_data, store, jobs, registry, http)
     room = replicas.slots if replicas is not None else None
     if replicas is not None:
         events.subscribe(replicas.slots)  # a job that leaves its backend gives its slot back

@@ -1,8 +1,10 @@
-"""The upload store and placement, built once per app next to the Balancer."""
+"""The upload store, placement and user data, built once per app next to
+the Balancer."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,6 +19,8 @@ from balancer.files.store import FileUploads
 from balancer.files.uploads import Uploads, uploads_dir
 from balancer.jobs.lifecycle import Jobs
 from balancer.store import Store
+from balancer.userdata import UserFiles
+from balancer.userdata.model import UserDataOf
 
 
 @dataclass
@@ -25,6 +29,7 @@ class Files:
     placement: Placement
     session: aiohttp.ClientSession
     max_upload: int
+    user_data: UserDataOf  # a user's (`default`, or a tenant's) settings and files
 
 
 FILES: web.AppKey[Files] = web.AppKey("files", Files)
@@ -37,9 +42,16 @@ def local_uploads(settings: Settings, wall_clock: Clock) -> FileUploads:
     return FileUploads(root, JsonIndex(root / "index.json"), settings.uploads, wall_clock)
 
 
+def local_user_data(settings: Settings) -> UserDataOf:
+    """User data of a balancer that runs alone: `<data_dir>/user/<user>/`."""
+    root = Path(settings.data_dir) / "user"
+    return lambda user: UserFiles(root, user)
+
+
 def build_files(
     settings: Settings,
     uploads: Uploads,
+    user_data: UserDataOf,
     store: Store,
     jobs: Jobs,
     registry: Registry,
@@ -57,7 +69,7 @@ def build_files(
 
     limit = settings.limits.max_upload
     placement = Placement(uploads, registry, session, is_unfinished, limit, waiting)
-    return Files(uploads, placement, session, limit)
+    return Files(uploads, placement, session, limit, user_data)
 
 
 def files_of(request: web.Request) -> Files:

@@ -21,6 +21,7 @@ from balancer.replicas.identity import Replica, identify
 from balancer.replicas.leases import Leases
 from balancer.replicas.owners import Owners
 from balancer.replicas.slots import Slots
+from balancer.userdata.redis_store import RedisUserData
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Replicas:
     rates: RedisBuckets  # the API keys' rate limits, pool-wide
     owners: Owners
     uploads: RedisUploads  # the upload index and blobs, pool-wide
+    user_data: RedisUserData  # every user's settings and files, pool-wide
 
     async def status(self) -> dict[str, Any]:
         """`/balancer/status`'s replica fields: every replica with a lease,
@@ -78,7 +80,8 @@ def replicas_of(settings: Settings, redis: Redis | None, wall: Clock) -> Replica
     owners = Owners(redis, me.name, wall, prefix)
     local = uploads_dir(settings)  # this replica's spool and copies of blobs
     uploads = RedisUploads(redis, prefix, local, settings.uploads, store.timeout, wall)
-    return Replicas(me, leases, changes, slots, bus, rates, owners, uploads)
+    user_data = RedisUserData(redis, prefix, store.timeout, wall)
+    return Replicas(me, leases, changes, slots, bus, rates, owners, uploads, user_data)
 
 
 async def join(stack: contextlib.AsyncExitStack, replicas: Replicas) -> None:

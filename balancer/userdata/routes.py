@@ -7,17 +7,20 @@ is served at its bare path and under `/api`.
 
 from __future__ import annotations
 
-import os
+import mimetypes
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
 
 from balancer import client_json
-from balancer.userdata.store import PathRefused, UserFiles
+from balancer.userdata.model import PathRefused, UserData, WriteRefused, canonical
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-FilesOf = Callable[[web.Request], UserFiles]
+FilesOf = Callable[[web.Request], UserData]
+BAD_NAME = 'Invalid filename. Please avoid special characters like :\\/*?"<>|'
 
 
 def _flag(request: web.Request, name: str, default: str = "") -> bool:
@@ -45,17 +48,18 @@ class UserDataRoutes:
             ("POST", "/userdata/{file}/move/{dest}", self.move_file),
         ]
 
-    def files(self, request: web.Request) -> UserFiles:
+    def files(self, request: web.Request) -> UserData:
         return self.files_of(request)
 
     # -- users and settings ---------------------------------------------------
     async def get_users(self, request: web.Request) -> web.Response:
-        return web.json_response({"storage": "server", "migrated": self.files(request).migrated()})
+        migrated = await self.files(request).migrated()
+        return web.json_response({"storage": "server", "migrated": migrated})
 
     async def post_users(self, request: web.Request) -> web.Response:
         try:
             body = client_json.parse(await request.read())
-            user_id = self.files(request).add_user(str(body["username"]))
+            user_id = await self.files(request).add_user(str(body["username"]))
         except (ValueError, KeyError, TypeError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         if user_id is None:
@@ -63,34 +67,31 @@ class UserDataRoutes:
         return web.json_response(user_id)
 
     async def get_settings(self, request: web.Request) -> web.Response:
-        return web.json_response(self.files(request).settings())
+        return web.json_response(await self.files(request).settings())
 
     async def get_setting(self, request: web.Request) -> web.Response:
-        settings = self.files(request).settings()
+        settings = await self.files(request).settings()
         return web.json_response(settings.get(request.match_info["id"]))
 
     async def post_settings(self, request: web.Request) -> web.Response:
-        files = self.files(request)
         try:
             new = await _json_body(request)
         except ValueError:
             return web.Response(status=400)
         if not isinstance(new, dict):
             return web.Response(status=400)
-        files.save_settings({**files.settings(), **new})
+        await self.files(request).update_settings(lambda old: {**old, **new})
         return web.Response(status=200)
 
     async def post_setting(self, request: web.Request) -> web.Response:
         setting_id = request.match_info.get("id", "")
         if not setting_id:
             return web.Response(status=400)
-        files = self.files(request)
-        settings = files.settings()
         try:
-            settings[setting_id] = await _json_body(request)
+            value = await _json_body(request)
         except ValueError:
             return web.Response(status=400)
-        files.save_settings(settings)
+        await self.files(request).update_settings(lambda old: {**old, setting_id: value})
         return web.Response(status=200)
 
     # -- listings ---------------------------------------------------------------
@@ -100,13 +101,13 @@ class UserDataRoutes:
             return web.Response(status=400, text="Directory not provided")
         files = self.files(request)
         try:
-            path = files.resolve(directory)
+            rel = canonical(directory)
         except PathRefused:
             return web.Response(status=403, text="Invalid directory")
-        if not os.path.exists(path):
+        if await files.kind(rel) is None:
             return web.Response(status=404, text="Directory not found")
-        listing = files.listing(
-            path,
+        listing = await files.listing(
+            rel,
             recurse=_flag(request, "recurse"),
             full_info=_flag(request, "full_info"),
             split=_flag(request, "split"),
@@ -116,79 +117,90 @@ class UserDataRoutes:
     async def list_userdata_v2(self, request: web.Request) -> web.Response:
         files = self.files(request)
         try:
-            target = files.resolve(unquote(request.query.get("path", "")))
+            rel = canonical(unquote(request.query.get("path", "")))
         except PathRefused:
             return web.Response(status=403, text="Invalid path requested")
-        if not os.path.exists(target):
+        kind = await files.kind(rel)
+        if kind is None:
             return web.Response(status=404, text="Requested path not found")
-        if not os.path.isdir(target):
+        if kind != "dir":
             return web.Response(status=400, text="Requested path is not a directory")
         try:
-            return web.json_response(files.listing_v2(target))
+            return web.json_response(await files.listing_v2(rel))
         except OSError:
             return web.Response(status=500, text="Error reading directory contents")
 
     # -- files --------------------------------------------------------------------
-    def _path(
-        self, request: web.Request, files: UserFiles, *, must_exist: bool, param: str = "file"
+    async def _rel(
+        self, request: web.Request, files: UserData, *, must_exist: bool, param: str = "file"
     ) -> str | web.Response:
+        """The canonical path a route parameter names, or ComfyUI's refusal."""
         name = request.match_info.get(param, "")
         if not name:
             return web.Response(status=400)
         try:
-            path = files.resolve(name)
+            rel = canonical(name)
         except PathRefused:
             return web.Response(status=403)
-        if must_exist and not os.path.exists(path):
+        if must_exist and await files.kind(rel) is None:
             return web.Response(status=404)
-        return path
+        return rel
 
     async def get_file(self, request: web.Request) -> web.StreamResponse:
-        path = self._path(request, self.files(request), must_exist=True)
-        if not isinstance(path, str):
-            return path
-        if os.path.isdir(path):
+        files = self.files(request)
+        rel = await self._rel(request, files, must_exist=False)
+        if not isinstance(rel, str):
+            return rel
+        body = await files.read(rel)
+        if body is None:  # missing, or a directory
             return web.Response(status=404)
-        return web.FileResponse(path)
+        if isinstance(body, Path):
+            return web.FileResponse(body)
+        content_type = mimetypes.guess_type(rel)[0] or "application/octet-stream"
+        return web.Response(body=body, content_type=content_type)
 
     async def post_file(self, request: web.Request) -> web.Response:
         files = self.files(request)
-        path = self._path(request, files, must_exist=False)
-        if not isinstance(path, str):
-            return path
-        if request.query.get("overwrite", "true") == "false" and os.path.exists(path):
+        rel = await self._rel(request, files, must_exist=False)
+        if not isinstance(rel, str):
+            return rel
+        overwrite = request.query.get("overwrite", "true") != "false"
+        if not overwrite and await files.kind(rel) is not None:
             return web.Response(status=409, text="File already exists")
         try:
-            files.write(path, await request.read())
-        except OSError:
-            return web.Response(
-                status=400,
-                reason='Invalid filename. Please avoid special characters like :\\/*?"<>|',
-            )
-        return web.json_response(files.relative(path, _flag(request, "full_info", "false")))
+            await files.write(rel, await request.read())
+        except WriteRefused:
+            return web.Response(status=400, reason=BAD_NAME)
+        return web.json_response(await files.describe(rel, _flag(request, "full_info", "false")))
 
     async def delete_file(self, request: web.Request) -> web.Response:
         files = self.files(request)
-        path = self._path(request, files, must_exist=True)
-        if not isinstance(path, str):
-            return path
-        files.delete(path)
+        rel = await self._rel(request, files, must_exist=False)
+        if not isinstance(rel, str):
+            return rel
+        if await files.kind(rel) != "file":  # missing, or a directory
+            return web.Response(status=404)
+        await files.delete(rel)
         return web.Response(status=204)
 
     async def move_file(self, request: web.Request) -> web.Response:
         files = self.files(request)
-        source = self._path(request, files, must_exist=True)
+        source = await self._rel(request, files, must_exist=True)
         if not isinstance(source, str):
             return source
-        dest = self._path(request, files, must_exist=False, param="dest")
+        dest = await self._rel(request, files, must_exist=False, param="dest")
         if not isinstance(dest, str):
             return dest
-        if request.query.get("overwrite", "true") == "false" and os.path.exists(dest):
+        overwrite = request.query.get("overwrite", "true") != "false"
+        if not overwrite and await files.kind(dest) is not None:
             return web.Response(status=409, text="File already exists")
-        files.move(source, dest)
-        return web.json_response(files.relative(dest, _flag(request, "full_info", "false")))
+        try:
+            await files.move(source, dest)
+        except WriteRefused:
+            return web.Response(status=400, reason=BAD_NAME)
+        return web.json_response(await files.describe(dest, _flag(request, "full_info", "false")))
 
 
-async def _json_body(request: web.Request) -> object:
+async def _json_body(request: web.Request) -> Any:
     """The JSON body; ValueError when it is not JSON."""
     return client_json.parse(await request.read())

@@ -1,8 +1,10 @@
-"""ComfyUI 0.3.64's user directory (`app/user_manager.py`, `app/app_settings.py`),
-single-user: every request is user "default", files under `<root>/default/`.
+"""ComfyUI 0.3.64's user directory (`app/user_manager.py`, `app/app_settings.py`)
+on disk, for a balancer that runs alone: user "default" (or a tenant's name),
+files under `<root>/<user>/`. Several replicas keep user data in Redis
+instead (`redis_store.py`).
 
-Paths are checked the way ComfyUI checks them: a name containing `%` is
-URL-decoded once more, and anything that leaves the user's directory is refused.
+Paths arrive canonical (`model.canonical`); as ComfyUI does, the parent
+directory of a path is made when it is first used.
 """
 
 from __future__ import annotations
@@ -13,17 +15,12 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
-DEFAULT_USER = "default"
-SETTINGS_FILE = "comfy.settings.json"
-JSON = dict[str, Any]
-
-
-class PathRefused(ValueError):
-    """The path would leave the user's directory (ComfyUI answers 403)."""
+from balancer.userdata.listing import sort_v2
+from balancer.userdata.model import DEFAULT_USER, JSON, SETTINGS_FILE, Kind, WriteRefused
 
 
 def file_info(path: str, relative_to: str) -> JSON:
@@ -38,17 +35,28 @@ def file_info(path: str, relative_to: str) -> JSON:
 
 
 class UserFiles:
+    """`UserData` in `<root>/<user>/`."""
+
     def __init__(self, root: Path, user: str = DEFAULT_USER) -> None:
         """`user` is a directory name under `root` (`default`, or a tenant's)."""
         self.root = os.path.abspath(root)
         self.user = user
 
-    # -- users --------------------------------------------------------------
     @property
     def user_root(self) -> str:
         return os.path.join(self.root, self.user)
 
-    def migrated(self) -> bool:
+    def path(self, rel: str, *, create_dir: bool = True) -> str:
+        """The absolute path of canonical `rel`; makes its parent directory
+        as ComfyUI's get_request_user_filepath does."""
+        path = os.path.join(self.user_root, rel) if rel else self.user_root
+        parent = os.path.split(path)[0]
+        if create_dir and not os.path.exists(parent):
+            os.makedirs(parent, exist_ok=True)
+        return path
+
+    # -- users --------------------------------------------------------------
+    async def migrated(self) -> bool:
         return os.path.exists(self.user_root)
 
     def users_file(self) -> str:
@@ -62,45 +70,53 @@ class UserFiles:
             return {}
         return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
-    def add_user(self, name: str) -> str | None:
-        """A new user id (`<sanitized>_<uuid4>`), or None for a duplicate name."""
+    async def add_user(self, name: str) -> str | None:
         users = self.users()
         if name in users.values():
             return None
         name = name.strip()
         if not name:
             raise ValueError("username not provided")
-        user_id = re.sub("[^a-zA-Z0-9-_]+", "-", name) + "_" + str(uuid.uuid4())
+        user_id = new_user_id(name)
         users[user_id] = name
         os.makedirs(self.root, exist_ok=True)
         _write_atomic(self.users_file(), json.dumps(users).encode())
         return user_id
 
-    # -- paths ----------------------------------------------------------------
-    def resolve(self, file: str | None, *, create_dir: bool = True) -> str:
-        """The absolute path of `file` in the user's directory (ComfyUI's
-        get_request_user_filepath); makes the parent directory like it does."""
-        path = user_root = self.user_root
-        if file is not None:
-            if "%" in file:
-                file = unquote(file)
-            path = os.path.abspath(os.path.join(user_root, file))
-            if os.path.commonpath((user_root, path)) != user_root:
-                raise PathRefused(file)
-        parent = os.path.split(path)[0]
-        if create_dir and not os.path.exists(parent):
-            os.makedirs(parent, exist_ok=True)
-        return path
+    # -- files ----------------------------------------------------------------
+    async def kind(self, rel: str) -> Kind | None:
+        path = self.path(rel)
+        if os.path.isdir(path):
+            return "dir"
+        return "file" if os.path.exists(path) else None
 
-    def relative(self, path: str, full_info: bool) -> JSON | str:
-        user_path = self.resolve(None)
+    async def read(self, rel: str) -> Path | None:
+        path = self.path(rel)
+        return Path(path) if os.path.isfile(path) else None
+
+    async def describe(self, rel: str, full_info: bool) -> JSON | str:
         if full_info:
-            return file_info(path, user_path)
-        return os.path.relpath(path, user_path).replace(os.sep, "/")
+            return file_info(self.path(rel), self.path(""))
+        return rel
+
+    async def write(self, rel: str, body: bytes) -> None:
+        try:
+            _write_atomic(self.path(rel), body)
+        except OSError as exc:
+            raise WriteRefused(rel) from exc
+
+    async def delete(self, rel: str) -> None:
+        os.remove(self.path(rel))
+
+    async def move(self, source: str, dest: str) -> None:
+        try:
+            shutil.move(self.path(source), self.path(dest))
+        except OSError as exc:
+            raise WriteRefused(dest) from exc
 
     # -- settings -------------------------------------------------------------
-    def settings(self) -> JSON:
-        path = self.resolve(SETTINGS_FILE)
+    async def settings(self) -> JSON:
+        path = self.path(SETTINGS_FILE)
         if not os.path.isfile(path):
             return {}
         try:
@@ -110,13 +126,15 @@ class UserFiles:
             return {}
         return data if isinstance(data, dict) else {}
 
-    def save_settings(self, settings: JSON) -> None:
-        path = self.resolve(SETTINGS_FILE)
-        _write_atomic(path, json.dumps(settings, indent=4).encode())
+    async def update_settings(self, change: Callable[[JSON], JSON]) -> None:
+        """One process, and nothing awaited between the read and the write."""
+        new = change(await self.settings())
+        _write_atomic(self.path(SETTINGS_FILE), settings_bytes(new))
 
     # -- listings ---------------------------------------------------------------
-    def listing(self, path: str, *, recurse: bool, full_info: bool, split: bool) -> list[Any]:
-        """GET /userdata?dir=: files only, glob order, as ComfyUI lists them."""
+    async def listing(self, rel: str, *, recurse: bool, full_info: bool, split: bool) -> list[Any]:
+        """Files only, glob order, as ComfyUI lists them."""
+        path = self.path(rel)
         pattern = (
             os.path.join(glob.escape(path), "**", "*")
             if recurse
@@ -129,18 +147,17 @@ class UserFiles:
             if full_info:
                 results.append(file_info(full, path))
                 continue
-            rel = os.path.relpath(full, path).replace(os.sep, "/")
-            results.append([rel, *rel.split("/")] if split else rel)
+            name = os.path.relpath(full, path).replace(os.sep, "/")
+            results.append([name, *name.split("/")] if split else name)
         return results
 
-    def listing_v2(self, target: str) -> list[JSON]:
-        """GET /v2/userdata?path=: directories first, then files, by name."""
-        base = self.resolve(None, create_dir=False)
+    async def listing_v2(self, rel: str) -> list[JSON]:
+        base = self.path("", create_dir=False)
         results: list[JSON] = []
-        for root, dirs, files in os.walk(target, topdown=True):
+        for root, dirs, files in os.walk(self.path(rel), topdown=True):
             for name in dirs:
-                rel = os.path.relpath(os.path.join(root, name), base).replace(os.sep, "/")
-                results.append({"name": name, "path": rel, "type": "directory"})
+                path = os.path.relpath(os.path.join(root, name), base).replace(os.sep, "/")
+                results.append({"name": name, "path": path, "type": "directory"})
             for name in files:
                 full = os.path.join(root, name)
                 entry: JSON = {
@@ -155,18 +172,17 @@ class UserFiles:
                 except OSError:
                     pass
                 results.append(entry)
-        results.sort(key=lambda e: (e["type"] != "directory", str(e["name"]).lower()))
-        return results
+        return sort_v2(results)
 
-    # -- files --------------------------------------------------------------------
-    def write(self, path: str, body: bytes) -> None:
-        _write_atomic(path, body)
 
-    def delete(self, path: str) -> None:
-        os.remove(path)
+def new_user_id(name: str) -> str:
+    """ComfyUI's user id: the name made path-safe, then a uuid4."""
+    return re.sub("[^a-zA-Z0-9-_]+", "-", name) + "_" + str(uuid.uuid4())
 
-    def move(self, source: str, dest: str) -> None:
-        shutil.move(source, dest)
+
+def settings_bytes(settings: JSON) -> bytes:
+    """The settings file as ComfyUI writes it."""
+    return json.dumps(settings, indent=4).encode()
 
 
 def _write_atomic(path: str, body: bytes) -> None:

@@ -6,7 +6,7 @@ start) are by hand, on one fake clock."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestServer
 from support import FakeClock, Pool, Stalls
 
 from balancer.app import create_app
+from balancer.bench.redisserver import RedisServer
 from balancer.config.model import BackendSettings, ReplicaSettings, Settings, StoreSettings
 from balancer.emulator import EMULATOR, Emulator, EmulatorOptions, create_emulator_app
 from balancer.store import MemoryStore, Store
@@ -130,3 +131,19 @@ async def make_replicas(
         await client.aclose()
     for own in stores:
         await own.aclose()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, to stop or to fill."""
+    server = RedisServer(tmp_path / "own-redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+async def assert_store_unavailable(resp: Any) -> None:
+    assert resp.status == 503, await resp.text()
+    assert int(resp.headers["Retry-After"]) >= 1
+    body = await resp.json()
+    assert body["error"]["type"] == "store_unavailable" and body["node_errors"] == {}

@@ -8,8 +8,6 @@ so nothing here passes through a shared disk."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +20,7 @@ from balancer.files.redis_uploads import CHUNK
 from balancer.files.uploads import uploads_dir
 from tests.auth.auth_helpers import api_key, as_
 
-from .conftest import ReplicaFactory
+from .conftest import ReplicaFactory, assert_store_unavailable
 
 ESCAPES = ["_t_bob/../_t_alice", "_t_bob/x/../../_t_alice", "_t_bob\\..\\_t_alice"]
 
@@ -142,15 +140,6 @@ async def test_max_bytes_holds_for_the_pool_and_spares_what_a_queued_job_needs(
     assert pixel(await view(r1, await first_output(r1, waiting)))[:3] == invert((9, 0, 0))
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of the test's own, to stop or to fill."""
-    server = RedisServer(tmp_path / "own-redis")
-    server.start()
-    yield server
-    server.stop()
-
-
 async def test_with_redis_unreachable_uploads_are_refused_with_a_clear_503(
     make_replicas: ReplicaFactory, own_redis: RedisServer
 ) -> None:
@@ -177,10 +166,3 @@ async def test_a_redis_at_its_memory_limit_refuses_uploads_with_a_clear_503(
     resp = await r0.client.post("/upload/image", data=form(big, "big.png"))
     await assert_store_unavailable(resp)
     await uploads.client.config_set("maxmemory", 0)
-
-
-async def assert_store_unavailable(resp: Any) -> None:
-    assert resp.status == 503, await resp.text()
-    assert int(resp.headers["Retry-After"]) >= 1
-    body = await resp.json()
-    assert body["error"]["type"] == "store_unavailable" and body["node_errors"] == {}
