@@ -120,6 +120,7 @@ def create_app(
                 stack.push_async_callback(stop, keep)
             else:
                 restored = await b.jobs.restore()
+                await b.follower.restore()
             await parts.access.owners.index_kept()
             if restored:
                 log.info("restored", jobs=restored)

@@ -117,12 +117,20 @@ class Follower:
         self.late.discard(backend, prompt_id)
 
     def adopt(self, jobs: list[StoredJob]) -> None:
-        """Follow these jobs as if this replica had sent them (a restart, or
-        another replica's death): probes reconcile them."""
+        """Follow these jobs as if this replica had sent them (another
+        replica's death): probes reconcile them, and the runs they may
+        still have where they were taken from."""
         for job in jobs:
             self._sent_at.setdefault(job.prompt_id, -math.inf)
             if job.backend is not None:
                 self._sent_to.setdefault(job.prompt_id, job.backend)
+            self.late.taken_from(job)
+
+    async def restore(self) -> None:
+        """After a restart: the runs every kept job (ended ones too) may
+        still have where it was taken from."""
+        for job in await self.store.jobs():
+            self.late.taken_from(job)
 
     def follows(self, prompt_id: str) -> bool:
         """Whether this balancer decides this job's fate on its backend

@@ -11,6 +11,8 @@ it holds the job, which is then followed there (late.py, dispatch.py).
 
 from __future__ import annotations
 
+from balancer.store import StoredJob
+
 
 class LateRuns:
     def __init__(self) -> None:
@@ -18,6 +20,14 @@ class LateRuns:
 
     def add(self, backend: str, prompt_id: str) -> None:
         self._on.setdefault(backend, set()).add(prompt_id)
+
+    def taken_from(self, job: StoredJob) -> None:
+        """At start, or adopting it: every backend the job was taken from
+        (but is not back on, and whose run of it was not read) may still
+        hold a run of it, or have ended one while no balancer listened (what
+        the last one noted went with it), as the store says."""
+        for backend in set(job.lost_from) - {job.backend, *job.duplicates}:
+            self.add(backend, job.prompt_id)
 
     def discard(self, backend: str, prompt_id: str) -> None:
         self._on.get(backend, set()).discard(prompt_id)

@@ -36,6 +36,15 @@ async def past_the_grace(pool: Pool) -> None:
     await pool.probe()  # past it: the job is taken from gpu0
 
 
+async def held_on_gpu1(pool: Pool, prompt_id: str) -> None:
+    """Past the grace the job is sent to gpu1, which holds it (paused)."""
+    pool.emulators["gpu1"].pause()
+    sent = pool.watch("dispatched", prompt_id)
+    await past_the_grace(pool)
+    await asyncio.wait_for(sent.wait(), 10.0)
+    assert await pool.owner(prompt_id) == "gpu1"
+
+
 async def duplicated(pool: Pool, backend: str) -> float:
     samples = await scrape(pool)
     return value(samples, "comfyui_balancer_jobs_duplicated_total", backend=backend) or 0.0
@@ -141,11 +150,7 @@ async def test_a_run_left_behind_when_an_earlier_run_ends_the_job_is_still_read(
     gpu1's run, left behind, is read once gpu1 answers: a duplicate."""
     pool, prompt_id = await stalled_job(make_pool)
     gpu0, gpu1 = pool.emulators["gpu0"], pool.emulators["gpu1"]
-    gpu1.pause()
-    sent = pool.watch("dispatched", prompt_id)
-    await past_the_grace(pool)
-    await asyncio.wait_for(sent.wait(), 10.0)
-    assert await pool.owner(prompt_id) == "gpu1"
+    await held_on_gpu1(pool, prompt_id)
     pool.hang("gpu1")
     gpu1.hub.abort_all()  # its channel drops, and cannot come back while it stalls
     gpu1.resume()
