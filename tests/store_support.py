@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from balancer.store import MemoryStore, SqliteStore, Store
+from balancer.store import MemoryStore, SqliteStore, Store, StoreUnavailable
 from balancer.store.memory import MAX_HISTORY
 from balancer.store.open import close_store
 from balancer.store.redis import RedisStore, redis_client
@@ -26,6 +27,26 @@ def redis_store(url: str, **options: Any) -> RedisStore:
     """A RedisStore on `url` whose calls never time out on a healthy Redis."""
     options.setdefault("timeout", REDIS_HANG)
     return RedisStore(redis_client(url, REDIS_HANG), **options)
+
+
+class Outage:
+    """Every Store call raises StoreUnavailable while `down`; else the inner
+    store answers. A balancer's kill is an outage that never ends: its
+    tasks, which run on in a test until torn down, change nothing more."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.down = False
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        method = getattr(self.inner, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if self.down:
+                raise StoreUnavailable("store server 127.0.0.1:1 unreachable")
+            return await method(*args, **kwargs)
+
+        return call
 
 
 class Reopen:

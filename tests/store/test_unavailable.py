@@ -5,31 +5,13 @@ is a test double of the Store interface that fails every call while `down`."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from store_support import Outage
 from structlog.testing import capture_logs
 from support import PoolFactory, colored
 
-from balancer.store import MemoryStore, StoreUnavailable
-
-
-class Outage:
-    """Every Store call raises StoreUnavailable while `down`; else the inner store answers."""
-
-    def __init__(self, inner: MemoryStore) -> None:
-        self.inner = inner
-        self.down = False
-
-    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        method = getattr(self.inner, name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            if self.down:
-                raise StoreUnavailable("store server 127.0.0.1:1 unreachable")
-            return await method(*args, **kwargs)
-
-        return call
+from balancer.store import MemoryStore
 
 
 async def assert_store_unavailable(resp: Any) -> None:
