@@ -4,8 +4,9 @@ The emulated backends run in two processes of their own
 (`balancer.bench.emulators`) and the balancer in another (`serve`, default
 probe settings), so the CPU each side spends is read apart from `/proc`: the
 balancer's while it probes N backends with nothing else to do (read over a
-window that starts one window after every backend is up, once catalogue
-reads and channel reconnects have settled), beside what answering those
+window that starts one window after every backend is up and its catalogue
+read, once channel reconnects have settled: catalogue reads run in the
+background, after a backend is up), beside what answering those
 probes costs the backends. Also counted: backends up after
 start-up, and the probes that timed out (the balancer's
 `backend_probe_failed` and `backend_down` log lines with a timeout): a
@@ -20,6 +21,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -42,12 +44,21 @@ async def up_count(session: aiohttp.ClientSession, front: str) -> int:
         return up
 
 
-async def wait_all_up(session: aiohttp.ClientSession, front: str, count: int) -> float:
-    """Seconds until every backend is up (give up after 120 s)."""
-    began = time.monotonic()
-    while await up_count(session, front) < count and time.monotonic() - began < 120:
+async def ready_count(session: aiohttp.ClientSession, front: str) -> int:
+    """Backends able to take prompts: up, and their catalogue read."""
+    async with session.get(front + "/balancer/ready") as resp:
+        ready: int = (await resp.json())["backends_ready"]
+        return ready
+
+
+async def wait_all(
+    count: Callable[[], Awaitable[int]], expected: int, began: float
+) -> tuple[int, float]:
+    """The count once it reaches `expected` (or after 120 s), and the
+    seconds since `began`."""
+    while (seen := await count()) < expected and time.monotonic() - began < 120:
         await asyncio.sleep(0.5)
-    return time.monotonic() - began
+    return seen, time.monotonic() - began
 
 
 def timeouts_logged(log: Path) -> tuple[int, int]:
@@ -92,9 +103,10 @@ async def steady_cost(count: int, seconds: float, stats_interval: float) -> list
                 await wait_ready(session, f"http://127.0.0.1:{port}/queue", timeout=120)
             balancer = stack.enter_context(child(["serve", "--config", str(config)], log=log))
             await wait_ready(session, front + "/balancer/health", timeout=120)
-            to_up = await wait_all_up(session, front, count)
-            up = await up_count(session, front)
-            await asyncio.sleep(seconds)  # catalogue reads and reconnects settle first
+            began = time.monotonic()
+            up, to_up = await wait_all(lambda: up_count(session, front), count, began)
+            ready, to_ready = await wait_all(lambda: ready_count(session, front), count, began)
+            await asyncio.sleep(seconds)  # reconnects settle first
             mine, theirs = cpu_seconds(balancer.pid), sum(cpu_seconds(e.pid) for e in emulators)
             began = time.monotonic()
             await asyncio.sleep(seconds)
@@ -104,6 +116,7 @@ async def steady_cost(count: int, seconds: float, stats_interval: float) -> list
     first, later = timeouts_logged(log)
     return [
         ["backends up after start-up", count, f"{up} in {to_up:.1f} s"],
+        ["  and their catalogues read", count, f"{ready} in {to_ready:.1f} s"],
         ["first probes timed out", count, first],
         ["later probes timed out (whole run)", count, later],
         ["balancer CPU while probing", count, f"{100 * mine / window:.1f} % of a core"],
