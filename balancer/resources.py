@@ -28,6 +28,13 @@ class Opened:
     hooks_http: aiohttp.ClientSession  # to clients' webhook receivers
 
 
+# How much of a backend's answer may wait unread (twice this, then its socket
+# is paused): room for two 256 KiB reads of a large /view while the client's
+# socket takes the last one (aiohttp's default: 64 KiB). Per streamed answer,
+# so 100 slow downloads hold at most 50 MB.
+READ_BUFFER = 256 * 1024
+
+
 def make_session(settings: Settings) -> aiohttp.ClientSession:
     """One pooled session for all backends. It keeps no cookies (they would
     leak between clients), does not decode bodies (Content-Encoding passes
@@ -41,6 +48,7 @@ def make_session(settings: Settings) -> aiohttp.ClientSession:
         auto_decompress=False,
         skip_auto_headers=("Accept-Encoding", "User-Agent"),
         connector=aiohttp.TCPConnector(limit=0, limit_per_host=256),
+        read_bufsize=READ_BUFFER,
     )
 
 

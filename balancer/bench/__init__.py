@@ -25,6 +25,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     proxy.add_argument("--replicas", type=int, default=1,
                        help="above 1: 1 replica vs this many on one Redis, not direct")  # fmt: skip
+    proxy.add_argument("--view-mb", type=int, default=50,
+                       help="size of the file /view rows fetch (0: no /view rows)")  # fmt: skip
+    proxy.add_argument("--view-concurrency", default="1,4",
+                       help="client concurrencies of the /view rows")  # fmt: skip
+    proxy.add_argument("--view-seconds", type=float, default=10.0,
+                       help="per /view measurement, split over interleaved rounds")  # fmt: skip
     upload = command("upload", help="time placement adds before dispatch (10 MB input)")
     upload.set_defaults(runner="balancer.bench.upload:run_upload_bench")
     upload.add_argument("--rounds", type=int, default=10, help="prompts measured each way")

@@ -55,8 +55,16 @@ def child(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`python -m MODULE ARGS` (the CLI by default) in its own process,
     stopped on exit; what it prints goes to `log` (else nowhere)."""
+    with running([sys.executable, "-m", module, *args], log) as proc:
+        yield proc
+
+
+@contextlib.contextmanager
+def running(command: Sequence[str], log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """`command` in its own process, stopped on exit (terminated, killed
+    after 10 s); what it prints is appended to `log` (else goes nowhere)."""
     with log.open("ab") if log is not None else open(os.devnull, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", module, *args], stdout=out, stderr=out)
+        proc = subprocess.Popen(command, stdout=out, stderr=out)
     try:
         yield proc
     finally:

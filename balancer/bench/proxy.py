@@ -3,7 +3,9 @@
 N emulated backends (2 by default) and one balancer, each in its own
 process; the load generator here sends GET /history/{id} and GET /queue
 straight to one backend and through the balancer (in front of all N), side by
-side in one run, at each concurrency.
+side in one run, at each concurrency. Then `/view` of a large file (view.py):
+direct, through the balancer, and through HAProxy in front of the same
+backend, in the same run.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import argparse
 import asyncio
 import contextlib
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
+from balancer.bench.haproxy import haproxy_in_front
 from balancer.bench.harness import (
     child,
     closed_loop,
@@ -24,25 +28,41 @@ from balancer.bench.harness import (
     wait_ready,
     write_balancer_config,
 )
+from balancer.bench.view import view_table, write_output_file
 from balancer.demo import DEMO_PROMPT
 
 
-async def measure(seconds: float, concurrencies: list[int], backends: int) -> str:
+@dataclass(frozen=True)
+class ViewRun:
+    megabytes: int  # 0: no /view rows
+    concurrencies: list[int]
+    seconds: float
+
+
+async def measure(seconds: float, concurrencies: list[int], backends: int, view: ViewRun) -> str:
     ports, balancer_port = [free_port() for _ in range(backends)], free_port()
     folder = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
     config = write_balancer_config(folder, ports, balancer_port)
     direct = f"http://127.0.0.1:{ports[0]}"
     front = f"http://127.0.0.1:{balancer_port}"
+    if view.megabytes:
+        write_output_file(folder / "gpu0", view.megabytes)
     with contextlib.ExitStack() as stack:
+        emulators = []
         for i, port in enumerate(ports):
             emulate = ["emulate", "--port", str(port), "--time-scale", "0"]
-            stack.enter_context(child([*emulate, "--base-dir", str(folder / f"gpu{i}")]))
-        stack.enter_context(child(["serve", "--config", str(config)]))
+            emulators.append(
+                stack.enter_context(child([*emulate, "--base-dir", str(folder / f"gpu{i}")]))
+            )
+        balancer = stack.enter_context(child(["serve", "--config", str(config)]))
+        haproxy = stack.enter_context(haproxy_in_front(folder, ports[0]))
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
             for port in ports:
                 await wait_ready(session, f"http://127.0.0.1:{port}/queue")
             await wait_ready(session, front + "/balancer/health")
+            if haproxy is not None:
+                await wait_ready(session, haproxy[0] + "/queue")
             prompt_id = await submit_one(session, front)
             rows = []
             for route in (f"/history/{prompt_id}", "/queue"):
@@ -64,10 +84,19 @@ async def measure(seconds: float, concurrencies: list[int], backends: int) -> st
                             f"{via.quantile_ms(0.99):.2f}",
                         ]
                     )
+            if view.megabytes:
+                paths = {
+                    "direct": (direct, emulators[0].pid),
+                    "via": (front, balancer.pid),
+                    "haproxy": haproxy,
+                }
+                args = (view.concurrencies, view.seconds, view.megabytes)
+                files = await view_table(session, paths, *args)
     headers = ["route", "conc", "direct rps", "via rps", "ratio", "direct p50", "via p50"]
     headers += ["added p50", "direct p99", "via p99"]
     note = f"\n(latencies in ms; direct: one emulator; via: one balancer in front of {backends})"
-    return table(headers, rows) + note
+    small = table(headers, rows) + note
+    return f"{small}\n\n{files}" if view.megabytes else small
 
 
 async def submit_one(session: aiohttp.ClientSession, front: str) -> str:
@@ -93,5 +122,7 @@ def run_proxy_bench(args: argparse.Namespace) -> int:
 
         return run_replicas_proxy_bench(args)
     concurrencies = [int(c) for c in str(args.concurrency).split(",")]
-    print(asyncio.run(measure(args.seconds, concurrencies, args.backends)))
+    view_concurrencies = [int(c) for c in str(args.view_concurrency).split(",")]
+    view = ViewRun(args.view_mb, view_concurrencies, args.view_seconds)
+    print(asyncio.run(measure(args.seconds, concurrencies, args.backends, view)))
     return 0

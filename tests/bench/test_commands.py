@@ -8,6 +8,7 @@ import importlib
 import pytest
 
 from balancer.bench import run_bench
+from balancer.bench.haproxy import haproxy_binary
 from balancer.bench.redisserver import RedisServer, redis_server_binary
 from balancer.cli import build_parser
 
@@ -88,3 +89,24 @@ def test_bench_schedule_replicas_prints_one_against_three(
     assert float(ratio) == pytest.approx(float(three) / float(one), abs=0.01 + 0.01 * float(ratio))
     assert len(lines[2].split()[-1].split("/")) == 2  # a ratio per interleaved pair of runs
     assert "late binding" in lines[3] and "store.kind redis" in lines[3]
+
+
+def test_bench_proxy_prints_view_rows_beside_haproxy(capsys: pytest.CaptureFixture[str]) -> None:
+    """/view of a large file: direct, through the balancer and through HAProxy
+    (or a note that it is not installed) in one run, the ratios beside."""
+    argv = ["bench", "proxy", "--seconds", "0.1", "--concurrency", "1", "--backends", "1"]
+    argv += ["--view-mb", "2", "--view-concurrency", "1", "--view-seconds", "0.5"]
+    assert run_bench(build_parser().parse_args(argv)) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.split()[:2] == ["conc", "direct"])
+    headers = "conc direct MB/s via MB/s haproxy MB/s via/direct via/haproxy"
+    headers += " via CPU s/GB haproxy CPU s/GB CPU via/haproxy"
+    assert lines[at].split() == headers.split()
+    row = lines[at + 2].split()
+    assert float(row[1]) > 0 and float(row[2]) > 0 and float(row[4]) > 0
+    if haproxy_binary() is not None:
+        assert float(row[3]) > 0 and float(row[5]) > 0 and float(row[7]) >= 0
+    else:
+        assert row[3] == row[5] == row[7] == row[8] == "-" and "HAProxy is not installed" in out
+    assert "balancer RSS" in out
