@@ -25,7 +25,7 @@ def _serve(args: argparse.Namespace) -> int:
     from balancer.store import StoreUnavailable
     from balancer.store.open import close_store, open_store
     from balancer.store.redis import RedisStore
-    from balancer.store.sqlite import StoreInUse, StoreUnusable
+    from balancer.store.sqlite_file import StoreInUse, StoreUnusable
 
     try:
         settings = load_settings(args.config)

@@ -13,7 +13,7 @@ from balancer.auth.limits import key_rate
 from balancer.auth.principal import principal_of
 from balancer.auth.uploads import Foreign, foreign_file
 from balancer.errors import error_body, error_response
-from balancer.jobs.submit import Quota
+from balancer.jobs.submission import Quota
 from balancer.proxy.context import ctx
 from balancer.webhooks.policy import refusal, requested_url
 from balancer.webhooks.setup import WEBHOOKS

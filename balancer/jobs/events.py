@@ -25,6 +25,9 @@ Phase = Literal[
     "duplicated",
 ]
 
+# Messages the balancer makes for a job's client: (type, data), in order.
+ClientEvents = tuple[tuple[str, dict[str, Any]], ...]
+
 
 @dataclass(frozen=True)
 class JobEvent:
@@ -38,7 +41,7 @@ class JobEvent:
     # The job's own client_id, and events the balancer makes for its client
     # (a late failure, or the end of a run whose channel events were lost).
     client_id: str | None = None
-    client_events: tuple[tuple[str, dict[str, Any]], ...] = ()
+    client_events: ClientEvents = ()
     # The prompt's main checkpoint or UNet, for per-model figures.
     model: str | None = None
     # The backend failover last took this job from, when it is not the job's

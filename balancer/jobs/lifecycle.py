@@ -2,7 +2,7 @@
 
 Every change of a job is one method here: it checks the move is legal (the
 store's atomic `transition` refuses any other), persists it in that one call,
-logs one line and emits one event. Nothing else writes a job. Methods return
+logs one line and emits one event (telling.py). Nothing else writes a job. Methods return
 the job as stored after the move, or None when the move did not apply (the
 job had moved on), so callers never act on a stale state.
 
@@ -13,42 +13,19 @@ changed only here, next to the transitions that enter and leave that state.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
-from balancer.catalog.needs import needs_of
-from balancer.catalog.residency import main_model
-from balancer.jobs.events import JobEvent, JobEvents, Phase
+from balancer.jobs.claims import Claims, create_claimed
+from balancer.jobs.events import ClientEvents, JobEvents, Phase
 from balancer.jobs.failure import failed_entry
 from balancer.jobs.fair import FairQueue
-from balancer.jobs.model import end_state
+from balancer.jobs.model import END_PHASES, end_events, end_state
 from balancer.jobs.states import FROM, UNFINISHED
-from balancer.logs import get_logger
+from balancer.jobs.telling import tell
 from balancer.store import Store, StoredJob
 from balancer.store.model import JobStateName
 
-log = get_logger("balancer.jobs")
-
 Clock = Callable[[], float]
-ClientEvents = tuple[tuple[str, dict[str, Any]], ...]
-
-END_PHASES: dict[str, Phase] = {
-    "succeeded": "completed",
-    "failed": "failed",
-    "interrupted": "interrupted",
-}
-
-
-class Claims(Protocol):
-    """Who follows each job, among replicas sharing a store: a job is
-    claimed before it is stored (False: a record is there already), a claim
-    is confirmed when the store took the job as new anyway (the record was
-    stale), and released when the job was not stored."""
-
-    async def claim(self, prompt_id: str) -> bool: ...
-
-    async def confirm(self, prompt_id: str) -> None: ...
-
-    async def release(self, prompt_id: str) -> None: ...
 
 
 class Jobs:
@@ -80,7 +57,7 @@ class Jobs:
         if job.state != "waiting":
             self._dequeue(prompt_id)
         if phase is not None:
-            await self._tell(job, phase, detail, client_events)
+            await tell(self.events, job, phase, detail, client_events)
         return job
 
     def _dequeue(self, prompt_id: str) -> None:
@@ -91,71 +68,17 @@ class Jobs:
         else:
             self.queue.remove(prompt_id)
 
-    async def _tell(
-        self,
-        job: StoredJob,
-        phase: Phase,
-        detail: str | None,
-        client_events: ClientEvents = (),
-        backend: str | None = None,
-    ) -> None:
-        wait, run = _times(job)
-        model = main_model(needs_of(job.request.get("prompt")))
-        level = log.warning if phase in ("failed", "retried", "duplicated") else log.info
-        backend = backend or job.backend
-        level(
-            phase,
-            prompt_id=job.prompt_id,
-            backend=backend,
-            state=job.state,
-            **({"model": model} if model else {}),
-            **({"detail": detail} if detail else {}),
-            **({"queue_wait_s": round(wait, 4)} if wait is not None else {}),
-            **({"run_s": round(run, 4)} if run is not None else {}),
-        )
-        event = JobEvent(
-            job.prompt_id,
-            phase,
-            backend,
-            queue_wait=wait,
-            run_time=run,
-            detail=detail,
-            client_id=job.client_id,
-            client_events=client_events,
-            model=model,
-            taken_from=_taken_from(job),
-        )
-        await self.events.emit(event)
-
     # ---- acceptance
     async def accept(self, job: StoredJob, max_unfinished: int | None = None) -> bool:
         """Record a new job: `waiting` (queued in the balancer) or
         `dispatching` (sent at once). False if the id is taken; OverQuota
         when its tenant already has `max_unfinished` unfinished jobs."""
-        if not await self._created(job, max_unfinished):
+        if not await create_claimed(self.store, self.claims, job, max_unfinished):
             return False
         if job.state == "waiting":
             self.queue.push(job)
-            await self._tell(job, "queued", None)
+            await tell(self.events, job, "queued", None)
         return True
-
-    async def _created(self, job: StoredJob, max_unfinished: int | None) -> bool:
-        """Store a new job, claimed first (if replicas share the store) so
-        that no stored unfinished job is ever without an owner."""
-        if self.claims is None:
-            return await self.store.create(job, max_unfinished)
-        claimed = await self.claims.claim(job.prompt_id)
-        try:
-            created = await self.store.create(job, max_unfinished)
-        except BaseException:
-            if claimed:
-                await self.claims.release(job.prompt_id)
-            raise
-        if created and not claimed:
-            await self.claims.confirm(job.prompt_id)
-        elif claimed and not created:
-            await self.claims.release(job.prompt_id)
-        return created
 
     async def refused(self, prompt_id: str) -> None:
         """A prompt sent at once that its backend refused (a validation
@@ -163,7 +86,7 @@ class Jobs:
         job = await self.store.get_job(prompt_id)
         if job is not None and job.state == "dispatching" and job.attempts == 0:
             await self.store.discard(prompt_id)
-            await self._tell(job, "rejected", None)
+            await tell(self.events, job, "rejected", None)
 
     # ---- dispatch
     async def bind(
@@ -183,7 +106,7 @@ class Jobs:
         if job is not None:
             self.queue.push(job)
             if answer is not None:
-                await self._tell(job, "queued", None)
+                await tell(self.events, job, "queued", None)
         return job
 
     async def dispatched(self, prompt_id: str, backend: str, answer: bytes) -> StoredJob | None:
@@ -242,7 +165,7 @@ class Jobs:
             job.prompt_id, (job.state,), job.state, {"duplicates": dups}
         )
         if moved is not None:
-            await self._tell(moved, "duplicated", "a second run ended", backend=backend)
+            await tell(self.events, moved, "duplicated", "a second run ended", backend=backend)
         return moved
 
     # ---- removal and recall
@@ -357,34 +280,3 @@ class Jobs:
         ids = [job.prompt_id for job in self.queue] if prompt_id is None else [prompt_id]
         for each in ids:
             self.queue.remove(each)
-
-
-def _times(job: StoredJob) -> tuple[float | None, float | None]:
-    wait = None if job.started_at is None else max(0.0, job.started_at - job.submitted_at)
-    run = (
-        None
-        if job.started_at is None or job.ended_at is None or not job.finished
-        else max(0.0, job.ended_at - job.started_at)
-    )
-    return wait, run
-
-
-def _taken_from(job: StoredJob) -> str | None:
-    """The backend failover last took `job` from, unless it is back there."""
-    last = job.lost_from[-1] if job.lost_from else None
-    return last if last != job.backend else None
-
-
-END_EVENTS = frozenset({"execution_success", "execution_error", "execution_interrupted"})
-
-
-def end_events(entry: Any, prompt_id: str) -> ClientEvents:
-    """The end event recorded in a history entry, then `executing` null."""
-    status = entry.get("status") if isinstance(entry, dict) else None
-    messages = status.get("messages") if isinstance(status, dict) else None
-    ends = [
-        (m[0], m[1])
-        for m in (messages if isinstance(messages, list) else [])
-        if isinstance(m, list) and len(m) == 2 and m[0] in END_EVENTS and isinstance(m[1], dict)
-    ]
-    return (*ends[-1:], ("executing", {"node": None, "prompt_id": prompt_id}))

@@ -1,8 +1,11 @@
-"""How a backend's history entry says its run ended."""
+"""How a backend's history entry says its run ended, and the end events it
+means for the job's client."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
+
+from balancer.jobs.events import ClientEvents, Phase
 
 RunEnd = Literal["succeeded", "failed", "interrupted"]
 
@@ -11,6 +14,13 @@ END_MESSAGES: dict[str, RunEnd] = {
     "execution_success": "succeeded",
     "execution_error": "failed",
     "execution_interrupted": "interrupted",
+}
+
+# The end state of a run, and the phase its job event has.
+END_PHASES: dict[RunEnd, Phase] = {
+    "succeeded": "completed",
+    "failed": "failed",
+    "interrupted": "interrupted",
 }
 
 
@@ -23,3 +33,15 @@ def end_state(entry: Any) -> RunEnd:
             return END_MESSAGES[message[0]]
     ok = isinstance(status, dict) and status.get("status_str") == "success"
     return "succeeded" if ok else "failed"
+
+
+def end_events(entry: Any, prompt_id: str) -> ClientEvents:
+    """The end event recorded in a history entry, then `executing` null."""
+    status = entry.get("status") if isinstance(entry, dict) else None
+    messages = status.get("messages") if isinstance(status, dict) else None
+    ends = [
+        (m[0], m[1])
+        for m in (messages if isinstance(messages, list) else [])
+        if isinstance(m, list) and len(m) == 2 and m[0] in END_MESSAGES and isinstance(m[1], dict)
+    ]
+    return (*ends[-1:], ("executing", {"node": None, "prompt_id": prompt_id}))

@@ -18,8 +18,7 @@ import asyncio
 import json
 import math
 import time
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from balancer.backends.state import Clock
 from balancer.catalog.needs import Needs, needs_of
@@ -31,12 +30,12 @@ from balancer.jobs.dispatch import (
     NoRoom,
     Refused,
     Unreachable,
-    display_number,
 )
 from balancer.jobs.ids import ID_RULE, IdFactory, is_safe_prompt_id, workflow_digest
 from balancer.jobs.late import LateBinder
 from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
+from balancer.jobs.submission import Quota, Refusal, SubmitResult, Submitted, queued_answer
 from balancer.logs import get_logger
 from balancer.scheduling import NoBackend, Wait
 from balancer.scheduling.filters import ROOM_OUTCOME
@@ -44,49 +43,6 @@ from balancer.store import Pin, StoredJob
 from balancer.store.model import OverQuota
 
 log = get_logger("balancer.jobs")
-
-
-class Allowance(Protocol):
-    """A key's prompt rate: taken as the last admission rule, and given back
-    by a prompt that is then not recorded (its id taken meanwhile, its key
-    at its cap), so only an admitted prompt spends one."""
-
-    async def take(self) -> float | None:
-        """Take one prompt's allowance: None, or seconds until there is one."""
-
-    async def give_back(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Quota:
-    """Who submits, how many unfinished jobs that key may have, and its rate
-    (None: no limit)."""
-
-    tenant: str | None = None
-    max_queued: int | None = None
-    rate: Allowance | None = None
-
-
-@dataclass(frozen=True)
-class Submitted:
-    """Accepted: the answer to give (prompt_id, number, node_errors)."""
-
-    prompt_id: str
-    body: bytes
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Not accepted, by the balancer: an error in ComfyUI's shape."""
-
-    status: int
-    type: str
-    message: str
-    details: str = ""
-    retry_after: int | None = None
-
-
-SubmitResult = Submitted | Refused | Refusal
 
 
 class Submitter:
@@ -303,15 +259,6 @@ class Submitter:
         log.warning("no_backend", outcome=decision.outcome)
         retry = max(1, math.ceil(self.dispatcher.probe.interval))
         return Refusal(503, "no_backend_available", decision.message, decision.outcome, retry)
-
-
-def queued_answer(prompt_id: str, number: float) -> bytes:
-    body: dict[str, Any] = {
-        "prompt_id": prompt_id,
-        "number": display_number(number),
-        "node_errors": {},
-    }
-    return json.dumps(body).encode()
 
 
 def _first(record: StoredJob | Pin | None) -> tuple[str, str | None] | None:

@@ -9,7 +9,6 @@ calls stay on the event loop thread. (An OS crash may lose the last commits.)
 
 from __future__ import annotations
 
-import fcntl
 import json
 import sqlite3
 import time
@@ -21,64 +20,17 @@ from typing import Any, TextIO
 from balancer.logs import get_logger
 from balancer.store.kept import MAX_HISTORY, KeptHistory, Retention
 from balancer.store.model import TERMINAL, JobStateName, OverQuota, Pin, StoredJob, Wall
+from balancer.store.sqlite_file import StoreUnusable, lock_beside, open_database
 from balancer.store.sqlite_kept import load_index
 
 log = get_logger("balancer.store")
 
 PIN_COLUMNS = "prompt_id, backend, digest, answer, client_id, tenant"
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS pins (
-    prompt_id TEXT PRIMARY KEY, backend TEXT NOT NULL, digest TEXT NOT NULL,
-    answer BLOB NOT NULL, client_id TEXT, tenant TEXT);
-CREATE INDEX IF NOT EXISTS pins_backend ON pins (backend);
-CREATE TABLE IF NOT EXISTS jobs (prompt_id TEXT PRIMARY KEY, number REAL, data TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS history (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, prompt_id TEXT UNIQUE NOT NULL, entry TEXT NOT NULL);
-"""
-
-
-class StoreInUse(RuntimeError):
-    """Another balancer holds this store: two would both restore its jobs."""
-
-
-class StoreUnusable(RuntimeError):
-    """The file is not a balancer database (empty, or not SQLite at all):
-    starting empty would silently drop every pin and job it should hold."""
-
-
-def _open(path: str) -> sqlite3.Connection:
-    if path != ":memory:" and Path(path).is_file() and Path(path).stat().st_size == 0:
-        raise StoreUnusable(
-            f"{path} is empty (0 bytes), not a balancer database; move it away to start afresh"
-        )
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    try:
-        db.execute("PRAGMA busy_timeout=5000")
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(SCHEMA)
-    except sqlite3.DatabaseError as exc:
-        db.close()
-        raise StoreUnusable(f"{path} is not a balancer database: {exc}") from None
-    return db
-
 
 def _skipped(table: str, key: object, exc: Exception) -> None:
     """A row that cannot be read is left alone and named, never fatal."""
     log.warning("store_row_skipped", table=table, key=str(key), error=type(exc).__name__)
-
-
-def _lock(path: Path) -> TextIO:
-    """An exclusive lock beside the database, held while the store is open."""
-    handle = open(f"{path}.lock", "w")  # noqa: SIM115 - held until close()
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise StoreInUse(f"{path} is in use by another balancer process") from None
-    return handle
 
 
 class SqliteStore:
@@ -96,9 +48,9 @@ class SqliteStore:
         self._lock: TextIO | None = None
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._lock = _lock(Path(path))
+            self._lock = lock_beside(Path(path))
         try:
-            self._db = _open(str(path))
+            self._db = open_database(str(path))
             _add_job_columns(self._db)
             # MAX(ended) runs at every job's end: an index, not a scan of every kept job.
             self._db.execute("CREATE INDEX IF NOT EXISTS jobs_ended ON jobs (ended)")

@@ -15,7 +15,7 @@ from balancer.config import ConfigError, parse_settings
 from balancer.store import Pin, SqliteStore, StoredJob
 from balancer.store.model import OverQuota
 from balancer.store.open import close_store, open_store
-from balancer.store.sqlite import StoreInUse
+from balancer.store.sqlite_file import StoreInUse
 
 
 def job(prompt_id: str, number: float, **kw: object) -> StoredJob:
