@@ -207,10 +207,13 @@ class Jobs:
         return moved
 
     # ---- loss and failure
-    async def lost(self, prompt_id: str, reason: str, max_attempts: int) -> StoredJob | None:
+    async def lost(
+        self, prompt_id: str, reason: str, max_attempts: int, answer: bytes | None = None
+    ) -> StoredJob | None:
         """Its backend no longer has it: waiting again (to be dispatched
         again), or failed once it was lost `max_attempts` times. A job being
-        removed is simply gone."""
+        removed is simply gone. `answer`: what the client of a prompt sent at
+        once is told (its send broke, so it is answered as waiting)."""
         job = await self.store.get_job(prompt_id)
         if job is None or job.state not in ("dispatching", "queued", "running"):
             return None  # a job being recalled: the recall decides
@@ -219,7 +222,9 @@ class Jobs:
                 prompt_id, "job_lost", f"lost {job.attempts} times: {reason}", {}
             )
         lost_from = (*job.lost_from, job.backend) if job.backend else job.lost_from
-        fields = {"backend": None, "lost_from": lost_from, "started_at": None}
+        fields: dict[str, Any] = {"backend": None, "lost_from": lost_from, "started_at": None}
+        if answer is not None:
+            fields["answer"] = answer
         moved = await self._move(
             prompt_id, "waiting", "retried", fields, detail=reason, from_states=(job.state,)
         )

@@ -25,6 +25,7 @@ from balancer.catalog.needs import Needs, needs_of
 from balancer.catalog.refusal import unmet_body
 from balancer.jobs.dispatch import (
     Accepted,
+    Broken,
     Dispatcher,
     Gone,
     NoRoom,
@@ -231,10 +232,22 @@ class Submitter:
                 return Submitted(job.prompt_id, result.body)
             if isinstance(result, Gone):
                 return Submitted(job.prompt_id, queued_answer(job.prompt_id, job.number))
+            if isinstance(result, Broken):
+                return await self._unanswered(job, result)
             await self.jobs.refused(job.prompt_id)
-            if isinstance(result, Refused):
-                return result
-            return Refusal(502, "bad_gateway", "Backend failed", result.detail)
+            return result
+
+    async def _unanswered(self, job: StoredJob, broken: Broken) -> SubmitResult:
+        """The send broke after the request left (a timeout, a reset): its
+        backend may have queued it, so it is accepted (a 502 would hide a run
+        its client never sees, and a retry would run it again). It waits here
+        like a job its backend lost: followed there once a probe shows it
+        there, else sent again."""
+        answer = queued_answer(job.prompt_id, job.number)
+        max_attempts = self.routing.settings.max_attempts
+        await self.jobs.lost(job.prompt_id, broken.detail, max_attempts, answer)
+        self.binder.wake()
+        return Submitted(job.prompt_id, answer)
 
     async def _nowhere(
         self, job: StoredJob, decision: Wait | NoBackend, tried: set[str]

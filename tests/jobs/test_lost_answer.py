@@ -34,9 +34,9 @@ async def ends_seen(ws: Any, prompt_id: str, marker: str) -> list[str]:
 class LostAnswer:
     pool: Pool
     ws: ClientWebSocketResponse
-    running: str  # runs on gpu0, held at its first node (gpu0 is paused)
     prompt_id: str  # on gpu0, whose answer to its send never came
     sends: list[asyncio.Timeout]  # the deadlines of the sends to gpu0
+    running: str | None = None  # ran on gpu0 first, held at its first node
 
 
 async def lost_answer(make_pool: PoolFactory) -> LostAnswer:
@@ -67,13 +67,13 @@ async def lost_answer(make_pool: PoolFactory) -> LostAnswer:
         assert len(sends) == 1, "not sent again while it may be on gpu0"
     finally:
         held.release.set()
-    return LostAnswer(pool, ws, running, prompt_id, sends)
+    return LostAnswer(pool, ws, prompt_id, sends, running)
 
 
 async def ran_once(lost: LostAnswer) -> None:
     """It ran once on gpu0, succeeded, and its client saw one end."""
     pool, prompt_id = lost.pool, lost.prompt_id
-    await pool.settle([lost.running, prompt_id])
+    await pool.settle([prompt_id] if lost.running is None else [lost.running, prompt_id])
     marker = (await pool.submit(colored(3), client_id="c"))["prompt_id"]
     assert await ends_seen(lost.ws, prompt_id, marker) == ["execution_success", "executing"]
     await pool.wait_idle()
@@ -94,6 +94,7 @@ async def test_a_job_whose_send_timed_out_is_followed_where_a_probe_shows_it(
 ) -> None:
     lost = await lost_answer(make_pool)
     pool, gpu0 = lost.pool, lost.pool.emulators["gpu0"]
+    assert lost.running is not None
     ended = pool.watch("interrupted", lost.running)
     await pool.client.post("/interrupt", json={"prompt_id": lost.running})
     await asyncio.wait_for(ended.wait(), 10.0)  # gpu0 starts the one it holds
@@ -118,3 +119,38 @@ async def test_a_job_whose_send_timed_out_ends_with_the_run_its_backend_took(
     job = await pool.balancer.store.get_job(lost.prompt_id)
     assert job is not None and job.backend == "gpu0" and job.state == "succeeded"
     await ran_once(lost)
+
+
+async def test_a_prompt_whose_send_at_once_timed_out_is_accepted_and_runs_once(
+    make_pool: PoolFactory,
+) -> None:
+    """A prompt sent at once whose answer never came (gpu0 queued it): the
+    client is told it is accepted (a 502 hid a run it never saw, and its
+    retry ran the prompt again), and it runs once, followed on gpu0."""
+    held = HeldAnswer("POST", "/prompt")
+    routing = RoutingSettings(failover_grace=60.0)
+    probe = ProbeSettings(unhealthy_after=1)
+    pool = await make_pool(1, probe=probe, routing=routing, middlewares=(held.middleware(),))
+    gpu0 = pool.emulators["gpu0"]
+    gpu0.pause()
+    ws = await pool.client.ws_connect("/ws?clientId=c")
+    sends = pool.stalls.deadlines(str(pool.servers["gpu0"].make_url("/prompt")))
+    held.armed = True
+    body = {"prompt": colored(2), "client_id": "c"}
+    posting = asyncio.ensure_future(pool.client.post("/prompt", json=body))
+    try:
+        await asyncio.wait_for(held.served.wait(), 10.0)  # gpu0 has it; no answer yet
+        sends[0].reschedule(asyncio.get_running_loop().time())  # the send times out
+        resp = await asyncio.wait_for(posting, 10.0)
+        assert resp.status == 200, await resp.text()
+    finally:
+        held.release.set()
+    answer = await resp.json()
+    prompt_id = answer["prompt_id"]
+    assert answer["number"] == 1 and answer["node_errors"] == {}
+    await pool.probe()  # gpu0 shows it: followed there
+    await pool.balancer.binder.pump()
+    job = await pool.balancer.store.get_job(prompt_id)
+    assert job is not None and job.backend == "gpu0" and len(sends) == 1, "not sent again"
+    gpu0.resume()
+    await ran_once(LostAnswer(pool, ws, prompt_id, sends))
