@@ -147,7 +147,8 @@ def assemble(
     )
     recall = Recall(registry, jobs, upstream)
     stealer = Stealer(registry, store, recall, follower.follows, follower.follows_on)
-    binder = LateBinder(dispatcher, jobs, routing, stealer, clock, late)
+    turn = replicas.turn if replicas is not None else None  # the tenants' turn, pool-wide
+    binder = LateBinder(dispatcher, jobs, routing, stealer, clock, late, turn)
     failover = Failover(jobs, routing, clock, follower.follows)
     adoption = (
         Adoption(replicas, replicas.owners, jobs, follower, routing, binder.wake)

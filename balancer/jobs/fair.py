@@ -8,20 +8,66 @@ The rotation goes through the tenants by name (None first), starting after
 the tenant served last. So the order is a function of the waiting jobs as
 the store keeps them and of that one name: a restarted balancer, which
 starts the rotation afresh, rebuilds the same order up to whose turn it is.
+Several replicas share that one name (balancer/replicas/turn.py): each
+`follow`s it before choosing, so they take turns as one balancer does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from balancer.jobs.queue import WaitingQueue
 from balancer.store import StoredJob
 
 Tenant = str | None
+Served = tuple[Tenant] | None  # the tenant served last, once one was
+
+
+@dataclass(frozen=True)
+class Move:
+    """The turn moved from `since` to `to` by one binding (equal: it did not move)."""
+
+    since: Served
+    to: Served
+
+
+# Not bound in this turn: "again", another replica moved the turn since it
+# was read (choose again); "wait", the tenant next in turn waits on another
+# replica, which binds it (this pass ends).
+NotNow = Literal["again", "wait"]
+Taken = Move | NotNow
+
+
+class Turn(Protocol):
+    """The turn shared with other replicas (none: this balancer's own)."""
+
+    async def follow(self, queue: FairQueue) -> None:
+        """Set `queue`'s rotation to start after the tenant served last pool-wide."""
+        ...
+
+    async def take(self, queue: FairQueue, job: StoredJob) -> Taken:
+        """The turn for binding `job`, or why not now."""
+        ...
+
+    async def undo(self, move: Move) -> None:
+        """`move`'s job was not sent after all: the turn back, unless it moved on."""
+        ...
 
 
 def tenant_key(tenant: Tenant) -> tuple[bool, str]:
     return (tenant is not None, tenant or "")
+
+
+def rotation(tenants: Iterable[Tenant], served: Served) -> list[Tenant]:
+    """`tenants` by name, the one after `served` first."""
+    ordered = sorted(set(tenants), key=tenant_key)
+    if served is None:
+        return ordered
+    last = tenant_key(served[0])
+    after = [t for t in ordered if tenant_key(t) > last]
+    return after + [t for t in ordered if tenant_key(t) <= last]
 
 
 class FairQueue:
@@ -30,13 +76,22 @@ class FairQueue:
     def __init__(self) -> None:
         self._queues: dict[Tenant, WaitingQueue] = {}
         self._tenant_of: dict[str, Tenant] = {}
-        self._last: tuple[Tenant] | None = None  # the tenant served last, once one was
+        self._last: Served = None
 
     def __len__(self) -> int:
         return len(self._tenant_of)
 
     def __contains__(self, prompt_id: object) -> bool:
         return prompt_id in self._tenant_of
+
+    @property
+    def served(self) -> Served:
+        """The tenant served last: the rotation starts after it."""
+        return self._last
+
+    def follow(self, served: Served) -> None:
+        """Start the rotation after `served` (another replica's turn moved)."""
+        self._last = served
 
     def count(self, tenant: Tenant) -> int:
         queue = self._queues.get(tenant)
@@ -52,12 +107,7 @@ class FairQueue:
 
     def _rotation(self) -> list[Tenant]:
         """Tenants with a job waiting, by name, the one after the last served first."""
-        tenants = sorted((t for t, q in self._queues.items() if len(q)), key=tenant_key)
-        if self._last is None:
-            return tenants
-        last = tenant_key(self._last[0])
-        after = [t for t in tenants if tenant_key(t) > last]
-        return after + [t for t in tenants if tenant_key(t) <= last]
+        return rotation((t for t, q in self._queues.items() if len(q)), self._last)
 
     def get(self, prompt_id: str) -> StoredJob | None:
         if prompt_id not in self._tenant_of:

@@ -19,11 +19,13 @@ from balancer.jobs.dispatch import (
     Gone,
     NoRoom,
     Refused,
+    SendResult,
     Unreachable,
     still_holds,
 )
 from balancer.jobs.events import JobEvent
 from balancer.jobs.failure import rejection_error
+from balancer.jobs.fair import NotNow, Turn
 from balancer.jobs.lateruns import LateRuns
 from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
@@ -45,6 +47,7 @@ class LateBinder:
         stealer: Stealer,
         clock: Clock,
         late: LateRuns,
+        turn: Turn | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.late = late
@@ -52,6 +55,7 @@ class LateBinder:
         self.routing = routing
         self.stealer = stealer
         self.clock = clock
+        self.turn = turn  # None: the tenants' turn is this balancer's own
         self._wake = asyncio.Event()
         self._done_at: deque[float] = deque(maxlen=50)
         # Backends whose shared slots other replicas hold (this pump pass).
@@ -86,7 +90,11 @@ class LateBinder:
             if found is None:
                 continue  # a stolen job is waiting now: look again
             job, backend = found
-            result = await self.dispatcher.send(job, backend)
+            result = await self._send(job, backend)
+            if result == "wait":
+                return  # the replica holding the tenant next in turn binds
+            if isinstance(result, str):
+                continue  # another replica served the next tenant: choose again
             if isinstance(result, NoRoom):
                 self._full.add(backend.name)  # until the next wake-up
             elif isinstance(result, Gone):  # another replica moved it: not waiting here
@@ -101,6 +109,19 @@ class LateBinder:
                 error = rejection_error(result.body, result.status)
                 await self.jobs.fail(job.prompt_id, *error)
 
+    async def _send(self, job: StoredJob, backend: Backend) -> SendResult | NotNow:
+        """`job` sent to `backend` in its tenant's turn, shared with the other
+        replicas (fair.Taken: why not now)."""
+        if self.turn is None:
+            return await self.dispatcher.send(job, backend)
+        move = await self.turn.take(self.jobs.queue, job)
+        if isinstance(move, str):
+            return move
+        result = await self.dispatcher.send(job, backend)
+        if isinstance(result, (NoRoom, Gone)):
+            await self.turn.undo(move)  # not bound here: the turn was not used
+        return result
+
     async def _bindable(self) -> tuple[StoredJob, Backend] | None:
         """The first waiting job a backend can take now, with that backend.
         Past the head only when the head waits for its capable set (in a
@@ -111,6 +132,8 @@ class LateBinder:
         backend with room: Picker.place); a job no backend in the
         pool can run any more (its model went away) fails visibly instead of
         waiting forever."""
+        if self.turn is not None:
+            await self.turn.follow(self.jobs.queue)
         window = self.routing.picker.warm_lookahead
         full, waits, now = frozenset(self._full), 0, self.clock()
         for job in list(itertools.islice(self.jobs.queue, LOOKAHEAD)):

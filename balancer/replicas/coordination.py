@@ -21,6 +21,7 @@ from balancer.replicas.identity import Replica, identify
 from balancer.replicas.leases import Leases
 from balancer.replicas.owners import Owners
 from balancer.replicas.slots import Slots
+from balancer.replicas.turn import SharedTurn
 from balancer.userdata.redis_store import RedisUserData
 
 
@@ -35,6 +36,7 @@ class Replicas:
     owners: Owners
     uploads: RedisUploads  # the upload index and blobs, pool-wide
     user_data: RedisUserData  # every user's settings and files, pool-wide
+    turn: SharedTurn  # the API keys' turn in the balancer queue
 
     async def status(self) -> dict[str, Any]:
         """`/balancer/status`'s replica fields: every replica with a lease,
@@ -81,7 +83,8 @@ def replicas_of(settings: Settings, redis: Redis | None, wall: Clock) -> Replica
     local = uploads_dir(settings)  # this replica's spool and copies of blobs
     uploads = RedisUploads(redis, prefix, local, settings.uploads, store.timeout, wall)
     user_data = RedisUserData(redis, prefix, store.timeout, wall)
-    return Replicas(me, leases, changes, slots, bus, rates, owners, uploads, user_data)
+    turn = SharedTurn(redis, prefix, wall)
+    return Replicas(me, leases, changes, slots, bus, rates, owners, uploads, user_data, turn)
 
 
 async def join(stack: contextlib.AsyncExitStack, replicas: Replicas) -> None:

@@ -10,6 +10,8 @@ Keys (all under the store's prefix `P`):
 - `P on:<backend>`   zset of the unfinished jobs a backend holds, by number;
 - `P tenants`        hash tenant (JSON, `null` for none) -> unfinished count;
 - `P states`         hash state (JSON) -> how many unfinished jobs are in it;
+- `P waiting`        hash tenant (JSON) -> how many of its jobs are `waiting`
+                     (the tenants whose turn may come, pool-wide: replicas/turn.py);
 - `P ended`          list of ended jobs, oldest first, capped like MemoryStore's;
 - `P number`         the pool's `number` counter (INCR);
 - `P pin:<id>`       hash backend, digest, answer, client_id, tenant;
@@ -57,7 +59,9 @@ end
 local function unindex(id, key)
   local backend = value(redis.call('HGET', key, 'backend'))
   local tenant = redis.call('HGET', key, 'tenant') or 'null'
-  count('states', redis.call('HGET', key, 'state'), -1)
+  local state = redis.call('HGET', key, 'state')
+  count('states', state, -1)
+  if state == '"waiting"' then count('waiting', tenant, -1) end
   redis.call('ZREM', P .. 'unfinished', id)
   if backend then redis.call('ZREM', P .. 'on:' .. backend, id) end
   count('tenants', tenant, -1)
@@ -68,8 +72,11 @@ local function index(id, key)
   local backend = value(redis.call('HGET', key, 'backend'))
   redis.call('ZADD', P .. 'unfinished', number, id)
   if backend then redis.call('ZADD', P .. 'on:' .. backend, number, id) end
-  redis.call('HINCRBY', P .. 'tenants', redis.call('HGET', key, 'tenant') or 'null', 1)
-  redis.call('HINCRBY', P .. 'states', redis.call('HGET', key, 'state'), 1)
+  local tenant = redis.call('HGET', key, 'tenant') or 'null'
+  local state = redis.call('HGET', key, 'state')
+  redis.call('HINCRBY', P .. 'tenants', tenant, 1)
+  redis.call('HINCRBY', P .. 'states', state, 1)
+  if state == '"waiting"' then redis.call('HINCRBY', P .. 'waiting', tenant, 1) end
 end
 
 local function drop_job(id)
