@@ -20,9 +20,9 @@ def counting(paths: list[str]) -> Any:
     return record
 
 
-def napping_prober(pool: Pool, naps: list[float]) -> Prober:
+def napping_prober(pool: Pool, naps: list[float], ping: Any = None) -> Prober:
     """The pool's prober as it is built, but its sleeps between a round's
-    groups only noted in `naps`."""
+    groups only noted in `naps`, and `ping` in place of the channels' if given."""
 
     async def sleep(seconds: float) -> None:
         naps.append(seconds)
@@ -31,7 +31,7 @@ def napping_prober(pool: Pool, naps: list[float]) -> Prober:
     return Prober(
         b.registry, b.upstream, b.settings.probe, pool.clock,
         on_failure=lambda _backend, _death: None, listeners=(), on_down=(),
-        ping=b.channels.ping, sleep=sleep,
+        ping=ping or b.channels.ping, sleep=sleep,
     )  # fmt: skip
 
 
@@ -85,15 +85,8 @@ async def test_an_idle_backend_with_its_channel_up_is_asked_less_often(
     settings = ProbeSettings(interval=1.0, timeout=2.0, stale_after=5.0, channel_interval=8.0)
     pool = await make_pool(1, probe=settings, middlewares=(counting(paths),))
 
-    async def sleep(seconds: float) -> None:
-        pass
-
     b = pool.balancer
-    prober = Prober(
-        b.registry, b.upstream, settings, pool.clock,
-        on_failure=lambda _backend, _death: None, listeners=(), on_down=(),
-        ping=b.channels.ping, sleep=sleep,
-    )  # fmt: skip
+    prober = napping_prober(pool, [])
 
     async def rounds(count: int) -> int:
         before = paths.count("/queue")
@@ -125,15 +118,8 @@ async def test_a_backend_that_does_not_answer_pings_is_asked_before_its_reading_
     async def silent(_backend: Any, _timeout: float) -> bool:
         return False
 
-    async def sleep(seconds: float) -> None:
-        pass
-
     b = pool.balancer
-    prober = Prober(
-        b.registry, b.upstream, settings, pool.clock,
-        on_failure=lambda _backend, _death: None, listeners=(), on_down=(),
-        ping=silent, sleep=sleep,
-    )  # fmt: skip
+    prober = napping_prober(pool, [], silent)
     before = paths.count("/queue")
     for _ in range(6):
         pool.clock.advance(settings.interval)
