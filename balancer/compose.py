@@ -45,6 +45,7 @@ from balancer.ops.status import JobTally
 from balancer.proxy.file_context import Files, build_files, local_uploads, local_user_data
 from balancer.proxy.forward import Forwarder
 from balancer.proxy.kept_reads import KeptReads
+from balancer.proxy.nodes import LocalNodes
 from balancer.proxy.presenter import present_entry
 from balancer.proxy.ws_hub import ClientHub
 from balancer.proxy.ws_relay import EventRelay
@@ -169,6 +170,7 @@ def assemble(
         binder.wake,
         owners.of,
         owners.index_outputs,
+        replicas.nodes if replicas is not None else LocalNodes(),
     )
     events.subscribe(relay)
     tally = JobTally()

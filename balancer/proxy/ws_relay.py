@@ -20,6 +20,7 @@ from balancer.files.naming import rewrite_ui_output
 from balancer.jobs.events import JobEvent
 from balancer.jobs.follow import Follower
 from balancer.proxy import frames
+from balancer.proxy.nodes import Nodes
 from balancer.proxy.preview_order import Delivery, PlainPreviewOrder
 from balancer.proxy.sent_jobs import RelayedJob, SentJobs
 from balancer.proxy.ws_hub import ClientHub, event
@@ -45,6 +46,7 @@ class EventRelay:
         wake: Callable[[], None],
         owner_of: Callable[[str], Awaitable[str | None]],
         on_output: Callable[[str, Any], Awaitable[None]],
+        nodes: Nodes,
     ) -> None:
         self.registry = registry
         self.follower = follower
@@ -55,7 +57,7 @@ class EventRelay:
         self.wake = wake
         self.plain_previews = PlainPreviewOrder()
         # The node each running job is on, for a client that reconnects.
-        self.nodes: dict[str, str] = {}
+        self.nodes = nodes
         # The jobs this balancer sent: their events need no store read.
         self.sent = SentJobs(follower.follows)
         # From access control: the tenant a prompt belongs to, and who is
@@ -82,7 +84,7 @@ class EventRelay:
         """Events the jobs emit: the balancer's own messages for the job's
         client (a late failure, missed end events), and the queue count."""
         if ev.phase in ("completed", "failed", "interrupted", "cancelled", "retried"):
-            self.nodes.pop(ev.prompt_id, None)
+            await self.nodes.drop(ev.prompt_id)
         await self.sent.job_event(ev)
         owner = await self.owner_of(ev.prompt_id)
         for type_, data in ev.client_events:
@@ -135,7 +137,7 @@ class EventRelay:
             await self.follower.told(backend.name, job.prompt_id)
             return
         elif type_ == "executing":
-            self.nodes[job.prompt_id] = str(data.get("node"))
+            await self.nodes.set(job.prompt_id, str(data.get("node")))
         elif type_ == "executed":
             data = {**data, "output": rewrite_ui_output(backend.name, data.get("output"))}
             await self.on_output(job.prompt_id, data["output"])

@@ -41,11 +41,15 @@ async def session(request: web.Request, sid: str) -> web.WebSocketResponse:
     viewer = principal_of(request)
     sock = b.hub.connect(sid, ws, request.transport, viewer.tenant, viewer.sees_all)
     b.hub.send(sock, b.hub.status(sid))
-    for job in await b.store.unfinished_jobs():
-        node = b.relay.nodes.get(job.prompt_id)
-        visible = job.client_id == sid and sock.may_see(await b.relay.owner_of(job.prompt_id))
-        if visible and job.state == "running" and node is not None:
-            b.hub.send(sock, event("executing", {"node": node}))
+    running = [
+        job.prompt_id
+        for job in await b.store.unfinished_jobs()
+        if job.client_id == sid
+        and job.state == "running"
+        and sock.may_see(await b.relay.owner_of(job.prompt_id))
+    ]
+    for node in (await b.relay.nodes.of(running)).values():
+        b.hub.send(sock, event("executing", {"node": node}))
     try:
         await read_client(b.hub, sock, b.settings.limits.max_body)
     finally:

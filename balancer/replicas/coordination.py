@@ -19,6 +19,7 @@ from balancer.replicas.bus import EventBus
 from balancer.replicas.changes import BackendChanges
 from balancer.replicas.identity import Replica, identify
 from balancer.replicas.leases import Leases
+from balancer.replicas.nodes import SharedNodes
 from balancer.replicas.owners import Owners
 from balancer.replicas.slots import Slots
 from balancer.replicas.turn import SharedTurn
@@ -37,6 +38,7 @@ class Replicas:
     uploads: RedisUploads  # the upload index and blobs, pool-wide
     user_data: RedisUserData  # every user's settings and files, pool-wide
     turn: SharedTurn  # the API keys' turn in the balancer queue
+    nodes: SharedNodes  # the node each running job is on
 
     async def status(self) -> dict[str, Any]:
         """`/balancer/status`'s replica fields: every replica with a lease,
@@ -84,7 +86,8 @@ def replicas_of(settings: Settings, redis: Redis | None, wall: Clock) -> Replica
     uploads = RedisUploads(redis, prefix, local, settings.uploads, store.timeout, wall)
     user_data = RedisUserData(redis, prefix, store.timeout, wall)
     turn = SharedTurn(redis, prefix, wall)
-    return Replicas(me, leases, changes, slots, bus, rates, owners, uploads, user_data, turn)
+    nodes = SharedNodes(redis, prefix)
+    return Replicas(me, leases, changes, slots, bus, rates, owners, uploads, user_data, turn, nodes)
 
 
 async def join(stack: contextlib.AsyncExitStack, replicas: Replicas) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from support import Pool, colored, workflow
 
 from balancer.replicas.hub import SharedHub
+from balancer.store.redis import RedisStore
 from tests.proxy.test_ws import Message, Socket, connect
 
 from .conftest import ReplicaFactory
@@ -116,3 +117,33 @@ async def test_a_handshake_is_answered_once_its_replica_gets_the_sids_frames(
     assert types[0] == "execution_start", "every frame, from the first"
     assert types[-2:] == ["execution_success", "executing"]
     assert all(f["data"]["prompt_id"] == job for f in frames if isinstance(f, dict))
+
+
+async def test_a_client_reconnecting_to_another_replica_is_told_its_jobs_node(
+    make_replicas: ReplicaFactory,
+) -> None:
+    """As ComfyUI tells a socket that opens with its sid which node its
+    running prompt is on, so does a replica that does not follow the job."""
+    r0, r1 = await make_replicas(2, backends=1, redis_store=RedisStore)
+    gpu0 = r0.emulators["gpu0"]
+    gpu0.pause()  # the job starts, and waits before its first node
+    first = await connect(r0, "tab")
+    prompt_id = (await r0.submit(colored(6), client_id="tab"))["prompt_id"]
+    while "execution_cached" not in first.types():
+        await first.next(30)
+    gpu0.resume()
+    gpu0.pause()  # its first node runs; it waits before the second
+    node = None
+    while node is None:
+        frame = await first.next(30)
+        if isinstance(frame, dict) and frame["type"] == "executing":
+            node = frame["data"]["node"]
+    await first.ws.close()
+    again = await connect(r1, "tab")
+    hint = await again.next(30)
+    while not (isinstance(hint, dict) and hint["type"] == "executing"):
+        hint = await again.next(30)  # the first node's last frames may come first
+    assert hint == {"type": "executing", "data": {"node": node}}
+    gpu0.resume()
+    frames = await again.until_done(prompt_id, 30)
+    assert "execution_success" in again.types(frames)
