@@ -2,15 +2,18 @@
 becomes a transition of the job.
 
 - `execution_start`: running.
-- the end of a run (`executing` with node null): the backend's history entry
-  is fetched once, shown as the client sees it, passed through the
-  completing steps (for example copying outputs elsewhere), kept, and the
-  job ends. Without a completing step the client is told the end first
-  (`told`), as ComfyUI tells it once the entry is in its history: until the
-  balancer keeps its copy, `/history/{id}` is the backend's, and a read of
-  the job's record waits for it (`recorded`). A backend that has no entry
-  for it lost it (a death): it is dispatched again (a client told the end
-  then sees the second run's events and end).
+- the end of a run (its end message, then `executing` with node null):
+  before its client hears the first of those frames, the job is marked told
+  in the store (`telling`): an end told is never told again (by a replica
+  adopting the job, or after a restart), and the job never runs again. The
+  backend's history entry is fetched once, shown as the client sees it,
+  passed through the completing steps (for example copying outputs
+  elsewhere), kept, and the job ends. Without a completing step the client
+  is told the end first (`told`), as ComfyUI tells it once the entry is in
+  its history: until the balancer keeps its copy, `/history/{id}` is the
+  backend's, and a read of the job's record waits for it (`recorded`). A
+  backend that has no entry for it lost it (a death): it is dispatched
+  again, or, if its end was told, it ends as an error (its outputs lost).
 - a probe that no longer shows a job in its backend's queue (the channel
   dropped mid-job): the same, and its client gets the end events it missed.
 - a run on a backend the job was taken from (failover) that the backend
@@ -71,8 +74,8 @@ class Follower:
         # runs in the background, so channels go on relaying other events.
         self.completing = completing
         self.ending: dict[str, asyncio.Task[None]] = {}
-        # Jobs whose client was told the end before it was recorded (never
-        # told twice), and the ends being recorded now.
+        # Jobs whose end this balancer marked told (Jobs.told: never told
+        # twice), and the ends being recorded now.
         self._told: set[str] = set()
         self._recording: dict[str, asyncio.Event] = {}
         self.clock = clock
@@ -190,10 +193,19 @@ class Follower:
             self.late.discard(backend, prompt_id)
         return ended
 
+    async def telling(self, backend: str, prompt_id: str) -> bool:
+        """Its client is about to hear the end of its run on `backend`:
+        marked told first, once per run. False: not to be told (it ended
+        already, its end replayed, or it moved on)."""
+        if prompt_id not in self._told:
+            if await self.jobs.told(prompt_id, backend) is None:
+                return False
+            self._told.add(prompt_id)
+        return True
+
     async def told(self, backend: str, prompt_id: str) -> None:
-        """The end of a run on `backend` that its client was already told of:
-        recorded as `ended` does, and a reader of the job waits for it."""
-        self._told.add(prompt_id)
+        """The end of a run on `backend` that its client was already told of
+        (`telling`): recorded as `ended` does, and a reader of the job waits for it."""
         recording = self._recording[prompt_id] = asyncio.Event()
         try:
             await self.ended(backend, prompt_id, replay=False)

@@ -4,7 +4,9 @@ Every change of a job is one method here: it checks the move is legal (the
 store's atomic `transition` refuses any other), persists it in that one call,
 logs one line and emits one event (telling.py). Nothing else writes a job. Methods return
 the job as stored after the move, or None when the move did not apply (the
-job had moved on), so callers never act on a stale state.
+job had moved on), so callers never act on a stale state. A job whose end
+its client was told (`told_at`, see `told`) is told no end again by any
+move, and never runs again.
 
 The waiting index (`queue`) is the dispatch order of the jobs in `waiting`,
 changed only here, next to the transitions that enter and leave that state.
@@ -56,6 +58,8 @@ class Jobs:
             return None
         if job.state != "waiting":
             self._dequeue(prompt_id)
+        if job.told_at is not None:  # as stored: an end told is never told again
+            client_events = ()
         if phase is not None:
             await tell(self.events, job, phase, detail, client_events)
         return job
@@ -126,13 +130,30 @@ class Jobs:
         return await self._move(prompt_id, "running", "running", {"started_at": self.wall()})
 
     # ---- the end of a run
+    async def told(self, prompt_id: str, backend: str) -> StoredJob | None:
+        """Its client is about to be told the end of its run on `backend`
+        (the backend's end frames, relayed): marked first, in one write, so
+        that nobody tells it again (another replica adopting it, a restart)
+        and it never runs again. None: not to be told (it ended already, or
+        moved on). Its state stays: the end is recorded once its history
+        entry is read (`ended`)."""
+        fields = {"told_at": self.wall()}
+        job = await self.store.transition(prompt_id, ("running",), "running", fields)
+        if job is not None:
+            return job
+        job = await self.store.get_job(prompt_id)  # its start unrecorded, or being recalled
+        if job is None or job.finished or job.backend != backend or job.told_at is not None:
+            return None
+        return await self.store.transition(prompt_id, (job.state,), job.state, fields)
+
     async def ended(
         self, prompt_id: str, backend: str, entry: Any, replay: bool
     ) -> StoredJob | None:
         """A run ended on `backend` with this history entry. The first end
         stands, even from a backend the job was taken from (failover); a
         later one is recorded on the job as a duplicate run. `replay`: send
-        the client the end events it missed (its channel events were lost)."""
+        the client the end events it missed (its channel events were lost),
+        unless its end was told (`told`)."""
         job = await self.store.get_job(prompt_id)
         if job is None or not self.is_run_of(job, backend):
             return None
@@ -211,12 +232,17 @@ class Jobs:
         self, prompt_id: str, reason: str, max_attempts: int, answer: bytes | None = None
     ) -> StoredJob | None:
         """Its backend no longer has it: waiting again (to be dispatched
-        again), or failed once it was lost `max_attempts` times. A job being
-        removed is simply gone. `answer`: what the client of a prompt sent at
-        once is told (its send broke, so it is answered as waiting)."""
+        again), or failed once it was lost `max_attempts` times, or at once
+        if its end was told (`told`: its outputs went with that backend). A
+        job being removed is simply gone. `answer`: what the client of a
+        prompt sent at once is told (its send broke, so it is answered as
+        waiting)."""
         job = await self.store.get_job(prompt_id)
         if job is None or job.state not in ("dispatching", "queued", "running"):
             return None  # a job being recalled: the recall decides
+        if job.told_at is not None:  # its run ended and was told: never run again
+            message = f"its outputs were lost with {job.backend} before they were read: {reason}"
+            return await self.fail(prompt_id, "outputs_lost", message, {})
         if job.attempts >= max_attempts:
             return await self.fail(
                 prompt_id, "job_lost", f"lost {job.attempts} times: {reason}", {}

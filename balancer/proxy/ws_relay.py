@@ -19,6 +19,7 @@ from balancer.backends.state import Backend, Clock
 from balancer.files.naming import rewrite_ui_output
 from balancer.jobs.events import JobEvent
 from balancer.jobs.follow import Follower
+from balancer.jobs.model import END_MESSAGES
 from balancer.proxy import frames
 from balancer.proxy.nodes import Nodes
 from balancer.proxy.preview_order import Delivery, PlainPreviewOrder
@@ -129,12 +130,8 @@ class EventRelay:
             return
         if type_ == "execution_start":
             await self.follower.started(backend, job.prompt_id)
-        elif ended and self.follower.completing is not None:  # its end waits for the step
-            self.follower.hold(job.prompt_id, self._end_then_tell(backend, job, data))
-            return
-        elif ended:  # told at once, recorded after (see Follower.told)
-            await self._to_owner(job, type_, data)
-            await self.follower.told(backend.name, job.prompt_id)
+        elif ended or type_ in END_MESSAGES:
+            await self._end(backend, job, type_, data)
             return
         elif type_ == "executing":
             await self.nodes.set(job.prompt_id, str(data.get("node")))
@@ -152,6 +149,24 @@ class EventRelay:
             return sent
         job = await self.store.get_job(prompt_id)
         return None if job is None else RelayedJob(job.prompt_id, job.client_id, job.backend)
+
+    async def _end(
+        self, backend: Backend, job: RelayedJob, type_: str, data: dict[str, Any]
+    ) -> None:
+        """A frame of the run's end (its end message, then `executing` null):
+        the job is marked told before its client hears the first of them
+        (Follower.telling), so nobody tells that end again."""
+        ended = type_ == "executing"
+        if not await self.follower.telling(backend.name, job.prompt_id):
+            if ended:  # not told from here: recorded, and its end replayed, if it is news
+                await self.follower.ended(backend.name, job.prompt_id, replay=True)
+        elif ended and self.follower.completing is not None:  # its end waits for the step
+            self.follower.hold(job.prompt_id, self._end_then_tell(backend, job, data))
+        elif ended:  # told at once, recorded after (see Follower.told)
+            await self._to_owner(job, type_, data)
+            await self.follower.told(backend.name, job.prompt_id)
+        else:
+            await self._to_owner(job, type_, data)
 
     async def _end_then_tell(self, backend: Backend, job: RelayedJob, data: dict[str, Any]) -> None:
         if await self.follower.ended(backend.name, job.prompt_id, replay=False) is not None:

@@ -66,6 +66,10 @@ class StoredJob:
     # run ended after the job had already ended (a duplicate run).
     lost_from: tuple[str, ...] = ()
     duplicates: tuple[str, ...] = ()
+    # When its client was told its run's end (wall-clock seconds), written
+    # before the end's first frame is relayed: that end is never told again,
+    # and the job never runs again (lifecycle.py).
+    told_at: float | None = None
 
     @property
     def finished(self) -> bool:

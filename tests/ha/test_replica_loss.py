@@ -4,6 +4,8 @@ is killed (SIGKILL) and, once another has adopted its jobs, restarted; one
 backend is killed (SIGKILL); one is drained through another replica's admin
 API. Nothing accepted is lost, nothing runs twice, every client hears the
 end of each of its jobs once, in order, and `number`s grow pool-wide.
+Whether an end was told, and when each job ended, are read from the store
+(the jobs' `told_at` and `ended_at`), not guessed from a time window.
 
 The size is 200 prompts from 20 clients; `COMFYUI_BALANCER_HA_FULL=1` runs
 the issue's 2,000 prompts from 100 clients. Run with `-s` to see the figures."""
@@ -26,6 +28,8 @@ import aiohttp
 import pytest
 
 from balancer.bench.replicaset import shared_redis
+from balancer.store import StoredJob
+from balancer.store.redis import RedisStore, redis_client
 
 from .clients import Client, everything_heard
 from .cluster import Cluster
@@ -33,7 +37,6 @@ from .cluster import Cluster
 FULL = os.environ.get("COMFYUI_BALANCER_HA_FULL") == "1"
 PROMPTS, CLIENTS = (2000, 100) if FULL else (200, 20)
 END_TYPES = ("execution_success", "executing")
-R0_TAIL = 2.0  # seconds before its kill in which r0 may have told an end and not recorded it
 
 
 async def finished(clients: list[Client]) -> int:
@@ -50,6 +53,8 @@ async def chaos(cluster: Cluster, clients: list[Client], log: dict[str, Any]) ->
     await when_done(clients, 0.2)
     cluster.procs[0].kill()  # kill -9 r0
     killed = log["killed_at"] = time.monotonic()
+    cluster.procs[0].wait()  # gone: it writes nothing from here on
+    log["killed_wall"] = time.time()
     survivor = cluster.urls()[1]
     while "r0" in [
         r["name"] for r in (await cluster.get(survivor + "/balancer/status"))["replicas"]
@@ -71,23 +76,42 @@ async def chaos(cluster: Cluster, clients: list[Client], log: dict[str, Any]) ->
 
 @dataclass(frozen=True)
 class Kill:
-    """r0's kill -9: when, when a survivor had adopted its jobs, and where r0 was."""
+    """r0's kill -9: when, when a survivor had adopted its jobs, where r0
+    was, and the jobs whose end r0 told and did not record (`told_unrecorded`)."""
 
     at: float
     adopted: float
     r0: str
+    told_unrecorded: frozenset[str]
 
     def may_cut(self, client: Client, prompt_id: str) -> bool:
-        """Whether the job's last frames may have died with r0, or its end
-        be told twice: it ended between r0's kill and its adoption (and a
-        moment), or r0 sent it and it ended just before the kill (r0 told its
-        end, then died before it recorded it: the adopter finds it unended
-        and tells its end again; frames pass through pub/sub, not a stream
-        that outlives their sender)."""
+        """Whether the job's last frames may have died with r0 (frames pass
+        through pub/sub, not a stream that outlives their sender): it ended
+        between r0's kill and its adoption (and a moment), or r0 marked its
+        end told (the mark is written before the end's first frame leaves)
+        and died before it recorded that end (the adopter then records it
+        and, the end being told, does not tell it again)."""
         ended = client.done_at[prompt_id]
-        if self.at <= ended <= self.adopted + 1.0:
-            return True
-        return client.post(prompt_id).via == self.r0 and self.at - R0_TAIL <= ended <= self.at
+        return self.at <= ended <= self.adopted + 1.0 or prompt_id in self.told_unrecorded
+
+
+def told_unrecorded(jobs: dict[str, StoredJob], killed: float) -> frozenset[str]:
+    """The jobs whose end was marked told before r0's kill (wall clock) and
+    recorded after it: r0, which followed them, died between the two."""
+    return frozenset(
+        pid
+        for pid, job in jobs.items()
+        if job.told_at is not None and job.told_at <= killed < (job.ended_at or 0.0)
+    )
+
+
+async def stored_jobs(url: str) -> dict[str, StoredJob]:
+    """Every job as the replicas' store holds it."""
+    store = RedisStore(redis_client(url, 10.0), timeout=30.0)
+    try:
+        return {job.prompt_id: job for job in await store.jobs()}
+    finally:
+        await store.aclose()
 
 
 def where(client: Client, prompt_id: str, kill: Kill) -> str:
@@ -143,40 +167,16 @@ def _ended_run(frames: list[dict[str, Any]]) -> bool:
     return any(f["type"] == "executing" and f["data"].get("node") is None for f in frames)
 
 
-def _is_end(frame: dict[str, Any]) -> bool:
-    return frame["type"] == "execution_success" or (
-        frame["type"] == "executing" and frame["data"].get("node") is None
-    )
-
-
-def without_replayed_end(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The frames without a second copy of an end frame (`execution_success`,
-    `executing` null): the adopter's replay of an end that r0 had told
-    (all of it, or its first frame) and not recorded before its kill."""
-    seen: set[str] = set()
-    kept = []
-    for frame in frames:
-        text = json.dumps(frame, sort_keys=True)
-        if not (_is_end(frame) and text in seen):
-            kept.append(frame)
-        seen.add(text)
-    return kept
-
-
-def in_order(frames: list[dict[str, Any]], cut: bool, again: bool = False) -> bool:
+def in_order(frames: list[dict[str, Any]], cut: bool) -> bool:
     """Each frame once; one end heard, after every run but the last none;
-    `execution_start` first, the end last (`cut`: a job that ended while
-    the replica following it died, whose end may be cut short, or heard
-    twice from the adopter's replay; `again`: one whose first end was
-    heard but not recorded before its backend died, run again)."""
-    if cut:  # the dead replica's live end, then its adopter's replay of it
-        frames = without_replayed_end(frames)
+    `execution_start` first, the end last (`cut`: r0 told this job's end
+    and died before its `executing` null may have left it)."""
     *before, last = runs_heard(frames)
     for run in (*before, last):  # a second run repeats the first's frames
         texts = [json.dumps(f, sort_keys=True) for f in run]
         if len(set(texts)) != len(texts):
             return False
-    if any(map(_ended_run, before)) and not again:
+    if any(map(_ended_run, before)):
         return False
     types = [f["type"] for f in last]
     if "execution_start" in types and types[0] != "execution_start":
@@ -213,7 +213,9 @@ async def test_losing_a_replica_and_a_backend_loses_nothing_and_runs_nothing_twi
                 for i, c in enumerate(clients)
             ]
             await asyncio.gather(chaos(cluster, clients, log), *work)
-            kill = Kill(log["killed_at"], log["adopted_at"], log["r0 url"])
+            jobs = await stored_jobs(redis.url)  # every job has ended: settled
+            cut = told_unrecorded(jobs, log["killed_wall"])
+            kill = Kill(log["killed_at"], log["adopted_at"], log["r0 url"], cut)
             await everything_heard(clients, 60, lambda c, pid: not kill.may_cut(c, pid))
             for task in listening:
                 task.cancel()
@@ -225,27 +227,33 @@ async def test_losing_a_replica_and_a_backend_loses_nothing_and_runs_nothing_twi
                 (await cluster.get(cluster.backend_url(i) + "/_emulator/state"))["executed"]
                 for i in (0, 1)
             ]
-    report(clients, live, executed, log, time.monotonic() - started)
+    report(clients, live, executed, jobs, kill, log, time.monotonic() - started)
 
 
 def report(
     clients: list[Client],
     live: list[dict[str, Any]],
     executed: list[int],
+    stored: dict[str, StoredJob],
+    kill: Kill,
     log: dict[str, Any],
     seconds: float,
 ) -> None:
     accepted = [p.prompt_id for c in clients for p in c.posts]
     gpu2 = log.pop("gpu2 history at its kill")
+    for key in ("killed_at", "killed_wall", "adopted_at", "r0 url"):
+        log.pop(key)
     twice = [pid for pid, n in runs_by_backend(live).items() if n > 1]
     repeated_on_one = sum(executed) - sum(map(len, live))
-    # A run gpu2 finished before the balancer heard of it died with gpu2
-    # (its history with it): such a job runs again, as it must.
+    # A run gpu2 finished before its end was told died with gpu2 (its
+    # history with it): such a job runs again, as it must.
     again = [pid for pid in gpu2 if any(pid in history for history in live)]
+    # A run whose end was told, then lost with gpu2 before it was read: an
+    # error (its outputs lost), never a second run.
+    outputs_lost = [pid for pid, job in stored.items() if job.state == "failed"]
     lost = [pid for c in clients for pid in [p.prompt_id for p in c.posts] if pid not in c.done_at]
     jobs = [(c, p.prompt_id) for c in clients for p in c.posts]
     # Frames a replica had not sent yet die with it (Kill.may_cut).
-    kill = Kill(log.pop("killed_at"), log.pop("adopted_at"), log.pop("r0 url"))
     in_window = [(c, pid) for c, pid in jobs if kill.may_cut(c, pid)]
     covered_all = [(c, pid) for c, pid in jobs if c.covered(pid)]
     covered = [job for job in covered_all if job not in in_window]
@@ -253,24 +261,11 @@ def report(
     heard_end = [
         (c, pid) for c, pid in covered if [f["type"] for f in c.frames[pid]][-2:] == list(END_TYPES)
     ]
-    ends_once = [
-        (c, pid) for c, pid in jobs if sum(map(_ended_run, runs_heard(c.frames[pid]))) <= 1
-    ]
-    # gpu2 holds at most 2 jobs (one running, max_pending_per_backend 1): a
-    # run that ended there just before its kill may have been relayed to its
-    # client and not recorded (its history died with it): it runs again.
-    two_ends = [job for job in jobs if job not in ends_once]
+    two_ends = [(c, pid) for c, pid in jobs if sum(map(_ended_run, runs_heard(c.frames[pid]))) > 1]
     reruns = [(c, pid) for c, pid in jobs if len(runs_heard(c.frames[pid])) > 1]
-    told_twice = [
-        job
-        for job in in_window
-        if len(without_replayed_end(job[0].frames[job[1]])) < len(job[0].frames[job[1]])
-    ]
-    ordered = [
-        (c, pid)
-        for c, pid in jobs
-        if in_order(c.frames[pid], (c, pid) in in_window, (c, pid) in two_ends)
-    ]
+    cut = [(c, pid) for c, pid in jobs if pid in kill.told_unrecorded]
+    cut_heard = [(c, pid) for c, pid in cut if _ends(c.frames[pid])]
+    ordered = [(c, pid) for c, pid in jobs if in_order(c.frames[pid], pid in kill.told_unrecorded)]
     whole = [
         (c, pid)
         for c, pid in jobs
@@ -280,16 +275,15 @@ def report(
     print(
         f"\nha: {PROMPTS} prompts, {CLIENTS} clients, {seconds:.0f} s: {len(accepted)} accepted, "
         f"{len(lost)} lost, {len(twice)} ran on two live backends, {repeated_on_one} ran twice "
-        f"on one, {len(again)} finished on gpu2 unheard and ran again after its kill; "
-        f"{len(ordered)}/{len(jobs)} jobs' events once each and in order "
-        f"(but {len(told_twice)} around r0's kill whose end was heard twice: r0 told it, "
-        f"then died before it recorded it, and the adopter told it again) "
-        f"({len(reruns)} heard a second run after their backend died mid-run, {len(two_ends)} "
-        f"of them two ends: the first heard, then lost with gpu2 before it was recorded), "
+        f"on one, {len(again)} finished on gpu2 untold and ran again after its kill, "
+        f"{len(outputs_lost)} told and then lost with gpu2 unread (ended as errors, not run "
+        f"again); {len(ordered)}/{len(jobs)} jobs' events once each and in order, "
+        f"{len(two_ends)} ends heard twice ({len(reruns)} heard a second run after their "
+        f"backend died mid-run); {len(cut)} whose end r0 told and did not record before its "
+        f"kill (the store's marks), {len(cut_heard)} of them heard to `executing` null; "
         f"{len(heard_all)}/{len(covered_all)} jobs whose client's socket stayed open until their "
         f"end came heard it ({len(heard_end)}/{len(covered)} of those that did not end between "
-        f"r0's kill and its adoption, nor were sent by r0 and ended in the {R0_TAIL:.0f} s "
-        f"before its kill), "
+        f"r0's kill and its adoption, nor had their end told by r0 and recorded by another), "
         f"{len(whole)}/{len(jobs)} heard from execution_start to the end; "
         f"{reconnects} socket reconnects; numbers grow pool-wide: {numbers_grow(clients)}; {log}"
     )
@@ -297,6 +291,6 @@ def report(
     assert not twice and repeated_on_one == 0, twice[:5]
     disordered = [where(c, pid, kill) for c, pid in jobs if (c, pid) not in ordered]
     unheard = [where(c, pid, kill) for c, pid in covered if (c, pid) not in heard_end]
-    assert len(ordered) == len(jobs) and len(two_ends) <= 2, "\n".join(disordered[:3])
+    assert len(ordered) == len(jobs) and not two_ends, "\n".join(disordered[:3])
     assert len(heard_end) == len(covered), "\n".join(unheard[:3])
     assert numbers_grow(clients)

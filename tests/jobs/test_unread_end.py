@@ -1,19 +1,19 @@
 """A run that ends while its backend's HTTP is stalled (its channel still
-speaks) cannot be read at once. If the job then fails over and runs
-elsewhere, the first run's end is read once the stalled backend answers a
-probe again, and recorded: here as a duplicate run, never silently lost."""
+speaks) cannot be read at once, but its client was told its end. Past the
+grace that job is not sent elsewhere (it ran, and its client heard it end,
+so a second run would tell a second end): it ends as an error, its outputs
+lost with that backend, never silently and never run twice."""
 
 from __future__ import annotations
-
-import asyncio
 
 from support import HANG_BOUND, PoolFactory, colored
 
 from balancer.config.model import ProbeSettings, RoutingSettings
-from tests.ops.ops_helpers import scrape, value
+from tests.jobs.test_told_once import about
+from tests.proxy.test_ws import connect
 
 
-async def test_a_run_that_ended_unread_before_its_failover_is_recorded_later(
+async def test_a_run_told_ended_but_unread_past_the_grace_is_not_run_again(
     make_pool: PoolFactory,
 ) -> None:
     pool = await make_pool(
@@ -21,26 +21,25 @@ async def test_a_run_that_ended_unread_before_its_failover_is_recorded_later(
     )
     gpu0 = pool.emulators["gpu0"]
     gpu0.pause()
-    ws = await pool.client.ws_connect("/ws?clientId=c")
+    sock = await connect(pool, "c")
     prompt_id = (await pool.submit(colored(1), client_id="c"))["prompt_id"]
     assert await pool.owner(prompt_id) == "gpu0"
     pool.hang("gpu0")
     gpu0.resume()  # the run ends; its history cannot be read now
-    end = {"type": "executing", "data": {"node": None, "prompt_id": prompt_id}}
-    while await ws.receive_json(timeout=HANG_BOUND) != end:
-        pass  # until the channel tells the end (so the balancer tried to read it)
+    told = await sock.until_done(prompt_id, HANG_BOUND)  # the channel tells the end
+    assert about(told, prompt_id)[-2:] == ["execution_success", "executing"]
     await pool.probe()  # the first timeout starts the grace
     pool.clock.advance(61.0)
-    await pool.probe()  # past it: sent to gpu1, which runs it
-    await pool.settle([prompt_id])
-    assert pool.emulators["gpu1"].executed == [prompt_id]
-    assert gpu0.executed == [prompt_id], "it ran on both"
-    seen = pool.watch("duplicated", prompt_id)
-    pool.hang("gpu0", False)
-    await pool.probe()  # gpu0 answers again: its run's end is read now
-    await asyncio.wait_for(seen.wait(), HANG_BOUND)
+    await pool.probe()  # past it: its outputs are taken for lost
     job = await pool.balancer.store.get_job(prompt_id)
-    assert job is not None and job.state == "succeeded" and job.duplicates == ("gpu0",)
-    samples = await scrape(pool)
-    assert value(samples, "comfyui_balancer_jobs_duplicated_total", backend="gpu0") == 1
-    await ws.close()
+    assert job is not None and job.state == "failed" and job.backend == "gpu0"
+    entry = await pool.balancer.store.get_history(prompt_id)
+    assert entry is not None and entry["status"]["status_str"] == "error"
+    assert "lost with gpu0" in str(entry["status"]["messages"])
+    pool.hang("gpu0", False)
+    await pool.probe()  # gpu0 answers again: nothing more of that job
+    later = (await pool.submit(colored(2), client_id="c"))["prompt_id"]
+    frames = await sock.until_done(later, HANG_BOUND)
+    assert about(frames, prompt_id) == [], "no second run, no second end"
+    assert prompt_id not in pool.emulators["gpu1"].executed and gpu0.executed.count(prompt_id) == 1
+    await sock.ws.close()

@@ -11,6 +11,9 @@ from collections import Counter
 from support import Pool, colored
 
 from balancer.replicas.owners import KEY
+from balancer.store import StoreUnavailable
+from balancer.store.redis import RedisStore
+from tests.jobs.test_told_once import about
 from tests.proxy.test_ws import connect
 
 from .conftest import ReplicaFactory, beat, kill
@@ -138,3 +141,30 @@ async def test_an_unresponsive_backend_keeps_an_adopted_job_for_the_grace(
     gpu0.resume()
     await r1.settle([job])
     assert runs(r1) == {job: 1}
+
+
+async def test_an_end_told_by_a_replica_that_died_before_recording_it_is_not_told_again(
+    make_replicas: ReplicaFactory,
+) -> None:
+    """r0 tells the end (its backend's frames, through Redis to the socket
+    on r1) and dies before it records it: r1 adopts the job, finds it
+    unended, and records its end without telling it a second time."""
+    r0, r1 = await make_replicas(2, backends=1, redis_store=RedisStore)
+    tab = await connect(r1, "tab")
+
+    async def killed(prompt_id: str, entry: object) -> None:
+        raise StoreUnavailable("r0 was killed")
+
+    r0.balancer.store.put_history = killed  # type: ignore[method-assign]
+    job = (await r0.submit(colored(1), client_id="tab"))["prompt_id"]
+    told = await tab.until_done(job, 30)
+    assert about(told, job)[-2:] == ["execution_success", "executing"]
+    await kill(r0)
+    r1.clock.advance(PAST_THE_LEASE)
+    await beat(r1)
+    await r1.settle([job])
+    stored = await r1.balancer.store.get_job(job)
+    assert stored is not None and stored.state == "succeeded" and runs(r1) == {job: 1}
+    later = (await r1.submit(colored(2), client_id="tab"))["prompt_id"]
+    frames = await tab.until_done(later, 30)  # after whatever r1 told of the first job
+    assert about(frames, job) == [], "its end is not told again"
