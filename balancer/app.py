@@ -139,7 +139,9 @@ def create_app(
                 following = asyncio.create_task(parts.ops.following.run(interval))
                 stack.push_async_callback(stop, following)
             if config_path:
-                await stack.enter_async_context(watching_config(b, parts.ops.members, config_path))
+                owners = parts.access.owners  # a reload that adds keys indexes kept files
+                watch = watching_config(b, parts.ops.members, config_path, owners.index_kept)
+                await stack.enter_async_context(watch)
             yield
 
     async def close_client_sockets(app: web.Application) -> None:

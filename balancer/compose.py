@@ -157,7 +157,7 @@ def assemble(
         else None
     )
     hub = SharedHub(replicas.bus) if replicas is not None else ClientHub()
-    owners = Owners(store)
+    owners = Owners(store, lambda: bool(b.settings.auth.keys))
     own = binder.queue_length_now
     waiting = SharedWaiting(store, own, events) if replicas is not None else LocalWaiting(own)
     relay = EventRelay(

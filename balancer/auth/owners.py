@@ -9,6 +9,7 @@ names it. Unknown means: visible only to callers that see everything.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from balancer.files.locate import locate
@@ -22,13 +23,23 @@ FileRef = tuple[str, str, str]
 
 
 class Owners:
-    def __init__(self, store: Store) -> None:
+    """`keyed`: whether API keys are configured now (a reload may add them)."""
+
+    def __init__(self, store: Store, keyed: Callable[[], bool]) -> None:
         self.store = store
+        self.keyed = keyed
         self._recent: OrderedDict[str, str | None] = OrderedDict()
         self._files: OrderedDict[FileRef, str | None] = OrderedDict()
+        self._kept_indexed = False
 
     async def index_kept(self) -> None:
-        """At start: the files named by every kept history entry."""
+        """The files named by every kept history entry, read once keys are
+        configured: at start, or after the reload that adds the first key.
+        Without keys every caller sees everything and nothing asks whose a
+        file is, so a restart reads none of it."""
+        if self._kept_indexed or not self.keyed():
+            return
+        self._kept_indexed = True
         for prompt_id, entry in (await self.store.histories()).items():
             await self.index_entry(prompt_id, entry)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from balancer.config.model import Settings
 from balancer.config.reload import ConfigWatcher
@@ -17,11 +17,15 @@ from balancer.tasks import stop
 
 
 @contextlib.asynccontextmanager
-async def watching_config(b: Balancer, members: Membership, path: str) -> AsyncIterator[None]:
-    """Apply each valid new version of the file at `path` while the app runs."""
+async def watching_config(
+    b: Balancer, members: Membership, path: str, applied: Callable[[], Awaitable[None]]
+) -> AsyncIterator[None]:
+    """Apply each valid new version of the file at `path` while the app
+    runs, then call `applied`."""
 
     async def on_change(settings: Settings) -> None:
         await apply_settings(b, members, settings)
+        await applied()
 
     watcher = ConfigWatcher(path, on_change, lambda: b.settings.probe.interval)
     task = asyncio.create_task(watcher.run())

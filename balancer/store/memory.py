@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import Any
@@ -16,7 +15,8 @@ __all__ = ["MAX_HISTORY", "MemoryStore"]
 
 class MemoryStore:
     """`max_age`: kept entries whose job started longer ago than this
-    (seconds, by `wall`) go, and their pins with them."""
+    (seconds, by `wall`) go, and their pins and ended job records with
+    them."""
 
     def __init__(
         self,
@@ -29,7 +29,7 @@ class MemoryStore:
         self._retention = Retention(max_history, max_age, wall)
         self._history = KeptHistory(max_history)
         self._jobs: dict[str, StoredJob] = {}
-        self._ended: deque[str] = deque()
+        self._ended: dict[str, None] = {}  # ended jobs' ids, in the order they ended
         self._max_ended = max_history
         self._number = 0
 
@@ -54,13 +54,18 @@ class MemoryStore:
         moved = replace(job, **{**fields, "state": to_state})
         self._jobs[prompt_id] = moved
         if moved.finished and not job.finished:
-            self._ended.append(prompt_id)
+            self._ended[prompt_id] = None
             while len(self._ended) > self._max_ended:
-                self._jobs.pop(self._ended.popleft(), None)
+                self._drop_ended(next(iter(self._ended)))
         return moved
+
+    def _drop_ended(self, prompt_id: str) -> None:
+        del self._ended[prompt_id]
+        del self._jobs[prompt_id]
 
     async def discard(self, prompt_id: str) -> None:
         self._jobs.pop(prompt_id, None)
+        self._ended.pop(prompt_id, None)
 
     async def next_number(self) -> int:
         self._number += 1
@@ -108,8 +113,12 @@ class MemoryStore:
         self._forget(self._history.expire(self._retention.cutoff()))
 
     def _forget(self, prompt_ids: list[str]) -> None:
+        """Entries pushed out or expired: their pins and ended jobs go too
+        (an unfinished job whose entry went, being ended, stays)."""
         for gone in prompt_ids:
-            self._pins.pop(gone, None)  # pins and history expire together
+            self._pins.pop(gone, None)
+            if gone in self._ended:
+                self._drop_ended(gone)
 
     async def get_history(self, prompt_id: str) -> Any | None:
         self._expire()

@@ -125,7 +125,7 @@ class RedisStore:
     included; `deadline` turns them into a timeout) raises StoreUnavailable.
     `token` names each job write (see redis_scripts). `max_age`: kept
     entries whose job started longer ago than this (seconds, by `wall`) go,
-    and their pins with them."""
+    and their pins and ended job records with them."""
 
     def __init__(
         self,
@@ -296,7 +296,7 @@ class RedisStore:
         return entry
 
     async def _expire(self) -> None:
-        """Entries past `max_age` go now, with their pins."""
+        """Entries past `max_age` go now, with their pins and ended jobs."""
         keep, token = self._max, self._token()
         await self._run(self._expire_history, [], keep, self._cutoff(), token)
 

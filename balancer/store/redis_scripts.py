@@ -208,10 +208,16 @@ local function drop_entry(member)
   local gone = string.sub(member, 22)
   forget(gone)
   drop_pin(gone)
+  -- an ended job goes with its entry (found near the head of `ended`: the
+  -- oldest entries go first, and their jobs ended among the first)
+  if TERMINAL[redis.call('HGET', P .. 'job:' .. gone, 'state') or ''] then
+    redis.call('LREM', P .. 'ended', 1, gone)
+    drop_job(gone)
+  end
 end
 
 -- Entries past `keep`, and those that started before `cutoff` (ms; '-inf'
--- for no age limit), go with their pins.
+-- for no age limit), go with their pins and ended jobs.
 local function expire(keep, cutoff)
   local excess = redis.call('ZCARD', P .. 'history') - keep
   if excess > 0 then
@@ -226,7 +232,7 @@ end
 """
 
 # ARGV: prefix, id, start time, entry JSON, keep, cutoff, life token (if the first).
-# Entries pushed out or expired lose their pins too.
+# Entries pushed out or expired lose their pins and ended jobs too.
 PUT_HISTORY = (
     _FORGET
     + _EXPIRE

@@ -43,7 +43,9 @@ class SqliteStore:
         wall: Wall = time.time,
     ) -> None:
         """`max_age`: kept entries whose job started longer ago than this
-        (seconds, by `wall`) go, and their pins with them."""
+        (seconds, by `wall`) go, and their pins and ended job records with
+        them. Past `max_history` ended jobs, the oldest ended go."""
+        self._max_ended = max_history
         self._retention = Retention(max_history, max_age, wall)
         self._lock: TextIO | None = None
         if str(path) != ":memory:":
@@ -134,7 +136,7 @@ class SqliteStore:
             if ended:
                 self._db.execute(
                     "DELETE FROM jobs WHERE ended <= (SELECT MAX(ended) FROM jobs) - ?",
-                    (MAX_HISTORY,),
+                    (self._max_ended,),
                 )
             return moved
 
@@ -196,12 +198,13 @@ class SqliteStore:
 
     def _changing_history(self, change: Callable[[], list[str]]) -> None:
         """One transaction: `change` (the ids it pushed out) and the entries
-        past `max_age`, gone from disk with their pins (pins and history
-        expire together)."""
+        past `max_age`, gone from disk with their pins and ended jobs (an
+        unfinished job whose entry went, being ended, stays)."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            gone = [*change(), *self._history.expire(self._retention.cutoff())]
-            self._db.executemany("DELETE FROM pins WHERE prompt_id=?", [(p,) for p in gone])
+            gone = [(p,) for p in (*change(), *self._history.expire(self._retention.cutoff()))]
+            self._db.executemany("DELETE FROM pins WHERE prompt_id=?", gone)
+            self._db.executemany("DELETE FROM jobs WHERE prompt_id=? AND ended IS NOT NULL", gone)
 
     def _expire(self) -> None:
         if self._history.expires(self._retention.cutoff()):

@@ -195,3 +195,25 @@ async def test_history_max_age_is_a_duration_or_unset(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         parse_settings({"backends": backends, "history": {"max_age": 0}})
     assert info.value.errors == ["history.max_age: must be > 0"]
+
+
+@EVERY_KIND
+async def test_ended_jobs_go_with_their_history_entry(reopen_store: Reopen) -> None:
+    """Under `history.max_age` an ended job's record (what `/api/jobs`
+    lists) goes with its kept entry, across a restart too; a job that has not
+    ended stays even when an entry under its id went."""
+    now = [1_000_000.0]
+    store = await reopen_store(max_age=3600, wall=lambda: now[0])
+    for number, (pid, age) in enumerate((("old", 1800), ("new", 60), ("open", 1800)), 1):
+        await store.create(job(pid, number))
+        await store.put_history(pid, started(pid, now[0] - age))
+    for pid in ("old", "new"):
+        assert await store.transition(pid, {"waiting"}, "succeeded", {"ended_at": now[0]})
+    assert [j.prompt_id for j in await store.jobs()] == ["old", "new", "open"]
+    now[0] += 1801  # "old" and "open" started 3601 s ago
+    assert list(await store.histories()) == ["new"]
+    assert await store.get_job("old") is None
+    assert [j.prompt_id for j in await store.jobs()] == ["new", "open"]
+    assert [j.prompt_id for j in await store.unfinished_jobs()] == ["open"]
+    again = await reopen_store(max_age=3600, wall=lambda: now[0])
+    assert [j.prompt_id for j in await again.jobs()] == ["new", "open"]
