@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 from aiohttp.test_utils import TestServer
+from store_support import REDIS_HANG
 from support import FakeClock, Pool, Stalls
 
 from balancer.app import create_app
@@ -103,7 +104,8 @@ async def make_replicas(
             own: Store = MemoryStore()
             if redis_store is not None:
                 own_client = redis.Redis.from_url(redis_at or redis_url)
-                own = redis_store(own_client, settings.store.prefix)
+                # no 2 s bound on a healthy Redis (a loaded machine is slow, not down)
+                own = redis_store(own_client, settings.store.prefix, timeout=REDIS_HANG)
                 stores.append(own)
             app = create_app(
                 settings,

@@ -25,8 +25,8 @@ class WatchedStore(RedisStore):
     """A RedisStore that tells when it recorded a job (the prompt is being
     sent to its backend from then on)."""
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.created = asyncio.Event()
 
     async def create(self, job: StoredJob, max_unfinished: int | None = None) -> bool:

@@ -25,8 +25,8 @@ class GatedStore(RedisStore):
     the key's count, before the job is recorded) waits while its gate is
     closed: a test holds one replica between the two steps."""
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.gate = asyncio.Event()
         self.gate.set()
         self.held = asyncio.Event()
