@@ -29,9 +29,9 @@ class Opened:
 
 
 # How much of a backend's answer may wait unread (twice this, then its socket
-# is paused): room for two 256 KiB reads of a large /view while the client's
-# socket takes the last one (aiohttp's default: 64 KiB). Per streamed answer,
-# so 100 slow downloads hold at most 50 MB.
+# is paused; aiohttp's default: 64 KiB): a chunked answer's pieces, or the
+# first of a large /view before proxy/relay.py takes its connection over. Per
+# streamed answer, so 100 slow downloads hold at most 50 MB.
 READ_BUFFER = 256 * 1024
 
 

@@ -3,16 +3,22 @@ every request that reached it (method, raw path, headers, body)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 BIG = 6 * 1024 * 1024
 
 
-def echo_backend(tmp_path: Path) -> tuple[web.Application, list[dict[str, Any]]]:
-    """A stand-in backend that answers probes and echoes what reached it."""
+def echo_backend(
+    tmp_path: Path, gets: Mapping[str, Handler] | None = None
+) -> tuple[web.Application, list[dict[str, Any]]]:
+    """A stand-in backend that answers probes and echoes what reached it;
+    `gets`: more GET routes (path: handler), before the echo."""
     seen: list[dict[str, Any]] = []
     tmp_path.mkdir(parents=True, exist_ok=True)
     media = tmp_path / "clip.bin"
@@ -61,5 +67,7 @@ def echo_backend(tmp_path: Path) -> tuple[web.Application, list[dict[str, Any]]]
     app.router.add_get("/clip.bin", clip)
     app.router.add_get("/die", die)
     app.router.add_get("/ws", no_channel)
+    for path, handler in (gets or {}).items():
+        app.router.add_get(path, handler)
     app.router.add_route("*", "/{tail:.*}", echo)
     return app, seen

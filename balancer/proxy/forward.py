@@ -1,9 +1,11 @@
 """Streaming pass-through of one request to one backend.
 
 Bodies stream both ways in chunks, so a 50 MB `/view` is never held in
-memory (an answer waits unread up to twice `READ_BUFFER`, resources.py);
-small answers (with a Content-Length under one chunk) are read whole, which
-is cheaper than a streamed response. Range and conditional headers pass
+memory: an answer of known length is relayed from socket to socket in
+reused buffers (relay.py), a chunked one through aiohttp's reader (waiting
+unread up to twice `READ_BUFFER`, resources.py); small answers (with a
+Content-Length under one chunk) are read whole, which is cheaper than a
+streamed response. Range and conditional headers pass
 through untouched, and so does Content-Encoding (the session does not decode).
 """
 
@@ -19,6 +21,7 @@ from balancer.backends.state import Backend, Clock
 from balancer.errors import error_response, too_large
 from balancer.logs import get_logger
 from balancer.proxy.headers import client_response_headers, upstream_request_headers
+from balancer.proxy.relay import Ending, relay_body, relayable
 
 log = get_logger("balancer.proxy")
 
@@ -95,12 +98,17 @@ class Forwarder:
         stream.headers.extend(headers)
         await stream.prepare(request)
         try:
-            # Each piece as the socket delivered it (up to 256 KiB a read):
-            # iter_chunked would join pieces into a new bytes, a copy of
-            # every byte of a 50 MB /view.
-            async for piece, _ in upstream.content.iter_chunks():
-                if piece:
-                    await stream.write(piece)
+            if relayable(request, upstream):  # a known length: relay.py, no per-piece await
+                timeout = self.session.timeout.sock_read
+                if await relay_body(request, stream, upstream, timeout) is Ending.CLIENT_GONE:
+                    log.info("proxy_client_gone", path=request.path, phase="body")
+                    return stream
+            else:
+                # Each piece as the socket delivered it: iter_chunked would
+                # join pieces into a new bytes, a copy of every byte.
+                async for piece, _ in upstream.content.iter_chunks():
+                    if piece:
+                        await stream.write(piece)
         except (TimeoutError, aiohttp.ClientError) as exc:
             # Headers are gone already: all we can do is cut the body short.
             log.warning("proxy_error", path=request.path, error=type(exc).__name__, phase="body")
