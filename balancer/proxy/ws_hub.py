@@ -1,9 +1,12 @@
 """Client sockets: who is connected under which sid, and sending to them.
 
 Each message is framed once (RFC 6455, unmasked and uncompressed), however
-many sockets get it, and its bytes are appended to each socket's buffer. One
-callback per loop turn then writes every socket's buffer to its transport in
-one write. Frames reach a socket in the order they were sent to it.
+many sockets get it. A broadcast's bytes are appended to each socket's
+buffer, and one callback per loop turn writes every socket's buffer to its
+transport in one write. A job's own frame, for its client's sockets only, is
+written at once, with what each of them had buffered before it: it never
+waits for that callback, nor behind a broadcast or a status round to every
+socket. Frames reach a socket in the order they were sent to it.
 
 The pool-wide `status` goes to every socket, so with 1,000 sockets one costs
 about as much as 1,000 job events: it is paced and sliced. A change of the
@@ -176,12 +179,19 @@ class ClientHub:
             self._flush_due = True
             asyncio.get_running_loop().call_soon(self._flush)
 
+    def _write_now(self, socks: Iterable[ClientSocket], data: bytes) -> None:
+        """A frame for a few sockets (a job's client): each writes it in this
+        loop turn, after what it had buffered, ahead of the turn's flush."""
+        for sock in socks:
+            sock.push(data)
+            sock.flush()
+
     def to_owner(self, sid: str | None, owner: str | None, frame: Frame) -> None:
-        """To the sockets of `sid` that may see a job of tenant `owner`."""
+        """To the sockets of `sid` that may see a job of tenant `owner`, at once."""
         group = self._by_sid.get(sid, ()) if sid is not None else ()
         visible = [s for s in group if s.may_see(owner)]
         if visible:
-            self._push_all(visible, ws_frame(frame))
+            self._write_now(visible, ws_frame(frame))
 
     def broadcast_owned(self, owner: str | None, frame: Frame) -> None:
         """A job's broadcast event: to every socket that may see its tenant."""
@@ -195,11 +205,11 @@ class ClientHub:
 
     def to_previewers(self, sid: str, owner: str | None, frame: Frame, metadata: bool) -> None:
         """A preview for the sockets of `sid` that may see a job of tenant
-        `owner` and asked for preview metadata (`metadata`), or did not."""
+        `owner` and asked for preview metadata (`metadata`), or did not; at once."""
         visible = [s for s in self._by_sid.get(sid, ()) if s.may_see(owner)]
         wanted = [s for s in visible if s.wants_metadata == metadata]
         if wanted:
-            self._push_all(wanted, ws_frame(frame))
+            self._write_now(wanted, ws_frame(frame))
 
     def broadcast_here(self, frame: Frame) -> None:
         """What a backend broadcast to every socket (a prompt the balancer

@@ -1,5 +1,6 @@
-"""The client hub's delivery: per-socket order, one write per turn, slow clients
-dropped, the pool-wide status paced and sliced."""
+"""The client hub's delivery: per-socket order, a job's own frames at once,
+broadcasts in one write per turn, slow clients dropped, the pool-wide status
+paced and sliced."""
 
 from __future__ import annotations
 
@@ -60,20 +61,21 @@ async def turn() -> None:
     await asyncio.sleep(0)
 
 
-async def test_each_socket_gets_one_write_per_turn_in_order_with_status_last() -> None:
+async def test_broadcasts_take_one_write_per_turn_in_order_with_status_last() -> None:
     hub = ClientHub()
     a, b = socket(hub, "a"), socket(hub, "b")
     hub.to_owner("a", None, json.dumps({"type": "executing", "data": {"node": "1"}}))
+    assert [m["type"] for m in texts(a)] == ["executing"]  # a job's own frame: at once
     hub.set_queue_remaining(3)
     hub.broadcast_owned(None, json.dumps({"type": "progress", "data": {"value": 1}}))
     await turn()
-    assert len(a.writes) == 1 and len(b.writes) == 1
+    assert len(a.writes) == 2 and len(b.writes) == 1
     assert [m["type"] for m in texts(a)] == ["executing", "progress", "status"]
     assert [m["type"] for m in texts(b)] == ["progress", "status"]
     assert texts(b)[-1]["data"]["status"]["exec_info"]["queue_remaining"] == 3
     hub.set_queue_remaining(3)  # unchanged: nothing more is sent
     await turn()
-    assert len(a.writes) == 1
+    assert len(a.writes) == 2
 
 
 async def test_a_tenant_socket_misses_another_tenants_broadcasts() -> None:
@@ -148,3 +150,37 @@ async def test_a_status_round_reaches_a_slice_of_sockets_per_turn_after_their_ev
     assert all(texts(s)[0]["type"] == "progress" for s in socks)  # events go first
     await until(lambda: all(statuses(s) == [4] for s in socks), "every socket's status")
     assert all(len(s.writes) == 1 for s in reached)  # its events and status in one write
+
+
+def types(transport: Transport) -> list[str]:
+    return [m["type"] for m in texts(transport)]
+
+
+async def test_a_jobs_frame_is_not_held_behind_a_status_round_to_every_socket() -> None:
+    hub = ClientHub()
+    socks = [socket(hub, f"s{i}") for i in range(3 * STATUS_SLICE)]
+    client, sid = socks[-1], f"s{3 * STATUS_SLICE - 1}"  # connected last: reached last
+    hub.set_queue_remaining(1)  # a round to every socket begins
+    hub.broadcast_owned(None, json.dumps({"type": "progress", "data": {}}))
+    await turn()
+    assert statuses(socks[0]) == [1] and statuses(client) == []  # the round is under way
+    hub.broadcast_owned(None, json.dumps({"type": "progress_state", "data": {}}))
+    hub.to_owner(sid, None, json.dumps({"type": "executing", "data": {}}))
+    # Written as it was sent, after the broadcast sent before it, ahead of
+    # the round's slice for this socket and of the next flush.
+    assert types(client) == ["progress", "progress_state", "executing"]
+    assert types(socks[0]) == ["progress", "status"]  # the broadcast waits for the flush
+    await until(lambda: statuses(client) == [1], "the round to reach the client")
+    assert types(client) == ["progress", "progress_state", "executing", "status"]
+
+
+async def test_a_preview_for_one_client_is_written_at_once_after_its_earlier_frames() -> None:
+    hub = ClientHub()
+    client = socket(hub, "c")
+    hub.broadcast_owned(None, json.dumps({"type": "progress", "data": {}}))
+    hub.to_previewers("c", None, b"\x00\x00\x00\x01preview", metadata=False)
+    assert b"".join(client.writes) == ws_frame(
+        json.dumps({"type": "progress", "data": {}})
+    ) + ws_frame(b"\x00\x00\x00\x01preview")
+    await turn()
+    assert len(client.writes) == 1  # nothing was left for the flush
