@@ -2,7 +2,8 @@
 
 N emulated backends (2 by default) and one balancer, each in its own
 process; the load generator here sends GET /history/{id} and GET /queue
-straight to one backend and through the balancer (in front of all N), side by
+straight to one backend, through the balancer (in front of all N) and
+through nginx (nginx.py, in front of the same N; where installed), side by
 side in one run, at each concurrency. Then `/view` of a large file (view.py):
 direct, through the balancer, and through HAProxy in front of the same
 backend, in the same run.
@@ -28,6 +29,8 @@ from balancer.bench.harness import (
     wait_ready,
     write_balancer_config,
 )
+from balancer.bench.nginx import nginx_in_front
+from balancer.bench.reference import Server
 from balancer.bench.view import view_table, write_output_file
 from balancer.demo import DEMO_PROMPT
 
@@ -56,19 +59,22 @@ async def measure(seconds: float, concurrencies: list[int], backends: int, view:
             )
         balancer = stack.enter_context(child(["serve", "--config", str(config)]))
         haproxy = stack.enter_context(haproxy_in_front(folder, ports[0]))
+        nginx = stack.enter_context(nginx_in_front(folder, ports))
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
             for port in ports:
                 await wait_ready(session, f"http://127.0.0.1:{port}/queue")
             await wait_ready(session, front + "/balancer/health")
-            if haproxy is not None:
-                await wait_ready(session, haproxy[0] + "/queue")
+            for reference in (haproxy, nginx):
+                if reference is not None:
+                    await wait_ready(session, reference[0] + "/queue")
             prompt_id = await submit_one(session, front)
             rows = []
             for route in (f"/history/{prompt_id}", "/queue"):
                 for concurrency in concurrencies:
                     base = await closed_loop(session, direct + route, concurrency, seconds)
                     via = await closed_loop(session, front + route, concurrency, seconds)
+                    ref = await _reference_rps(session, nginx, route, concurrency, seconds)
                     label = route.split("/")[1]
                     rows.append(
                         [
@@ -77,6 +83,8 @@ async def measure(seconds: float, concurrencies: list[int], backends: int, view:
                             f"{base.rps:.0f}",
                             f"{via.rps:.0f}",
                             f"{via.rps / base.rps:.2f}",
+                            f"{ref:.0f}" if ref else "-",
+                            f"{via.rps / ref:.2f}" if ref else "-",
                             f"{base.p50_ms:.2f}",
                             f"{via.p50_ms:.2f}",
                             f"{via.p50_ms - base.p50_ms:+.2f}",
@@ -92,11 +100,27 @@ async def measure(seconds: float, concurrencies: list[int], backends: int, view:
                 }
                 args = (view.concurrencies, view.seconds, view.megabytes)
                 files = await view_table(session, paths, *args)
-    headers = ["route", "conc", "direct rps", "via rps", "ratio", "direct p50", "via p50"]
-    headers += ["added p50", "direct p99", "via p99"]
-    note = f"\n(latencies in ms; direct: one emulator; via: one balancer in front of {backends})"
+    headers = ["route", "conc", "direct rps", "via rps", "ratio", "nginx rps", "via/nginx"]
+    headers += ["direct p50", "via p50", "added p50", "direct p99", "via p99"]
+    note = f"\n(latencies in ms; direct: one emulator; via: one balancer in front of {backends};"
+    note += f" nginx: nginx in front of the same {backends}, round robin)"
+    if nginx is None:
+        note += "\n(nginx is not installed here: its columns are not measured)"
     small = table(headers, rows) + note
     return f"{small}\n\n{files}" if view.megabytes else small
+
+
+async def _reference_rps(
+    session: aiohttp.ClientSession,
+    reference: Server | None,
+    route: str,
+    concurrency: int,
+    seconds: float,
+) -> float | None:
+    """A reference proxy's rate on `route`; None where it is not installed."""
+    if reference is None:
+        return None
+    return (await closed_loop(session, reference[0] + route, concurrency, seconds)).rps
 
 
 async def submit_one(session: aiohttp.ClientSession, front: str) -> str:
