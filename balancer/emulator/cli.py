@@ -47,6 +47,13 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.model_slots,
         help="models resident in VRAM at once (the least recently used is evicted)",
     )
+    add(
+        "--object-info-cost",
+        type=float,
+        default=defaults.object_info_cost,
+        help="seconds each GET /object_info blocks the event loop, as ComfyUI building it"
+        " (default: 0, none)",
+    )
     add("--vram-total", type=parse_size, default=format_size(defaults.vram_total), help="VRAM")
     add(
         "--vram-base-used",
@@ -101,6 +108,7 @@ def options_from_args(args: argparse.Namespace) -> EmulatorOptions:
         checkpoint_load_time=args.checkpoint_load_time,
         step_time=args.step_time,
         model_slots=args.model_slots,
+        object_info_cost=args.object_info_cost,
         without_nodes=frozenset(names(args.without_nodes)),
         extra_nodes=names(args.extra_nodes),
         models=dict(args.models),

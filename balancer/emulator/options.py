@@ -36,6 +36,12 @@ class EmulatorOptions:
     models: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Models resident in emulated VRAM at once; the least recently used goes first.
     model_slots: int = 3
+    # Seconds each GET /object_info holds the event loop (a blocking sleep, no
+    # CPU), as real ComfyUI does while it builds the catalogue: N calls at
+    # once take about N times this each, and every other request (probes
+    # too) waits behind them. 0.1 with 32 concurrent calls gives the ~3 s per
+    # call a real ComfyUI showed (CLI: --object-info-cost).
+    object_info_cost: float = 0.0
 
     def models_in(self, folder: str) -> tuple[str, ...]:
         if folder in self.models:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any
 
 from aiohttp import web
@@ -72,6 +73,8 @@ class InfoRoutes:
         return web.json_response(self.emu.server_flags())
 
     async def object_info(self, request: web.Request) -> web.Response:
+        if self.emu.options.object_info_cost > 0:  # the loop held, as ComfyUI's
+            time.sleep(self.emu.options.object_info_cost)
         return web.json_response(self.emu.catalog.all_info())
 
     async def object_info_class(self, request: web.Request) -> web.Response:

@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 from balancer.bench import run_bench
-from balancer.bench.haproxy import haproxy_binary
+from balancer.bench.haproxy import HAPROXY, haproxy_binary
+from balancer.bench.nginx import NGINX
 from balancer.bench.redisserver import RedisServer, redis_server_binary
 from balancer.cli import build_parser
 
@@ -93,12 +94,31 @@ def test_bench_schedule_replicas_prints_one_against_three(
 
 def test_bench_proxy_prints_view_rows_beside_haproxy(capsys: pytest.CaptureFixture[str]) -> None:
     """/view of a large file: direct, through the balancer and through HAProxy
-    (or a note that it is not installed) in one run, the ratios beside."""
+    (or a note that it is not installed) in one run, the ratios beside; the
+    small GETs with nginx's rate beside (or a note)."""
     argv = ["bench", "proxy", "--seconds", "0.1", "--concurrency", "1", "--backends", "1"]
     argv += ["--view-mb", "2", "--view-concurrency", "1", "--view-seconds", "0.5"]
     assert run_bench(build_parser().parse_args(argv)) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
+    assert lines[0].split()[:9] == [
+        "route",
+        "conc",
+        "direct",
+        "rps",
+        "via",
+        "rps",
+        "ratio",
+        "nginx",
+        "rps",
+    ]
+    for small in (lines[2].split()[-10:], lines[3].split()[-10:]):  # /history/{id}, /queue
+        via, nginx, via_nginx = float(small[1]), small[3], small[4]
+        if NGINX.installed() is not None:
+            ratio = float(via_nginx)
+            assert ratio == pytest.approx(via / float(nginx), abs=0.01 + 0.01 * ratio)
+        else:
+            assert nginx == via_nginx == "-" and "nginx is not installed" in out
     at = next(i for i, line in enumerate(lines) if line.split()[:2] == ["conc", "direct"])
     headers = "conc direct MB/s via MB/s haproxy MB/s via/direct via/haproxy"
     headers += " via CPU s/GB haproxy CPU s/GB CPU via/haproxy"
@@ -110,3 +130,22 @@ def test_bench_proxy_prints_view_rows_beside_haproxy(capsys: pytest.CaptureFixtu
     else:
         assert row[3] == row[5] == row[7] == row[8] == "-" and "HAProxy is not installed" in out
     assert "balancer RSS" in out
+
+
+def test_bench_slow_counts_answers_by_status(capsys: pytest.CaptureFixture[str]) -> None:
+    """A slow /object_info: direct, nginx, HAProxy (where installed) and the
+    balancer, each answer counted by status, the rate beside nginx's."""
+    argv = ["bench", "slow", "--seconds", "0.3", "--clients", "2", "--cost", "0.01"]
+    assert run_bench(build_parser().parse_args(argv)) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split() == ["path", "200", "503", "other", "200/s", "vs", "nginx", "p50", "s"]
+    rows = {line.rsplit(maxsplit=6)[0].strip(): line.split()[-6:] for line in lines[2:]
+            if line[:1] != "("}  # fmt: skip
+    names = ["direct", "balancer", "balancer, backend busy", "direct, beside it"]
+    names += [ref.binary for ref in (NGINX, HAPROXY) if ref.installed() is not None]
+    assert set(names) <= set(rows)
+    for name in names:
+        ok, _, _, rate = rows[name][:4]
+        assert int(ok) > 0 and float(rate) > 0
+    assert rows["direct"][1] == rows["direct"][2] == "0"  # the emulator never refuses
