@@ -138,13 +138,13 @@ class Jobs:
         moved on). Its state stays: the end is recorded once its history
         entry is read (`ended`)."""
         fields = {"told_at": self.wall()}
-        job = await self.store.transition(prompt_id, ("running",), "running", fields)
-        if job is not None:
-            return job
-        job = await self.store.get_job(prompt_id)  # its start unrecorded, or being recalled
-        if job is None or job.finished or job.backend != backend or job.told_at is not None:
-            return None
-        return await self.store.transition(prompt_id, (job.state,), job.state, fields)
+        state: JobStateName = "running"
+        while (job := await self.store.transition(prompt_id, (state,), state, fields)) is None:
+            job = await self.store.get_job(prompt_id)  # its start or dispatch not recorded yet
+            if job is None or job.finished or job.backend != backend or job.told_at is not None:
+                return None
+            state = job.state  # and again, unless it moved on meanwhile
+        return job
 
     async def ended(
         self, prompt_id: str, backend: str, entry: Any, replay: bool

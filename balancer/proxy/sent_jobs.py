@@ -39,6 +39,7 @@ class RelayedJob:
     prompt_id: str
     client_id: str | None
     backend: str | None
+    finished: bool = False  # ended (as stored): its run's later frames come too late
 
 
 class SentJobs:

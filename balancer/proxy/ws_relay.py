@@ -128,6 +128,8 @@ class EventRelay:
             if ended:
                 await self.follower.ended(backend.name, job.prompt_id, replay=True)
             return
+        if job.finished:  # a probe read its end before these frames came: told, so none follow
+            return
         if type_ == "execution_start":
             await self.follower.started(backend, job.prompt_id)
         elif ended or type_ in END_MESSAGES:
@@ -148,7 +150,9 @@ class EventRelay:
         if sent is not None:
             return sent
         job = await self.store.get_job(prompt_id)
-        return None if job is None else RelayedJob(job.prompt_id, job.client_id, job.backend)
+        if job is None:
+            return None
+        return RelayedJob(job.prompt_id, job.client_id, job.backend, job.finished)
 
     async def _end(
         self, backend: Backend, job: RelayedJob, type_: str, data: dict[str, Any]

@@ -5,10 +5,11 @@ mark outlives the balancer (SQLite file, Redis)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from store_support import Outage, Reopen
-from support import Pool, PoolFactory, StartClient, colored
+from support import HANG_BOUND, Pool, PoolFactory, StartClient, colored
 
 from balancer.config.model import ProbeSettings
 from balancer.store import StoreUnavailable
@@ -102,3 +103,85 @@ async def test_a_job_whose_end_was_told_is_not_run_again_when_its_backend_dies_u
     detail = await (await pool.client.get(f"/api/jobs/{prompt_id}")).json()
     assert detail["status"] == "failed"
     assert about(await heard_after(pool, sock, 2), prompt_id) == [], "no second run, no second end"
+
+
+class LaggingChannel:
+    """The balancer's handling of its channel's frames held from the one
+    after the first `executing` of a node on (the loop busy under load),
+    until `gate` opens; `holding` is set once a frame waits."""
+
+    def __init__(self, pool: Pool) -> None:
+        relay = pool.balancer.relay
+        handle = relay.on_json
+        self.gate, self.holding = asyncio.Event(), asyncio.Event()
+        seen_node = False
+
+        async def lagging(backend: Any, message: dict[str, Any]) -> None:
+            nonlocal seen_node
+            if seen_node:
+                self.holding.set()
+                await self.gate.wait()
+            await handle(backend, message)
+            data = message.get("data")
+            if message.get("type") == "executing" and isinstance(data, dict):
+                seen_node = seen_node or data.get("node") is not None
+
+        relay.on_json = lagging  # type: ignore[method-assign]
+
+
+async def test_frames_a_lagging_channel_brings_after_a_probe_told_the_end_are_dropped(
+    make_pool: PoolFactory,
+) -> None:
+    """A probe finds the job gone from its backend's queue while its channel
+    lags behind, reads its end and tells it (from its history). The run's
+    frames the channel brings after that are not relayed: its client hears
+    one end, and nothing of the job after it."""
+    pool = await make_pool(1)
+    lag = LaggingChannel(pool)
+    sock = await connect(pool, "c")
+    prompt_id = (await pool.submit(colored(1), client_id="c"))["prompt_id"]
+    await asyncio.wait_for(lag.holding.wait(), HANG_BOUND)
+    await pool.emulators["gpu0"].wait_idle(HANG_BOUND)  # it ran to its end meanwhile
+    await pool.settle([prompt_id])  # a probe ends it
+    lag.gate.set()
+    types = about([*sock.frames, *await heard_after(pool, sock, 2)], prompt_id)
+    assert types[0] == "execution_start" and types.count("execution_success") == 1, types
+    assert types[-2:] == ["execution_success", "executing"], types
+
+
+async def test_an_end_marked_while_its_dispatch_is_being_recorded_is_told_whole(
+    make_pool: PoolFactory,
+) -> None:
+    """A backend may run a job and tell its end before the balancer has
+    recorded that it accepted it (the job still `dispatching`), and that
+    record may land between the mark's read and its write: the end is
+    marked all the same, and told whole."""
+    pool = await make_pool(1)
+    jobs, store = pool.balancer.jobs, pool.balancer.store
+    record, move = jobs.dispatched, store.transition
+    go, done = asyncio.Event(), asyncio.Event()
+
+    async def held_dispatched(*args: Any) -> Any:
+        await go.wait()  # the dispatch is recorded only when the mark is being written
+        try:
+            return await record(*args)
+        finally:
+            done.set()
+
+    async def transition(prompt_id: str, from_states: Any, to_state: Any, fields: Any) -> Any:
+        if "told_at" in fields and "dispatching" in from_states and not go.is_set():
+            go.set()
+            await done.wait()  # the job is `queued` now: this write no longer applies
+        return await move(prompt_id, from_states, to_state, fields)
+
+    jobs.dispatched = held_dispatched  # type: ignore[method-assign]
+    store.transition = transition  # type: ignore[method-assign]
+    sock = await connect(pool, "c")
+    prompt_id = "0f0e0d0c-0b0a-4900-8800-000000000001"
+    posting = asyncio.ensure_future(pool.submit(colored(1), client_id="c", prompt_id=prompt_id))
+    await sock.until_done(prompt_id, HANG_BOUND)
+    assert (await posting)["prompt_id"] == prompt_id
+    assert go.is_set(), "the end came while the job was dispatching"
+    await pool.settle([prompt_id])
+    types = about(sock.frames, prompt_id)
+    assert types[-2:] == ["execution_success", "executing"], types
