@@ -23,8 +23,9 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.base_protocol import BaseProtocol
 
-# One read from the backend, at most: the memory a relay holds.
-RELAY_BUFFER = 256 * 1024
+# One read from the backend, at most: the memory a relay holds. 1 MiB took
+# a quarter less CPU per GB than 256 KiB in `bench proxy` (README).
+RELAY_BUFFER = 1024 * 1024
 
 
 class Ending(enum.Enum):
