@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec
+from typing import ParamSpec
 
 from balancer.auth.access import Access
 from balancer.auth.limits import LocalBuckets
@@ -46,7 +46,7 @@ from balancer.proxy.file_context import Files, build_files, local_uploads, local
 from balancer.proxy.forward import Forwarder
 from balancer.proxy.kept_reads import KeptReads
 from balancer.proxy.nodes import LocalNodes
-from balancer.proxy.presenter import present_entry
+from balancer.proxy.presenter import present_job_entry
 from balancer.proxy.ws_hub import ClientHub
 from balancer.proxy.ws_relay import EventRelay
 from balancer.replicas.adoption import Adoption, while_held
@@ -138,16 +138,13 @@ def assemble(
         room,
     )
 
-    async def present(backend: str, prompt_id: str, entry: Any) -> Any:
-        return await present_entry(store, backend, prompt_id, entry)
-
     only_own = replicas is not None  # the other replicas follow theirs
     late = LateRuns()  # runs backends may hold of jobs taken from them
     follower = Follower(
-        registry, jobs, routing, upstream, present, opened.sink, clock, late, only_own
+        registry, jobs, routing, upstream, present_job_entry, opened.sink, clock, late, only_own
     )
     recall = Recall(registry, jobs, upstream)
-    stealer = Stealer(registry, store, recall, follower.follows, follower.follows_on)
+    stealer = Stealer(registry, store, recall, follower.follows, follower.may_wait_on)
     turn = replicas.turn if replicas is not None else None  # the tenants' turn, pool-wide
     binder = LateBinder(dispatcher, jobs, routing, stealer, clock, late, turn)
     failover = Failover(jobs, routing, clock, follower.follows)
@@ -158,6 +155,7 @@ def assemble(
     )
     hub = SharedHub(replicas.bus) if replicas is not None else ClientHub()
     owners = Owners(store, lambda: bool(b.settings.auth.keys))
+    events.subscribe(owners)  # before the relay: it knows each job's tenant from its events
     own = binder.queue_length_now
     waiting = SharedWaiting(store, own, events) if replicas is not None else LocalWaiting(own)
     relay = EventRelay(
@@ -174,7 +172,7 @@ def assemble(
     )
     events.subscribe(relay)
     tally = JobTally()
-    for observer in (metrics, tally, owners):
+    for observer in (metrics, tally):
         events.subscribe(observer)
     channels = Channels(http, relay, f"lb{secrets.token_hex(4)}")
     drainer = Drainer(upstream, residency.freed, [metrics.drain_changed])

@@ -43,9 +43,10 @@ class Owners:
         for prompt_id, entry in (await self.store.histories()).items():
             await self.index_entry(prompt_id, entry)
 
-    async def record(self, prompt_id: str, tenant: str | None) -> None:
-        """At submission; the first owner of an id stays its owner."""
-        stored = await self._stored(prompt_id)
+    async def record(self, prompt_id: str, tenant: str | None, fresh: bool = False) -> None:
+        """At submission; the first owner of an id stays its owner. `fresh`:
+        the submission just recorded it under `tenant` (nothing to read)."""
+        stored = (tenant,) if fresh else await self._stored(prompt_id)
         if prompt_id not in self._recent and (stored is None or stored[0] == tenant):
             _bounded_put(self._recent, prompt_id, tenant)
 
@@ -84,8 +85,13 @@ class Owners:
                 await self.index_outputs(prompt_id, node_output)
 
     async def job_event(self, event: JobEvent) -> None:
+        if event.prompt_id not in self._recent:  # its owner as stored: no read to come
+            _bounded_put(self._recent, event.prompt_id, event.tenant)
         if event.phase in ("completed", "failed", "interrupted"):
-            await self.index_entry(event.prompt_id, await self.store.get_history(event.prompt_id))
+            entry = event.entry
+            if entry is None:
+                entry = await self.store.get_history(event.prompt_id)
+            await self.index_entry(event.prompt_id, entry)
 
 
 def output_refs(node_output: Any) -> list[FileRef]:

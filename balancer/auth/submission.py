@@ -56,9 +56,12 @@ def unknown_file(foreign: Foreign) -> web.Response:
     return web.json_response({**body, "node_errors": {foreign.node: node}}, status=400)
 
 
-async def accepted(request: web.Request, body: dict[str, Any], prompt_id: str) -> None:
-    """After a 200: remember whose job it is, and its webhook."""
-    await access_of(request).owners.record(prompt_id, principal_of(request).tenant)
+async def accepted(
+    request: web.Request, body: dict[str, Any], prompt_id: str, fresh: bool = False
+) -> None:
+    """After a 200: remember whose job it is (`fresh`: its caller's, as this
+    request recorded it), and its webhook."""
+    await access_of(request).owners.record(prompt_id, principal_of(request).tenant, fresh)
     if WEBHOOKS in request.app:
         url = requested_url(body)
         base = str(request.url.origin())

@@ -219,9 +219,10 @@ class Dispatcher:
             return NoRoom()
         accepted = False
         try:
-            if await self.jobs.bind(job.prompt_id, backend.name) is None:
+            bound = await self.jobs.bind(job.prompt_id, backend.name)
+            if bound is None:
                 return Gone()
-            result = await self._bound(job, backend)
+            result = await self._bound(bound, backend)
             accepted = isinstance(result, Accepted)
             return result
         finally:
@@ -279,9 +280,10 @@ class Dispatcher:
         """A waiting job whose first run still goes on `backend`, which it
         was taken from (found by a removal asking there): followed there
         again, not sent anywhere. False if it no longer waits."""
-        if await self.jobs.bind(job.prompt_id, backend.name, from_states=("waiting",)) is None:
+        bound = await self.jobs.bind(job.prompt_id, backend.name, from_states=("waiting",))
+        if bound is None:
             return False
-        await self._adopt(job, backend)
+        await self._adopt(bound, backend)
         return True
 
     async def _adopt(self, job: StoredJob, backend: Backend) -> Accepted:
@@ -296,7 +298,7 @@ class Dispatcher:
         return await self._on(job, backend, answer)
 
     async def _on(self, job: StoredJob, backend: Backend, answer: bytes) -> Accepted:
-        await self.jobs.dispatched(job.prompt_id, backend.name, answer)
+        await self.jobs.dispatched(job, backend.name, answer)
         self.fitter.dispatched(job.prompt_id, backend.name, needs_of(job.request.get("prompt")))
         return Accepted(answer)
 

@@ -47,6 +47,11 @@ class JobEvent:
     # The backend failover last took this job from, when it is not the job's
     # backend now: that backend may still hold a run of it.
     taken_from: str | None = None
+    # The API key (by name) that submitted the job, as stored.
+    tenant: str | None = None
+    # The history entry this move kept (its end), so observers need not read
+    # it back from the store; None: read it there if needed.
+    entry: Any = None
 
 
 class JobObserver(Protocol):

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Collection, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
 from balancer.backends.registry import Registry
@@ -46,9 +46,9 @@ from balancer.logs import get_logger
 from balancer.store import StoredJob, StoreUnavailable
 from balancer.upstream import Upstream, UpstreamError
 
-# (backend name, prompt_id, raw history entry) -> the entry as clients see it
 log = get_logger("balancer.jobs")
-Present = Callable[[str, str, Any], Awaitable[Any]]
+# (backend name, the job as stored, raw history entry) -> the entry as clients see it
+Present = Callable[[str, StoredJob, Any], Any]
 
 
 class Follower:
@@ -83,6 +83,8 @@ class Follower:
         # Where each followed job was sent (or found, adopted): what work
         # stealing among replicas looks through (it moves only these).
         self._sent_to: dict[str, str] = {}
+        # Of those, the ones whose run there started (stealing skips them).
+        self._started: set[str] = set()
         # Runs of jobs taken from a backend that it may still end (shared
         # with the binder), and per backend the ids in its queue the store
         # does not know (not looked up again).
@@ -101,10 +103,14 @@ class Follower:
             if event.backend is not None:  # a run there is followed as its own now
                 self._sent_to[event.prompt_id] = event.backend
                 self.late.discard(event.backend, event.prompt_id)
+            self._started.discard(event.prompt_id)
+        elif event.phase == "running":
+            self._started.add(event.prompt_id)
         elif event.phase in ("completed", "failed", "interrupted", "cancelled", "retried"):
             self._sent_at.pop(event.prompt_id, None)
             self._told.discard(event.prompt_id)
             self._sent_to.pop(event.prompt_id, None)
+            self._started.discard(event.prompt_id)
         if event.phase in ("retried", "completed", "failed", "interrupted") and event.taken_from:
             # Taken from a backend, or ended by an earlier run elsewhere
             # while a backend held it: that backend may still run it.
@@ -140,19 +146,24 @@ class Follower:
         (alone, every job; one of several replicas, those it sent or adopted)."""
         return not self.only_own or prompt_id in self._sent_at
 
-    def follows_on(self, backend: str) -> bool:
-        """Whether this balancer may follow a job `backend` holds (alone:
-        every job; one of several replicas: one it sent or adopted there)."""
-        return not self.only_own or backend in self._sent_to.values()
+    def may_wait_on(self, backend: str) -> bool:
+        """Whether a job this balancer follows may wait on `backend` behind
+        another (alone: any job; one of several replicas: one it sent or
+        adopted there and has not seen start)."""
+        if not self.only_own:
+            return True
+        return any(b == backend and p not in self._started for p, b in self._sent_to.items())
 
     def forget_all(self) -> None:
         """Another replica follows every job this one did (its lease was lost)."""
         self._sent_at.clear()
         self._sent_to.clear()
+        self._started.clear()
         self.late.clear()
 
     async def started(self, backend: Backend, prompt_id: str) -> None:
-        await self.jobs.started(prompt_id, backend.name)
+        """`backend`, the job's own (the relay checked), started its run."""
+        await self.jobs.started(prompt_id)
 
     async def ended(self, backend: str, prompt_id: str, replay: bool) -> StoredJob | None:
         """A run of `prompt_id` ended on `backend` (its channel or a probe
@@ -185,7 +196,7 @@ class Follower:
                 reason = f"{backend} no longer has it"
                 await self.jobs.lost(prompt_id, reason, self.routing.settings.max_attempts)
             return None
-        entry = with_number(await self.present(backend, prompt_id, raw), job.number)
+        entry = with_number(self.present(backend, job, raw), job.number)
         if self.completing is not None:
             entry = await self._complete(self.completing, prompt_id, owner.url, entry)
         ended = await self.jobs.ended(prompt_id, backend, entry, replay)

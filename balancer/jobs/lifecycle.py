@@ -51,6 +51,7 @@ class Jobs:
         from_states: tuple[str, ...] | None = None,
         detail: str | None = None,
         client_events: ClientEvents = (),
+        entry: Any = None,
     ) -> StoredJob | None:
         allowed = FROM[to] if from_states is None else from_states
         job = await self.store.transition(prompt_id, allowed, to, fields or {})
@@ -61,7 +62,7 @@ class Jobs:
         if job.told_at is not None:  # as stored: an end told is never told again
             client_events = ()
         if phase is not None:
-            await tell(self.events, job, phase, detail, client_events)
+            await tell(self.events, job, phase, detail, client_events, entry=entry)
         return job
 
     def _dequeue(self, prompt_id: str) -> None:
@@ -113,20 +114,18 @@ class Jobs:
                 await tell(self.events, job, "queued", None)
         return job
 
-    async def dispatched(self, prompt_id: str, backend: str, answer: bytes) -> StoredJob | None:
-        """dispatching -> queued on `backend`."""
-        job = await self.store.get_job(prompt_id)
-        attempts = job.attempts + 1 if job else 1
-        fields = {"backend": backend, "attempts": attempts, "answer": answer}
+    async def dispatched(self, bound: StoredJob, backend: str, answer: bytes) -> StoredJob | None:
+        """dispatching -> queued on `backend`; `bound` is the job as its
+        move to dispatching stored it (its attempts so far)."""
+        fields = {"backend": backend, "attempts": bound.attempts + 1, "answer": answer}
+        prompt_id = bound.prompt_id
         return await self._move(
             prompt_id, "queued", "dispatched", fields, from_states=("dispatching",)
         )
 
-    async def started(self, prompt_id: str, backend: str) -> StoredJob | None:
-        """queued -> running, told by its backend."""
-        job = await self.store.get_job(prompt_id)
-        if job is None or job.backend != backend:
-            return None
+    async def started(self, prompt_id: str) -> StoredJob | None:
+        """queued -> running, told by its backend (the caller found the
+        event came from the job's own backend)."""
         return await self._move(prompt_id, "running", "running", {"started_at": self.wall()})
 
     # ---- the end of a run
@@ -168,7 +167,7 @@ class Jobs:
             fields.update(backend=backend, lost_from=lost)
         events = end_events(entry, prompt_id) if replay else ()
         return await self._move(prompt_id, to, END_PHASES[to], fields, from_states=(job.state,),
-                                client_events=events)  # fmt: skip
+                                client_events=events, entry=entry)  # fmt: skip
 
     @staticmethod
     def is_run_of(job: StoredJob, backend: str) -> bool:
@@ -281,6 +280,7 @@ class Jobs:
             from_states=(job.state,),
             detail=type_,
             client_events=events,
+            entry=entry,
         )
 
     # ---- start

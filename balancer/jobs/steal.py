@@ -28,15 +28,16 @@ class Stealer:
         store: Store,
         recall: Recall,
         follows: Callable[[str], bool],
-        follows_on: Callable[[str], bool],
+        may_wait_on: Callable[[str], bool],
     ) -> None:
         self.registry = registry
         self.store = store
         self.recall = recall
         # Among replicas each takes back only jobs it follows, so it reads
-        # the jobs of only the backends where it follows one.
+        # the jobs of only the backends where one of those may wait (it
+        # has not seen it start there).
         self.follows = follows
-        self.follows_on = follows_on
+        self.may_wait_on = may_wait_on
 
     def anything_waits(self) -> bool:
         """Whether a backend holds two prompts or more (its newest count plus
@@ -50,10 +51,10 @@ class Stealer:
         """The earliest job waiting behind a running one on another backend
         that `idle` can run (`fits`: it has the job's nodes and models). The
         store is read only for backends that hold two prompts or more and a
-        job this balancer follows."""
+        job this balancer follows that it has not seen start."""
         waiting: list[StoredJob] = []
         for backend in self.registry:
-            mine = _holds_two(backend) and self.follows_on(backend.name)
+            mine = _holds_two(backend) and self.may_wait_on(backend.name)
             if backend.name == idle.name or not mine:
                 continue
             held = await self.store.jobs_on(backend.name)

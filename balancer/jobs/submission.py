@@ -34,10 +34,13 @@ class Quota:
 
 @dataclass(frozen=True)
 class Submitted:
-    """Accepted: the answer to give (prompt_id, number, node_errors)."""
+    """Accepted: the answer to give (prompt_id, number, node_errors).
+    `fresh`: this submission recorded the job (not an answer given again
+    to a retry of an id already accepted)."""
 
     prompt_id: str
     body: bytes
+    fresh: bool = False
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import asyncio
 import json
 import math
 import time
+from dataclasses import replace
 from typing import Any
 
 from balancer.backends.state import Clock
@@ -95,7 +96,7 @@ class Submitter:
         log.info("submitted", prompt_id=prompt_id, state=job.state)
         if job.state == "waiting":
             self.binder.wake()
-            return Submitted(prompt_id, job.answer)
+            return Submitted(prompt_id, job.answer, fresh=True)
         future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
         self._pending[prompt_id] = future
         try:
@@ -105,8 +106,8 @@ class Submitter:
             raise
         finally:
             del self._pending[prompt_id]
-        future.set_result(result)
-        return result
+        future.set_result(result)  # a retry waiting on it is not this fresh submission
+        return replace(result, fresh=True) if isinstance(result, Submitted) else result
 
     async def _record(
         self, prompt_id: str, digest: str, request: dict[str, Any], quota: Quota
@@ -195,8 +196,7 @@ class Submitter:
         """The first answer for its owner's retry; a 400 for a reused id; None
         if new. Another tenant gets one answer whatever its workflow, so the
         id's workflow is no oracle and its answer (and webhook) stay the owner's."""
-        job = await self.store.get_job(prompt_id)
-        pin = await self.store.get_pin(prompt_id)
+        job, pin = await self.store.job_and_pin(prompt_id)
         first = _first(job) or _first(pin)
         if first is None:
             return None

@@ -3,6 +3,8 @@ made from the job as stored after the move (lifecycle.py makes every move)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from balancer.catalog.needs import needs_of
 from balancer.catalog.residency import main_model
 from balancer.jobs.events import ClientEvents, JobEvent, JobEvents, Phase
@@ -19,9 +21,11 @@ async def tell(
     detail: str | None,
     client_events: ClientEvents = (),
     backend: str | None = None,
+    entry: Any = None,
 ) -> None:
     """Log `phase` for `job` and emit its event (`backend`: where the run
-    it is about ran, when that is not the job's backend)."""
+    it is about ran, when that is not the job's backend; `entry`: the
+    history entry the move kept, if it kept one)."""
     wait, run = _times(job)
     model = main_model(needs_of(job.request.get("prompt")))
     level = log.warning if phase in ("failed", "retried", "duplicated") else log.info
@@ -47,6 +51,8 @@ async def tell(
         client_events=client_events,
         model=model,
         taken_from=_taken_from(job),
+        tenant=job.tenant,
+        entry=entry,
     )
     await events.emit(event)
 

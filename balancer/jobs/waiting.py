@@ -5,8 +5,9 @@
 Alone, a balancer's own queue is the pool's. With several replicas each
 holds the jobs it accepted, so the count comes from the shared store (one
 counter every replica reads): the same on every replica. A replica reads it
-again after each job event here and every READ_EVERY seconds (another
-replica's jobs move without telling it); until Redis answers again, sockets
+again after job events here (at most every MIN_GAP seconds: a burst of
+events is one read) and every READ_EVERY seconds (another replica's jobs
+move without telling it); until Redis answers again, sockets
 keep the last count read, never a lower one than this replica's own queue
 (an unread count is not an empty queue), and `GET /prompt` answers 503.
 """
@@ -22,6 +23,9 @@ from balancer.replicas.outage import Outage
 from balancer.store import Store, StoreUnavailable
 
 READ_EVERY = 0.5  # seconds
+# Seconds between two reads at least: sockets are sent the count at most
+# once a second (ws_hub.STATUS_EVERY), so a read per job event was waste.
+MIN_GAP = 0.1
 
 
 class Waiting(Protocol):
@@ -68,8 +72,9 @@ class SharedWaiting:
         self._stale.set()
 
     async def run(self, changed: Callable[[], None]) -> None:
-        """Read the count after each job event here and every READ_EVERY
-        seconds, and call `changed` when it moved; until cancelled."""
+        """Read the count after job events here (MIN_GAP apart at least) and
+        every READ_EVERY seconds, and call `changed` when it moved; until
+        cancelled."""
         outage = Outage("waiting_count")
         while True:
             self._stale.clear()
@@ -82,10 +87,11 @@ class SharedWaiting:
                 outage.ok()
             if self() != before:
                 changed()
+            await asyncio.sleep(MIN_GAP)
             # asyncio.wait, not a timeout: nothing to suppress, so a cancel
             # that lands as the wait times out still stops the loop.
             woken = asyncio.ensure_future(self._stale.wait())
             try:
-                await asyncio.wait([woken], timeout=READ_EVERY)
+                await asyncio.wait([woken], timeout=READ_EVERY - MIN_GAP)
             finally:
                 woken.cancel()

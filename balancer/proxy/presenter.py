@@ -14,13 +14,20 @@ from balancer.store import Store, StoredJob
 
 async def client_extra_data(store: Store, prompt_id: Any, extra_data: Any) -> Any:
     """extra_data with the owning client's client_id and no secrets."""
-    extra = strip_secrets(extra_data)
     pin = await store.get_pin(prompt_id) if isinstance(prompt_id, str) else None
-    if pin is None or not isinstance(extra, dict):
+    return with_client(extra_data, None if pin is None else (pin.client_id,))
+
+
+def with_client(extra_data: Any, client: tuple[str | None] | None) -> Any:
+    """extra_data with no secrets and, when the job is known (`client`: its
+    own client_id, None if it sent none), that client_id in place of the
+    balancer's channel one."""
+    extra = strip_secrets(extra_data)
+    if client is None or not isinstance(extra, dict):
         return extra
     extra = {k: v for k, v in extra.items() if k != "client_id"}
-    if pin.client_id is not None:
-        extra["client_id"] = pin.client_id
+    if client[0] is not None:
+        extra["client_id"] = client[0]
     return extra
 
 
@@ -40,6 +47,18 @@ async def present_entry(store: Store, backend: str, prompt_id: str, entry: Any) 
     entry = rewrite_history_entry(backend, entry)
     if isinstance(entry, dict) and isinstance(entry.get("prompt"), list):
         entry = {**entry, "prompt": await present_queue_item(store, entry["prompt"])}
+    return entry
+
+
+def present_job_entry(backend: str, job: StoredJob, entry: Any) -> Any:
+    """`present_entry` of an entry of `job`, read from the store already
+    (its pin holds the same client_id): no store read."""
+    entry = rewrite_history_entry(backend, entry)
+    item = entry.get("prompt") if isinstance(entry, dict) else None
+    if isinstance(item, list) and len(item) > 3:
+        extra = with_client(item[3], (job.client_id,))
+        item = [display_number(job.number), *item[1:3], extra, *item[4:]]
+        entry = {**entry, "prompt": item}
     return entry
 
 

@@ -27,7 +27,7 @@ async def post_prompt(request: web.Request) -> web.StreamResponse:
         return refused
     result = await ctx(request).submitter.submit(body, quota_of(request))
     if isinstance(result, Submitted):
-        await accepted(request, body, result.prompt_id)
+        await accepted(request, body, result.prompt_id, result.fresh)
         return web.Response(body=result.body, content_type="application/json")
     if isinstance(result, Refused):  # the backend's own answer, as it gave it
         return web.Response(

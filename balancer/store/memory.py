@@ -96,6 +96,9 @@ class MemoryStore:
     async def get_pin(self, prompt_id: str) -> Pin | None:
         return self._pins.get(prompt_id)
 
+    async def job_and_pin(self, prompt_id: str) -> tuple[StoredJob | None, Pin | None]:
+        return self._jobs.get(prompt_id), self._pins.get(prompt_id)
+
     async def put_pin(self, pin: Pin) -> None:
         self._pins[pin.prompt_id] = pin
 

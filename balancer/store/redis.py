@@ -258,6 +258,13 @@ class RedisStore:
             raw = await self._client.hgetall(self._key("pin:", prompt_id))
         return _pin(prompt_id, _flat(raw))
 
+    async def job_and_pin(self, prompt_id: str) -> tuple[StoredJob | None, Pin | None]:
+        async with self._reachable(), self._client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._key("job:", prompt_id))
+            pipe.hgetall(self._key("pin:", prompt_id))
+            job, pin = await pipe.execute()
+        return _job(prompt_id, _flat(job)), _pin(prompt_id, _flat(pin))
+
     async def put_pin(self, pin: Pin) -> None:
         args: list[Arg] = ["backend", pin.backend, "digest", pin.digest, "answer", pin.answer]
         args += ["client_id", json.dumps(pin.client_id), "tenant", json.dumps(pin.tenant)]

@@ -74,6 +74,9 @@ class SqliteStore:
             self._lock = None
 
     # ---- pins
+    async def job_and_pin(self, prompt_id: str) -> tuple[StoredJob | None, Pin | None]:
+        return await self.get_job(prompt_id), await self.get_pin(prompt_id)
+
     async def get_pin(self, prompt_id: str) -> Pin | None:
         row = self._db.execute(
             f"SELECT {PIN_COLUMNS} FROM pins WHERE prompt_id=?",

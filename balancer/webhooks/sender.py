@@ -58,7 +58,9 @@ class Webhooks:
     async def job_event(self, event: JobEvent) -> None:
         if event.phase not in ENDS:
             return
-        entry = await self.store.get_history(event.prompt_id)
+        entry = event.entry
+        if entry is None:
+            entry = await self.store.get_history(event.prompt_id)
         url, base = self._noted.pop(event.prompt_id, (None, self.default_base))
         url = url or _entry_url(entry) or self.settings().url
         if url is None:

@@ -108,9 +108,13 @@ async def test_a_prompt_over_the_cap_gives_its_rate_token_back(
     assert [status for status, _ in first] == [200, 200]
     status, body = await post(pools[1], 7)
     assert status == 429 and body["error"]["details"] == "max_queued=2"
+    ended = [pools[0].watch("completed", body["prompt_id"]) for _, body in first]
     for emulator in pools[0].emulators.values():
         emulator.resume()
     await pools[0].settle([body["prompt_id"] for _, body in first])
+    async with asyncio.timeout(30):  # kept history comes first, then the count drops
+        for end in ended:
+            await end.wait()
     status, body = await post(pools[1], 8)
     assert status == 200, body
     status, body = await post(pools[0], 9)
