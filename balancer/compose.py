@@ -183,7 +183,6 @@ def assemble(
         residency.after_probe,
         failover.probe_succeeded,
         guarded("placement_probe", files.placement.on_probe),
-        binder.on_probe,
         drainer.on_probe,
         guarded("membership_probe", members.on_probe),
     ]
@@ -195,7 +194,8 @@ def assemble(
         held(replicas, guarded("failover", failover.probe_failed)),
         probe_listeners,
         [reader.backend_down],
-        channels.ping,
+        channels.answering,
+        binder.wake,  # when a probe changes what a backend can take, and once a round
     )
     b = Balancer(
         settings=settings,

@@ -11,7 +11,7 @@ reset connection always counts. Data ages out through `Backend.is_fresh`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +34,9 @@ ProbeListener = Callable[[Backend, LoadSnapshot], Awaitable[None]]
 # Called after every failed probe, with whether it showed a death (refused or
 # reset) rather than a stall (timeout, bad answer): job failover.
 FailureListener = Callable[[Backend, bool], Awaitable[None]]
-# Whether a backend answers a ping over its event channel within a timeout.
-Ping = Callable[[Backend, float], Awaitable[bool]]
+# Of these backends, those that answer a ping over their event channel
+# within a timeout (`Channels.answering`).
+Ping = Callable[[Sequence[Backend], float], Awaitable[Collection[Backend]]]
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,13 @@ class Prober:
         listeners: Sequence[ProbeListener],
         on_down: Sequence[Callable[[str], None]],
         ping: Ping,
+        wake: Callable[[], None],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.ping = ping
+        # Told when a probe changed what a backend can take (`_takes`), and
+        # once at the end of every round (the late binder: see `_end_round`).
+        self.wake = wake
         self._slots = asyncio.Semaphore(PROBES_AT_ONCE)
         self.sleep = sleep
         self.registry = registry
@@ -119,7 +124,7 @@ class Prober:
         vouched: list[Backend] = []
         for backend in self.registry:
             (backends if self.due(backend, now) else vouched).append(backend)
-        pings = [asyncio.create_task(self._ping(b, now)) for b in vouched]
+        pings = asyncio.create_task(self._vouch(vouched, now)) if vouched else None
         slices = max(1, min(SLICES, len(backends)))
         first = any(b.snapshot is None for b in backends)
         gap = self.settings.interval / (1 if first else 2) / slices
@@ -129,14 +134,18 @@ class Prober:
                 await self.sleep(gap)
             started += [asyncio.create_task(self.probe(b)) for b in backends[index::slices]]
         await self._end_round(await asyncio.gather(*started))
-        await asyncio.gather(*pings)
+        if pings is not None:
+            await pings
 
-    async def _ping(self, backend: Backend, now: float) -> None:
-        """A backend not due: a ping over its channel, answered, vouches for
-        its newest reading as of `now`. Unanswered is not a failure: its
-        reading ages, and once it would go stale the backend is due."""
-        if await self.ping(backend, self.settings.timeout):
-            backend.saw_life(self.clock())
+    async def _vouch(self, backends: Sequence[Backend], now: float) -> None:
+        """Backends not due: a ping over each one's channel (all sent at
+        once, one wait for the answers), answered, vouches for its newest
+        reading as of `now`. Unanswered is not a failure: its reading ages,
+        and once it would go stale the backend is due."""
+        answered = await self.ping(backends, self.settings.timeout)
+        heard = self.clock()
+        for backend in answered:
+            backend.saw_life(heard)
             backend.vouch(now)
 
     async def _end_round(self, timeouts: Sequence[TimedOut | None]) -> None:
@@ -147,6 +156,10 @@ class Prober:
             if timeout is not None:
                 await self._failed(timeout.backend, timeout.error, timeout.started)
         self.rounds += 1
+        # Once a round, whatever changed: what the binder waits for may have
+        # come without a probe changing a backend (a catalogue read, the
+        # rent of a job waiting for a better backend running out).
+        self.wake()
 
     def due(self, backend: Backend, now: float) -> bool:
         """Whether a periodic round probes this backend. Always while it is
@@ -171,7 +184,24 @@ class Prober:
 
     async def probe(self, backend: Backend) -> TimedOut | None:
         """Probe one backend and record an answer or a failure now; a
-        timeout is returned for the round to judge (`_end_round`)."""
+        timeout is returned for the round to judge (`_end_round`). The
+        binder is woken only when this changed what the backend can take:
+        1,000 idle backends probed 100 times a second gave it 100 wake-ups
+        with nothing to do, each a look at every backend."""
+        before = self._takes(backend)
+        timed_out = await self._probe(backend)
+        if self._takes(backend) != before:
+            self.wake()
+        return timed_out
+
+    def _takes(self, backend: Backend) -> tuple[object, ...]:
+        """What the late binder sees of a backend: up, its reading fresh, its
+        load (room freed, or a second job that could be stolen) and why it is
+        drained."""
+        fresh = backend.is_fresh(self.clock(), self.settings)
+        return backend.healthy, fresh, backend.load(), frozenset(backend.drain_reasons)
+
+    async def _probe(self, backend: Backend) -> TimedOut | None:
         timeout = self.settings.timeout
         last = backend.snapshot
         started = self.clock()

@@ -10,7 +10,7 @@ import math
 from collections import deque
 from functools import partial
 
-from balancer.backends.state import Backend, Clock, LoadSnapshot
+from balancer.backends.state import Backend, Clock
 from balancer.catalog.needs import Needs, needs_of
 from balancer.catalog.refusal import unmet_body
 from balancer.jobs.dispatch import (
@@ -195,10 +195,6 @@ class LateBinder:
         """`backend` can run the job and would finish it sooner than its owner."""
         needs = needs_of(job.request.get("prompt"))
         return self.dispatcher.worth_moving(needs, job.backend or "", backend)
-
-    async def on_probe(self, backend: Backend, snapshot: LoadSnapshot) -> None:
-        """Fresh load data may show room."""
-        self.wake()
 
     async def job_event(self, event: JobEvent) -> None:
         if event.phase in ("completed", "failed", "interrupted"):

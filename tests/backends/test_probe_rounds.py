@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -20,9 +21,12 @@ def counting(paths: list[str]) -> Any:
     return record
 
 
-def napping_prober(pool: Pool, naps: list[float], ping: Any = None) -> Prober:
+def napping_prober(
+    pool: Pool, naps: list[float], ping: Any = None, wake: Callable[[], None] | None = None
+) -> Prober:
     """The pool's prober as it is built, but its sleeps between a round's
-    groups only noted in `naps`, and `ping` in place of the channels' if given."""
+    groups only noted in `naps`, and `ping` and `wake` in place of the
+    channels' and the late binder's if given."""
 
     async def sleep(seconds: float) -> None:
         naps.append(seconds)
@@ -31,7 +35,7 @@ def napping_prober(pool: Pool, naps: list[float], ping: Any = None) -> Prober:
     return Prober(
         b.registry, b.upstream, b.settings.probe, pool.clock,
         on_failure=lambda _backend, _death: None, listeners=(), on_down=(),
-        ping=ping or b.channels.ping, sleep=sleep,
+        ping=ping or b.channels.answering, wake=wake or b.binder.wake, sleep=sleep,
     )  # fmt: skip
 
 
@@ -115,8 +119,8 @@ async def test_a_backend_that_does_not_answer_pings_is_asked_before_its_reading_
     settings = ProbeSettings(interval=1.0, timeout=2.0, stale_after=5.0, channel_interval=60.0)
     pool = await make_pool(1, probe=settings, middlewares=(counting(paths),))
 
-    async def silent(_backend: Any, _timeout: float) -> bool:
-        return False
+    async def silent(_backends: Any, _timeout: float) -> list[Any]:
+        return []
 
     b = pool.balancer
     prober = napping_prober(pool, [], silent)
