@@ -99,6 +99,8 @@ class Prober:
         # once at the end of every round (the late binder: see `_end_round`).
         self.wake = wake
         self._slots = asyncio.Semaphore(PROBES_AT_ONCE)
+        # Backends whose probe has not come back yet: a later round skips them.
+        self._probing: set[Backend] = set()
         self.sleep = sleep
         self.registry = registry
         self.upstream = upstream
@@ -118,12 +120,14 @@ class Prober:
         in `SLICES` groups over half an interval (the whole interval while
         any of them was never probed: at start-up), so 1,000 backends are
         not all asked at once (their answers would then all arrive at once,
-        and the first round's would time out behind each other)."""
+        and the first round's would time out behind each other). A backend
+        whose probe from an earlier round is still out is left to it."""
         now = self.clock()
         backends: list[Backend] = []
         vouched: list[Backend] = []
         for backend in self.registry:
-            (backends if self.due(backend, now) else vouched).append(backend)
+            if backend not in self._probing:
+                (backends if self.due(backend, now) else vouched).append(backend)
         pings = asyncio.create_task(self._vouch(vouched, now)) if vouched else None
         slices = max(1, min(SLICES, len(backends)))
         first = any(b.snapshot is None for b in backends)
@@ -188,8 +192,12 @@ class Prober:
         binder is woken only when this changed what the backend can take:
         1,000 idle backends probed 100 times a second gave it 100 wake-ups
         with nothing to do, each a look at every backend."""
-        before = self._takes(backend)
-        timed_out = await self._probe(backend)
+        self._probing.add(backend)
+        try:
+            before = self._takes(backend)
+            timed_out = await self._probe(backend)
+        finally:
+            self._probing.discard(backend)
         if self._takes(backend) != before:
             self.wake()
         return timed_out
@@ -250,10 +258,16 @@ class Prober:
         await self.on_failure(backend, is_death(exc))
 
     async def run(self) -> None:
-        """Probe forever; the caller cancels the task at shutdown. After the
-        first round, one line says how the pool looks."""
+        """Probe forever, a round every `interval`; the caller cancels the
+        task at shutdown, and with it the rounds under way. The next round
+        does not wait for the last: one backend slow to answer a probe or a
+        ping (up to a timeout) would stretch every round, the readings the
+        rounds vouch for would then age past `due`, and 1,000 backends
+        would all be asked over HTTP each round, which stretches the rounds
+        further. After the first round, one line says how the pool looks."""
         await self.probe_spread()
         log.info("pool", **pool_summary(self.registry))
-        while True:
-            await self.sleep(self.settings.interval)
-            await self.probe_spread()
+        async with asyncio.TaskGroup() as rounds:
+            while True:
+                await self.sleep(self.settings.interval)
+                rounds.create_task(self.probe_spread())

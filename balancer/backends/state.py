@@ -158,11 +158,11 @@ class Backend:
         an answer: while the channel its newest reading came over is still
         up, that reading holds as of `now` (a queue change would have been
         pushed). False when it cannot be vouched for (no reading, or
-        another channel)."""
+        another channel). Never moves the reading back (rounds overlap)."""
         newest = self.newest
         if newest is None or self.channel_id is None or self.read_on != self.channel_id:
             return False
-        self.newest = (now, newest[1])
+        self.newest = (max(now, newest[0]), newest[1])
         return True
 
     def _seen(self) -> None:

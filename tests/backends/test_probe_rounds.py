@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from support import Pool, PoolFactory
+from support import HANG_BOUND, HeldAnswer, Pool, PoolFactory
 
 from balancer.backends.prober import SLICES, Prober
 from balancer.config.model import ProbeSettings
@@ -131,3 +132,31 @@ async def test_a_backend_that_does_not_answer_pings_is_asked_before_its_reading_
     assert paths.count("/queue") - before == 3
     backend = b.registry.get("gpu0")
     assert backend is not None and backend.is_fresh(pool.clock(), settings)
+
+
+async def test_a_round_leaves_a_backend_whose_probe_is_still_out_to_the_round_before(
+    make_pool: PoolFactory,
+) -> None:
+    """A slow answer holds up neither the next round nor the other backends'
+    pings, and is not asked for twice."""
+    paths: list[str] = []
+    held = HeldAnswer("GET", "/queue")
+    pool = await make_pool(3, middlewares=(counting(paths), held.middleware()))
+    b = pool.balancer
+    await b.channels.stop("gpu1")  # asked over HTTP every round; the others pinged
+    prober = napping_prober(pool, [])
+    held.armed = True
+    pool.clock.advance(1.0)
+    slow = asyncio.create_task(prober.probe_spread())
+    await asyncio.wait_for(held.served.wait(), HANG_BOUND)
+    asked = paths.count("/queue")
+
+    pool.clock.advance(0.5)  # the others' readings are not due yet (their pings may be out)
+    await prober.probe_spread()
+    assert prober.rounds == 1 and paths.count("/queue") == asked, "gpu1 is left to the first"
+    gpu0 = b.registry.get("gpu0")
+    assert gpu0 is not None and gpu0.newest is not None and gpu0.newest[0] == pool.clock()
+
+    held.release.set()
+    await asyncio.wait_for(slow, HANG_BOUND)
+    assert prober.rounds == 2
