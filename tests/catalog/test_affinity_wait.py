@@ -41,8 +41,13 @@ async def test_a_prompt_waits_for_its_warm_backend_and_a_later_one_takes_the_idl
     assert job is not None and job.state == "waiting"
 
     bound = pool.watch("dispatched", warm)
-    pool.clock.advance(11.0)  # it has waited longer than the load would take
-    await pool.probe()
+    # It waits longer than the load would take, while rounds keep every
+    # reading fresh: one jump of 11 s would leave a moment when every reading
+    # is stale, and a wake-up then (the other job's end) finds no backend
+    # with room to pass up, which starts its wait over.
+    for _ in range(11):
+        pool.clock.advance(1.0)
+        await pool.probe()
     await asyncio.wait_for(bound.wait(), 10)
     assert await pool.owner(warm) == idle
     pool.emulators[holder].resume()
