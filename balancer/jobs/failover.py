@@ -9,6 +9,10 @@ sign of life (a probe answer, a channel event), and follow it if it comes
 back in time. Only after the grace
 are they sent elsewhere; if the first run then finishes anyway, its result
 stands and the second run is counted as a duplicate (see lifecycle.py).
+A job whose end was told (`told_at`) ran to its end and never runs again, so
+nothing is gained by moving it: past the grace it stays with its backend and
+is read when that backend answers again; only a dead backend (or one back
+without its entry, see follow.py) loses its outputs.
 """
 
 from __future__ import annotations
@@ -45,13 +49,18 @@ class Failover:
         if dead and not backend.healthy:
             await self.lose_all(backend.name, f"backend {backend.name} lost")
         elif self.clock() - since >= self.routing.settings.failover_grace:
-            await self.lose_all(backend.name, f"backend {backend.name} unresponsive past the grace")
+            reason = f"backend {backend.name} unresponsive past the grace"
+            await self.lose_all(backend.name, reason, keep_told=True)
 
     async def probe_succeeded(self, backend: Backend, snapshot: LoadSnapshot) -> None:
         self._silent_since.pop(backend.name, None)
 
-    async def lose_all(self, backend: str, reason: str) -> None:
+    async def lose_all(self, backend: str, reason: str, keep_told: bool = False) -> None:
+        """`keep_told`: a job whose end was told stays (its backend is only
+        unresponsive: its outputs are there, to be read when it answers)."""
         attempts = self.routing.settings.max_attempts
         for job in await self.jobs.store.jobs_on(backend):
+            if keep_told and job.told_at is not None:
+                continue
             if job.state in ("queued", "running") and self.follows(job.prompt_id):
                 await self.jobs.lost(job.prompt_id, reason, attempts)
