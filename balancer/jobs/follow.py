@@ -39,11 +39,12 @@ from balancer.backends.state import Backend, Clock, LoadSnapshot
 from balancer.jobs.completing import CompletingStep
 from balancer.jobs.dispatch import display_number
 from balancer.jobs.events import JobEvent
+from balancer.jobs.held import HeldEnds
 from balancer.jobs.lateruns import LateRuns
 from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
 from balancer.logs import get_logger
-from balancer.store import StoredJob, StoreUnavailable
+from balancer.store import StoredJob
 from balancer.upstream import Upstream, UpstreamError
 
 log = get_logger("balancer.jobs")
@@ -73,7 +74,7 @@ class Follower:
         # Holds a job's end (e.g. until its outputs are stored): the end then
         # runs in the background, so channels go on relaying other events.
         self.completing = completing
-        self.ending: dict[str, asyncio.Task[None]] = {}
+        self.held = HeldEnds()
         # Jobs whose end this balancer marked told (Jobs.told: never told
         # twice), and the ends being recorded now.
         self._told: set[str] = set()
@@ -293,19 +294,7 @@ class Follower:
 
     def hold(self, prompt_id: str, ending: Coroutine[Any, Any, Any]) -> None:
         """Run a job's end in the background, once at a time per job."""
-        if prompt_id in self.ending:
-            ending.close()
-            return
-        task = asyncio.ensure_future(self._end_held(prompt_id, ending))
-        self.ending[prompt_id] = task
-        task.add_done_callback(lambda _: self.ending.pop(prompt_id, None))
-
-    async def _end_held(self, prompt_id: str, ending: Coroutine[Any, Any, Any]) -> None:
-        """The store away: the job stays unfinished and a later probe ends it."""
-        try:
-            await ending
-        except StoreUnavailable as exc:
-            log.warning("job_end_deferred", prompt_id=prompt_id, error=str(exc))
+        self.held.hold(prompt_id, ending)
 
     async def holding(self, prompt_id: str) -> bool:
         """Whether this job's end is held back: with a completing step, a job
@@ -314,15 +303,11 @@ class Follower:
         if self.completing is None:
             return False
         job = await self.store.get_job(prompt_id)
-        return prompt_id in self.ending or (job is not None and not job.finished)
+        return prompt_id in self.held or (job is not None and not job.finished)
 
     async def close(self) -> None:
-        """Shutdown: ends still held are dropped; their jobs stay unfinished
-        in the store, so the next start ends them (and completes them) again."""
-        tasks = list(self.ending.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        """Shutdown: ends still held are dropped (see HeldEnds)."""
+        await self.held.close()
 
     async def running_on(self, backend: str) -> StoredJob | None:
         """The job a backend is executing now, as far as its events tell."""
