@@ -14,10 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import fields
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as redis
@@ -25,8 +23,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from balancer.logs import get_logger
+from balancer.store import redis_codec as codec
 from balancer.store import redis_scripts as lua
-from balancer.store.kept import MAX_HISTORY, KeptHistory, Raw, Retention, entry_time
+from balancer.store.kept import MAX_HISTORY, KeptHistory, Retention, entry_time
 from balancer.store.model import JobStateName, OverQuota, Pin, StoredJob, Wall
 from balancer.store.reach import Deadline, reachable
 
@@ -39,9 +38,7 @@ DEFAULT_TIMEOUT = 2.0
 # (a pooled connection Redis dropped, a Redis restarting), 25 ms then 50 ms apart.
 RETRIES = 2
 
-JOB_FIELDS = tuple(f.name for f in fields(StoredJob))
 WAITING = json.dumps("waiting")  # the field of `states` that counts waiting jobs
-Arg = str | bytes | int | float
 
 
 def redis_client(url: str, timeout: float) -> redis.Redis:
@@ -57,65 +54,6 @@ def redis_client(url: str, timeout: float) -> redis.Redis:
         socket_connect_timeout=timeout,
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.025), RETRIES),
     )
-
-
-def _skipped(table: str, key: object, exc: Exception) -> None:
-    """A record that cannot be read is left alone and named, never fatal."""
-    log.warning("store_row_skipped", table=table, key=str(key), error=type(exc).__name__)
-
-
-def _encode(name: str, value: Any) -> Arg:
-    if name not in JOB_FIELDS:
-        raise TypeError(f"StoredJob has no field {name!r}")
-    return value if name == "answer" else json.dumps(value)
-
-
-def _job_args(values: Mapping[str, Any]) -> list[Arg]:
-    return [part for name, v in values.items() for part in (name, _encode(name, v))]
-
-
-def _pairs(flat: Sequence[bytes]) -> dict[str, bytes]:
-    return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
-
-
-def _job(prompt_id: str, flat: Sequence[bytes]) -> StoredJob | None:
-    """A job hash, or None (logged with its key) when it cannot be read."""
-    raw = _pairs(flat)
-    if not raw:
-        return None
-    try:
-        data: dict[str, Any] = {
-            k: v if k == "answer" else json.loads(v) for k, v in raw.items() if k != "token"
-        }
-        for key in ("lost_from", "duplicates"):
-            data[key] = tuple(data.get(key, ()))
-        return StoredJob(**data)
-    except (ValueError, TypeError) as exc:
-        _skipped("jobs", prompt_id, exc)
-        return None
-
-
-def _pin(prompt_id: str, flat: Sequence[bytes]) -> Pin | None:
-    raw = _pairs(flat)
-    if not raw:
-        return None
-    try:
-        return Pin(
-            prompt_id,
-            raw["backend"].decode(),
-            raw["digest"].decode(),
-            raw["answer"],
-            json.loads(raw["client_id"]),
-            json.loads(raw["tenant"]),
-        )
-    except (KeyError, ValueError) as exc:
-        _skipped("pins", prompt_id, exc)
-        return None
-
-
-def new_token() -> str:
-    """A write's own id: a retried write that already applied is recognised."""
-    return secrets.token_hex(8)
 
 
 class RedisStore:
@@ -136,7 +74,7 @@ class RedisStore:
         max_age: float | None = None,
         wall: Wall = time.time,
         timeout: float = DEFAULT_TIMEOUT,
-        token: Callable[[], str] = new_token,
+        token: Callable[[], str] = codec.new_token,
         deadline: Deadline = asyncio.timeout,
     ) -> None:
         self._client = client
@@ -170,7 +108,7 @@ class RedisStore:
         StoreUnavailable."""
         return reachable(self._timeout, self._deadline)
 
-    async def _run(self, script: Any, keys: Sequence[str], *args: Arg) -> Any:
+    async def _run(self, script: Any, keys: Sequence[str], *args: codec.Arg) -> Any:
         async with self._reachable():
             return await script(keys=list(keys), args=[self._prefix, *args])
 
@@ -184,7 +122,7 @@ class RedisStore:
 
     # ---- jobs
     async def create(self, job: StoredJob, max_unfinished: int | None = None) -> bool:
-        args = _job_args({name: getattr(job, name) for name in JOB_FIELDS})
+        args = codec.job_args({name: getattr(job, name) for name in codec.JOB_FIELDS})
         key = self._key("job:", job.prompt_id)
         cap = "" if max_unfinished is None else max_unfinished
         tenant = json.dumps(job.tenant)
@@ -203,7 +141,7 @@ class RedisStore:
         fields: Mapping[str, Any],
     ) -> StoredJob | None:
         states = [json.dumps(s) for s in from_states]
-        changes = _job_args({k: v for k, v in fields.items() if k != "state"})
+        changes = codec.job_args({k: v for k, v in fields.items() if k != "state"})
         flat = await self._run(
             self._transition,
             [self._key("job:", prompt_id)],
@@ -215,7 +153,7 @@ class RedisStore:
             *states,
             *changes,
         )
-        return None if flat is None else _job(prompt_id, flat)
+        return None if flat is None else codec.job_of(prompt_id, flat)
 
     async def discard(self, prompt_id: str) -> None:
         await self._run(self._discard, [self._key("job:", prompt_id)], prompt_id)
@@ -227,11 +165,11 @@ class RedisStore:
     async def get_job(self, prompt_id: str) -> StoredJob | None:
         async with self._reachable():
             raw = await self._client.hgetall(self._key("job:", prompt_id))
-        return _job(prompt_id, _flat(raw))
+        return codec.job_of(prompt_id, codec.flat(raw))
 
     async def _jobs(self, zset: str) -> list[StoredJob]:
         rows = await self._run(self._jobs_in, [], zset)
-        return [job for pid, flat in rows if (job := _job(pid.decode(), flat)) is not None]
+        return [job for pid, flat in rows if (job := codec.job_of(pid.decode(), flat)) is not None]
 
     async def unfinished_jobs(self) -> list[StoredJob]:
         return await self._jobs("unfinished")
@@ -256,17 +194,17 @@ class RedisStore:
     async def get_pin(self, prompt_id: str) -> Pin | None:
         async with self._reachable():
             raw = await self._client.hgetall(self._key("pin:", prompt_id))
-        return _pin(prompt_id, _flat(raw))
+        return codec.pin_of(prompt_id, codec.flat(raw))
 
     async def job_and_pin(self, prompt_id: str) -> tuple[StoredJob | None, Pin | None]:
         async with self._reachable(), self._client.pipeline(transaction=False) as pipe:
             pipe.hgetall(self._key("job:", prompt_id))
             pipe.hgetall(self._key("pin:", prompt_id))
             job, pin = await pipe.execute()
-        return _job(prompt_id, _flat(job)), _pin(prompt_id, _flat(pin))
+        return codec.job_of(prompt_id, codec.flat(job)), codec.pin_of(prompt_id, codec.flat(pin))
 
     async def put_pin(self, pin: Pin) -> None:
-        args: list[Arg] = ["backend", pin.backend, "digest", pin.digest, "answer", pin.answer]
+        args: list[codec.Arg] = ["backend", pin.backend, "digest", pin.digest, "answer", pin.answer]
         args += ["client_id", json.dumps(pin.client_id), "tenant", json.dumps(pin.tenant)]
         await self._run(self._put_pin, [self._key("pin:", pin.prompt_id)], pin.prompt_id, *args)
 
@@ -275,7 +213,7 @@ class RedisStore:
 
     async def pins_of(self, backend: str) -> list[Pin]:
         rows = await self._run(self._pins_of, [], backend)
-        return [pin for pid, flat in rows if (pin := _pin(pid.decode(), flat)) is not None]
+        return [pin for pid, flat in rows if (pin := codec.pin_of(pid.decode(), flat)) is not None]
 
     # ---- kept history
     async def put_history(self, prompt_id: str, entry: Any) -> None:
@@ -295,7 +233,7 @@ class RedisStore:
         try:
             entry = json.loads(text)
         except ValueError as exc:
-            _skipped("history", prompt_id, exc)
+            codec.skipped("history", prompt_id, exc)
             return None
         if entry_time(entry) < self._retention.cutoff():
             await self._expire()
@@ -329,7 +267,7 @@ class RedisStore:
             self.rows_read = 0
             return
         if how == b"all":
-            self._kept = KeptHistory.of_raw(self._max, _raw_rows(rows))
+            self._kept = KeptHistory.of_raw(self._max, codec.raw_rows(rows))
         else:
             for start, prompt_id, text in rows:
                 pid = prompt_id.decode()
@@ -338,13 +276,3 @@ class RedisStore:
                 else:
                     self._kept.put_raw(float(start), pid, text.decode())
         self._kept_at, self.rows_read = (found, int(now)), len(rows)
-
-
-def _flat(reply: Mapping[Any, Any]) -> list[bytes]:
-    """HGETALL's dict as the flat list a script answers."""
-    return [part for pair in reply.items() for part in pair]
-
-
-def _raw_rows(rows: Sequence[Sequence[bytes]]) -> Iterator[Raw]:
-    for start, prompt_id, text in rows:
-        yield float(start), prompt_id.decode(), text.decode()
