@@ -17,10 +17,8 @@ waiting only on another replica, this one leaves the turn to it (that
 replica binds it) for up to DEFER seconds: that replica may be unable to
 place the job, or dead until its jobs are adopted. A job not sent after all
 (another replica held the backend's slot, or moved the job) gives the turn
-back, unless it moved on meanwhile. While one tenant alone waits
-pool-wide and was served last, binding its job writes nothing (the turn
-would stay where it is). Redis away: this replica's own turn (no slot is
-taken then anyway).
+back, unless it moved on meanwhile. Redis away: this replica's own turn
+(no slot is taken then anyway).
 """
 
 from __future__ import annotations
@@ -104,8 +102,6 @@ class SharedTurn:
         if self._elsewhere(since, job.tenant):
             return "wait"
         move = Move(since, (job.tenant,))
-        if move.since == move.to and self._pool <= {job.tenant}:
-            return move  # the one key waiting pool-wide, served last: the turn stays
         try:
             moved = await self.move(move.since, move.to)
         except RedisError as exc:
