@@ -17,6 +17,7 @@ from aiohttp import WSMsgType, web
 
 from balancer import client_json
 from balancer.auth.principal import principal_of
+from balancer.jobs.states import ON_BACKEND
 from balancer.proxy.context import ctx
 from balancer.proxy.ws_hub import ClientHub, ClientSocket, event
 
@@ -41,14 +42,17 @@ async def session(request: web.Request, sid: str) -> web.WebSocketResponse:
     viewer = principal_of(request)
     sock = b.hub.connect(sid, ws, request.transport, viewer.tenant, viewer.sees_all)
     b.hub.send(sock, b.hub.status(sid))
-    running = [
+    # A node is kept only once a job's backend ran one, until the job leaves
+    # that backend; its state may still say queued (a start that came before
+    # its dispatch was recorded is not stored as running).
+    on_backend = [
         job.prompt_id
         for job in await b.store.unfinished_jobs()
         if job.client_id == sid
-        and job.state == "running"
+        and job.state in ON_BACKEND
         and sock.may_see(await b.relay.owner_of(job.prompt_id))
     ]
-    for node in (await b.relay.nodes.of(running)).values():
+    for node in (await b.relay.nodes.of(on_backend)).values():
         b.hub.send(sock, event("executing", {"node": node}))
     try:
         await read_client(b.hub, sock, b.settings.limits.max_body)
