@@ -132,8 +132,6 @@ class LateBinder:
         backend with room: Picker.place); a job no backend in the
         pool can run any more (its model went away) fails visibly instead of
         waiting forever."""
-        if not self.jobs.queue:
-            return None  # nothing to choose from: the shared turn is not read
         if self.turn is not None:
             await self.turn.follow(self.jobs.queue)
         window = self.routing.picker.warm_lookahead
