@@ -119,20 +119,28 @@ class HeldAnswer:
     """Emulator middleware (`make_pool(middlewares=...)`): once armed, the
     answer to the next `method` `path` request is held after the backend
     served it (a prompt is queued, a history entry read), until released.
-    A backend that did the work whose answer the balancer never gets."""
+    A backend that did the work whose answer the balancer never gets.
+    `before`: the request is held before the backend serves it (it has not
+    seen it yet); `served` is then set when it arrives."""
 
-    def __init__(self, method: str, path: str) -> None:
+    def __init__(self, method: str, path: str, before: bool = False) -> None:
         self.method, self.path = method, path
+        self.before = before
         self.armed = False
-        self.served = asyncio.Event()  # the held request was served
+        self.served = asyncio.Event()  # the held request was served (arrived, `before`)
         self.release = asyncio.Event()
 
     def middleware(self) -> Middleware:
         @web.middleware
         async def hold(request: web.Request, handler: Handler) -> web.StreamResponse:
+            held = self.armed and (request.method, request.path) == (self.method, self.path)
+            if held:
+                self.armed = False  # one request only: a second one is answered
+            if held and self.before:
+                self.served.set()
+                await self.release.wait()
             response = await handler(request)
-            if self.armed and (request.method, request.path) == (self.method, self.path):
-                self.armed = False  # one answer only: a second request is answered
+            if held and not self.before:
                 self.served.set()
                 await self.release.wait()
             return response

@@ -204,6 +204,10 @@ class Dispatcher:
         if event.phase in ENDED:
             self._routed.discard(event.prompt_id)
 
+    def sending(self) -> list[str]:
+        """The prompt_ids being sent to a backend now (bound, no answer yet)."""
+        return list(self._sending)
+
     async def settled(self, prompt_id: str) -> None:
         """Wait until a send of this job in flight has its outcome recorded."""
         sending = self._sending.get(prompt_id)

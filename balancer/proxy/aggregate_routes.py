@@ -13,22 +13,26 @@ from balancer.proxy import merge
 from balancer.proxy.context import ctx
 from balancer.proxy.presenter import present_queue_item, waiting_item
 from balancer.state import Balancer
+from balancer.store import StoredJob
 from balancer.upstream import UpstreamError, UpstreamReply
 
 
 async def healthy_json(b: Balancer, path: str) -> list[tuple[str, Any]]:
     """(backend name, parsed answer) of every healthy backend that answered 200,
     kept from an earlier read while it still holds (see `KeptReads`);
-    concurrent calls for the same path share one round."""
-    answers: list[tuple[str, Any]] = await b.reads.get(path, lambda: _fetch_all(b, path))
+    concurrent calls for the same path share one round while nothing they
+    depend on changes (see `SharedReads`)."""
+    healthy = b.registry.healthy()
+    key = (path, *b.kept.version(healthy))
+    answers: list[tuple[str, Any]] = await b.reads.get(key, lambda: _fetch_all(b, path, healthy))
     return answers
 
 
-async def _fetch_all(b: Balancer, path: str) -> list[tuple[str, Any]]:
+async def _fetch_all(b: Balancer, path: str, healthy: list[Backend]) -> list[tuple[str, Any]]:
     async def ask(backends: list[Backend]) -> list[tuple[Backend, Any]]:
         return [(backend, _parsed(reply)) for backend, reply in await b.each(backends, "GET", path)]
 
-    return await b.kept.answers(b.registry.healthy(), path, ask, b.settings.probe.interval)
+    return await b.kept.answers(healthy, path, ask, b.settings.probe.interval)
 
 
 def _parsed(reply: UpstreamReply | UpstreamError) -> Any:
@@ -42,16 +46,36 @@ def _parsed(reply: UpstreamReply | UpstreamError) -> Any:
 
 
 async def get_queue(request: web.Request) -> web.StreamResponse:
+    """The backends' queues, then the jobs this balancer holds: those on
+    their way to a backend that no backend listed (read-your-writes: a job
+    waiting here when the read began, or bound since, is sent meanwhile, and
+    a backend's answer asked before it got the job lacks it), then those
+    still waiting here."""
     b = ctx(request)
+    held = [job.prompt_id for job in b.jobs.queue] + b.dispatcher.sending()
     answers = await healthy_json(b, "/queue")
     queues = [data for _, data in answers]
     merged = {
         key: [await present_queue_item(b.store, item) for item in items]
         for key, items in merge.merge_queues(queues, lambda item: item).items()
     }
-    merged["queue_pending"] += [waiting_item(job) for job in b.jobs.queue]
+    waiting = list(b.jobs.queue)
+    listed = {item[1] for items in merged.values() for item in items if _is_item(item)}
+    listed.update(job.prompt_id for job in waiting)
+    moved = [pid for pid in dict.fromkeys(held + b.dispatcher.sending()) if pid not in listed]
+    merged["queue_pending"] += [waiting_item(job) for job in await _unfinished(b, moved)]
+    merged["queue_pending"] += [waiting_item(job) for job in waiting]
     visible = visible_ids(request)  # a client key sees only its own jobs
     return web.json_response(merged if visible is None else await filter_queue(merged, visible))
+
+
+def _is_item(item: Any) -> bool:
+    return isinstance(item, list) and len(item) > 1
+
+
+async def _unfinished(b: Balancer, prompt_ids: list[str]) -> list[StoredJob]:
+    jobs = [await b.store.get_job(prompt_id) for prompt_id in prompt_ids]
+    return [job for job in jobs if job is not None and not job.finished]
 
 
 async def get_system_stats(request: web.Request) -> web.StreamResponse:

@@ -60,6 +60,13 @@ class KeptReads:
             return None
         return Stamp(backend.pushes, backend.channel_id, self.upstream.writes)
 
+    def version(self, backends: list[Backend]) -> tuple[object, ...]:
+        """What must stay the same for answers of `backends` asked now to
+        hold: their stamps (also without a channel: then pushes are missed
+        and only the balancer's writes are known)."""
+        own = tuple((b.name, b.pushes, b.channel_id) for b in backends)
+        return (self.upstream.writes, *own)
+
     async def answers(
         self, backends: list[Backend], path: str, ask: Ask, max_age: float
     ) -> list[tuple[str, Any]]:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
-from support import Pool, PoolFactory, colored
+from support import HANG_BOUND, HeldAnswer, Pool, PoolFactory, colored
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -80,6 +80,27 @@ async def test_a_change_made_through_the_balancer_shows_at_once(make_pool: PoolF
     assert second not in await queue_ids(pool)
 
 
+async def test_a_read_after_a_prompt_is_not_given_an_answer_asked_before_it(
+    make_pool: PoolFactory,
+) -> None:
+    """Read-your-writes: a client that posts a prompt and then reads /queue
+    sees it, even while a /queue read asked before the prompt is still out
+    (concurrent reads share one round only while nothing changed)."""
+    held = HeldAnswer("GET", "/queue")
+    pool = await make_pool(1, middlewares=(held.middleware(),))
+    pool.emulators["gpu0"].pause()
+    held.armed = True
+    before = asyncio.ensure_future(queue_ids(pool))
+    try:
+        await asyncio.wait_for(held.served.wait(), HANG_BOUND)  # asked, answer held
+        prompt_id = (await pool.submit(colored(1)))["prompt_id"]
+        after = await asyncio.wait_for(queue_ids(pool), HANG_BOUND)
+    finally:
+        held.release.set()
+    assert after == {prompt_id}
+    assert await before == set(), "the read asked before the prompt got its own answer"
+
+
 async def test_a_history_delete_through_the_balancer_shows_at_once(make_pool: PoolFactory) -> None:
     """ComfyUI pushes no status for a history delete: the balancer's own
     request is what makes it drop the answers it kept."""
@@ -121,3 +142,27 @@ async def test_nothing_is_kept_while_a_backends_channel_is_down(make_pool: PoolF
     for _ in range(3):
         await pool.client.get("/queue")
     assert reads.counts["/queue"] - before == 3
+
+
+async def test_a_job_on_its_way_from_the_balancer_queue_to_a_backend_is_listed(
+    make_pool: PoolFactory,
+) -> None:
+    """A prompt that waited in the balancer is listed by /queue while it is
+    being sent (no longer waiting here, not yet on the backend)."""
+    held = HeldAnswer("POST", "/prompt", before=True)
+    pool = await make_pool(1, middlewares=(held.middleware(),))
+    pool.emulators["gpu0"].pause()
+    running = (await pool.submit(colored(0)))["prompt_id"]
+    second = (await pool.submit(colored(1)))["prompt_id"]
+    third = (await pool.submit(colored(2)))["prompt_id"]
+    assert len(pool.balancer.jobs.queue) == 1, "the third waits in the balancer"
+    assert await queue_ids(pool) == {running, second, third}
+    held.armed = True
+    try:
+        cancel = await pool.client.post(f"/api/jobs/{second}/cancel")  # room on gpu0
+        assert cancel.status == 200
+        await asyncio.wait_for(held.served.wait(), HANG_BOUND)  # on its way, not there
+        assert not pool.balancer.jobs.queue
+        assert await queue_ids(pool) == {running, third}
+    finally:
+        held.release.set()
