@@ -31,12 +31,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                        help="client concurrencies of the /view rows")  # fmt: skip
     proxy.add_argument("--view-seconds", type=float, default=10.0,
                        help="per /view measurement, split over interleaved rounds")  # fmt: skip
-    slow = command("slow", help="a slow /object_info: direct, nginx, HAProxy, the balancer")
+    slow = command("slow", help="a slow backend: direct, nginx, HAProxy, the balancer")
     slow.set_defaults(runner="balancer.bench.slow:run_slow_bench")
     slow.add_argument("--seconds", type=float, default=15.0, help="per row")
-    slow.add_argument("--clients", type=int, default=32, help="concurrent /object_info callers")
+    slow.add_argument("--clients", type=int, default=32, help="concurrent callers per row")
     slow.add_argument("--cost", type=float, default=0.1,
-                      help="seconds each /object_info holds the emulator's event loop")  # fmt: skip
+                      help="seconds each call holds the emulator's event loop")  # fmt: skip
     upload = command("upload", help="time placement adds before dispatch (10 MB input)")
     upload.set_defaults(runner="balancer.bench.upload:run_upload_bench")
     upload.add_argument("--rounds", type=int, default=10, help="prompts measured each way")

@@ -4,20 +4,24 @@
 One emulator whose GET /object_info holds its event loop `--cost` seconds
 a call (EmulatorOptions.object_info_cost; 0.1 s: 32 calls at once take
 about 3 s each, as a real ComfyUI did, and its probes wait behind them),
-and `--clients` (32) closed-loop clients calling `/object_info` for
-`--seconds` per row: straight to it, through nginx and through HAProxy (in
-front of it, where installed), and through the balancer in front of it
-alone (its defaults: 2 s probe timeout). Answers are counted by status,
-503s by their error type; the rate is 200 answers a second.
+and `--clients` (32) closed-loop clients for `--seconds` per row: straight
+to it, through nginx and through HAProxy (in front of it, where installed),
+and through the balancer in front of it alone (its defaults: 2 s probe
+timeout). Answers are counted by status, 503s by their error type; the rate
+is 200 answers a second.
 
-The balancer answers `/object_info` from the catalogue it read from the
-backend (issues 13 and 18), not per call, so its row leaves the backend
-idle: beside nginx that is trivially favourable, and no setting passes the
-call through. So in the last row the balancer's clients run while as many
-clients call the backend directly, keeping it as slow as in the first rows:
-the balancer's probes then wait seconds and time out. `/balancer/status` is
-read every `SAMPLE` seconds meanwhile: how often it showed the backend down,
-how old its last probe got, and the probe errors it named.
+Two routes. The balancer answers `/object_info` from the catalogue it read
+from the backend (issues 13 and 18), not per call, so its row leaves the
+backend idle: beside nginx that is trivially favourable. So the emulator's
+`PASSED` route holds its loop as long (`--slow-path`), and the balancer
+passes every call of it to the backend, as nginx does: its ratio to nginx
+there is of pass-through under a slow backend. And in the last row the
+balancer's `/object_info` clients run while as many clients call the
+backend directly, keeping it as slow as in the first rows. In each row
+through the balancer its probes wait seconds and time out;
+`/balancer/status` is read every `SAMPLE` seconds meanwhile: how often it
+showed the backend down, how old its last probe got, and the probe errors
+it named.
 """
 
 from __future__ import annotations
@@ -120,12 +124,45 @@ async def watch_status(session: aiohttp.ClientSession, front: str, until: float)
     )
 
 
-def _row(name: str, tally: Tally, nginx: Tally | None) -> list[object]:
+CACHED = "/object_info"  # answered by the balancer from its catalogue
+PASSED = "/experiment/models"  # passed to the backend per call, held as long there
+BUSY, BESIDE = "balancer, backend busy", "direct, beside it"
+
+
+def _row(route: str, name: str, tally: Tally, nginx: Tally | None) -> list[object]:
     p50 = statistics.median(tally.latencies) if tally.latencies else 0.0
     vs = f"{tally.rate / nginx.rate:.2f}" if nginx is not None and nginx.rate else "-"
     other = sum(tally.answers.values()) - tally.count("200") - tally.count("503")
-    return [name, tally.count("200"), tally.count("503"), other, f"{tally.rate:.1f}", vs,
+    return [route, name, tally.count("200"), tally.count("503"), other, f"{tally.rate:.1f}", vs,
             f"{p50:.3f}"]  # fmt: skip
+
+
+Rows = dict[tuple[str, str], Tally]
+
+
+async def _rows(
+    session: aiohttp.ClientSession, paths: dict[str, str], clients: int, seconds: float
+) -> tuple[Rows, dict[str, Seen]]:
+    """Each path on each route, one after the other, then the balancer's
+    `/object_info` beside as many direct callers; what /balancer/status
+    showed during each row through the balancer."""
+    tallies: Rows = {}
+    seen: dict[str, Seen] = {}
+    front = paths["balancer"]
+    for route in (CACHED, PASSED):
+        for name, base in paths.items():
+            calls = counted_loop(session, base + route, clients, seconds)
+            if name != "balancer":
+                tallies[route, name] = await calls
+                continue
+            watched = watch_status(session, front, time.perf_counter() + seconds)
+            tallies[route, name], seen[route] = await asyncio.gather(calls, watched)
+    tallies[CACHED, BUSY], tallies[CACHED, BESIDE], seen[BUSY] = await asyncio.gather(
+        counted_loop(session, front + CACHED, clients, seconds),
+        counted_loop(session, paths["direct"] + CACHED, clients, seconds),
+        watch_status(session, front, time.perf_counter() + seconds),
+    )
+    return tallies, seen
 
 
 async def measure(seconds: float, clients: int, cost: float) -> str:
@@ -135,34 +172,29 @@ async def measure(seconds: float, clients: int, cost: float) -> str:
     direct = f"http://127.0.0.1:{port}"
     front = f"http://127.0.0.1:{balancer_port}"
     emulate = ["emulate", "--port", str(port), "--time-scale", "0", "--base-dir", str(folder)]
+    emulate += ["--object-info-cost", str(cost), "--slow-path", PASSED]
     with contextlib.ExitStack() as stack:
-        stack.enter_context(child([*emulate, "--object-info-cost", str(cost)]))
+        stack.enter_context(child(emulate))
         stack.enter_context(child(["serve", "--config", str(config)]))
         refs = {r.binary: stack.enter_context(r.in_front(folder, [port])) for r in (NGINX, HAPROXY)}
         paths = {"direct": direct, **{n: s[0] for n, s in refs.items() if s}, "balancer": front}
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             for base in paths.values():
-                await wait_ready(session, base + "/object_info")
-            tallies = {}
-            for name, base in paths.items():
-                tallies[name] = await counted_loop(session, base + "/object_info", clients, seconds)
-            busy, beside, seen = await asyncio.gather(
-                counted_loop(session, front + "/object_info", clients, seconds),
-                counted_loop(session, direct + "/object_info", clients, seconds),
-                watch_status(session, front, time.perf_counter() + seconds),
-            )
-    tallies |= {"balancer, backend busy": busy, "direct, beside it": beside}
-    rows = [_row(name, tally, tallies.get("nginx")) for name, tally in tallies.items()]
-    headers = ["path", "200", "503", "other", "200/s", "vs nginx", "p50 s"]
+                await wait_ready(session, base + CACHED)
+            tallies, seen = await _rows(session, paths, clients, seconds)
+    rows = [_row(*key, tally, tallies.get((key[0], "nginx"))) for key, tally in tallies.items()]
+    headers = ["route", "path", "200", "503", "other", "200/s", "vs nginx", "p50 s"]
     kinds: Counter[str] = Counter()
     for tally in tallies.values():
         kinds.update({k: n for k, n in tally.answers.items() if k.startswith("503")})
     note = (
-        f"\n({clients} clients calling GET /object_info for {seconds:g} s per row; the emulator"
-        f" holds its loop {cost:g} s per call; balancer: its cached catalogue; backend busy:"
-        f" as many clients calling the backend directly at the same time; {seen};"
-        f" 503s by type: {dict(kinds) or 'none'})"
+        f"\n({clients} clients per row for {seconds:g} s; the emulator holds its loop {cost:g} s"
+        f" per call of either route; balancer on {CACHED}: its cached catalogue; on {PASSED}:"
+        f" every call passed to the backend; backend busy: as many clients calling the backend"
+        f" directly at the same time; 503s by type: {dict(kinds) or 'none'})"
     )
+    for row, what in seen.items():
+        note += f"\n(balancer {'on ' if row != BUSY else ''}{row}: {what})"
     for name, server in refs.items():
         if server is None:
             note += f"\n({name} is not installed here: its row is not measured)"

@@ -11,7 +11,7 @@ from aiohttp import web
 from .control import ControlRoutes
 from .emulator import Emulator
 from .executor import Spend
-from .faults import counting_middleware, faults_middleware
+from .faults import counting_middleware, faults_middleware, slow_middleware
 from .options import EmulatorOptions
 from .routes_files import FileRoutes
 from .routes_info import InfoRoutes
@@ -45,10 +45,10 @@ def create_emulator_app(
 ) -> web.Application:
     """The emulator's app; `spend` is how simulated work takes its time."""
     emu = Emulator(options if options is not None else EmulatorOptions(), spend)
-    app = web.Application(
-        client_max_size=emu.options.max_upload_size,
-        middlewares=[counting_middleware(emu.requests), faults_middleware(emu.faults)],
-    )
+    middlewares = [counting_middleware(emu.requests), faults_middleware(emu.faults)]
+    if emu.options.slow_paths and emu.options.object_info_cost > 0:
+        middlewares.append(slow_middleware(emu.options.slow_paths, emu.options.object_info_cost))
+    app = web.Application(client_max_size=emu.options.max_upload_size, middlewares=middlewares)
     app[EMULATOR] = emu
     ui = UiRoutes(emu)
     routes = _comfy_routes(emu, ui)

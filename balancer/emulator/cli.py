@@ -54,6 +54,13 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds each GET /object_info blocks the event loop, as ComfyUI building it"
         " (default: 0, none)",
     )
+    add(
+        "--slow-path",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a GET path that holds the event loop as long as --object-info-cost (repeatable)",
+    )
     add("--vram-total", type=parse_size, default=format_size(defaults.vram_total), help="VRAM")
     add(
         "--vram-base-used",
@@ -109,6 +116,7 @@ def options_from_args(args: argparse.Namespace) -> EmulatorOptions:
         step_time=args.step_time,
         model_slots=args.model_slots,
         object_info_cost=args.object_info_cost,
+        slow_paths=frozenset(args.slow_path),
         without_nodes=frozenset(names(args.without_nodes)),
         extra_nodes=names(args.extra_nodes),
         models=dict(args.models),

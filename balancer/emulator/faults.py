@@ -4,6 +4,7 @@ middleware; and the request count by path."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -111,6 +112,19 @@ def counting_middleware(counts: Counter[str]) -> Middleware:
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith(CONTROL_PREFIX):
             counts[request.path] += 1
+        return await handler(request)
+
+    return middleware
+
+
+def slow_middleware(paths: frozenset[str], cost: float) -> Middleware:
+    """GETs of `paths` (bare or under /api) hold the event loop `cost`
+    seconds, as GET /object_info does (`object_info_cost`)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method == "GET" and request.path.removeprefix("/api") in paths:
+            time.sleep(cost)  # the loop held, as ComfyUI's
         return await handler(request)
 
     return middleware

@@ -42,6 +42,10 @@ class EmulatorOptions:
     # too) waits behind them. 0.1 with 32 concurrent calls gives the ~3 s per
     # call a real ComfyUI showed (CLI: --object-info-cost).
     object_info_cost: float = 0.0
+    # Other GET paths (bare, and under /api) that hold the loop as long: a
+    # route a balancer passes through per call, where /object_info is
+    # answered from its catalogue (`bench slow`; CLI: --slow-path).
+    slow_paths: frozenset[str] = frozenset()
 
     def models_in(self, folder: str) -> tuple[str, ...]:
         if folder in self.models:

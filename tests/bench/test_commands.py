@@ -133,19 +133,27 @@ def test_bench_proxy_prints_view_rows_beside_haproxy(capsys: pytest.CaptureFixtu
 
 
 def test_bench_slow_counts_answers_by_status(capsys: pytest.CaptureFixture[str]) -> None:
-    """A slow /object_info: direct, nginx, HAProxy (where installed) and the
-    balancer, each answer counted by status, the rate beside nginx's."""
+    """A slow backend: direct, nginx, HAProxy (where installed) and the
+    balancer, on its cached /object_info and on a route it passes through,
+    each answer counted by status, the rate beside nginx's on the same route."""
     argv = ["bench", "slow", "--seconds", "0.3", "--clients", "2", "--cost", "0.01"]
     assert run_bench(build_parser().parse_args(argv)) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0].split() == ["path", "200", "503", "other", "200/s", "vs", "nginx", "p50", "s"]
-    rows = {line.rsplit(maxsplit=6)[0].strip(): line.split()[-6:] for line in lines[2:]
-            if line[:1] != "("}  # fmt: skip
-    names = ["direct", "balancer", "balancer, backend busy", "direct, beside it"]
-    names += [ref.binary for ref in (NGINX, HAPROXY) if ref.installed() is not None]
-    assert set(names) <= set(rows)
-    for name in names:
-        ok, _, _, rate = rows[name][:4]
+    assert " ".join(lines[0].split()) == "route path 200 503 other 200/s vs nginx p50 s"
+    rows = {(line.split()[0], line.rsplit(maxsplit=6)[0].split(maxsplit=1)[1].strip()):
+            line.split()[-6:] for line in lines[2:] if line[:1] != "("}  # fmt: skip
+    names = ["direct", "balancer"] + [r.binary for r in (NGINX, HAPROXY) if r.installed()]
+    expected = {(route, name) for route in ("/object_info", "/experiment/models") for name in names}
+    expected |= {("/object_info", "balancer, backend busy"), ("/object_info", "direct, beside it")}
+    assert expected <= set(rows)
+    for key in expected:
+        ok, _, _, rate = rows[key][:4]
         assert int(ok) > 0 and float(rate) > 0
-    assert rows["direct"][1] == rows["direct"][2] == "0"  # the emulator never refuses
+    for route in ("/object_info", "/experiment/models"):
+        assert rows[route, "direct"][1] == rows[route, "direct"][2] == "0"  # never refused
+        if NGINX.installed() is not None:
+            ratio = float(rows[route, "balancer"][3]) / float(rows[route, "nginx"][3])
+            assert float(rows[route, "balancer"][4]) == pytest.approx(
+                ratio, abs=0.01 + 0.01 * ratio
+            )
