@@ -33,10 +33,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 def floor_process(
-    port: int, backends: Sequence[str]
+    port: int, backends: Sequence[str], cores: frozenset[int] | None = None
 ) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
-    """The floor relay in its own process (a context manager)."""
-    return child([str(port), *backends], module="balancer.bench.floor")
+    """The floor relay in its own process (a context manager), on `cores`
+    when given."""
+    return child([str(port), *backends], module="balancer.bench.floor", cores=cores)
 
 
 Sockets = set[web.WebSocketResponse]

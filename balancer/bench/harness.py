@@ -18,6 +18,8 @@ from typing import Any
 
 import aiohttp
 
+from balancer.bench.cores import pinned
+
 # Re-exported: the benches and tests take them from here.
 from balancer.bench.ports import free_port as free_port
 from balancer.bench.ports import free_ports as free_ports
@@ -51,20 +53,27 @@ def write_balancer_config(
 
 @contextlib.contextmanager
 def child(
-    args: Sequence[str], module: str = "balancer", log: Path | None = None
+    args: Sequence[str],
+    module: str = "balancer",
+    log: Path | None = None,
+    cores: frozenset[int] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`python -m MODULE ARGS` (the CLI by default) in its own process,
-    stopped on exit; what it prints goes to `log` (else nowhere)."""
-    with running([sys.executable, "-m", module, *args], log) as proc:
+    stopped on exit; what it prints goes to `log` (else nowhere); on `cores`
+    only, when given (else on this process's)."""
+    with running([sys.executable, "-m", module, *args], log, cores) as proc:
         yield proc
 
 
 @contextlib.contextmanager
-def running(command: Sequence[str], log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    command: Sequence[str], log: Path | None = None, cores: frozenset[int] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """`command` in its own process, stopped on exit (terminated, killed
-    after 10 s); what it prints is appended to `log` (else goes nowhere)."""
+    after 10 s); what it prints is appended to `log` (else goes nowhere);
+    on `cores` only, when given."""
     with log.open("ab") if log is not None else open(os.devnull, "wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=out)
+        proc = subprocess.Popen(command, stdout=out, stderr=out, preexec_fn=pinned(cores))
     try:
         yield proc
     finally:

@@ -53,6 +53,7 @@ from typing import Any
 
 import aiohttp
 
+from balancer.bench.cores import pin_self, split_cores
 from balancer.bench.floor import cpu_seconds, floor_process
 from balancer.bench.harness import child, free_port, table, wait_ready, write_balancer_config
 from balancer.bench.ws_probe import (
@@ -240,14 +241,19 @@ async def measure(args: argparse.Namespace) -> str:
     backends = [f"http://127.0.0.1:{p}" for p in ports]
     front = f"http://127.0.0.1:{port}"
     rss: dict[str, float] = {}
+    placement = split_cores()
+    side = placement.balancer if placement is not None else None
+    if placement is not None:
+        pin_self(placement.rest)  # the emulators and holders started below too
     with contextlib.ExitStack() as stack:
         for i, p in enumerate(ports):
             emulate = ["emulate", "--port", str(p), "--time-scale", str(args.time_scale)]
             stack.enter_context(child([*emulate, "--base-dir", str(folder / f"gpu{i}")]))
-        balancer = stack.enter_context(child(["serve", "--config", str(config)]))
-        floor = stack.enter_context(floor_process(floor_port, backends))
+        balancer = stack.enter_context(child(["serve", "--config", str(config)], cores=side))
+        floor_side = contextlib.AsyncExitStack()
+        floor = floor_side.enter_context(floor_process(floor_port, backends, side))
         connector = aiohttp.TCPConnector(limit=0)
-        async with aiohttp.ClientSession(connector=connector) as session:
+        async with aiohttp.ClientSession(connector=connector) as session, floor_side:
             for base in backends:
                 await wait_ready(session, base + "/queue")
             await wait_ready(session, front + "/balancer/health")
@@ -255,8 +261,10 @@ async def measure(args: argparse.Namespace) -> str:
             await asyncio.sleep(1.0)  # let start-up settle before the first reading
             rss["start"] = rss_mb(balancer.pid)
             bench = Bench(session, backends, front)
-            floor_ws = f"ws://127.0.0.1:{floor_port}/ws"
-            async with holder(front + "/ws") as hold, holder(floor_ws) as hold_floor:
+            hold_floor = await floor_side.enter_async_context(
+                holder(f"ws://127.0.0.1:{floor_port}/ws")
+            )
+            async with holder(front + "/ws") as hold:
                 try:
                     await hold_floor.ask(f"open {args.sockets}")
                     await bench.open_sockets(hold, args.sockets, args.samples)
@@ -267,6 +275,7 @@ async def measure(args: argparse.Namespace) -> str:
                     cpu = [cpu_seconds(pid) for pid in pids]
                     paced = await bench.broadcast(args.paced, args.gap / 1000)
                     cpu = [cpu_seconds(pid) - was for pid, was in zip(pids, cpu, strict=True)]
+                    await floor_side.aclose()  # the floor's 1,000 sockets: not beside what follows
                     burst = await bench.broadcast(args.jobs, 0)
                     one_direct, one_via = await bench.targeted_paced(args.targeted)
                     direct = await bench.targeted_burst(args.targeted, via=False)
@@ -292,7 +301,11 @@ async def measure(args: argparse.Namespace) -> str:
         ["  after the bursts", f"{rss['burst']:.1f} MB", ""],
         ["holder frames received", frames.split()[-1], ""],
     ]
-    note = f"({BACKENDS} emulators at time scale {args.time_scale}, {args.samples} sample sockets)"
+    where = placement.describe() if placement is not None else "one core for all"
+    note = (
+        f"({BACKENDS} emulators at time scale {args.time_scale}, {args.samples} sample sockets;"
+        f" {where})"
+    )
     return table(["measure", "value", "target"], rows) + "\n" + note
 
 
