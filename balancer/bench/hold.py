@@ -5,12 +5,15 @@ Reads commands on stdin, one a line: `open N` opens N more sockets to URL
 with its sid, has arrived) and answers `open TOTAL` on stdout; `frames` answers
 `frames COUNT` (frames received so far); `quit` or end of input closes them all.
 Every socket reads and discards what it is sent, as an idle browser tab would.
+`holder(URL)` runs one from a bench, and asks it over its stdin.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+from collections.abc import AsyncIterator
 
 import aiohttp
 
@@ -72,6 +75,38 @@ async def serve(url: str) -> None:
                     break
         finally:
             await holder.close()
+
+
+class HolderProcess:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    async def ask(self, line: str, timeout: float = 60.0) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{line}\n".encode())
+        await self.proc.stdin.drain()
+        answer = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        if not answer:
+            raise RuntimeError("the holder process exited")
+        return answer.decode().strip()
+
+
+@contextlib.asynccontextmanager
+async def holder(ws_url: str) -> AsyncIterator[HolderProcess]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "balancer.bench.hold", ws_url,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        yield HolderProcess(proc)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
 
 
 def main(argv: list[str]) -> int:

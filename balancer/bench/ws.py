@@ -33,9 +33,16 @@ path (dispatch, routing by prompt_id, relaying the events), and in the burst
 queue wait on the backends.
 
 Memory: the balancer's VmRSS from /proc/<pid>/status after start-up, with the
-sockets open, and after the bursts. Every process shares this machine's cores,
-so the figures include that contention: the holder, reading every frame of
-~1,000 sockets in one Python process, takes a core of its own under load.
+sockets open, and after the bursts.
+
+Cores (`balancer.bench.cores`): the balancer and the floor relay run on the
+first core this process may use, the emulators, the holders and this process
+on the others, for the direct path and the balancer's path alike, so the
+balancer's added work is not measured together with the CPU it would take
+from the backends (GPU servers on machines of their own). The floor and its
+holder are stopped after the paced phase, the only one they are compared in:
+the floor relays every backend `status` to its 1,000 sockets, which loaded
+the phases after it.
 """
 
 from __future__ import annotations
@@ -43,10 +50,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -55,7 +60,15 @@ import aiohttp
 
 from balancer.bench.cores import pin_self, split_cores
 from balancer.bench.floor import cpu_seconds, floor_process
-from balancer.bench.harness import child, free_port, table, wait_ready, write_balancer_config
+from balancer.bench.harness import (
+    child,
+    free_port,
+    process_rss_mb,
+    table,
+    wait_ready,
+    write_balancer_config,
+)
+from balancer.bench.hold import HolderProcess, holder
 from balancer.bench.ws_probe import (
     Probe,
     close_all,
@@ -82,45 +95,6 @@ def workflow(color: int) -> dict[str, Any]:
         "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
         "3": {"class_type": "SaveImageWebsocket", "inputs": {"images": ["2", 0]}},
     }
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-class HolderProcess:
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-
-    async def ask(self, line: str, timeout: float = 60.0) -> str:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(f"{line}\n".encode())
-        await self.proc.stdin.drain()
-        answer = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
-        if not answer:
-            raise RuntimeError("the holder process exited")
-        return answer.decode().strip()
-
-
-@contextlib.asynccontextmanager
-async def holder(ws_url: str) -> AsyncIterator[HolderProcess]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "balancer.bench.hold", ws_url,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        yield HolderProcess(proc)
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
 
 
 async def post(session: aiohttp.ClientSession, base: str, body: dict[str, Any]) -> str:
@@ -259,7 +233,7 @@ async def measure(args: argparse.Namespace) -> str:
             await wait_ready(session, front + "/balancer/health")
             await wait_ready(session, f"http://127.0.0.1:{floor_port}/health")
             await asyncio.sleep(1.0)  # let start-up settle before the first reading
-            rss["start"] = rss_mb(balancer.pid)
+            rss["start"] = process_rss_mb(balancer.pid)
             bench = Bench(session, backends, front)
             hold_floor = await floor_side.enter_async_context(
                 holder(f"ws://127.0.0.1:{floor_port}/ws")
@@ -269,7 +243,7 @@ async def measure(args: argparse.Namespace) -> str:
                     await hold_floor.ask(f"open {args.sockets}")
                     await bench.open_sockets(hold, args.sockets, args.samples)
                     await asyncio.sleep(1.0)
-                    rss["sockets"] = rss_mb(balancer.pid)
+                    rss["sockets"] = process_rss_mb(balancer.pid)
                     await bench.warm_up()
                     pids = (balancer.pid, floor.pid)
                     cpu = [cpu_seconds(pid) for pid in pids]
@@ -280,7 +254,7 @@ async def measure(args: argparse.Namespace) -> str:
                     one_direct, one_via = await bench.targeted_paced(args.targeted)
                     direct = await bench.targeted_burst(args.targeted, via=False)
                     via = await bench.targeted_burst(args.targeted, via=True)
-                    rss["burst"] = rss_mb(balancer.pid)
+                    rss["burst"] = process_rss_mb(balancer.pid)
                     frames = await hold.ask("frames")
                 finally:
                     await close_all(bench.direct + bench.sampled)
