@@ -40,9 +40,12 @@ Pongs = dict[asyncio.Future[None], Backend]
 
 
 class ChannelHandler(Protocol):
-    """Called in the order the backend sent, one message at a time."""
+    """Called in the order the backend sent, one message at a time; a JSON
+    message comes with the text it was parsed from."""
 
-    async def on_json(self, backend: Backend, message: dict[str, Any]) -> None: ...
+    async def on_json(
+        self, backend: Backend, message: dict[str, Any], raw: str | None = None
+    ) -> None: ...
 
     async def on_binary(self, backend: Backend, frame: bytes) -> None: ...
 
@@ -143,7 +146,7 @@ class Channel:
         except ValueError:
             return
         if isinstance(message, dict) and isinstance(message.get("type"), str):
-            await self.handler.on_json(self.backend, message)
+            await self.handler.on_json(self.backend, message, raw)
 
     def _set_down(self, closing: bool) -> None:
         if self.backend.channel_id is not None:

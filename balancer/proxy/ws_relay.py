@@ -21,6 +21,7 @@ from balancer.jobs.events import JobEvent
 from balancer.jobs.follow import Follower
 from balancer.jobs.model import END_MESSAGES
 from balancer.proxy import frames
+from balancer.proxy.backend_event import BackendEvent
 from balancer.proxy.nodes import Nodes
 from balancer.proxy.preview_order import Delivery, PlainPreviewOrder
 from balancer.proxy.sent_jobs import RelayedJob, SentJobs
@@ -95,13 +96,17 @@ class EventRelay:
                 self.hub.broadcast_owned(owner, event(type_, data))
         self.refresh_status()
 
-    async def on_json(self, backend: Backend, message: dict[str, Any]) -> None:
-        await self._json(backend, message)
+    async def on_json(
+        self, backend: Backend, message: dict[str, Any], raw: str | None = None
+    ) -> None:
+        await self._json(backend, message, raw)
 
     async def on_binary(self, backend: Backend, frame: bytes) -> None:
         await self._binary(backend, frame)
 
-    async def _on_json(self, backend: Backend, message: dict[str, Any]) -> None:
+    async def _on_json(
+        self, backend: Backend, message: dict[str, Any], raw: str | None = None
+    ) -> None:
         backend.saw_life(self.clock())
         type_, data = message["type"], message.get("data")
         if type_ == "status":
@@ -110,14 +115,15 @@ class EventRelay:
         if type_ == "feature_flags" or not isinstance(data, dict):
             return
         after = self.plain_previews.before(data.get("prompt_id"), type_)
-        await self._job_event(backend, type_, data)
+        await self._job_event(backend, BackendEvent.of(message, type_, data, raw))
         after()
 
-    async def _job_event(self, backend: Backend, type_: str, data: dict[str, Any]) -> None:
+    async def _job_event(self, backend: Backend, ev: BackendEvent) -> None:
+        type_, data = ev.type, ev.data
         prompt_id = data.get("prompt_id")
         job = await self._job(backend, prompt_id)
         if job is None:
-            self._unowned(type_, data, prompt_id)
+            self._unowned(ev, prompt_id)
             return
         ended = type_ == "executing" and data.get("node") is None
         if job.backend != backend.name:
@@ -133,14 +139,15 @@ class EventRelay:
         if type_ == "execution_start":
             await self.follower.started(backend, job.prompt_id)
         elif ended or type_ in END_MESSAGES:
-            await self._end(backend, job, type_, data)
+            await self._end(backend, job, ev)
             return
         elif type_ == "executing":
             await self.nodes.set(job.prompt_id, str(data.get("node")))
         elif type_ == "executed":
-            data = {**data, "output": rewrite_ui_output(backend.name, data.get("output"))}
-            await self.on_output(job.prompt_id, data["output"])
-        await self._to_owner(job, type_, data)
+            output = rewrite_ui_output(backend.name, data.get("output"))
+            ev = ev.with_data({**data, "output": output})
+            await self.on_output(job.prompt_id, output)
+        await self._to_owner(job, ev)
 
     async def _job(self, backend: Backend, prompt_id: Any) -> RelayedJob | None:
         """The job an event names: as sent from here, else as stored."""
@@ -154,27 +161,25 @@ class EventRelay:
             return None
         return RelayedJob(job.prompt_id, job.client_id, job.backend, job.finished)
 
-    async def _end(
-        self, backend: Backend, job: RelayedJob, type_: str, data: dict[str, Any]
-    ) -> None:
+    async def _end(self, backend: Backend, job: RelayedJob, ev: BackendEvent) -> None:
         """A frame of the run's end (its end message, then `executing` null):
         the job is marked told before its client hears the first of them
         (Follower.telling), so nobody tells that end again."""
-        ended = type_ == "executing"
+        ended = ev.type == "executing"
         if not await self.follower.telling(backend.name, job.prompt_id):
             if ended:  # not told from here: recorded, and its end replayed, if it is news
                 await self.follower.ended(backend.name, job.prompt_id, replay=True)
         elif ended and self.follower.completing is not None:  # its end waits for the step
-            self.follower.hold(job.prompt_id, self._end_then_tell(backend, job, data))
+            self.follower.hold(job.prompt_id, self._end_then_tell(backend, job, ev))
         elif ended:  # told at once, recorded after (see Follower.told)
-            await self._to_owner(job, type_, data)
+            await self._to_owner(job, ev)
             await self.follower.told(backend.name, job.prompt_id)
         else:
-            await self._to_owner(job, type_, data)
+            await self._to_owner(job, ev)
 
-    async def _end_then_tell(self, backend: Backend, job: RelayedJob, data: dict[str, Any]) -> None:
+    async def _end_then_tell(self, backend: Backend, job: RelayedJob, ev: BackendEvent) -> None:
         if await self.follower.ended(backend.name, job.prompt_id, replay=False) is not None:
-            await self._to_owner(job, "executing", data)
+            await self._to_owner(job, ev)
 
     def _status_push(self, backend: Backend, data: Any) -> None:
         try:
@@ -186,20 +191,20 @@ class EventRelay:
             self.refresh_status()
             self.wake()
 
-    async def _to_owner(self, job: RelayedJob, type_: str, data: dict[str, Any]) -> None:
+    async def _to_owner(self, job: RelayedJob, ev: BackendEvent) -> None:
         owner = await self.owner_of(job.prompt_id)
         if job.client_id is not None:
-            self.hub.to_owner(job.client_id, owner, event(type_, data))
-        elif type_ in BROADCAST_WITHOUT_CLIENT:
-            self.hub.broadcast_owned(owner, event(type_, data))
+            self.hub.to_owner(job.client_id, owner, ev.frame())
+        elif ev.type in BROADCAST_WITHOUT_CLIENT:
+            self.hub.broadcast_owned(owner, ev.frame())
 
-    def _unowned(self, type_: str, data: dict[str, Any], prompt_id: Any) -> None:
+    def _unowned(self, ev: BackendEvent, prompt_id: Any) -> None:
         """Events of prompts the balancer did not send (posted to a backend
         directly): only what ComfyUI would broadcast to every socket."""
         # `executing` without a prompt_id is ComfyUI's reconnect hint to our own sid.
-        broadcast = prompt_id is None or type_ in BROADCAST_WITHOUT_CLIENT
-        if broadcast and type_ != "executing":
-            self.hub.broadcast_here(event(type_, data))
+        broadcast = prompt_id is None or ev.type in BROADCAST_WITHOUT_CLIENT
+        if broadcast and ev.type != "executing":
+            self.hub.broadcast_here(ev.frame())
 
     async def _on_binary(self, backend: Backend, frame: bytes) -> None:
         backend.saw_life(self.clock())

@@ -116,12 +116,12 @@ class LaggingChannel:
         self.gate, self.holding = asyncio.Event(), asyncio.Event()
         seen_node = False
 
-        async def lagging(backend: Any, message: dict[str, Any]) -> None:
+        async def lagging(backend: Any, message: dict[str, Any], raw: str | None = None) -> None:
             nonlocal seen_node
             if seen_node:
                 self.holding.set()
                 await self.gate.wait()
-            await handle(backend, message)
+            await handle(backend, message, raw)
             data = message.get("data")
             if message.get("type") == "executing" and isinstance(data, dict):
                 seen_node = seen_node or data.get("node") is not None
