@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,10 @@ def pinned(cores: frozenset[int] | None) -> Callable[[], None] | None:
 
 def _cores(cores: frozenset[int]) -> str:
     return ",".join(str(c) for c in sorted(cores))
+
+
+def scheduled_ms(pid: int) -> tuple[float, float]:
+    """Milliseconds a process has run on a core, and waited for one while
+    runnable (/proc/<pid>/schedstat), since it started."""
+    ran, waited = Path(f"/proc/{pid}/schedstat").read_text().split()[:2]
+    return int(ran) / 1e6, int(waited) / 1e6

@@ -58,7 +58,7 @@ from typing import Any
 
 import aiohttp
 
-from balancer.bench.cores import pin_self, split_cores
+from balancer.bench.cores import pin_self, scheduled_ms, split_cores
 from balancer.bench.floor import cpu_seconds, floor_process
 from balancer.bench.harness import (
     child,
@@ -80,7 +80,7 @@ from balancer.bench.ws_probe import (
     quiet,
     until,
 )
-from balancer.bench.ws_report import Phase, cpu_rows, ratio
+from balancer.bench.ws_report import Phase, cpu_rows, per_pair, ratio
 
 BACKENDS = 8
 
@@ -251,7 +251,9 @@ async def measure(args: argparse.Namespace) -> str:
                     cpu = [cpu_seconds(pid) - was for pid, was in zip(pids, cpu, strict=True)]
                     await floor_side.aclose()  # the floor's 1,000 sockets: not beside what follows
                     burst = await bench.broadcast(args.jobs, 0)
+                    sched_before = scheduled_ms(balancer.pid)
                     one_direct, one_via = await bench.targeted_paced(args.targeted)
+                    sched = sched_before + scheduled_ms(balancer.pid)
                     direct = await bench.targeted_burst(args.targeted, via=False)
                     via = await bench.targeted_burst(args.targeted, via=True)
                     rss["burst"] = process_rss_mb(balancer.pid)
@@ -266,6 +268,7 @@ async def measure(args: argparse.Namespace) -> str:
         ["targeted jobs one at a time, in turn", f"{args.targeted} jobs each way", ""],
         ["  p50 direct / via / ratio", ratio(median(one_direct), median(one_via)), ""],
         ["  p50 added by the balancer", ms(median(one_via) - median(one_direct)), ""],
+        ["  balancer ran / waited for a core", per_pair(sched, args.targeted), ""],
         ["targeted jobs in a burst, POST to done", f"{args.targeted} jobs each way", ""],
         ["  p50 direct / via / ratio", ratio(median(direct), median(via)), ""],
         ["  p99 direct / via / ratio", ratio(quantile(direct, 0.99), quantile(via, 0.99)), ""],

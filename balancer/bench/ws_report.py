@@ -37,3 +37,10 @@ def cpu_rows(balancer: float, floor: float, sockets: int) -> list[list[object]]:
 
 def ratio(direct: float, via: float) -> str:
     return f"{ms(direct)} / {ms(via)} / {via / direct:.2f}x"
+
+
+def per_pair(sched: tuple[float, ...], pairs: int) -> str:
+    """The balancer's time on a core and waiting for one, per pair of jobs,
+    from `cores.scheduled_ms` before and after them."""
+    ran, waited = sched[2] - sched[0], sched[3] - sched[1]
+    return f"{ran / pairs:.2f} ms / {waited / pairs:.2f} ms a pair"
