@@ -31,6 +31,7 @@ from balancer.jobs.submit import Submitter
 from balancer.jobs.waiting import Waiting
 from balancer.proxy.forward import Forwarder
 from balancer.proxy.kept_reads import KeptReads
+from balancer.proxy.queue_view import QueueView
 from balancer.proxy.shared_reads import SharedReads
 from balancer.proxy.ws_hub import ClientHub
 from balancer.proxy.ws_relay import EventRelay
@@ -72,6 +73,8 @@ class Balancer:
     # Backend answers kept until that backend may have changed them.
     kept: KeptReads
     reads: SharedReads = field(default_factory=SharedReads)
+    # GET /queue's presented answer, per set of backend answers.
+    queue_view: QueueView = field(default_factory=QueueView)
 
     async def owner_of(self, prompt_id: str) -> Backend | None:
         pin = await self.store.get_pin(prompt_id)

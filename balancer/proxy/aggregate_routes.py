@@ -11,7 +11,7 @@ from balancer.auth.tenancy import filter_queue
 from balancer.backends.state import Backend
 from balancer.proxy import merge
 from balancer.proxy.context import ctx
-from balancer.proxy.presenter import present_queue_item, waiting_item
+from balancer.proxy.presenter import waiting_item
 from balancer.state import Balancer
 from balancer.store import StoredJob
 from balancer.upstream import UpstreamError, UpstreamReply
@@ -23,6 +23,9 @@ async def healthy_json(b: Balancer, path: str) -> list[tuple[str, Any]]:
     concurrent calls for the same path share one round while nothing they
     depend on changes (see `SharedReads`)."""
     healthy = b.registry.healthy()
+    held = b.kept.held(healthy, path, b.settings.probe.interval)
+    if held is not None:
+        return held
     key = (path, *b.kept.version(healthy))
     answers: list[tuple[str, Any]] = await b.reads.get(key, lambda: _fetch_all(b, path, healthy))
     return answers
@@ -52,21 +55,27 @@ async def get_queue(request: web.Request) -> web.StreamResponse:
     a backend's answer asked before it got the job lacks it), then those
     still waiting here."""
     b = ctx(request)
-    held = [job.prompt_id for job in b.jobs.queue] + b.dispatcher.sending()
-    answers = await healthy_json(b, "/queue")
-    queues = [data for _, data in answers]
-    merged = {
-        key: [await present_queue_item(b.store, item) for item in items]
-        for key, items in merge.merge_queues(queues, lambda item: item).items()
-    }
+    held = _held(b)
+    answers = [data for _, data in await healthy_json(b, "/queue")]
+    visible = visible_ids(request)  # a client key sees only its own jobs
+    if visible is None and not held and not _held(b):
+        body = b.queue_view.body(answers)
+        if body is not None:
+            return web.Response(body=body, content_type="application/json", charset="utf-8")
+    merged = await b.queue_view.presented(b.store, answers)
     waiting = list(b.jobs.queue)
     listed = {item[1] for items in merged.values() for item in items if _is_item(item)}
     listed.update(job.prompt_id for job in waiting)
-    moved = [pid for pid in dict.fromkeys(held + b.dispatcher.sending()) if pid not in listed]
+    moved = [pid for pid in dict.fromkeys(held + _held(b)) if pid not in listed]
     merged["queue_pending"] += [waiting_item(job) for job in await _unfinished(b, moved)]
     merged["queue_pending"] += [waiting_item(job) for job in waiting]
-    visible = visible_ids(request)  # a client key sees only its own jobs
     return web.json_response(merged if visible is None else await filter_queue(merged, visible))
+
+
+def _held(b: Balancer) -> list[str]:
+    """The jobs waiting in this balancer and those it is sending now."""
+    waiting = [job.prompt_id for job in b.jobs.queue] if len(b.jobs.queue) else []
+    return waiting + b.dispatcher.sending()
 
 
 def _is_item(item: Any) -> bool:

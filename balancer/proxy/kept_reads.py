@@ -67,6 +67,20 @@ class KeptReads:
         own = tuple((b.name, b.pushes, b.channel_id) for b in backends)
         return (self.upstream.writes, *own)
 
+    def held(
+        self, backends: list[Backend], path: str, max_age: float
+    ) -> list[tuple[str, Any]] | None:
+        """(name, answer) of each backend, in the order given, when every one
+        has a kept answer that still holds (nothing to ask); else None."""
+        now = self.clock()
+        found = []
+        for backend in backends:
+            kept = self._holding(backend, path, now, max_age)
+            if kept is None:
+                return None
+            found.append((backend.name, kept.answer))
+        return found
+
     async def answers(
         self, backends: list[Backend], path: str, ask: Ask, max_age: float
     ) -> list[tuple[str, Any]]:
@@ -74,20 +88,26 @@ class KeptReads:
         answers that still hold, the others asked in one round."""
         now = self.clock()
         found: dict[str, Any] = {}
-        stamps: dict[str, Stamp | None] = {}
         for backend in backends:
-            kept = self._kept.get((backend.name, path))
-            stamp = stamps[backend.name] = self.stamp(backend)
-            if kept is not None and kept.stamp == stamp and now - kept.at < max_age:
-                self._kept.move_to_end((backend.name, path))
+            kept = self._holding(backend, path, now, max_age)
+            if kept is not None:
                 found[backend.name] = kept.answer
-        missing = [b for b in backends if b.name not in found]
+        stamps = {b.name: self.stamp(b) for b in backends if b.name not in found}
+        missing = [b for b in backends if b.name in stamps]
         for backend, answer in await ask(missing) if missing else []:
             if answer is None:
                 continue
             found[backend.name] = answer
             self._keep(backend.name, path, stamps[backend.name], now, answer)
         return [(b.name, found[b.name]) for b in backends if b.name in found]
+
+    def _holding(self, backend: Backend, path: str, now: float, max_age: float) -> Kept | None:
+        """`backend`'s kept answer to `path` if it still holds (marked used)."""
+        kept = self._kept.get((backend.name, path))
+        if kept is None or now - kept.at >= max_age or kept.stamp != self.stamp(backend):
+            return None
+        self._kept.move_to_end((backend.name, path))
+        return kept
 
     def _keep(self, name: str, path: str, stamp: Stamp | None, at: float, answer: Any) -> None:
         if stamp is None:

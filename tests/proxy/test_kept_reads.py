@@ -166,3 +166,23 @@ async def test_a_job_on_its_way_from_the_balancer_queue_to_a_backend_is_listed(
         assert await queue_ids(pool) == {running, third}
     finally:
         held.release.set()
+
+
+async def test_a_job_taken_out_of_the_balancer_queue_is_no_longer_listed(
+    make_pool: PoolFactory,
+) -> None:
+    """The backends' part of /queue is built once per set of answers: the
+    jobs waiting in the balancer, added to one answer, are not in the next."""
+    pool, reads = await pool_with_reads(make_pool, 1)
+    pool.emulators["gpu0"].pause()
+    running = (await pool.submit(colored(0)))["prompt_id"]
+    pending = (await pool.submit(colored(1)))["prompt_id"]
+    waiting = (await pool.submit(colored(2)))["prompt_id"]
+    assert await queue_ids(pool) == {running, pending, waiting}
+    asked = reads.counts["/queue"]
+    resp = await pool.client.post(f"/api/jobs/{waiting}/cancel")
+    assert resp.status == 200
+    queue = await (await pool.client.get("/queue")).json()
+    assert [item[1] for item in queue["queue_pending"]] == [pending]
+    assert [item[1] for item in queue["queue_running"]] == [running]
+    assert reads.counts["/queue"] == asked, "the backend's answer was kept"
