@@ -17,11 +17,14 @@ import contextlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 
+from balancer.bench.floor import cpu_seconds
 from balancer.bench.haproxy import haproxy_in_front
 from balancer.bench.harness import (
+    Result,
     child,
     closed_loop,
     free_port,
@@ -30,7 +33,7 @@ from balancer.bench.harness import (
     write_balancer_config,
 )
 from balancer.bench.nginx import nginx_in_front
-from balancer.bench.reference import Server
+from balancer.bench.reference import family
 from balancer.bench.view import view_table, write_output_file
 from balancer.demo import DEMO_PROMPT
 
@@ -69,29 +72,16 @@ async def measure(seconds: float, concurrencies: list[int], backends: int, view:
                 if reference is not None:
                     await wait_ready(session, reference[0] + "/queue")
             prompt_id = await submit_one(session, front)
+            serving = Serving(
+                [emulators[0].pid],
+                [balancer.pid, *(e.pid for e in emulators)],
+                None if nginx is None else [*family(nginx[1]), *(e.pid for e in emulators)],
+            )
             rows = []
             for route in (f"/history/{prompt_id}", "/queue"):
                 for concurrency in concurrencies:
-                    base = await closed_loop(session, direct + route, concurrency, seconds)
-                    via = await closed_loop(session, front + route, concurrency, seconds)
-                    ref = await _reference_rps(session, nginx, route, concurrency, seconds)
-                    label = route.split("/")[1]
-                    rows.append(
-                        [
-                            f"GET /{label}{'/{id}' if '/' in route[1:] else ''}",
-                            concurrency,
-                            f"{base.rps:.0f}",
-                            f"{via.rps:.0f}",
-                            f"{via.rps / base.rps:.2f}",
-                            f"{ref:.0f}" if ref else "-",
-                            f"{via.rps / ref:.2f}" if ref else "-",
-                            f"{base.p50_ms:.2f}",
-                            f"{via.p50_ms:.2f}",
-                            f"{via.p50_ms - base.p50_ms:+.2f}",
-                            f"{base.quantile_ms(0.99):.2f}",
-                            f"{via.quantile_ms(0.99):.2f}",
-                        ]
-                    )
+                    urls = (direct + route, front + route, nginx[0] + route if nginx else None)
+                    rows.append(await _small_row(session, urls, serving, concurrency, seconds))
             if view.megabytes:
                 paths = {
                     "direct": (direct, emulators[0].pid),
@@ -102,25 +92,75 @@ async def measure(seconds: float, concurrencies: list[int], backends: int, view:
                 files = await view_table(session, paths, *args)
     headers = ["route", "conc", "direct rps", "via rps", "ratio", "nginx rps", "via/nginx"]
     headers += ["direct p50", "via p50", "added p50", "direct p99", "via p99"]
+    headers += ["direct CPU us", "via CPU us", "nginx CPU us"]
     note = f"\n(latencies in ms; direct: one emulator; via: one balancer in front of {backends};"
-    note += f" nginx: nginx in front of the same {backends}, round robin)"
+    note += f" nginx: nginx in front of the same {backends}, round robin; CPU us: CPU"
+    note += " microseconds per request of the proxy and the backends together, from /proc)"
     if nginx is None:
         note += "\n(nginx is not installed here: its columns are not measured)"
     small = table(headers, rows) + note
     return f"{small}\n\n{files}" if view.megabytes else small
 
 
-async def _reference_rps(
+@dataclass(frozen=True)
+class Serving:
+    """The processes that serve each path: their CPU is what a request costs."""
+
+    direct: list[int]
+    via: list[int]
+    nginx: list[int] | None
+
+
+@dataclass(frozen=True)
+class Spent:
+    result: Result
+    cpu_us: float  # CPU microseconds per request of the serving processes
+
+
+async def _spent(
+    session: aiohttp.ClientSession, url: str, pids: list[int], concurrency: int, seconds: float
+) -> Spent:
+    cpu = sum(map(cpu_seconds, pids))
+    result = await closed_loop(session, url, concurrency, seconds)
+    spent = sum(map(cpu_seconds, pids)) - cpu
+    return Spent(result, 1e6 * spent / max(1, result.requests))
+
+
+async def _small_row(
     session: aiohttp.ClientSession,
-    reference: Server | None,
-    route: str,
+    urls: tuple[str, str, str | None],
+    serving: Serving,
     concurrency: int,
     seconds: float,
-) -> float | None:
-    """A reference proxy's rate on `route`; None where it is not installed."""
-    if reference is None:
-        return None
-    return (await closed_loop(session, reference[0] + route, concurrency, seconds)).rps
+) -> list[object]:
+    """One small GET at one concurrency: direct, via, nginx (where installed)."""
+    direct, front, nginx = urls
+    alone = await _spent(session, direct, serving.direct, concurrency, seconds)
+    base = alone.result
+    via = await _spent(session, front, serving.via, concurrency, seconds)
+    ref = None
+    if nginx is not None and serving.nginx is not None:
+        ref = await _spent(session, nginx, serving.nginx, concurrency, seconds)
+    route = urlsplit(front).path
+    label = "GET /history/{id}" if route.startswith("/history/") else f"GET {route}"
+    rps = via.result.rps
+    return [
+        label,
+        concurrency,
+        f"{base.rps:.0f}",
+        f"{rps:.0f}",
+        f"{rps / base.rps:.2f}",
+        f"{ref.result.rps:.0f}" if ref else "-",
+        f"{rps / ref.result.rps:.2f}" if ref else "-",
+        f"{base.p50_ms:.2f}",
+        f"{via.result.p50_ms:.2f}",
+        f"{via.result.p50_ms - base.p50_ms:+.2f}",
+        f"{base.quantile_ms(0.99):.2f}",
+        f"{via.result.quantile_ms(0.99):.2f}",
+        f"{alone.cpu_us:.0f}",
+        f"{via.cpu_us:.0f}",
+        f"{ref.cpu_us:.0f}" if ref else "-",
+    ]
 
 
 async def submit_one(session: aiohttp.ClientSession, front: str) -> str:

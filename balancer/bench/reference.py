@@ -53,3 +53,10 @@ class Reference:
         command = [binary, *self.arguments(config, home)]
         with running(command, home / "output.log") as proc:
             yield f"http://127.0.0.1:{port}", proc.pid
+
+
+def family(pid: int) -> list[int]:
+    """A reference proxy's processes: `pid` (nginx's master) and its children
+    (its workers), from /proc."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *map(int, children)]

@@ -112,8 +112,11 @@ def test_bench_proxy_prints_view_rows_beside_haproxy(capsys: pytest.CaptureFixtu
         "nginx",
         "rps",
     ]
-    for small in (lines[2].split()[-10:], lines[3].split()[-10:]):  # /history/{id}, /queue
+    for small in (lines[2].split()[-13:], lines[3].split()[-13:]):  # /history/{id}, /queue
         via, nginx, via_nginx = float(small[1]), small[3], small[4]
+        direct_cpu, via_cpu, nginx_cpu = small[-3:]
+        assert float(direct_cpu) >= 0 and float(via_cpu) >= 0
+        assert (nginx_cpu == "-") == (nginx == "-")
         if NGINX.installed() is not None:
             ratio = float(via_nginx)
             assert ratio == pytest.approx(via / float(nginx), abs=0.01 + 0.01 * ratio)
