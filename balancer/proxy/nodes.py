@@ -10,9 +10,12 @@ from typing import Protocol
 
 
 class Nodes(Protocol):
-    async def set(self, prompt_id: str, node: str) -> None: ...
+    """`set` and `drop` only note the change (the frame path never waits
+    on them); `of` reads what was noted last."""
 
-    async def drop(self, prompt_id: str) -> None:
+    def set(self, prompt_id: str, node: str) -> None: ...
+
+    def drop(self, prompt_id: str) -> None:
         """The job left its backend: no node any more."""
         ...
 
@@ -27,10 +30,10 @@ class LocalNodes:
     def __init__(self) -> None:
         self._nodes: dict[str, str] = {}
 
-    async def set(self, prompt_id: str, node: str) -> None:
+    def set(self, prompt_id: str, node: str) -> None:
         self._nodes[prompt_id] = node
 
-    async def drop(self, prompt_id: str) -> None:
+    def drop(self, prompt_id: str) -> None:
         self._nodes.pop(prompt_id, None)
 
     async def of(self, prompt_ids: Iterable[str]) -> dict[str, str]:

@@ -86,7 +86,7 @@ class EventRelay:
         """Events the jobs emit: the balancer's own messages for the job's
         client (a late failure, missed end events), and the queue count."""
         if ev.phase in ("completed", "failed", "interrupted", "cancelled", "retried"):
-            await self.nodes.drop(ev.prompt_id)
+            self.nodes.drop(ev.prompt_id)
         await self.sent.job_event(ev)
         owner = await self.owner_of(ev.prompt_id)
         for type_, data in ev.client_events:
@@ -142,7 +142,7 @@ class EventRelay:
             await self._end(backend, job, ev)
             return
         elif type_ == "executing":
-            await self.nodes.set(job.prompt_id, str(data.get("node")))
+            self.nodes.set(job.prompt_id, str(data.get("node")))
         elif type_ == "executed":
             output = rewrite_ui_output(backend.name, data.get("output"))
             ev = ev.with_data({**data, "output": output})

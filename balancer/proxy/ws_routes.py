@@ -43,8 +43,7 @@ async def session(request: web.Request, sid: str) -> web.WebSocketResponse:
     sock = b.hub.connect(sid, ws, request.transport, viewer.tenant, viewer.sees_all)
     b.hub.send(sock, b.hub.status(sid))
     # A node is kept only once a job's backend ran one, until the job leaves
-    # that backend; its state may still say queued (a start that came before
-    # its dispatch was recorded is not stored as running).
+    # that backend (one being recalled may still run there).
     on_backend = [
         job.prompt_id
         for job in await b.store.unfinished_jobs()

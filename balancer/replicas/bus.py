@@ -16,7 +16,10 @@ subscribe. Changes of one sid's subscription are made one at a time.
 
 A replica publishes from one task, in the order its relay produced the
 frames, so each client gets one replica's frames in order; a replica skips
-its own messages (it delivered them to its own sockets already).
+its own messages (it delivered them to its own sockets already). Keys the
+frames tell of (a running job's node, nodes.py) are written by the same
+task, in the same order: a replica that gets a frame can read what its
+relay noted before it.
 
 A message is a JSON header line (sender, tenant, text or binary) and the
 frame's bytes.
@@ -29,9 +32,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
+from redis.asyncio.client import Pipeline, PubSub
 from redis.exceptions import RedisError
 
 from balancer.logs import get_logger
@@ -83,6 +87,27 @@ def decode(channel: str, raw: bytes, sid_prefix: str) -> tuple[str, Delivery] | 
     return sender, Delivery(sid, owner, frame, preview if isinstance(preview, bool) else None)
 
 
+class Write(Protocol):
+    """One command of the send loop's pipeline, and what follows once
+    Redis has applied it."""
+
+    def add(self, pipe: Pipeline) -> Any: ...
+
+    def applied(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Publish:
+    channel: str
+    payload: bytes
+
+    def add(self, pipe: Pipeline) -> Any:
+        return pipe.publish(self.channel, self.payload)
+
+    def applied(self) -> None:
+        """Nothing waits on a frame."""
+
+
 @dataclass
 class _Turns:
     """One sid's subscription changes, made one at a time."""
@@ -96,7 +121,7 @@ class EventBus:
         self.redis = redis
         self.me = me
         self.sid, self.all = prefix + SID, prefix + ALL
-        self._out: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._out: asyncio.Queue[Write] = asyncio.Queue()
         self._pubsub: PubSub = redis.pubsub()
         self._sids: dict[str, int] = {}  # sid -> sockets held here
         self._subscribed: set[str] = set()  # sids whose channel was asked for
@@ -106,7 +131,11 @@ class EventBus:
     def publish(self, delivery: Delivery) -> None:
         """Queue a frame for the other replicas (sent in this order)."""
         channel = self.all if delivery.sid is None else self.sid + delivery.sid
-        self._out.put_nowait((channel, encode(self.me, delivery)))
+        self._out.put_nowait(Publish(channel, encode(self.me, delivery)))
+
+    def write(self, write: Write) -> None:
+        """Queue a write, after the frames published so far."""
+        self._out.put_nowait(write)
 
     async def joined(self, sid: str) -> None:
         """A socket of `sid` opens here: its frames are wanted. Returns once
@@ -162,8 +191,9 @@ class EventBus:
             confirmed.set()
 
     async def send_loop(self, sleep: Sleep = asyncio.sleep) -> None:
-        """Publish queued frames in order, a batch per round trip, until
-        cancelled. Redis away: the batch waits and goes when it returns."""
+        """Publish queued frames (and make queued writes) in order, a batch
+        per round trip, until cancelled. Redis away: the batch waits and
+        goes when it returns."""
         outage = Outage("events_publish", replica=self.me)
         while True:
             batch = [await self._out.get()]
@@ -172,16 +202,18 @@ class EventBus:
             while not await self._publish(batch, outage):
                 await sleep(RETRY)
 
-    async def _publish(self, batch: list[tuple[str, bytes]], outage: Outage) -> bool:
+    async def _publish(self, batch: list[Write], outage: Outage) -> bool:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for channel, payload in batch:
-                    pipe.publish(channel, payload)
+                for write in batch:
+                    write.add(pipe)
                 await pipe.execute()
         except RedisError as exc:
             outage.failed(exc)
             return False
         outage.ok()
+        for write in batch:
+            write.applied()
         return True
 
     async def receive_loop(

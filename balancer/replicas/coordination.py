@@ -86,7 +86,7 @@ def replicas_of(settings: Settings, redis: Redis | None, wall: Clock) -> Replica
     uploads = RedisUploads(redis, prefix, local, settings.uploads, store.timeout, wall)
     user_data = RedisUserData(redis, prefix, store.timeout, wall)
     turn = SharedTurn(redis, prefix, wall)
-    nodes = SharedNodes(redis, prefix)
+    nodes = SharedNodes(redis, bus, prefix)
     return Replicas(me, leases, changes, slots, bus, rates, owners, uploads, user_data, turn, nodes)
 
 

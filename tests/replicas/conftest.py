@@ -15,14 +15,16 @@ import pytest
 import redis.asyncio as redis
 from aiohttp.test_utils import TestServer
 from store_support import REDIS_HANG
-from support import FakeClock, Pool, Stalls
+from support import FakeClock, Pool, Stalls, colored
 
 from balancer.app import create_app
 from balancer.bench.redisserver import RedisServer
 from balancer.config.model import BackendSettings, ReplicaSettings, Settings, StoreSettings
 from balancer.emulator import EMULATOR, Emulator, EmulatorOptions, create_emulator_app
+from balancer.replicas.hub import SharedHub
 from balancer.store import MemoryStore, Store
 from balancer.store.redis import RedisStore
+from tests.proxy.test_ws import Socket, connect
 
 ReplicaFactory = Callable[..., Awaitable[list[Pool]]]
 
@@ -37,6 +39,59 @@ async def beat(replica: Pool) -> None:
     adoption = replica.balancer.adoption
     assert adoption is not None
     await adoption.beat()
+
+
+class Applied:
+    """A write that adds nothing: once Redis applied it, everything the
+    replica's event bus queued before it (frames, node hints) is applied."""
+
+    def __init__(self) -> None:
+        self.done = asyncio.Event()
+
+    def add(self, pipe: Any) -> None:
+        pass
+
+    def applied(self) -> None:
+        self.done.set()
+
+
+async def published(replica: Pool) -> None:
+    """Wait until `replica` has published every frame its relay produced so
+    far (and written the node hints noted before them)."""
+    hub = replica.balancer.hub
+    assert isinstance(hub, SharedHub)
+    marker = Applied()
+    hub.bus.write(marker)
+    await asyncio.wait_for(marker.done.wait(), REDIS_HANG)
+
+
+async def held_at_start(replica: Pool, client_id: str) -> tuple[Socket, str]:
+    """A job of `client_id` through `replica` (on gpu0, paused), started
+    and held before its first node; its client's socket there."""
+    gpu0 = replica.emulators["gpu0"]
+    gpu0.pause()
+    sock = await connect(replica, client_id)
+    prompt_id = (await replica.submit(colored(6), client_id=client_id))["prompt_id"]
+    while "execution_cached" not in sock.types():
+        await sock.next(30)
+    return sock, prompt_id
+
+
+async def first_node(replica: Pool, sock: Socket) -> str:
+    """Run a job held at its start (`held_at_start`) through its first node,
+    held before its second; that node, as its client's socket was told."""
+    gpu0 = replica.emulators["gpu0"]
+    gpu0.resume()
+    gpu0.pause()
+    return str((await next_executing(sock))["data"]["node"])
+
+
+async def next_executing(sock: Socket) -> dict[str, Any]:
+    """The next `executing` frame on `sock`."""
+    while True:
+        frame = await sock.next(30)
+        if isinstance(frame, dict) and frame["type"] == "executing":
+            return frame
 
 
 async def kill(replica: Pool) -> None:

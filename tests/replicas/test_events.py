@@ -15,7 +15,7 @@ from balancer.replicas.hub import SharedHub
 from balancer.store.redis import RedisStore
 from tests.proxy.test_ws import Message, Socket, connect
 
-from .conftest import ReplicaFactory
+from .conftest import ReplicaFactory, first_node, held_at_start, next_executing, published
 
 
 def without_status(frames: list[Message]) -> list[Message]:
@@ -125,25 +125,15 @@ async def test_a_client_reconnecting_to_another_replica_is_told_its_jobs_node(
     """As ComfyUI tells a socket that opens with its sid which node its
     running prompt is on, so does a replica that does not follow the job."""
     r0, r1 = await make_replicas(2, backends=1, redis_store=RedisStore)
-    gpu0 = r0.emulators["gpu0"]
-    gpu0.pause()  # the job starts, and waits before its first node
-    first = await connect(r0, "tab")
-    prompt_id = (await r0.submit(colored(6), client_id="tab"))["prompt_id"]
-    while "execution_cached" not in first.types():
-        await first.next(30)
-    gpu0.resume()
-    gpu0.pause()  # its first node runs; it waits before the second
-    node = None
-    while node is None:
-        frame = await first.next(30)
-        if isinstance(frame, dict) and frame["type"] == "executing":
-            node = frame["data"]["node"]
+    first, prompt_id = await held_at_start(r0, "tab")
+    node = await first_node(r0, first)
     await first.ws.close()
+    # The client reconnects once its node is shared: r0 sent what it relayed
+    # (a reconnect before that is told it live, test_node_hints.py).
+    await published(r0)
     again = await connect(r1, "tab")
-    hint = await again.next(30)
-    while not (isinstance(hint, dict) and hint["type"] == "executing"):
-        hint = await again.next(30)  # the first node's last frames may come first
+    hint = await next_executing(again)  # the first node's last frames may come first
     assert hint == {"type": "executing", "data": {"node": node}}
-    gpu0.resume()
+    r0.emulators["gpu0"].resume()
     frames = await again.until_done(prompt_id, 30)
     assert "execution_success" in again.types(frames)
