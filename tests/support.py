@@ -231,6 +231,11 @@ class Pool:
         await self.balancer.prober.probe_all()
         await self.balancer.catalogue_reader.settled()
 
+    async def bind(self) -> None:
+        """One pass of the late binder, and the sends it started."""
+        await self.balancer.binder.pump()
+        await self.balancer.binder.forwards.settled()
+
     async def submit(self, prompt: dict[str, Any], **extra: Any) -> dict[str, Any]:
         resp = await self.client.post("/prompt", json={"prompt": prompt, **extra})
         assert resp.status == 200, await resp.text()

@@ -94,6 +94,17 @@ class NoRoom:
 SendResult = Accepted | Refused | Unreachable | Broken | Gone | NoRoom
 
 
+@dataclass(frozen=True)
+class Bound:
+    """A job bound to `backend` with its slot there (`shared`, None: no
+    slot to give back): it counts on that backend and must be forwarded
+    (Dispatcher.forward), once."""
+
+    job: StoredJob
+    backend: Backend
+    shared: Room | None
+
+
 def pool_number(body: bytes, number: float) -> bytes:
     """A backend's POST /prompt answer with the balancer's `number`."""
     try:
@@ -216,42 +227,62 @@ class Dispatcher:
 
     async def send(self, job: StoredJob, backend: Backend) -> SendResult:
         """Forward `job` (waiting or dispatching) to `backend`."""
+        bound = await self.reserve(job, backend)
+        return await self.forward(bound) if isinstance(bound, Bound) else bound
+
+    async def reserve(self, job: StoredJob, backend: Backend) -> Bound | NoRoom | Gone:
+        """A slot on `backend` and the job bound there: from now on it counts
+        in the backend's load, and a send of it is in flight (`settled`)."""
         shared, capacity = self.room, self.routing.slots
         if shared is None or capacity is None:
             shared = None  # nothing to share: no other replica, or no limit
         elif not await shared.take(backend.name, job.prompt_id, capacity):
             return NoRoom()
-        accepted = False
+        bound = None
         try:
             bound = await self.jobs.bind(job.prompt_id, backend.name)
-            if bound is None:
-                return Gone()
-            result = await self._bound(bound, backend)
+        finally:
+            if shared is not None and bound is None:
+                await shared.give_back(job.prompt_id)
+        if bound is None:
+            return Gone()
+        self._sending[job.prompt_id] = asyncio.Event()
+        backend.dispatch_started()
+        return Bound(bound, backend, shared)
+
+    async def forward(self, bound: Bound) -> SendResult:
+        """Send a reserved job; its slot is given back unless it was accepted."""
+        job, backend, accepted = bound.job, bound.backend, False
+        try:
+            result = await self._forward(job, backend)
             accepted = isinstance(result, Accepted)
             return result
         finally:
-            if shared is not None and not accepted:
-                await shared.give_back(job.prompt_id)
+            self.abandon(job.prompt_id)
+            if bound.shared is not None and not accepted:
+                await bound.shared.give_back(job.prompt_id)
 
-    async def _bound(self, job: StoredJob, backend: Backend) -> SendResult:
-        self.decided("rerouted" if job.prompt_id in self._routed else "chosen")
-        self._routed.add(job.prompt_id)
-        done = self._sending[job.prompt_id] = asyncio.Event()
-        try:
-            return await self._send(job, backend)
-        finally:
-            del self._sending[job.prompt_id]
+    def abandon(self, prompt_id: str) -> None:
+        """The send of a reserved job is over (or never began: shutdown)."""
+        done = self._sending.pop(prompt_id, None)
+        if done is not None:
             done.set()
 
-    async def _send(self, job: StoredJob, backend: Backend) -> SendResult:
+    async def _forward(self, job: StoredJob, backend: Backend) -> SendResult:
+        self.decided("rerouted" if job.prompt_id in self._routed else "chosen")
+        self._routed.add(job.prompt_id)
         if still_holds(job, backend):
+            backend.dispatch_finished(False, self.clock())  # it is there already
             return await self._adopt(job, backend)
-        pin = Pin(job.prompt_id, backend.name, job.digest, b"", job.client_id, job.tenant)
-        await self.store.put_pin(pin)
-        started = self.clock()
-        backend.dispatch_started()
+        return await self._send(job, backend)
+
+    async def _send(self, job: StoredJob, backend: Backend) -> SendResult:
+        """The POST to `backend` (counted in its load since `reserve`)."""
         accepted = False
         try:
+            pin = Pin(job.prompt_id, backend.name, job.digest, b"", job.client_id, job.tenant)
+            await self.store.put_pin(pin)
+            started = self.clock()
             forwarded = await self.before_dispatch(job.request, backend)
             forwarded = {**forwarded, "client_id": backend.channel_id, "number": job.number}
             body = json.dumps(forwarded).encode()

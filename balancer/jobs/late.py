@@ -14,18 +14,19 @@ from balancer.backends.state import Backend, Clock
 from balancer.catalog.needs import Needs, needs_of
 from balancer.catalog.refusal import unmet_body
 from balancer.jobs.dispatch import (
+    Bound,
     Broken,
     Dispatcher,
     Gone,
     NoRoom,
     Refused,
-    SendResult,
     Unreachable,
     still_holds,
 )
 from balancer.jobs.events import JobEvent
 from balancer.jobs.failure import rejection_error
 from balancer.jobs.fair import NotNow, Turn
+from balancer.jobs.forwards import Forwards
 from balancer.jobs.lateruns import LateRuns
 from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
@@ -61,6 +62,7 @@ class LateBinder:
         # Backends whose shared slots other replicas hold (this pump pass).
         self._full: set[str] = set()
         self._pump = guarded("binding", self.pump)  # the store away: the next wake-up retries
+        self.forwards = Forwards(guarded("binding", self._forward), dispatcher.abandon)
         # prompt_id -> when it began to pass up a backend with room to wait
         # for a better one; the rent it pays runs from there (a wait while
         # every backend was full would have happened anyway).
@@ -79,18 +81,23 @@ class LateBinder:
 
     async def run(self) -> None:
         """Dispatch waiting jobs whenever something may have freed room."""
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await self._pump()
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                await self._pump()
+        finally:
+            await self.forwards.close()
 
     async def pump(self) -> None:
+        """Bind waiting jobs while backends have room; each bound job is
+        forwarded in the background (`forwards`), so binding goes on."""
         self._full = set()
         while (found := await self._bindable()) is not None or await self.steal():
             if found is None:
                 continue  # a stolen job is waiting now: look again
             job, backend = found
-            result = await self._send(job, backend)
+            result = await self._reserve(job, backend)
             if result == "wait":
                 return  # the replica holding the tenant next in turn binds
             if isinstance(result, str):
@@ -99,25 +106,30 @@ class LateBinder:
                 self._full.add(backend.name)  # until the next wake-up
             elif isinstance(result, Gone):  # another replica moved it: not waiting here
                 self.jobs.forget_waiting(job.prompt_id)
-            elif isinstance(result, Unreachable):
-                await self.jobs.unbind(job.prompt_id)
-            elif isinstance(result, Broken):
-                await self.jobs.lost(
-                    job.prompt_id, result.detail, self.routing.settings.max_attempts
-                )
-            elif isinstance(result, Refused):
-                error = rejection_error(result.body, result.status)
-                await self.jobs.fail(job.prompt_id, *error)
+            else:
+                self.forwards.start(result)
 
-    async def _send(self, job: StoredJob, backend: Backend) -> SendResult | NotNow:
-        """`job` sent to `backend` in its tenant's turn, shared with the other
+    async def _forward(self, bound: Bound) -> None:
+        """Send a bound job; one that did not reach its backend waits again."""
+        job, result = bound.job, await self.dispatcher.forward(bound)
+        if isinstance(result, Unreachable):
+            await self.jobs.unbind(job.prompt_id)
+            self.wake()  # it waits again; the backend is down now
+        elif isinstance(result, Broken):
+            await self.jobs.lost(job.prompt_id, result.detail, self.routing.settings.max_attempts)
+        elif isinstance(result, Refused):
+            error = rejection_error(result.body, result.status)
+            await self.jobs.fail(job.prompt_id, *error)
+
+    async def _reserve(self, job: StoredJob, backend: Backend) -> Bound | NoRoom | Gone | NotNow:
+        """`job` bound to `backend` in its tenant's turn, shared with the other
         replicas (fair.Taken: why not now)."""
         if self.turn is None:
-            return await self.dispatcher.send(job, backend)
+            return await self.dispatcher.reserve(job, backend)
         move = await self.turn.take(self.jobs.queue, job)
         if isinstance(move, str):
             return move
-        result = await self.dispatcher.send(job, backend)
+        result = await self.dispatcher.reserve(job, backend)
         if isinstance(result, (NoRoom, Gone)):
             await self.turn.undo(move)  # not bound here: the turn was not used
         return result

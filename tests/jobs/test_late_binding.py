@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from support import HANG_BOUND, PoolFactory, colored, workflow
+from support import HANG_BOUND, HeldAnswer, PoolFactory, colored, workflow
 
 from balancer.config.model import RoutingSettings
 
@@ -129,3 +129,30 @@ async def test_a_job_pending_behind_a_busy_gpu_moves_to_one_that_went_idle(
     busy.resume()
     await pool.settle([first])
     assert sorted(busy.executed + other.executed) == sorted([first, *ids]), "each ran once"
+
+
+async def test_a_backend_slow_to_answer_a_send_holds_up_no_other_backend(
+    make_pool: PoolFactory,
+) -> None:
+    """A job is sent to gpu A, which queues it but does not answer yet:
+    meanwhile gpu B frees up, and the job waiting behind is sent there and
+    runs, without waiting for A's answer."""
+    held = HeldAnswer("POST", "/prompt")
+    routing = RoutingSettings(max_pending_per_backend=0)  # one job per backend
+    pool = await make_pool(2, routing=routing, middlewares=(held.middleware(),))
+    for emulator in pool.emulators.values():
+        emulator.pause()
+    first, second, third, fourth = [(await pool.submit(colored(i)))["prompt_id"] for i in range(4)]
+    a, b = await pool.owner(first), await pool.owner(second)
+    assert {a, b} == {"gpu0", "gpu1"} and len(pool.balancer.jobs.queue) == 2
+    held.armed = True
+    try:
+        pool.emulators[a].resume()  # `first` ends: `third` is sent to A, which holds its answer
+        await asyncio.wait_for(held.served.wait(), HANG_BOUND)
+        pool.emulators[b].resume()  # `second` ends: room on B for `fourth`
+        await pool.done(fourth)  # A's answer is still held
+        assert await pool.owner(fourth) == b
+    finally:
+        held.release.set()
+    await pool.settle([first, second, third, fourth])
+    assert sorted(pool.emulators[a].executed) == sorted([first, third])

@@ -63,7 +63,7 @@ async def lost_answer(make_pool: PoolFactory) -> LostAnswer:
         assert len(sends) == 1
         sends[0].reschedule(asyncio.get_running_loop().time())  # the send times out
         await asyncio.wait_for(retried.wait(), 10.0)
-        await pool.balancer.binder.pump()  # room on gpu0 as far as the balancer knows
+        await pool.bind()  # room on gpu0 as far as the balancer knows
         assert len(sends) == 1, "not sent again while it may be on gpu0"
     finally:
         held.release.set()
@@ -99,7 +99,7 @@ async def test_a_job_whose_send_timed_out_is_followed_where_a_probe_shows_it(
     await pool.client.post("/interrupt", json={"prompt_id": lost.running})
     await asyncio.wait_for(ended.wait(), 10.0)  # gpu0 starts the one it holds
     await pool.probe()  # gpu0 shows it
-    await pool.balancer.binder.pump()
+    await pool.bind()
     job = await pool.balancer.store.get_job(lost.prompt_id)
     assert job is not None and job.backend == "gpu0", "followed there"
     assert len(lost.sends) == 1, "not sent again"
@@ -149,7 +149,7 @@ async def test_a_prompt_whose_send_at_once_timed_out_is_accepted_and_runs_once(
     prompt_id = answer["prompt_id"]
     assert answer["number"] == 1 and answer["node_errors"] == {}
     await pool.probe()  # gpu0 shows it: followed there
-    await pool.balancer.binder.pump()
+    await pool.bind()
     job = await pool.balancer.store.get_job(prompt_id)
     assert job is not None and job.backend == "gpu0" and len(sends) == 1, "not sent again"
     gpu0.resume()

@@ -188,7 +188,7 @@ async def test_a_job_is_not_sent_where_it_ran_while_that_run_is_being_read(
     try:
         await asyncio.wait_for(held.served.wait(), 10.0)  # the end is being read
         await pool.channels_up(["gpu0"])  # gpu0 is a place to send jobs again
-        await pool.balancer.binder.pump()
+        await pool.bind()
         job = await pool.balancer.store.get_job(prompt_id)
         assert job is not None and job.state == "waiting", "not sent again meanwhile"
     finally:
