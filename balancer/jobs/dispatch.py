@@ -13,7 +13,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, Clock
@@ -21,6 +21,7 @@ from balancer.catalog.fit import Fitter
 from balancer.catalog.needs import Needs, needs_of
 from balancer.config.model import ProbeSettings
 from balancer.jobs.events import JobEvent
+from balancer.jobs.fair import TurnCheck
 from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
 from balancer.logs import get_logger
@@ -45,10 +46,13 @@ class BeforeDispatch(Protocol):
 class Room(Protocol):
     """Room on backends shared with other balancer replicas: a slot is taken
     before a prompt is sent (False: another replica holds every slot, or the
-    shared store is unreachable) and given back when the send fails or the
-    job leaves the backend."""
+    shared store is unreachable; with `turn`, "again": the tenants' turn
+    moved since it was read, and it moves with the slot taken) and given
+    back when the send fails or the job leaves the backend."""
 
-    async def take(self, backend: str, prompt_id: str, capacity: int) -> bool: ...
+    async def take(
+        self, backend: str, prompt_id: str, capacity: int, turn: TurnCheck | None = None
+    ) -> bool | Literal["again"]: ...
 
     async def give_back(self, prompt_id: str) -> None: ...
 
@@ -228,16 +232,25 @@ class Dispatcher:
     async def send(self, job: StoredJob, backend: Backend) -> SendResult:
         """Forward `job` (waiting or dispatching) to `backend`."""
         bound = await self.reserve(job, backend)
+        assert bound != "again", "no turn was asked for"
         return await self.forward(bound) if isinstance(bound, Bound) else bound
 
-    async def reserve(self, job: StoredJob, backend: Backend) -> Bound | NoRoom | Gone:
-        """A slot on `backend` and the job bound there: from now on it counts
-        in the backend's load, and a send of it is in flight (`settled`)."""
+    @property
+    def shares_room(self) -> bool:
+        """Slots are taken in the room shared with other replicas."""
+        return self.room is not None and self.routing.slots is not None
+
+    async def reserve(
+        self, job: StoredJob, backend: Backend, turn: TurnCheck | None = None
+    ) -> Bound | NoRoom | Gone | Literal["again"]:
+        """A slot on `backend` (with `turn`, in the tenants' turn: see Room)
+        and the job bound there: from now on it counts in the backend's
+        load, and a send of it is in flight (`settled`)."""
         shared, capacity = self.room, self.routing.slots
         if shared is None or capacity is None:
             shared = None  # nothing to share: no other replica, or no limit
-        elif not await shared.take(backend.name, job.prompt_id, capacity):
-            return NoRoom()
+        elif (taken := await shared.take(backend.name, job.prompt_id, capacity, turn)) is not True:
+            return NoRoom() if taken is False else taken
         bound = None
         try:
             bound = await self.jobs.bind(job.prompt_id, backend.name)

@@ -27,28 +27,45 @@ Served = tuple[Tenant] | None  # the tenant served last, once one was
 
 @dataclass(frozen=True)
 class Move:
-    """The turn moved from `since` to `to` by one binding (equal: it did not move)."""
+    """The turn moved from `since` to `to` by one binding (equal: it did not
+    move). `head`: the job bound is the head of the rotation, so the binding
+    holds only if the turn is still `since` as it is made (a job past the
+    head neither checks nor moves it)."""
 
     since: Served
     to: Served
+    head: bool = True
 
 
 # Not bound in this turn: "again", another replica moved the turn since it
 # was read (choose again); "wait", the tenant next in turn waits on another
 # replica, which binds it (this pass ends).
 NotNow = Literal["again", "wait"]
-Taken = Move | NotNow
+Taken = Move | Literal["wait"]
+# How the shared room checks and moves the turn with a slot: (key, since, to).
+TurnCheck = tuple[str, str, str]
 
 
 class Turn(Protocol):
-    """The turn shared with other replicas (none: this balancer's own)."""
+    """The turn shared with other replicas (none: this balancer's own).
+    A move is made in the same step as the slot the job takes on its
+    backend (dispatch.Room.take), so no other replica sees a turn moved for
+    a job that did not get its slot; without shared slots, `commit`."""
 
     async def follow(self, queue: FairQueue) -> None:
         """Set `queue`'s rotation to start after the tenant served last pool-wide."""
         ...
 
-    async def take(self, queue: FairQueue, job: StoredJob) -> Taken:
-        """The turn for binding `job`, or why not now."""
+    def take(self, queue: FairQueue, job: StoredJob) -> Taken:
+        """The move binding `job` makes, or why not now."""
+        ...
+
+    def condition(self, move: Move) -> TurnCheck | None:
+        """What the room checks and moves with the slot; None: nothing."""
+        ...
+
+    async def commit(self, move: Move) -> bool:
+        """Make `move` on its own; False: the turn moved since it was read."""
         ...
 
     async def undo(self, move: Move) -> None:

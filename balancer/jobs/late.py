@@ -123,14 +123,20 @@ class LateBinder:
 
     async def _reserve(self, job: StoredJob, backend: Backend) -> Bound | NoRoom | Gone | NotNow:
         """`job` bound to `backend` in its tenant's turn, shared with the other
-        replicas (fair.Taken: why not now)."""
+        replicas (fair.NotNow: why not now): the turn moves with the slot
+        the job takes there, in one step (Room.take)."""
         if self.turn is None:
             return await self.dispatcher.reserve(job, backend)
-        move = await self.turn.take(self.jobs.queue, job)
+        move = self.turn.take(self.jobs.queue, job)
         if isinstance(move, str):
             return move
-        result = await self.dispatcher.reserve(job, backend)
-        if isinstance(result, (NoRoom, Gone)):
+        if self.dispatcher.shares_room:
+            result = await self.dispatcher.reserve(job, backend, self.turn.condition(move))
+        elif not await self.turn.commit(move):
+            return "again"
+        else:
+            result = await self.dispatcher.reserve(job, backend)
+        if isinstance(result, Gone):
             await self.turn.undo(move)  # not bound here: the turn was not used
         return result
 

@@ -25,12 +25,14 @@ import contextlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Literal
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from balancer.backends.state import Clock
 from balancer.jobs.events import JobEvent
+from balancer.jobs.fair import TurnCheck
 from balancer.logs import get_logger
 from balancer.replicas.listen import Message, listen
 from balancer.replicas.outage import Outage, Sleep
@@ -48,12 +50,23 @@ RECHECK = 1.0
 # renews it any more (every replica stopped).
 FORGET_MS = 60_000
 
+# With a second key (the tenants' turn, replicas/turn.py): taken only while
+# the turn is still ARGV[6] (else -1: it moved), and moved to ARGV[7] with it.
 TAKE = """
+local turn = KEYS[2]
+if turn and (redis.call('GET', turn) or '') ~= ARGV[6] then
+  return -1
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local mine = redis.call('ZSCORE', KEYS[1], ARGV[4])
 if mine or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
   redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  if turn and ARGV[7] == '' then
+    redis.call('DEL', turn)
+  elseif turn then
+    redis.call('SET', turn, ARGV[7])
+  end
   return 1
 end
 return 0
@@ -81,27 +94,34 @@ class Slots:
         self._full_until: dict[str, float] = {}
         self._notices: Counter[str] = Counter()
 
-    async def take(self, backend: str, prompt_id: str, capacity: int) -> bool:
+    async def take(
+        self, backend: str, prompt_id: str, capacity: int, turn: TurnCheck | None = None
+    ) -> bool | Literal["again"]:
         """A slot on `backend` for `prompt_id` (again: renewed); False when
-        every slot is held, or Redis is unreachable (no room known is no room)."""
+        every slot is held, or Redis is unreachable (no room known is no
+        room). `turn`: taken only while the tenants' turn is still as read
+        ("again" when it moved), and moved in the same step."""
         before = self.held.get(prompt_id)
         if before is not None and before != backend:
             await self.give_back(prompt_id)
         now, notices = self.clock(), self._notices[backend]
         if before != backend and now < self._full_until.get(backend, now):
             return False  # full, and no slot freed there since
-        args = [now, now + self.lease, capacity, prompt_id, FORGET_MS]
+        keys, args = [self.prefix + backend], [now, now + self.lease, capacity, prompt_id]
+        if turn is not None:
+            keys.append(turn[0])
+        args += [FORGET_MS, *(turn[1:] if turn is not None else ())]
         try:
-            taken = bool(await self._take(keys=[self.prefix + backend], args=args))
+            taken = await self._take(keys=keys, args=args)
         except RedisError as exc:
             self.outage.failed(exc)
             return False
         self.outage.ok()
-        if taken:
+        if taken == 1:
             self.held[prompt_id] = backend
-        elif self._watching and self._notices[backend] == notices:
+        elif taken == 0 and self._watching and self._notices[backend] == notices:
             self._full_until[backend] = now + RECHECK
-        return taken
+        return "again" if taken == -1 else taken == 1
 
     async def give_back(self, prompt_id: str, backend: str | None = None) -> None:
         """Free its slot; Redis away, it expires one lease later. `backend`:

@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from balancer.backends.state import Clock
-from balancer.jobs.fair import FairQueue, Move, Served, Taken, Tenant, rotation
+from balancer.jobs.fair import FairQueue, Move, Served, Taken, Tenant, TurnCheck, rotation
 from balancer.replicas.outage import Outage
 from balancer.store import StoredJob
 
@@ -93,21 +93,30 @@ class SharedTurn:
             self.outage.ok()
             queue.follow(served)
 
-    async def take(self, queue: FairQueue, job: StoredJob) -> Taken:
+    def take(self, queue: FairQueue, job: StoredJob) -> Taken:
         """A job past the head of the rotation (the late binder may bind
         one) moves no turn, as with one balancer."""
         head, since = queue.peek(), queue.served
         if head is None or head.prompt_id != job.prompt_id:
-            return Move(since, since)
+            return Move(since, since, head=False)
         if self._elsewhere(since, job.tenant):
             return "wait"
-        move = Move(since, (job.tenant,))
+        return Move(since, (job.tenant,))
+
+    def condition(self, move: Move) -> TurnCheck | None:
+        """(key, since, to) for the script that checks and moves the turn in
+        the step that takes a slot (slots.py); None when `move` neither
+        checks nor moves it."""
+        return (self.key, encode(move.since), encode(move.to)) if move.head else None
+
+    async def commit(self, move: Move) -> bool:
+        if not move.head:
+            return True
         try:
-            moved = await self.move(move.since, move.to)
+            return await self.move(move.since, move.to)
         except RedisError as exc:
             self.outage.failed(exc)
-            return move
-        return move if moved else "again"
+            return True  # this replica's own turn
 
     def _elsewhere(self, since: Served, tenant: Tenant) -> bool:
         """The tenant next in turn is not `tenant` (its jobs wait on another
@@ -122,7 +131,7 @@ class SharedTurn:
         return now - self._deferred[2] < DEFER
 
     async def undo(self, move: Move) -> None:
-        if move.since == move.to:
+        if not move.head or move.since == move.to:
             return
         try:
             await self.move(move.to, move.since)

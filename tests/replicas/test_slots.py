@@ -10,7 +10,9 @@ import redis.asyncio as redis
 from support import FakeClock
 
 from balancer.jobs.events import JobEvent
+from balancer.jobs.fair import Move
 from balancer.replicas.slots import Slots
+from balancer.replicas.turn import SharedTurn
 
 
 @pytest.fixture
@@ -130,3 +132,28 @@ async def test_a_full_backend_is_asked_again_after_a_while_without_notice(
     finally:
         watching.cancel()
         await b.close()
+
+
+async def test_the_tenants_turn_moves_only_with_a_slot_taken(connections: list[Any]) -> None:
+    """Binding the head of the rotation takes the slot and moves the turn in
+    one step: a replica that finds the backend full leaves the turn as it
+    was (another replica never chooses from a turn moved for a job that was
+    not sent), and one that read a turn since moved takes no slot."""
+    clock = FakeClock()
+    turn = SharedTurn(connections[2], "balancer:", clock)
+    a, b = replicas(connections[:2], clock)
+    carol_to_alice = turn.condition(Move(("carol",), ("alice",)))
+    assert carol_to_alice is not None
+    await turn.move(None, ("carol",))
+    assert await a.take("gpu0", "a1", 1, carol_to_alice) is True
+    assert (await turn.read())[0] == ("alice",)
+    alice_to_bob = turn.condition(Move(("alice",), ("bob",)))
+    assert await b.take("gpu0", "b1", 1, alice_to_bob) is False, "gpu0 is full"
+    assert (await turn.read())[0] == ("alice",), "the turn stays alice's"
+    assert await b.take("gpu1", "b1", 1, carol_to_alice) == "again", "it moved since"
+    assert await b.holders("gpu1") == []
+    assert await b.take("gpu1", "b1", 1, alice_to_bob) is True
+    assert (await turn.read())[0] == ("bob",)
+    past_the_head = turn.condition(Move(("carol",), ("carol",), head=False))
+    assert past_the_head is None and await a.take("gpu2", "a2", 1, past_the_head) is True
+    assert (await turn.read())[0] == ("bob",)
