@@ -196,6 +196,7 @@ def assemble(
         [reader.backend_down],
         channels.answering,
         binder.wake,  # when a probe changes what a backend can take, and once a round
+        lambda backend: follower.holds(backend.name) or reader.due(backend),
     )
     b = Balancer(
         settings=settings,

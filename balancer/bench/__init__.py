@@ -57,9 +57,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     ops.set_defaults(runner="balancer.bench.ops:run_ops_bench")
     ops.add_argument("--backends", type=int, default=200, help="emulated backends registered")
     ops.add_argument("--repeat", type=int, default=20, help="runs of each measurement")
-    ops.add_argument("--steady", type=float, default=10.0,
+    ops.add_argument("--steady", type=float, default=60.0,
                      help="seconds the balancer's CPU is read while it probes the backends, "
-                     "each in its own process (0: skip)")  # fmt: skip
+                     "each in its own process (0: skip); at least probe.idle_interval (60 s), "
+                     "or an idle backend's read may fall outside the window")  # fmt: skip
     ops.add_argument("--stats-interval", type=float, default=0.0,
                      help="its probe.stats_interval (default: 0, every probe)")  # fmt: skip
     schedule = command("schedule", help="late binding vs send-at-once vs round robin")

@@ -39,6 +39,11 @@ class ProbeSettings:
     # read: its `status` pushes bring every queue change, and each round
     # pings it over the channel instead.
     channel_interval: float = 10.0
+    # How often it is read while, besides, nothing says it holds anything:
+    # its pushes and last read show an empty queue, nothing is on its way
+    # to it, and the balancer follows no job there (VRAM is then read this
+    # seldom too).
+    idle_interval: float = 60.0
 
 
 @dataclass(frozen=True)

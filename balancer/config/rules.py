@@ -248,6 +248,7 @@ CHECKS: dict[tuple[type, str], Check] = {
     (ProbeSettings, "healthy_after"): _at_least(1),
     (ProbeSettings, "stale_after"): _positive,
     (ProbeSettings, "channel_interval"): _positive,
+    (ProbeSettings, "idle_interval"): _positive,
     (HealthSettings, "min_backends_up"): _at_least(1),
     (LimitSettings, "max_body"): _positive,
     (LimitSettings, "max_upload"): _positive,

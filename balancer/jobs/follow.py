@@ -39,6 +39,7 @@ from balancer.backends.state import Backend, Clock, LoadSnapshot
 from balancer.jobs.completing import CompletingStep
 from balancer.jobs.dispatch import display_number
 from balancer.jobs.events import JobEvent
+from balancer.jobs.followed import Followed
 from balancer.jobs.held import HeldEnds
 from balancer.jobs.lateruns import LateRuns
 from balancer.jobs.lifecycle import Jobs
@@ -82,8 +83,9 @@ class Follower:
         self.clock = clock
         self._sent_at: dict[str, float] = {}  # monotonic; a probe compares with it
         # Where each followed job was sent (or found, adopted): what work
-        # stealing among replicas looks through (it moves only these).
-        self._sent_to: dict[str, str] = {}
+        # stealing among replicas looks through (it moves only these), and
+        # what `holds` tells the prober.
+        self._sent_to = Followed()
         # Of those, the ones whose run there started (stealing skips them).
         self._started: set[str] = set()
         # Runs of jobs taken from a backend that it may still end (shared
@@ -102,7 +104,7 @@ class Follower:
         if event.phase == "dispatched":
             self._sent_at[event.prompt_id] = self.clock()
             if event.backend is not None:  # a run there is followed as its own now
-                self._sent_to[event.prompt_id] = event.backend
+                self._sent_to.sent(event.prompt_id, event.backend)
                 self.late.discard(event.backend, event.prompt_id)
             self._started.discard(event.prompt_id)
         elif event.phase == "running":
@@ -110,7 +112,7 @@ class Follower:
         elif event.phase in ("completed", "failed", "interrupted", "cancelled", "retried"):
             self._sent_at.pop(event.prompt_id, None)
             self._told.discard(event.prompt_id)
-            self._sent_to.pop(event.prompt_id, None)
+            self._sent_to.left(event.prompt_id)
             self._started.discard(event.prompt_id)
         if event.phase in ("retried", "completed", "failed", "interrupted") and event.taken_from:
             # Taken from a backend, or ended by an earlier run elsewhere
@@ -133,14 +135,18 @@ class Follower:
         for job in jobs:
             self._sent_at.setdefault(job.prompt_id, -math.inf)
             if job.backend is not None:
-                self._sent_to.setdefault(job.prompt_id, job.backend)
+                self._sent_to.found(job.prompt_id, job.backend)
             self.late.taken_from(job)
 
     async def restore(self) -> None:
         """After a restart: the runs every kept job (ended ones too) may
-        still have where it was taken from."""
+        still have where it was taken from, and the jobs on backends (their
+        events go to the channels of the process before, so only probes
+        find their ends)."""
         for job in await self.store.jobs():
             self.late.taken_from(job)
+            if job.backend is not None and job.state in ("queued", "running"):
+                self._sent_to.found(job.prompt_id, job.backend)
 
     def follows(self, prompt_id: str) -> bool:
         """Whether this balancer decides this job's fate on its backend
@@ -153,7 +159,13 @@ class Follower:
         adopted there and has not seen start)."""
         if not self.only_own:
             return True
-        return any(b == backend and p not in self._started for p, b in self._sent_to.items())
+        return any(p not in self._started for p in self._sent_to.on(backend))
+
+    def holds(self, backend: str) -> bool:
+        """Whether `backend` holds a job this balancer follows there, or may
+        hold a run of a job taken from it: its queue is read until it does
+        not, whatever its pushes say."""
+        return bool(self._sent_to.on(backend)) or self.late.holds(backend)
 
     def forget_all(self) -> None:
         """Another replica follows every job this one did (its lease was lost)."""
@@ -164,7 +176,7 @@ class Follower:
 
     async def started(self, backend: Backend, prompt_id: str) -> None:
         """`backend`, the job's own (the relay checked), started its run."""
-        await self.jobs.started(prompt_id, backend.name)
+        await self.jobs.started(prompt_id)
 
     async def ended(self, backend: str, prompt_id: str, replay: bool) -> StoredJob | None:
         """A run of `prompt_id` ended on `backend` (its channel or a probe

@@ -36,6 +36,10 @@ class LateRuns:
         """The jobs `backend` may still hold a run of (the set itself)."""
         return self._on.setdefault(backend, set())
 
+    def holds(self, backend: str) -> bool:
+        """Whether `backend` may still hold a run of a job taken from it."""
+        return bool(self._on.get(backend))
+
     def backends(self, prompt_id: str) -> list[str]:
         """The backends that may still hold a run of this job."""
         return [b for b, ids in self._on.items() if prompt_id in ids]

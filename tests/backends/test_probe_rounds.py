@@ -36,7 +36,8 @@ def napping_prober(
     return Prober(
         b.registry, b.upstream, b.settings.probe, pool.clock,
         on_failure=lambda _backend, _death: None, listeners=(), on_down=(),
-        ping=ping or b.channels.answering, wake=wake or b.binder.wake, sleep=sleep,
+        ping=ping or b.channels.answering, wake=wake or b.binder.wake, wanted=b.prober.wanted,
+        sleep=sleep,
     )  # fmt: skip
 
 
