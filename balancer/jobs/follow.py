@@ -176,7 +176,7 @@ class Follower:
 
     async def started(self, backend: Backend, prompt_id: str) -> None:
         """`backend`, the job's own (the relay checked), started its run."""
-        await self.jobs.started(prompt_id)
+        await self.jobs.started(prompt_id, backend.name)
 
     async def ended(self, backend: str, prompt_id: str, replay: bool) -> StoredJob | None:
         """A run of `prompt_id` ended on `backend` (its channel or a probe

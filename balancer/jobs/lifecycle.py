@@ -39,6 +39,10 @@ class Jobs:
         self.wall = wall
         self.claims = claims  # None: this balancer alone follows every job
         self.queue = FairQueue()  # round-robin across API keys
+        # Starts its backend told of before the answer to its send was
+        # recorded (the job still dispatching): prompt_id -> when. Recorded
+        # once the dispatch lands (`dispatched`).
+        self._early_starts: dict[str, float] = {}
 
     # ---- the one move, and its log line and event
     async def _move(
@@ -59,6 +63,8 @@ class Jobs:
             return None
         if job.state != "waiting":
             self._dequeue(prompt_id)
+        if job.state not in ("dispatching", "queued"):
+            self._early_starts.pop(prompt_id, None)  # started, or left that run
         if job.told_at is not None:  # as stored: an end told is never told again
             client_events = ()
         if phase is not None:
@@ -116,17 +122,44 @@ class Jobs:
 
     async def dispatched(self, bound: StoredJob, backend: str, answer: bytes) -> StoredJob | None:
         """dispatching -> queued on `backend`; `bound` is the job as its
-        move to dispatching stored it (its attempts so far)."""
+        move to dispatching stored it (its attempts so far). A start its
+        backend told of meanwhile is recorded now (`started`)."""
         fields = {"backend": backend, "attempts": bound.attempts + 1, "answer": answer}
         prompt_id = bound.prompt_id
-        return await self._move(
+        queued = await self._move(
             prompt_id, "queued", "dispatched", fields, from_states=("dispatching",)
         )
+        if queued is None or prompt_id not in self._early_starts:
+            return queued
+        return await self._start(prompt_id, ("queued",)) or queued
 
-    async def started(self, prompt_id: str) -> StoredJob | None:
-        """queued -> running, told by its backend (the caller found the
-        event came from the job's own backend)."""
-        return await self._move(prompt_id, "running", "running", {"started_at": self.wall()})
+    async def started(self, prompt_id: str, backend: str) -> StoredJob | None:
+        """queued -> running, told by `backend`, the job's own (the caller
+        checked). A backend tells it as soon as it queues the prompt, which
+        may be before the answer to the send is recorded: the job is then
+        still dispatching there, and its start is recorded when the
+        dispatch lands (`dispatched`)."""
+        self._early_starts[prompt_id] = self.wall()
+        started = await self._start(prompt_id, FROM["running"])
+        if started is not None:
+            return started
+        job = await self.store.get_job(prompt_id)
+        if job is None or job.state != "dispatching" or job.backend != backend:
+            self._early_starts.pop(prompt_id, None)
+            return None
+        # Unless its dispatch landed while the store was read (it found no
+        # start then): the start is recorded now.
+        return await self._start(prompt_id, ("queued",))
+
+    async def _start(self, prompt_id: str, from_states: tuple[str, ...]) -> StoredJob | None:
+        """The move to running of a start noted in `_early_starts`, at the
+        time its backend told of it; the store's atomic transition lets one
+        of `started` and `dispatched` make it."""
+        at = self._early_starts.get(prompt_id)
+        if at is None:  # recorded already
+            return None
+        fields = {"started_at": at}
+        return await self._move(prompt_id, "running", "running", fields, from_states=from_states)
 
     # ---- the end of a run
     async def told(self, prompt_id: str, backend: str) -> StoredJob | None:
@@ -161,7 +194,8 @@ class Jobs:
         to = end_state(entry)
         await self.store.put_history(prompt_id, entry)
         now = self.wall()
-        fields: dict[str, Any] = {"ended_at": now, "started_at": job.started_at or now}
+        began = job.started_at or self._early_starts.get(prompt_id, now)
+        fields: dict[str, Any] = {"ended_at": now, "started_at": began}
         if backend != job.backend:  # the earlier run won: the current one is the extra
             lost = (*job.lost_from, job.backend) if job.backend else job.lost_from
             fields.update(backend=backend, lost_from=lost)
