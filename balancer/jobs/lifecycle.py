@@ -2,82 +2,31 @@
 
 Every change of a job is one method here: it checks the move is legal (the
 store's atomic `transition` refuses any other), persists it in that one call,
-logs one line and emits one event (telling.py). Nothing else writes a job. Methods return
-the job as stored after the move, or None when the move did not apply (the
-job had moved on), so callers never act on a stale state. A job whose end
-its client was told (`told_at`, see `told`) is told no end again by any
-move, and never runs again.
-
-The waiting index (`queue`) is the dispatch order of the jobs in `waiting`,
-changed only here, next to the transitions that enter and leave that state.
+logs one line and emits one event (the one move, moves.py). Nothing else
+writes a job. Methods return the job as stored after the move, or None when
+the move did not apply (the job had moved on), so callers never act on a
+stale state. A job whose end its client was told (`told_at`, see `told`) is
+told no end again by any move, and never runs again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
-from balancer.jobs.claims import Claims, create_claimed
-from balancer.jobs.events import ClientEvents, JobEvents, Phase
+from balancer.jobs.claims import create_claimed
+from balancer.jobs.events import ClientEvents
 from balancer.jobs.failure import failed_entry
-from balancer.jobs.fair import FairQueue
 from balancer.jobs.model import END_PHASES, end_events, end_state
+from balancer.jobs.moves import JobMoves
 from balancer.jobs.states import FROM, UNFINISHED
 from balancer.jobs.telling import tell
-from balancer.store import Store, StoredJob
+from balancer.store import StoredJob
 from balancer.store.model import JobStateName
 
-Clock = Callable[[], float]
 
-
-class Jobs:
-    def __init__(
-        self, store: Store, events: JobEvents, wall: Clock, claims: Claims | None = None
-    ) -> None:
-        self.store = store
-        self.events = events
-        self.wall = wall
-        self.claims = claims  # None: this balancer alone follows every job
-        self.queue = FairQueue()  # round-robin across API keys
-        # Starts its backend told of before the answer to its send was
-        # recorded (the job still dispatching): prompt_id -> when. Recorded
-        # once the dispatch lands (`dispatched`).
-        self._early_starts: dict[str, float] = {}
-
-    # ---- the one move, and its log line and event
-    async def _move(
-        self,
-        prompt_id: str,
-        to: JobStateName,
-        phase: Phase | None,
-        fields: Mapping[str, Any] | None = None,
-        *,
-        from_states: tuple[str, ...] | None = None,
-        detail: str | None = None,
-        client_events: ClientEvents = (),
-        entry: Any = None,
-    ) -> StoredJob | None:
-        allowed = FROM[to] if from_states is None else from_states
-        job = await self.store.transition(prompt_id, allowed, to, fields or {})
-        if job is None:
-            return None
-        if job.state != "waiting":
-            self._dequeue(prompt_id)
-        if job.state not in ("dispatching", "queued"):
-            self._early_starts.pop(prompt_id, None)  # started, or left that run
-        if job.told_at is not None:  # as stored: an end told is never told again
-            client_events = ()
-        if phase is not None:
-            await tell(self.events, job, phase, detail, client_events, entry=entry)
-        return job
-
-    def _dequeue(self, prompt_id: str) -> None:
-        """Out of the waiting index; taking the head keeps the tenants' rotation."""
-        head = self.queue.peek()
-        if head is not None and head.prompt_id == prompt_id:
-            self.queue.pop()
-        else:
-            self.queue.remove(prompt_id)
+class Jobs(JobMoves):
+    """Each transition of a job, one method each."""
 
     # ---- acceptance
     async def accept(self, job: StoredJob, max_unfinished: int | None = None) -> bool:
@@ -339,9 +288,3 @@ class Jobs:
                 await self.unbind(job.prompt_id)
             elif job.state == "recalling":
                 await self.kept(job.prompt_id, running=False)
-
-    def forget_waiting(self, prompt_id: str | None = None) -> None:
-        """Another replica follows this waiting job now (None: every one)."""
-        ids = [job.prompt_id for job in self.queue] if prompt_id is None else [prompt_id]
-        for each in ids:
-            self.queue.remove(each)

@@ -1,0 +1,82 @@
+"""The one move of a job that every transition makes (lifecycle.py has the
+transitions, one method each): the store's atomic `transition`, then one
+log line and one event (telling.py), from the job as stored.
+
+The waiting index (`queue`) is the dispatch order of the jobs in `waiting`,
+changed only by the transitions that enter and leave that state; a move out
+of `waiting` takes the job out of it here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from balancer.jobs.claims import Claims
+from balancer.jobs.events import ClientEvents, JobEvents, Phase
+from balancer.jobs.fair import FairQueue
+from balancer.jobs.states import FROM
+from balancer.jobs.telling import tell
+from balancer.store import Store, StoredJob
+from balancer.store.model import JobStateName
+
+Clock = Callable[[], float]
+
+
+class JobMoves:
+    """The store, the events, the clock and the waiting index every
+    transition (lifecycle.Jobs) works on, and its one move."""
+
+    def __init__(
+        self, store: Store, events: JobEvents, wall: Clock, claims: Claims | None = None
+    ) -> None:
+        self.store = store
+        self.events = events
+        self.wall = wall
+        self.claims = claims  # None: this balancer alone follows every job
+        self.queue = FairQueue()  # round-robin across API keys
+        # Starts its backend told of before the answer to its send was
+        # recorded (the job still dispatching): prompt_id -> when. Recorded
+        # once the dispatch lands (`dispatched`).
+        self._early_starts: dict[str, float] = {}
+
+    # ---- the one move, and its log line and event
+    async def _move(
+        self,
+        prompt_id: str,
+        to: JobStateName,
+        phase: Phase | None,
+        fields: Mapping[str, Any] | None = None,
+        *,
+        from_states: tuple[str, ...] | None = None,
+        detail: str | None = None,
+        client_events: ClientEvents = (),
+        entry: Any = None,
+    ) -> StoredJob | None:
+        allowed = FROM[to] if from_states is None else from_states
+        job = await self.store.transition(prompt_id, allowed, to, fields or {})
+        if job is None:
+            return None
+        if job.state != "waiting":
+            self._dequeue(prompt_id)
+        if job.state not in ("dispatching", "queued"):
+            self._early_starts.pop(prompt_id, None)  # started, or left that run
+        if job.told_at is not None:  # as stored: an end told is never told again
+            client_events = ()
+        if phase is not None:
+            await tell(self.events, job, phase, detail, client_events, entry=entry)
+        return job
+
+    def _dequeue(self, prompt_id: str) -> None:
+        """Out of the waiting index; taking the head keeps the tenants' rotation."""
+        head = self.queue.peek()
+        if head is not None and head.prompt_id == prompt_id:
+            self.queue.pop()
+        else:
+            self.queue.remove(prompt_id)
+
+    def forget_waiting(self, prompt_id: str | None = None) -> None:
+        """Another replica follows this waiting job now (None: every one)."""
+        ids = [job.prompt_id for job in self.queue] if prompt_id is None else [prompt_id]
+        for each in ids:
+            self.queue.remove(each)
