@@ -24,6 +24,15 @@ from balancer.jobs.events import JobEvent
 from balancer.jobs.fair import TurnCheck
 from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
+from balancer.jobs.send_results import (
+    Accepted,
+    Broken,
+    Gone,
+    NoRoom,
+    Refused,
+    SendResult,
+    Unreachable,
+)
 from balancer.logs import get_logger
 from balancer.scheduling import Candidate, Chosen, NoBackend, Picker, Wait, candidates_from
 from balancer.store import Pin, StoredJob
@@ -55,47 +64,6 @@ class Room(Protocol):
     ) -> bool | Literal["again"]: ...
 
     async def give_back(self, prompt_id: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class Accepted:
-    """The backend queued it; `body` is its answer with the pool's number."""
-
-    body: bytes
-
-
-@dataclass(frozen=True)
-class Refused:
-    """The backend's own refusal (a validation error), to pass through."""
-
-    status: int
-    body: bytes
-    content_type: str
-
-
-@dataclass(frozen=True)
-class Unreachable:
-    """The connection was never made: the backend saw nothing."""
-
-
-@dataclass(frozen=True)
-class Broken:
-    """The request failed after it left: the backend may or may not have it."""
-
-    detail: str
-
-
-@dataclass(frozen=True)
-class Gone:
-    """The job was removed before it could be sent: nothing was sent."""
-
-
-@dataclass(frozen=True)
-class NoRoom:
-    """Other replicas hold every slot of the backend: nothing was sent."""
-
-
-SendResult = Accepted | Refused | Unreachable | Broken | Gone | NoRoom
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,7 @@ from functools import partial
 from balancer.backends.state import Backend, Clock
 from balancer.catalog.needs import Needs, needs_of
 from balancer.catalog.refusal import unmet_body
-from balancer.jobs.dispatch import (
-    Bound,
-    Broken,
-    Dispatcher,
-    Gone,
-    NoRoom,
-    Refused,
-    Unreachable,
-    still_holds,
-)
+from balancer.jobs.dispatch import Bound, Dispatcher, still_holds
 from balancer.jobs.events import JobEvent
 from balancer.jobs.failure import rejection_error
 from balancer.jobs.fair import NotNow, Turn
@@ -30,6 +21,7 @@ from balancer.jobs.forwards import Forwards
 from balancer.jobs.lateruns import LateRuns
 from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
+from balancer.jobs.send_results import Broken, Gone, NoRoom, Refused, Unreachable
 from balancer.jobs.steal import Stealer
 from balancer.scheduling import NoBackend, Wait
 from balancer.store import StoredJob

@@ -24,19 +24,12 @@ from typing import Any
 from balancer.backends.state import Clock
 from balancer.catalog.needs import Needs, needs_of
 from balancer.catalog.refusal import unmet_body
-from balancer.jobs.dispatch import (
-    Accepted,
-    Broken,
-    Dispatcher,
-    Gone,
-    NoRoom,
-    Refused,
-    Unreachable,
-)
+from balancer.jobs.dispatch import Dispatcher
 from balancer.jobs.ids import ID_RULE, IdFactory, is_safe_prompt_id, workflow_digest
 from balancer.jobs.late import LateBinder
 from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
+from balancer.jobs.send_results import Accepted, Broken, Gone, NoRoom, Refused, Unreachable
 from balancer.jobs.submission import Quota, Refusal, SubmitResult, Submitted, queued_answer
 from balancer.logs import get_logger
 from balancer.scheduling import NoBackend, Wait

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from balancer.auth.submission import accepted, admit, quota_of
 from balancer.errors import error_response
-from balancer.jobs.dispatch import Refused
+from balancer.jobs.send_results import Refused
 from balancer.jobs.submission import Submitted
 from balancer.proxy.aggregate_routes import healthy_json
 from balancer.proxy.context import ctx, read_json_object
