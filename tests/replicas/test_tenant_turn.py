@@ -106,10 +106,14 @@ async def test_a_turn_left_to_another_replica_waits_at_most_defer(
         assert await elsewhere.create(bobs)
         gpu0.resume()
         await r0.settle([blocker, a1])  # alice's turn: a1 goes
+        # The probe shows gpu0 empty: the `status` push after a1 may have come
+        # at the same (fake) instant as the last probe of settle, which still
+        # counted a1, and not been taken as newer. Then one pass of the binder:
+        # r0 tries a2, and leaves bob the turn.
+        await r0.probe()
+        await r0.balancer.binder.pump()
         turn = r0.balancer.replicas.turn  # type: ignore[union-attr]
-        async with asyncio.timeout(30):
-            while turn._deferred is None:  # r0 tried a2, and left bob the turn
-                await asyncio.sleep(0.01)
+        assert turn._deferred is not None
         assert turn._deferred[1] == "bob"
         assert [job.prompt_id for job in r0.balancer.jobs.queue] == [a2]
         stored = await elsewhere.get_job(a2)
