@@ -15,6 +15,7 @@ from support import Pool, colored
 
 from balancer.config.model import AuthSettings, RoutingSettings
 from balancer.jobs.events import JobEvent
+from balancer.replicas.slots import Slots
 from balancer.replicas.turn import DEFER
 from balancer.store import StoredJob
 from balancer.store.redis import RedisStore
@@ -122,4 +123,36 @@ async def test_a_turn_left_to_another_replica_waits_at_most_defer(
         await r0.settle([a2])  # its probes wake the binder: a2 goes
     finally:
         await elsewhere.aclose()
+        await client.aclose()
+
+
+async def test_a_replica_that_finds_no_room_leaves_the_turn_untouched(
+    make_replicas: ReplicaFactory, redis_url: str
+) -> None:
+    """bob's job heads r0's rotation, and another replica holds gpu0's one
+    slot: r0 sends nothing, and writes no turn meanwhile. Had it moved the
+    turn to bob and back, a replica that read it in between would serve the
+    tenant after bob next, and, refused a slot too, move the turn back to
+    bob, who was never served (keys were served twice in a row)."""
+    routing = replace(RoutingSettings(), max_pending_per_backend=0)
+    auth = AuthSettings(keys=(api_key("bob"),))
+    (r0,) = await make_replicas(1, backends=1, redis_store=RedisStore, auth=auth, routing=routing)
+    slots = r0.balancer.replicas.slots  # type: ignore[union-attr]
+    other = Slots(slots.redis, 5.0, r0.clock, "balancer:")
+    assert await other.take("gpu0", "x1", 1)
+    b1 = await submit_as(r0, as_("bob"), 1)
+    assert [job.prompt_id for job in r0.balancer.jobs.queue] == [b1]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        async with client.pipeline(transaction=True) as pipe:
+            await pipe.watch("balancer:turn")  # as another replica that read it
+            await r0.balancer.binder.pump()
+            pipe.multi()
+            pipe.get("balancer:turn")
+            assert await pipe.execute() == [None]  # no WatchError: never written
+        assert [job.prompt_id for job in r0.balancer.jobs.queue] == [b1]
+        await other.give_back("x1")
+        await r0.settle([b1])
+        assert await client.get("balancer:turn") == b'"bob"'  # moved once sent
+    finally:
         await client.aclose()
