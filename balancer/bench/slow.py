@@ -194,7 +194,7 @@ async def measure(seconds: float, clients: int, cost: float) -> str:
         f" directly at the same time; 503s by type: {dict(kinds) or 'none'})"
     )
     for row, what in seen.items():
-        note += f"\n(balancer {'on ' if row != BUSY else ''}{row}: {what})"
+        note += f"\n({BUSY if row == BUSY else f'balancer on {row}'}: {what})"
     for name, server in refs.items():
         if server is None:
             note += f"\n({name} is not installed here: its row is not measured)"
