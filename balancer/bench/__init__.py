@@ -65,10 +65,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                      help="its probe.stats_interval (default: 0, every probe)")  # fmt: skip
     schedule = command("schedule", help="late binding vs send-at-once vs round robin")
     schedule.set_defaults(runner="balancer.bench.schedule:run_schedule_bench")
-    schedule.add_argument("--jobs", type=int, default=2000, help="per run")
+    schedule.add_argument("--jobs", type=int, default=None,
+                          help="per run (default: 2000; with --replicas: 600)")  # fmt: skip
     schedule.add_argument("--loads", type=lambda s: [float(x) for x in s.split(",")],
                           default="0.7,0.9", help="fractions of capacity")  # fmt: skip
-    schedule.add_argument("--short-ms", type=float, default=25.0, help="short job, fast backend")
+    schedule.add_argument("--short-ms", type=float, default=None,
+                          help="ms, short job (default: 25; --replicas: 100)")  # fmt: skip
     schedule.add_argument("--fast", type=int, default=4, help="backends at time scale 1")
     schedule.add_argument("--slow", type=int, default=4, help="backends at time scale 2")
     schedule.add_argument("--seed", type=int, default=1, help="of the arrival and job-size trace")

@@ -184,12 +184,19 @@ async def measure(args: argparse.Namespace) -> tuple[str, list[str]]:
     return table(headers, rows), notes
 
 
+def with_trace(args: argparse.Namespace, short_ms: float, jobs: int) -> argparse.Namespace:
+    """`args` with these where --short-ms and --jobs were not given."""
+    given = vars(args)
+    chosen = {"short_ms": short_ms, "jobs": jobs}
+    return argparse.Namespace(**{**given, **{k: v for k, v in chosen.items() if given[k] is None}})
+
+
 def run_schedule_bench(args: argparse.Namespace) -> int:
     if args.replicas > 1:
         from balancer.bench.schedule_replicas import run_replicas_schedule_bench
 
         return run_replicas_schedule_bench(args)
-    text, notes = asyncio.run(measure(args))
+    text, notes = asyncio.run(measure(with_trace(args, short_ms=25.0, jobs=2000)))
     print(text)
     for note in notes:
         print(note)
