@@ -25,7 +25,7 @@ from balancer.backends.registry import Registry
 from balancer.backends.state import Clock
 from balancer.catalog.book import Catalogues
 from balancer.compose import Injected, Parts, assemble
-from balancer.config.model import Settings
+from balancer.config.settings import Settings
 from balancer.errors import error_middleware
 from balancer.jobs.ids import IdFactory, mint_prompt_id
 from balancer.jobs.waiting import SharedWaiting

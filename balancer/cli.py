@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from balancer import __version__
-from balancer.config.model import ListenSettings, LogSettings, Settings
+from balancer.config.server_settings import ListenSettings, LogSettings
+from balancer.config.settings import Settings
 from balancer.helpformat import DefaultsHelp
 
 

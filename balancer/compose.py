@@ -21,7 +21,7 @@ from balancer.backends.state import Clock
 from balancer.catalog.book import CatalogueReader, Catalogues
 from balancer.catalog.fit import Fitter
 from balancer.catalog.residency import Residency
-from balancer.config.model import Settings
+from balancer.config.settings import Settings
 from balancer.jobs.cancel import Canceller
 from balancer.jobs.dispatch import Dispatcher
 from balancer.jobs.events import JobEvents

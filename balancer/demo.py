@@ -13,13 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from balancer.app import create_app
-from balancer.config.model import (
-    BackendSettings,
-    ListenSettings,
-    RoutingSettings,
-    Settings,
-    StoreSettings,
-)
+from balancer.config.backend_settings import BackendSettings
+from balancer.config.routing_settings import RoutingSettings
+from balancer.config.server_settings import ListenSettings
+from balancer.config.settings import Settings
+from balancer.config.storage_settings import StoreSettings
 from balancer.emulator import EmulatorOptions, create_emulator_app
 from balancer.proxy.context import BALANCER
 from balancer.runner import ListenError, Running, bind, serve_on, start, stop_all, wait_for_stop

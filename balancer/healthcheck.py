@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from balancer.config import ConfigError, load_settings
-from balancer.config.model import ListenSettings
+from balancer.config.server_settings import ListenSettings
 
 # A wildcard listen address is reached on loopback.
 LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1"}

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 import structlog
 from aiohttp.http_exceptions import HttpProcessingError
 
-from balancer.config.model import LogSettings
+from balancer.config.server_settings import LogSettings
 from balancer.redact import redact_event
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import aiohttp
 from prometheus_client import CollectorRegistry
 
-from balancer.config.model import Settings
+from balancer.config.settings import Settings
 from balancer.outputs.setup import open_sink
 from balancer.outputs.sink import OutputSink
 from balancer.store import Store

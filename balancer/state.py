@@ -18,7 +18,7 @@ from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, Clock
 from balancer.catalog.book import CatalogueReader, Catalogues
 from balancer.catalog.residency import Residency
-from balancer.config.model import Settings
+from balancer.config.settings import Settings
 from balancer.jobs.cancel import Canceller
 from balancer.jobs.dispatch import Dispatcher
 from balancer.jobs.events import JobEvents

@@ -19,7 +19,9 @@ from support import PATIENT, FakeClock, Pool, PoolFactory, Stalls
 
 from balancer.app import create_app
 from balancer.bench.redisserver import RedisServer, redis_server_binary
-from balancer.config.model import BackendSettings, ProbeSettings, RoutingSettings, Settings
+from balancer.config.backend_settings import BackendSettings, ProbeSettings
+from balancer.config.routing_settings import RoutingSettings
+from balancer.config.settings import Settings
 from balancer.emulator import EMULATOR, Emulator, EmulatorOptions, create_emulator_app
 from balancer.store import MemoryStore, Store
 from balancer.webhooks.sender import Sleep

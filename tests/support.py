@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 from store_support import Outage
 
 from balancer.app import create_app
-from balancer.config.model import TimeoutSettings
+from balancer.config.server_settings import TimeoutSettings
 from balancer.emulator import Emulator
 from balancer.emulator.faults import Handler
 from balancer.proxy.context import BALANCER

@@ -12,7 +12,7 @@ import structlog
 from aiohttp import web
 
 from balancer.app import error_middleware
-from balancer.config.model import LogSettings
+from balancer.config.server_settings import LogSettings
 from balancer.logs import configure_logging
 
 

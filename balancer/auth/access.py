@@ -12,7 +12,8 @@ from balancer.auth.limits import Buckets, Clock, RateLimiter
 from balancer.auth.owners import Owners
 from balancer.auth.principal import KeyRing, Principal, principal_of
 from balancer.auth.sessions import Sessions
-from balancer.config.model import AuthSettings, Settings
+from balancer.config.access_settings import AuthSettings
+from balancer.config.settings import Settings
 
 
 class Access:

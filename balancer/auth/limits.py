@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from balancer.config.model import ApiKey
+from balancer.config.access_settings import ApiKey
 
 Clock = Callable[[], float]
 MAX_BUCKETS = 100_000

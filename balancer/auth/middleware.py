@@ -32,7 +32,7 @@ from balancer.auth.origin import changes_state, forbidden_origin, origin_allowed
 from balancer.auth.principal import ANONYMOUS, PRINCIPAL, KeyRing, Principal, presented_key
 from balancer.auth.public import RouteAccess, needs_admin, route_access
 from balancer.auth.sessions import COOKIE
-from balancer.config.model import Settings
+from balancer.config.settings import Settings
 from balancer.errors import error_response
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

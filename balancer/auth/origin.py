@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from balancer.config.model import Settings
+from balancer.config.settings import Settings
 from balancer.errors import error_response
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

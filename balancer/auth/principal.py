@@ -9,7 +9,7 @@ from typing import Literal
 
 from aiohttp import web
 
-from balancer.config.model import ApiKey
+from balancer.config.access_settings import ApiKey
 
 Scope = Literal["client", "admin", "anonymous"]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from balancer.auth.principal import KeyRing
-from balancer.config.model import ApiKey, AuthSettings
+from balancer.config.access_settings import ApiKey, AuthSettings
 
 COOKIE = "comfyui_balancer_session"
 SECRET_FILE = "session_secret"

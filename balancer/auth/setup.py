@@ -10,7 +10,7 @@ import ipaddress
 import aiohttp_cors
 from aiohttp import web
 
-from balancer.config.model import Settings
+from balancer.config.settings import Settings
 
 
 def setup_cors(app: web.Application, origins: tuple[str, ...]) -> None:

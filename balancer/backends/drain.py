@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 from balancer.backends.state import Backend, LoadSnapshot
-from balancer.config.model import BackendSettings
+from balancer.config.backend_settings import BackendSettings
 from balancer.config.thresholds import resume_bytes
 from balancer.logs import get_logger
 from balancer.upstream import Upstream, UpstreamError

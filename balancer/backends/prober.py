@@ -17,7 +17,7 @@ from typing import Any
 
 from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, Clock, LoadSnapshot
-from balancer.config.model import ProbeSettings
+from balancer.config.backend_settings import ProbeSettings
 from balancer.logs import get_logger
 from balancer.upstream import Upstream, UpstreamError, UpstreamTimeout, is_death
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from balancer.backends.state import Backend
-from balancer.config.model import BackendSettings
+from balancer.config.backend_settings import BackendSettings
 
 
 class Registry:

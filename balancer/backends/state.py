@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from balancer.config.model import BackendSettings, ProbeSettings
+from balancer.config.backend_settings import BackendSettings, ProbeSettings
 from balancer.logs import get_logger
 
 log = get_logger("balancer.backends")

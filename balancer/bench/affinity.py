@@ -25,14 +25,10 @@ import aiohttp
 
 from balancer.app import create_app
 from balancer.bench.affinity_report import Row, noise_line, render, summary
-from balancer.config.model import (
-    BackendSettings,
-    ProbeSettings,
-    RoutingPolicy,
-    RoutingSettings,
-    Settings,
-    StoreSettings,
-)
+from balancer.config.backend_settings import BackendSettings, ProbeSettings
+from balancer.config.routing_settings import RoutingPolicy, RoutingSettings
+from balancer.config.settings import Settings
+from balancer.config.storage_settings import StoreSettings
 from balancer.emulator import EMULATOR, Emulator, EmulatorOptions, create_emulator_app
 from balancer.jobs.events import JobEvent
 from balancer.proxy.context import BALANCER

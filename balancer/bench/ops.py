@@ -24,7 +24,9 @@ import aiohttp
 from balancer.app import create_app
 from balancer.bench.harness import table
 from balancer.bench.probing import steady_cost
-from balancer.config.model import BackendSettings, LogSettings, Settings
+from balancer.config.backend_settings import BackendSettings
+from balancer.config.server_settings import LogSettings
+from balancer.config.settings import Settings
 from balancer.emulator import EmulatorOptions, create_emulator_app
 from balancer.logs import configure_logging
 from balancer.ops.context import OPS

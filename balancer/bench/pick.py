@@ -23,13 +23,9 @@ from functools import partial
 from balancer.backends.state import Backend, LoadSnapshot
 from balancer.bench.harness import table
 from balancer.catalog.fit import Fit
-from balancer.config.model import (
-    BackendSettings,
-    LogSettings,
-    ProbeSettings,
-    RoutingPolicy,
-    RoutingSettings,
-)
+from balancer.config.backend_settings import BackendSettings, ProbeSettings
+from balancer.config.routing_settings import RoutingPolicy, RoutingSettings
+from balancer.config.server_settings import LogSettings
 from balancer.logs import configure_logging
 from balancer.scheduling.candidate import candidates_from
 from balancer.scheduling.policies import build_policy

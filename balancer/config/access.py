@@ -14,7 +14,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from balancer.config.model import ApiKey, WebhookSettings
+from balancer.config.access_settings import ApiKey
+from balancer.config.delivery_settings import WebhookSettings
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from balancer.config.load import ConfigError, load_settings
-from balancer.config.model import BackendSettings, Settings
+from balancer.config.backend_settings import BackendSettings
+from balancer.config.errors import ConfigError
+from balancer.config.load import load_settings
+from balancer.config.settings import Settings
 from balancer.logs import get_logger
 
 log = get_logger("balancer.config")

@@ -1,7 +1,7 @@
-"""Field rules the type hints in `model.py` cannot express: which fields hold
+"""Field rules the settings' type hints cannot express: which fields hold
 sizes, URLs or names (`PARSERS`), value ranges (`CHECKS`), relations between
-fields of one section (`RELATIONS`). `load.py` applies them while it walks the
-dataclasses; adding a rule is one line in a table here.
+fields of one section (`RELATIONS`). `fields.py` applies them while it walks
+the dataclasses; adding a rule is one line in a table here.
 """
 
 from __future__ import annotations
@@ -21,24 +21,21 @@ from balancer.config.access import (
     parse_webhook_url,
     webhook_relations,
 )
-from balancer.config.model import (
-    AdminSettings,
-    AuthSettings,
+from balancer.config.access_settings import AdminSettings, AuthSettings, CorsSettings
+from balancer.config.backend_settings import (
     BackendSettings,
     CatalogSettings,
-    CorsSettings,
     HealthSettings,
-    HistorySettings,
-    LimitSettings,
-    ListenSettings,
-    OutputSettings,
     ProbeSettings,
+)
+from balancer.config.delivery_settings import OutputSettings, WebhookSettings
+from balancer.config.routing_settings import RoutingSettings
+from balancer.config.server_settings import LimitSettings, ListenSettings, TimeoutSettings
+from balancer.config.storage_settings import (
+    HistorySettings,
     ReplicaSettings,
-    RoutingSettings,
     StoreSettings,
-    TimeoutSettings,
     UploadSettings,
-    WebhookSettings,
 )
 from balancer.config.thresholds import parse_threshold
 from balancer.config.units import format_duration, parse_duration, parse_size

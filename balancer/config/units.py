@@ -11,6 +11,8 @@ import math
 import re
 from decimal import Decimal, InvalidOperation
 
+MiB = 2**20
+
 _SIZE_UNITS: dict[str, int] = {
     "": 1,
     "b": 1,

@@ -28,7 +28,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from balancer.config.model import UploadSettings
+from balancer.config.storage_settings import UploadSettings
 from balancer.files import redis_upload_scripts as lua
 from balancer.files.paths import FileKey
 from balancer.files.uploads import BlobWriter, image_inputs

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
-from balancer.config.model import UploadSettings
+from balancer.config.storage_settings import UploadSettings
 from balancer.files.index import BlobInfo, UploadIndex
 from balancer.files.paths import FileKey, numbered
 from balancer.files.uploads import BlobWriter, image_inputs

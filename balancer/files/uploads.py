@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable
 from pathlib import Path
 from typing import Protocol
 
-from balancer.config.model import Settings
+from balancer.config.settings import Settings
 from balancer.files.paths import FileKey
 
 # Takes a complete spooled file (its path, sha256 and size) into the store.

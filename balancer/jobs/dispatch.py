@@ -19,7 +19,7 @@ from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, Clock
 from balancer.catalog.fit import Fitter
 from balancer.catalog.needs import Needs, needs_of
-from balancer.config.model import ProbeSettings
+from balancer.config.backend_settings import ProbeSettings
 from balancer.jobs.events import JobEvent
 from balancer.jobs.fair import TurnCheck
 from balancer.jobs.lifecycle import Jobs

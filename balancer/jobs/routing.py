@@ -7,7 +7,7 @@ once: nothing keeps a copy of an old section.
 
 from __future__ import annotations
 
-from balancer.config.model import RoutingSettings
+from balancer.config.routing_settings import RoutingSettings
 from balancer.logs import get_logger
 from balancer.scheduling import Picker
 from balancer.scheduling.policies import build_policy

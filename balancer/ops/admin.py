@@ -14,7 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from balancer.auth.principal import is_admin_key
-from balancer.config.load import ConfigError, parse_backend
+from balancer.config.backend_list import parse_backend
+from balancer.config.errors import ConfigError
 from balancer.errors import error_response
 from balancer.logs import get_logger
 from balancer.ops.context import OPS

@@ -17,8 +17,9 @@ from typing import Any
 from balancer.backends.drain import Drainer
 from balancer.backends.registry import Registry
 from balancer.backends.state import Backend
-from balancer.config.load import ConfigError, parse_backend
-from balancer.config.model import BackendSettings
+from balancer.config.backend_list import parse_backend
+from balancer.config.backend_settings import BackendSettings
+from balancer.config.errors import ConfigError
 from balancer.logs import get_logger
 from balancer.ops.membership import Membership
 from balancer.replicas.changes import AdminState, BackendChanges

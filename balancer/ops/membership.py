@@ -13,7 +13,7 @@ from balancer.backends.channel import Channels
 from balancer.backends.drain import Drainer, is_idle
 from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, LoadSnapshot
-from balancer.config.model import BackendSettings
+from balancer.config.backend_settings import BackendSettings
 from balancer.logs import get_logger
 from balancer.store import Store
 

@@ -9,8 +9,8 @@ log format) are logged as needing a restart.
 
 from __future__ import annotations
 
-from balancer.config.model import Settings
 from balancer.config.reload import diff_backends
+from balancer.config.settings import Settings
 from balancer.logs import get_logger
 from balancer.ops.membership import Membership
 from balancer.state import Balancer

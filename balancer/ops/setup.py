@@ -8,8 +8,8 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from balancer.config.model import Settings
 from balancer.config.reload import ConfigWatcher
+from balancer.config.settings import Settings
 from balancer.ops.membership import Membership
 from balancer.ops.reconfigure import apply_settings
 from balancer.state import Balancer

@@ -15,7 +15,7 @@ from aiobotocore.session import AioSession
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from balancer.config.model import OutputSettings
+from balancer.config.delivery_settings import OutputSettings
 
 PART_SIZE = 8 * 1024 * 1024  # multipart above this; each part is held once, never the file
 MISSING = frozenset({"404", "NoSuchKey", "NotFound"})

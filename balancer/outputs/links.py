@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError
 
-from balancer.config.model import OutputSettings
+from balancer.config.delivery_settings import OutputSettings
 from balancer.logs import get_logger
 from balancer.outputs.bucket import Bucket
 from balancer.outputs.items import stored_keys

@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from balancer.config.model import OutputSettings
+from balancer.config.delivery_settings import OutputSettings
 from balancer.outputs.bucket import open_bucket
 from balancer.outputs.copier import Copier, backoff
 from balancer.outputs.index import StoredFiles

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from balancer.config.model import OutputSettings
+from balancer.config.delivery_settings import OutputSettings
 from balancer.logs import get_logger
 from balancer.outputs.bucket import Bucket
 from balancer.outputs.copier import Copied, Copier

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from balancer.backends.registry import Registry
 from balancer.backends.state import Clock
-from balancer.config.model import Settings
+from balancer.config.settings import Settings
 from balancer.files.index import JsonIndex
 from balancer.files.placement import Placement
 from balancer.files.store import FileUploads

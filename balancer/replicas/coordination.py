@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from balancer.backends.state import Clock
-from balancer.config.model import Settings
+from balancer.config.settings import Settings
 from balancer.files.redis_uploads import RedisUploads
 from balancer.files.uploads import uploads_dir
 from balancer.replicas.buckets import RedisBuckets

@@ -6,7 +6,8 @@ import os
 import socket
 from dataclasses import dataclass
 
-from balancer.config.model import ListenSettings, ReplicaSettings
+from balancer.config.server_settings import ListenSettings
+from balancer.config.storage_settings import ReplicaSettings
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from balancer.backends.state import Backend
 from balancer.catalog.fit import Fit
-from balancer.config.model import ProbeSettings
+from balancer.config.backend_settings import ProbeSettings
 
 
 class Candidate(NamedTuple):

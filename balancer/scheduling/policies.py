@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from balancer.config.model import RoutingSettings
+from balancer.config.routing_settings import RoutingSettings
 from balancer.scheduling.filters import DEFAULT_FILTERS, room_filter
 from balancer.scheduling.picker import Picker
 from balancer.scheduling.scores import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from balancer.config.model import Settings
+from balancer.config.settings import Settings
 from balancer.logs import get_logger
 from balancer.redact import display_url
 from balancer.store.memory import MemoryStore

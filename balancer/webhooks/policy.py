@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from balancer.config.model import WebhookSettings
+from balancer.config.delivery_settings import WebhookSettings
 
 
 def requested_url(body: Any) -> object:

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from balancer.config.model import WebhookSettings
+from balancer.config.delivery_settings import WebhookSettings
 from balancer.jobs.events import JobEvent
 from balancer.logs import get_logger
 from balancer.store import Store

@@ -7,7 +7,7 @@ from typing import Any
 
 from support import Pool, PoolFactory
 
-from balancer.config.model import ApiKey, AuthSettings
+from balancer.config.access_settings import ApiKey, AuthSettings
 
 SECRETS = {"alice": "alice-secret", "bob": "bob-secret", "root": "root-secret"}
 

@@ -71,7 +71,8 @@ async def test_user_data_is_kept_per_tenant(make_pool: PoolFactory) -> None:
 def test_a_client_key_cannot_be_named_default() -> None:
     """`default` is the user-data directory admin keys and anonymous callers
     share: a client key of that name would read and write theirs."""
-    from balancer.config.load import ConfigError, parse_settings
+    from balancer.config.errors import ConfigError
+    from balancer.config.load import parse_settings
 
     def keys(*entries: dict[str, str]) -> dict[str, object]:
         return {"backends": [{"url": "http://a:1"}], "auth": {"keys": list(entries)}}

@@ -10,7 +10,7 @@ import json
 import pytest
 from support import Pool, PoolFactory, colored
 
-from balancer.config.model import CorsSettings
+from balancer.config.access_settings import CorsSettings
 
 from .auth_helpers import SECRETS, keyed_pool, submit_as
 from .recording import Recorder

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from support import PoolFactory, colored
 
-from balancer.config.model import WebhookSettings
+from balancer.config.delivery_settings import WebhookSettings
 
 from .auth_helpers import as_, keyed_pool
 

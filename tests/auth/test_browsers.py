@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from support import PoolFactory, colored
 
-from balancer.config.model import CorsSettings
+from balancer.config.access_settings import CorsSettings
 
 SITE = "https://app.example"
 

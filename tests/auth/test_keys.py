@@ -7,7 +7,8 @@ import pytest
 from support import PoolFactory, colored
 
 from balancer.auth.setup import anonymous_refusal
-from balancer.config.model import AdminSettings, AuthSettings, Settings
+from balancer.config.access_settings import AdminSettings, AuthSettings
+from balancer.config.settings import Settings
 
 from .auth_helpers import as_, bearer, keyed_pool
 
@@ -115,7 +116,8 @@ def test_keys_never_appear_in_reprs() -> None:
 
 
 def test_auth_config_errors_are_reported_together(monkeypatch: pytest.MonkeyPatch) -> None:
-    from balancer.config.load import ConfigError, parse_settings
+    from balancer.config.errors import ConfigError
+    from balancer.config.load import parse_settings
 
     monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
     doc = {

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from support import PoolFactory, colored
 
-from balancer.config.model import WebhookSettings
+from balancer.config.delivery_settings import WebhookSettings
 from balancer.webhooks.setup import WEBHOOKS
 
 from .auth_helpers import as_, keyed_pool

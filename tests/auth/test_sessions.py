@@ -12,8 +12,9 @@ import pytest
 from echo_backend import echo_backend
 from support import PoolFactory, colored
 
-from balancer.config.load import ConfigError, parse_settings
-from balancer.config.model import AuthSettings
+from balancer.config.access_settings import AuthSettings
+from balancer.config.errors import ConfigError
+from balancer.config.load import parse_settings
 from balancer.ops.context import OPS
 from balancer.ops.reconfigure import apply_settings
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from support import PoolFactory
 
-from balancer.config.model import AuthSettings
+from balancer.config.access_settings import AuthSettings
 
 from .auth_helpers import COOKIE, SECRETS, api_key, keyed_pool, set_cookies, sign_in
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from support import Pool, PoolFactory, colored
 
-from balancer.config.model import WebhookSettings
+from balancer.config.delivery_settings import WebhookSettings
 from balancer.webhooks.setup import WEBHOOKS
 
 SECRET = "hook-secret"

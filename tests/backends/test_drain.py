@@ -9,7 +9,8 @@ import pytest
 from support import PoolFactory, colored, workflow
 
 from balancer.backends.drain import vram_drained
-from balancer.config.model import BackendSettings, RoutingSettings
+from balancer.config.backend_settings import BackendSettings
+from balancer.config.routing_settings import RoutingSettings
 from balancer.config.thresholds import VramThreshold
 
 GiB = 1024**3

@@ -13,7 +13,7 @@ from aiohttp import web
 from support import HANG_BOUND, Pool, PoolFactory, colored
 
 from balancer.backends.state import Backend
-from balancer.config.model import ProbeSettings
+from balancer.config.backend_settings import ProbeSettings
 from tests.proxy.test_ws import connect
 
 from .test_probe_rounds import counting

@@ -11,7 +11,7 @@ from support import HANG_BOUND, Pool, PoolFactory
 
 from balancer.backends.channel import answered
 from balancer.backends.state import Backend
-from balancer.config.model import ProbeSettings
+from balancer.config.backend_settings import ProbeSettings
 
 from .test_probe_rounds import napping_prober
 

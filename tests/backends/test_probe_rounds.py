@@ -10,7 +10,7 @@ from aiohttp import web
 from support import HANG_BOUND, HeldAnswer, Pool, PoolFactory
 
 from balancer.backends.prober import SLICES, Prober
-from balancer.config.model import ProbeSettings
+from balancer.config.backend_settings import ProbeSettings
 
 
 def counting(paths: list[str]) -> Any:

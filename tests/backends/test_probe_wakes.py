@@ -9,7 +9,7 @@ import aiohttp
 from support import HANG_BOUND, Pool, PoolFactory, workflow
 
 from balancer.backends.state import Backend
-from balancer.config.model import ProbeSettings
+from balancer.config.backend_settings import ProbeSettings
 
 from .test_probe_rounds import napping_prober
 

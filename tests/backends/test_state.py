@@ -1,5 +1,5 @@
 from balancer.backends.state import Backend, LoadSnapshot
-from balancer.config.model import BackendSettings, ProbeSettings
+from balancer.config.backend_settings import BackendSettings, ProbeSettings
 
 PROBE = ProbeSettings(unhealthy_after=3, healthy_after=1, stale_after=5.0)
 

@@ -16,7 +16,7 @@ from balancer.backends.prober import pool_summary
 from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, LoadSnapshot
 from balancer.bench.harness import free_port
-from balancer.config.model import BackendSettings, ProbeSettings
+from balancer.config.backend_settings import BackendSettings, ProbeSettings
 
 PROBE = ProbeSettings(unhealthy_after=3, healthy_after=1)
 REFUSED = "Connection refused (127.0.0.1:1)"

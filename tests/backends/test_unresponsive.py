@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from support import PoolFactory
 
-from balancer.config.model import ProbeSettings
+from balancer.config.backend_settings import ProbeSettings
 
 # One failure would be enough to go down. A hung backend's probes time out
 # when the test says (`Pool.hang`), never because the machine is slow.

@@ -9,7 +9,7 @@ import asyncio
 
 from support import PoolFactory
 
-from balancer.config.model import RoutingSettings
+from balancer.config.routing_settings import RoutingSettings
 
 from .test_mixed_pool import txt2img
 

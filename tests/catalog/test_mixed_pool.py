@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from support import Pool, PoolFactory, workflow
 
-from balancer.config.model import CatalogSettings
+from balancer.config.backend_settings import CatalogSettings
 from balancer.emulator import EMULATOR
 
 FLUX = "flux1-dev.safetensors"

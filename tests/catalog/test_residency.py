@@ -13,7 +13,8 @@ from support import Pool, PoolFactory
 
 from balancer.catalog.needs import needs_of
 from balancer.catalog.residency import Residency, main_model, model_values
-from balancer.config.model import CatalogSettings, RoutingSettings
+from balancer.config.backend_settings import CatalogSettings
+from balancer.config.routing_settings import RoutingSettings
 from balancer.config.thresholds import VramThreshold
 from balancer.jobs.events import JobEvent
 from balancer.ops.context import OPS

@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 from support import Pool, PoolFactory, colored
 
-from balancer.config.model import BackendSettings
+from balancer.config.backend_settings import BackendSettings
 from balancer.config.reload import ConfigWatcher, diff_backends, file_stamp
 from balancer.ops.context import OPS
 from balancer.ops.reconfigure import apply_settings

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from balancer.config.model import ApiKey, AuthSettings
+from balancer.config.access_settings import ApiKey, AuthSettings
 
 from .harness import CHROMIUM, CHROMIUM_ARGS, UiPool, ui_pool
 

@@ -12,7 +12,9 @@ from typing import Any
 from support import CHROMIUM, CHROMIUM_ARGS  # noqa: F401  (re-exported for conftest)
 
 from balancer.app import create_app
-from balancer.config.model import AuthSettings, BackendSettings, ProbeSettings, Settings
+from balancer.config.access_settings import AuthSettings
+from balancer.config.backend_settings import BackendSettings, ProbeSettings
+from balancer.config.settings import Settings
 from balancer.emulator import EMULATOR, Emulator, EmulatorOptions, create_emulator_app
 from balancer.runner import Running, start, stop_all
 

@@ -12,7 +12,7 @@ import pytest
 from support import Pool, PoolFactory, colored
 from upload_support import first_output, i2i, invert, pixel, png, upload, view
 
-from balancer.config.model import RoutingSettings
+from balancer.config.routing_settings import RoutingSettings
 from balancer.files import transfer
 from balancer.files.paths import FileKey
 

@@ -12,7 +12,8 @@ import redis.asyncio as redis
 from support import FakeClock, PoolFactory
 from upload_support import i2i, png, upload
 
-from balancer.config.model import RoutingSettings, UploadSettings
+from balancer.config.routing_settings import RoutingSettings
+from balancer.config.storage_settings import UploadSettings
 from balancer.files.index import JsonIndex
 from balancer.files.paths import FileKey
 from balancer.files.redis_uploads import RedisUploads

@@ -11,7 +11,7 @@ from store_support import Reopen
 from support import HANG_BOUND, Pool, PoolFactory, StartClient, colored
 
 from balancer.app import create_app
-from balancer.config.model import RoutingSettings
+from balancer.config.routing_settings import RoutingSettings
 from balancer.upstream import UpstreamError
 
 

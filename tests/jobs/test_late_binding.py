@@ -7,7 +7,7 @@ from typing import Any
 
 from support import HANG_BOUND, HeldAnswer, PoolFactory, colored, workflow
 
-from balancer.config.model import RoutingSettings
+from balancer.config.routing_settings import RoutingSettings
 
 
 async def test_prompts_beyond_a_backends_room_wait_in_the_balancer(

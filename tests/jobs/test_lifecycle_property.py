@@ -41,7 +41,7 @@ from hypothesis.stateful import (
 from store_support import Outage, Reopen
 from support import Pool, PoolFactory, StartClient, colored, run_stateful
 
-from balancer.config.model import ProbeSettings
+from balancer.config.backend_settings import ProbeSettings
 from balancer.ops.context import OPS
 from balancer.ops.reconfigure import apply_settings
 

@@ -13,7 +13,8 @@ from typing import Any
 from aiohttp import ClientWebSocketResponse
 from support import HeldAnswer, Pool, PoolFactory, colored
 
-from balancer.config.model import ProbeSettings, RoutingSettings
+from balancer.config.backend_settings import ProbeSettings
+from balancer.config.routing_settings import RoutingSettings
 
 
 async def ends_seen(ws: Any, prompt_id: str, marker: str) -> list[str]:

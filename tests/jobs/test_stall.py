@@ -10,7 +10,8 @@ from typing import Any
 from store_support import Reopen
 from support import HeldAnswer, Pool, PoolFactory, StartClient, colored
 
-from balancer.config.model import ProbeSettings, RoutingSettings
+from balancer.config.backend_settings import ProbeSettings
+from balancer.config.routing_settings import RoutingSettings
 from tests.ops.ops_helpers import scrape, value
 
 # One failed probe is enough to go down; a hung backend's probes time out

@@ -10,7 +10,7 @@ from collections import Counter
 from typing import Any
 
 from balancer.backends.registry import Registry
-from balancer.config.model import BackendSettings
+from balancer.config.backend_settings import BackendSettings
 from balancer.jobs.steal import Stealer
 from balancer.store import StoredJob
 from balancer.store.memory import MemoryStore

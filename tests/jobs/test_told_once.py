@@ -11,7 +11,7 @@ from typing import Any
 from store_support import Outage, Reopen
 from support import HANG_BOUND, Pool, PoolFactory, StartClient, colored
 
-from balancer.config.model import ProbeSettings
+from balancer.config.backend_settings import ProbeSettings
 from balancer.store import StoreUnavailable
 from tests.proxy.test_ws import Message, Socket, connect
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from support import HANG_BOUND, PoolFactory, colored
 
-from balancer.config.model import ProbeSettings, RoutingSettings
+from balancer.config.backend_settings import ProbeSettings
+from balancer.config.routing_settings import RoutingSettings
 from tests.jobs.test_told_once import about
 from tests.proxy.test_ws import connect
 

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp.test_utils import make_mocked_request
 from support import PoolFactory, colored
 
-from balancer.config.model import AdminSettings
+from balancer.config.access_settings import AdminSettings
 from balancer.ops.admin import is_loopback, refusal
 
 

@@ -10,7 +10,7 @@ import yaml
 
 from balancer.backends.registry import Registry
 from balancer.backends.state import LoadSnapshot
-from balancer.config.model import BackendSettings
+from balancer.config.backend_settings import BackendSettings
 from balancer.jobs.events import JobEvent
 from balancer.ops.metrics import Metrics
 

@@ -8,7 +8,7 @@ import pytest
 from support import Pool, PoolFactory, colored
 
 from balancer.config import ConfigError, parse_settings
-from balancer.config.model import HealthSettings
+from balancer.config.backend_settings import HealthSettings
 
 
 async def get(pool: Pool, path: str) -> tuple[int, dict[str, Any]]:

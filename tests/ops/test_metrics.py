@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from support import PoolFactory, colored
 
-from balancer.config.model import RoutingSettings
+from balancer.config.routing_settings import RoutingSettings
 from balancer.config.thresholds import VramThreshold
 
 from .ops_helpers import EventWaiter, scrape, value

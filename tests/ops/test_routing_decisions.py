@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from support import Pool, PoolFactory, colored
 
-from balancer.config.model import RoutingSettings
+from balancer.config.routing_settings import RoutingSettings
 
 from .ops_helpers import EventWaiter, scrape
 

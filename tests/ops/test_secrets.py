@@ -10,7 +10,8 @@ import json
 from aiohttp import web
 from support import PoolFactory
 
-from balancer.config.model import AdminSettings, LogSettings
+from balancer.config.access_settings import AdminSettings
+from balancer.config.server_settings import LogSettings
 from balancer.connguard import ConnectionLimits
 from balancer.logs import configure_logging
 from balancer.redact import redact

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from balancer.bench.s3server import BUCKET, S3Server
-from balancer.config.model import OutputSettings
+from balancer.config.delivery_settings import OutputSettings
 
 
 @pytest.fixture

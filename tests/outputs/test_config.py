@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from balancer.config.load import ConfigError, parse_settings
+from balancer.config.errors import ConfigError
+from balancer.config.load import parse_settings
 
 BACKENDS = {"backends": [{"name": "gpu0", "url": "http://127.0.0.1:8189"}]}
 

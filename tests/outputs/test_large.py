@@ -15,7 +15,8 @@ from balancer.app import create_app
 from balancer.bench.harness import child, free_port, wait_ready
 from balancer.bench.noise import noise_prompt, side_for
 from balancer.bench.s3server import S3Server
-from balancer.config.model import BackendSettings, Settings
+from balancer.config.backend_settings import BackendSettings
+from balancer.config.settings import Settings
 from balancer.outputs.bucket import PART_SIZE
 from balancer.proxy.context import BALANCER
 from balancer.store import MemoryStore

@@ -12,7 +12,7 @@ from auth.test_webhooks import SECRET, receiver
 from support import PoolFactory, colored
 
 from balancer.bench.s3server import S3Server
-from balancer.config.model import WebhookSettings
+from balancer.config.delivery_settings import WebhookSettings
 from balancer.webhooks.setup import WEBHOOKS
 
 from .conftest import sink_settings

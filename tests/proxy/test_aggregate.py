@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from support import Pool, PoolFactory, colored
 
-from balancer.config.model import RoutingSettings
+from balancer.config.routing_settings import RoutingSettings
 
 
 async def held_pool(make_pool: PoolFactory, jobs: int) -> tuple[Pool, list[str]]:

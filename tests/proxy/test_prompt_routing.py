@@ -8,7 +8,7 @@ from typing import Any
 
 from support import PoolFactory, colored, workflow
 
-from balancer.config.model import RoutingSettings
+from balancer.config.routing_settings import RoutingSettings
 
 GiB = 1024**3
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from support import Pool, PoolFactory, colored, workflow
 
-from balancer.config.model import ProbeSettings, RoutingSettings
+from balancer.config.backend_settings import ProbeSettings
+from balancer.config.routing_settings import RoutingSettings
 from balancer.store import StoredJob
 from balancer.store.memory import MemoryStore
 from tests.proxy.test_ws import Socket, connect, is_done

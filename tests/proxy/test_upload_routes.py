@@ -12,7 +12,7 @@ import pytest
 from support import FIXTURES, Pool, PoolFactory
 from upload_support import form, png, upload
 
-from balancer.config.model import LimitSettings
+from balancer.config.server_settings import LimitSettings
 from balancer.files.uploads import uploads_dir
 
 RED, BLUE = png((255, 0, 0)), png((0, 0, 255))

@@ -19,7 +19,9 @@ from support import FakeClock, Pool, Stalls, colored
 
 from balancer.app import create_app
 from balancer.bench.redisserver import RedisServer
-from balancer.config.model import BackendSettings, ReplicaSettings, Settings, StoreSettings
+from balancer.config.backend_settings import BackendSettings
+from balancer.config.settings import Settings
+from balancer.config.storage_settings import ReplicaSettings, StoreSettings
 from balancer.emulator import EMULATOR, Emulator, EmulatorOptions, create_emulator_app
 from balancer.replicas.hub import SharedHub
 from balancer.store import MemoryStore, Store

@@ -10,8 +10,10 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 from support import FakeClock
 
-from balancer.config.load import ConfigError, parse_settings
-from balancer.config.model import ListenSettings, ReplicaSettings
+from balancer.config.errors import ConfigError
+from balancer.config.load import parse_settings
+from balancer.config.server_settings import ListenSettings
+from balancer.config.storage_settings import ReplicaSettings
 from balancer.replicas.identity import Replica, identify
 from balancer.replicas.leases import Leases
 from balancer.replicas.outage import Outage, repeat

@@ -10,7 +10,7 @@ from typing import Any
 
 from support import FakeClock, Pool, colored
 
-from balancer.config.model import AuthSettings
+from balancer.config.access_settings import AuthSettings
 from balancer.replicas.buckets import RedisBuckets
 from balancer.store.redis import RedisStore
 from tests.auth.auth_helpers import api_key, as_

@@ -15,7 +15,8 @@ from support import Pool
 from upload_support import first_output, form, i2i, invert, pixel, png, upload, view
 
 from balancer.bench.redisserver import RedisServer
-from balancer.config.model import AuthSettings, UploadSettings
+from balancer.config.access_settings import AuthSettings
+from balancer.config.storage_settings import UploadSettings
 from balancer.files.redis_uploads import CHUNK
 from balancer.files.uploads import uploads_dir
 from tests.auth.auth_helpers import api_key, as_

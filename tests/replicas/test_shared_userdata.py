@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from balancer.bench.redisserver import RedisServer
-from balancer.config.model import AuthSettings
+from balancer.config.access_settings import AuthSettings
 from tests.auth.auth_helpers import api_key, as_
 
 from .conftest import ReplicaFactory, assert_store_unavailable

@@ -13,7 +13,8 @@ from typing import Any
 import redis.asyncio as redis
 from support import Pool, colored
 
-from balancer.config.model import AuthSettings, RoutingSettings
+from balancer.config.access_settings import AuthSettings
+from balancer.config.routing_settings import RoutingSettings
 from balancer.jobs.events import JobEvent
 from balancer.replicas.slots import Slots
 from balancer.replicas.turn import DEFER

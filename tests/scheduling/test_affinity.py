@@ -12,8 +12,9 @@ import random
 import pytest
 from scheduling.test_picker import cand
 
-from balancer.config.load import ConfigError, parse_settings
-from balancer.config.model import RoutingSettings
+from balancer.config.errors import ConfigError
+from balancer.config.load import parse_settings
+from balancer.config.routing_settings import RoutingSettings
 from balancer.scheduling import Candidate, Chosen, Picker, Wait
 from balancer.scheduling.filters import DEFAULT_FILTERS, room_filter
 from balancer.scheduling.policies import build_policy

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from balancer.config.model import RoutingPolicy, RoutingSettings
+from balancer.config.routing_settings import RoutingPolicy, RoutingSettings
 from balancer.scheduling import Candidate, Chosen, NoBackend
 from balancer.scheduling.picker import apply_filters
 from balancer.scheduling.policies import build_policy

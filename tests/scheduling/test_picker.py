@@ -80,7 +80,7 @@ def test_expected_finish_prefers_the_faster_of_two_idle_backends() -> None:
 def test_relative_slowness_needs_runs_and_ignores_small_spread() -> None:
     from balancer.backends.state import Backend
     from balancer.catalog.fit import Fit
-    from balancer.config.model import BackendSettings, ProbeSettings
+    from balancer.config.backend_settings import BackendSettings, ProbeSettings
     from balancer.scheduling import candidates_from
 
     def backend(name: str, times: list[float]) -> Backend:

@@ -8,8 +8,11 @@ import pytest
 from balancer.backends.registry import Registry
 from balancer.catalog.book import Catalogues
 from balancer.compose import Injected, assemble
-from balancer.config.load import ConfigError, parse_settings
-from balancer.config.model import BackendSettings, RoutingPolicy, RoutingSettings, Settings
+from balancer.config.backend_settings import BackendSettings
+from balancer.config.errors import ConfigError
+from balancer.config.load import parse_settings
+from balancer.config.routing_settings import RoutingPolicy, RoutingSettings
+from balancer.config.settings import Settings
 from balancer.jobs.ids import mint_prompt_id
 from balancer.ops.metrics import Metrics
 from balancer.resources import Opened

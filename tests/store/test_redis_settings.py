@@ -15,7 +15,7 @@ from balancer.app import create_app
 from balancer.bench.harness import free_port
 from balancer.bench.redisserver import RedisServer
 from balancer.config import parse_settings
-from balancer.config.model import Settings
+from balancer.config.settings import Settings
 from balancer.proxy.context import BALANCER
 from balancer.store import StoreUnavailable
 from balancer.store.open import close_store, open_store
