@@ -131,7 +131,7 @@ def create_app(
             stack.push_async_callback(b.catalogue_reader.close)
             if run_prober:
                 stack.push_async_callback(stop, asyncio.create_task(b.prober.run()))
-            stack.push_async_callback(stop, asyncio.create_task(b.binder.run()))
+            stack.push_async_callback(b.binder.close, asyncio.create_task(b.binder.run()))
             b.binder.wake()
             stack.push_async_callback(drain_webhooks, parts.webhooks, settings.shutdown.timeout)
             if parts.ops.following is not None:
@@ -144,11 +144,18 @@ def create_app(
                 await stack.enter_async_context(watch)
             yield
 
+    async def stop_binding(app: web.Application) -> None:
+        """Shutdown begins: nothing more is bound to a backend; the sends
+        bound so far have `shutdown.timeout` to finish (LateBinder.close)."""
+        if BALANCER in app:
+            app[BALANCER].binder.stop_binding(settings.shutdown.timeout)
+
     async def close_client_sockets(app: web.Application) -> None:
         """Shutdown: tell every client socket the server is going away (1001)."""
         if BALANCER in app:
             await app[BALANCER].hub.close_all(WSCloseCode.GOING_AWAY, b"server shutdown")
 
+    app.on_shutdown.append(stop_binding)
     app.on_shutdown.append(close_client_sockets)
     app.cleanup_ctx.append(lifespan)
     add_status_routes(app.router)

@@ -244,10 +244,22 @@ class Dispatcher:
                 await bound.shared.give_back(job.prompt_id)
 
     def abandon(self, prompt_id: str) -> None:
-        """The send of a reserved job is over (or never began: shutdown)."""
+        """The send of a reserved job is over."""
         done = self._sending.pop(prompt_id, None)
         if done is not None:
             done.set()
+
+    async def put_back(self, bound: Bound) -> None:
+        """A reserved job whose send never began (cut at shutdown): nothing
+        reached its backend, so it waits again, and its slot is given back."""
+        prompt_id = bound.job.prompt_id
+        bound.backend.dispatch_finished(False, self.clock())
+        self.abandon(prompt_id)
+        try:
+            await self.jobs.unbind(prompt_id)
+        finally:
+            if bound.shared is not None:
+                await bound.shared.give_back(prompt_id)
 
     async def _forward(self, job: StoredJob, backend: Backend) -> SendResult:
         self.decided("rerouted" if job.prompt_id in self._routed else "chosen")

@@ -5,9 +5,14 @@ backend's answer and the store's round trips.
 
 Sends to one backend go out one after the other, in the order their jobs
 were bound (a backend starts the first prompt it gets, and the balancer
-chose the order). At shutdown the sends still in flight are cancelled:
-their jobs stay `dispatching` in the store, which a restart reconciles, as
-a send cut short by a crash.
+chose the order). At shutdown, once nothing more is bound, the sends
+started finish in their turns until the drain deadline (`close`); then
+what is left is cut. A send that had its backend's turn may have reached
+it: its job stays `dispatching` there, which a restart (or the replica
+adopting its jobs) reconciles with that backend's queue, as a send cut
+short by a crash. A send still waiting for its turn reached nothing: its
+job waits again (`put_back`), to be bound after the restart, or by the
+replica adopting it.
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ from balancer.jobs.dispatch import Bound
 
 class Forwards:
     def __init__(
-        self, forward: Callable[[Bound], Awaitable[None]], abandon: Callable[[str], None]
+        self,
+        forward: Callable[[Bound], Awaitable[None]],
+        put_back: Callable[[Bound], Awaitable[None]],
     ) -> None:
         self._forward = forward
-        self._abandon = abandon  # a send cancelled at shutdown, maybe before it began
+        self._put_back = put_back  # a send cut at shutdown before its turn came
         self._tasks: dict[asyncio.Task[None], Bound] = {}
         self._order: dict[str, asyncio.Lock] = {}  # backend name -> its sends, one at a time
+        self._in_turn_now: set[asyncio.Task[None]] = set()  # sends that had their turn
 
     def start(self, bound: Bound) -> None:
         """Forward `bound` in the background, after the sends bound to its
@@ -36,17 +44,28 @@ class Forwards:
 
     async def _in_turn(self, bound: Bound) -> None:
         async with self._order.setdefault(bound.backend.name, asyncio.Lock()):
-            await self._forward(bound)
+            me = asyncio.current_task()
+            assert me is not None
+            self._in_turn_now.add(me)  # from here its request may leave
+            try:
+                await self._forward(bound)
+            finally:
+                self._in_turn_now.discard(me)
 
     async def settled(self) -> None:
         """Wait until every send started so far is over."""
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def close(self) -> None:
-        tasks = list(self._tasks.items())
-        for task, _ in tasks:
+    async def close(self, patience: float) -> None:
+        """Shutdown, once nothing more is bound: the sends started go on for
+        up to `patience` seconds, then those left are cut (see above)."""
+        if self._tasks and patience > 0:
+            await asyncio.wait(list(self._tasks), timeout=patience)
+        left = {task: bound for task, bound in self._tasks.items() if not task.done()}
+        unsent = [bound for task, bound in left.items() if task not in self._in_turn_now]
+        for task in left:
             task.cancel()
-        await asyncio.gather(*(task for task, _ in tasks), return_exceptions=True)
-        for _, bound in tasks:
-            self._abandon(bound.job.prompt_id)
+        await asyncio.gather(*left, return_exceptions=True)
+        for bound in unsent:
+            await self._put_back(bound)

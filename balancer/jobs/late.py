@@ -26,6 +26,7 @@ from balancer.jobs.steal import Stealer
 from balancer.scheduling import NoBackend, Wait
 from balancer.store import StoredJob
 from balancer.store.guard import guarded
+from balancer.tasks import stop
 
 # Waiting jobs looked at past the head when it waits for its capable set.
 LOOKAHEAD = 64
@@ -54,7 +55,12 @@ class LateBinder:
         # Backends whose shared slots other replicas hold (this pump pass).
         self._full: set[str] = set()
         self._pump = guarded("binding", self.pump)  # the store away: the next wake-up retries
-        self.forwards = Forwards(guarded("binding", self._forward), dispatcher.abandon)
+        self.forwards = Forwards(
+            guarded("binding", self._forward), guarded("binding", dispatcher.put_back)
+        )
+        # Shutdown began (`stop_binding`): nothing more is bound, and the
+        # sends bound so far have until then (loop time).
+        self._drain_until: float | None = None
         # prompt_id -> when it began to pass up a backend with room to wait
         # for a better one; the rent it pays runs from there (a wait while
         # every backend was full would have happened anyway).
@@ -72,20 +78,42 @@ class LateBinder:
         self._wake.set()
 
     async def run(self) -> None:
-        """Dispatch waiting jobs whenever something may have freed room."""
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                await self._pump()
-        finally:
-            await self.forwards.close()
+        """Dispatch waiting jobs whenever something may have freed room,
+        until shutdown begins (`stop_binding`)."""
+        while self._drain_until is None:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._pump()
+
+    def stop_binding(self, patience: float) -> None:
+        """Shutdown begins: nothing more is bound (the jobs waiting stay
+        waiting, in the store), and the sends bound so far have `patience`
+        seconds from now to finish (`close`)."""
+        self._drain_until = asyncio.get_running_loop().time() + patience
+        self._wake.set()
+
+    async def close(self, running: asyncio.Task[None]) -> None:
+        """After `stop_binding`, until its deadline: the binding pass under
+        way ends (`running`, the task of `run`), and the sends bound finish;
+        then what is left is cut (forwards.py). Without it, at once."""
+        if self._drain_until is not None:
+            await asyncio.wait({running}, timeout=max(0.0, self._left()))
+        await stop(running)
+        await self.forwards.close(self._left())
+
+    def _left(self) -> float:
+        """Seconds until `stop_binding`'s deadline (none: 0)."""
+        if self._drain_until is None:
+            return 0.0
+        return self._drain_until - asyncio.get_running_loop().time()
 
     async def pump(self) -> None:
         """Bind waiting jobs while backends have room; each bound job is
         forwarded in the background (`forwards`), so binding goes on."""
         self._full = set()
-        while (found := await self._bindable()) is not None or await self.steal():
+        while self._drain_until is None and (
+            (found := await self._bindable()) is not None or await self.steal()
+        ):
             if found is None:
                 continue  # a stolen job is waiting now: look again
             job, backend = found
