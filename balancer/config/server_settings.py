@@ -40,7 +40,8 @@ class TimeoutSettings:
 
 @dataclass(frozen=True)
 class ShutdownSettings:
-    # On SIGTERM, how long in-flight requests may take to finish.
+    # On SIGTERM, how long in-flight requests and the sends of jobs already
+    # bound may take to finish (past it, the sends left are cut: forwards.py).
     timeout: float = 10.0
 
 

@@ -18,7 +18,8 @@ from store_support import Reopen
 from structlog.testing import capture_logs
 from support import HANG_BOUND, HeldAnswer, Pool, PoolFactory, StartClient, colored
 
-from balancer.config.model import RoutingSettings, ShutdownSettings
+from balancer.config.routing_settings import RoutingSettings
+from balancer.config.server_settings import ShutdownSettings
 
 DURABLE = pytest.mark.parametrize("reopen_store", ["sqlite", "redis"], indirect=True)
 
