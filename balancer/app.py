@@ -9,16 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import WSCloseCode, web
-from aiohttp.typedefs import Middleware
 from redis.asyncio import Redis
 
 from balancer.auth.access import ACCESS
-from balancer.auth.middleware import auth_middleware
-from balancer.auth.origin import origin_middleware
 from balancer.auth.setup import setup_cors
 from balancer.auth.signin import add_sign_in_routes
 from balancer.backends.registry import Registry
@@ -26,16 +23,15 @@ from balancer.backends.state import Clock
 from balancer.catalog.book import Catalogues
 from balancer.compose import Injected, Parts, assemble
 from balancer.config.settings import Settings
-from balancer.errors import error_middleware
 from balancer.jobs.ids import IdFactory, mint_prompt_id
 from balancer.jobs.waiting import SharedWaiting
 from balancer.logs import get_logger
+from balancer.middleware import request_middleware
 from balancer.ops.admin import add_admin_routes
 from balancer.ops.context import OPS
 from balancer.ops.metrics import Metrics
 from balancer.ops.routes import add_status_routes
 from balancer.ops.setup import watching_config
-from balancer.ops.timing import timing_middleware
 from balancer.outputs.setup import OUTPUTS
 from balancer.outputs.sink import OutputSink
 from balancer.proxy.context import BALANCER
@@ -52,18 +48,6 @@ from balancer.webhooks.sender import Sleep
 from balancer.webhooks.setup import WEBHOOKS, drain_webhooks
 
 log = get_logger("balancer.app")
-
-
-def request_middlewares(
-    settings: Callable[[], Settings], metrics: Metrics, max_body: int
-) -> list[Middleware]:
-    """The one list every request passes through, outermost first."""
-    return [
-        error_middleware(max_body),  # anything raised below: ComfyUI's error shape
-        timing_middleware(metrics),  # time and status per route class, 401s included
-        origin_middleware(settings),  # a browser on another origin changes nothing
-        auth_middleware(settings),  # a key or session; credentials never go further
-    ]
 
 
 def create_app(
@@ -95,8 +79,8 @@ def create_app(
         return app[BALANCER].settings if BALANCER in app else settings
 
     max_body = settings.limits.max_body
-    middlewares = request_middlewares(current, metrics, max_body)
-    app = web.Application(client_max_size=max_body, middlewares=middlewares)
+    middleware = request_middleware(current, metrics, max_body)  # the only one
+    app = web.Application(client_max_size=max_body, middlewares=[middleware])
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         """Start in order, stop in reverse."""

@@ -7,19 +7,16 @@ same shape for everything it refuses itself.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from balancer.logs import get_logger
 from balancer.redact import redact
 from balancer.store.model import StoreUnavailable
 
 log = get_logger("balancer.app")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_body(type_: str, message: str, details: str = "") -> dict[str, Any]:
@@ -67,26 +64,12 @@ def too_large(limit: int) -> web.Response:
     )
 
 
-def error_middleware(max_body: int) -> Middleware:
-    """Anything a handler or an inner middleware raises becomes a 413, a 503
-    when the store cannot answer, or a 500 in ComfyUI's shape, with the
-    traceback in `unhandled_error`."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except web.HTTPRequestEntityTooLarge:
-            return too_large(max_body)
-        except web.HTTPException:
-            raise
-        except StoreUnavailable as exc:
-            log.warning(
-                "store_unavailable", method=request.method, path=request.path, error=str(exc)
-            )
-            return store_unavailable(str(exc))
-        except Exception:
-            log.exception("unhandled_error", method=request.method, path=request.path)
-            return error_response(500, "internal_error", "Internal balancer error")
-
-    return middleware
+def unhandled(request: web.Request, exc: Exception) -> web.Response:
+    """The answer to anything a handler raised that is not an HTTP answer: a
+    503 when the store cannot answer, else a 500 with the traceback in
+    `unhandled_error`. Called in the `except` block that caught `exc`."""
+    if isinstance(exc, StoreUnavailable):
+        log.warning("store_unavailable", method=request.method, path=request.path, error=str(exc))
+        return store_unavailable(str(exc))
+    log.exception("unhandled_error", method=request.method, path=request.path)
+    return error_response(500, "internal_error", "Internal balancer error")

@@ -5,15 +5,18 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 from aiohttp import web
 
-from balancer.app import error_middleware
+from balancer.app import create_app
 from balancer.config.server_settings import LogSettings
+from balancer.config.settings import Settings
 from balancer.logs import configure_logging
+from balancer.store import MemoryStore
 
 
 @pytest.fixture
@@ -27,13 +30,13 @@ def log_lines() -> Iterator[io.StringIO]:
 
 
 async def test_an_unhandled_error_line_carries_the_exception_and_traceback(
-    aiohttp_client: Any, log_lines: io.StringIO
+    aiohttp_client: Any, log_lines: io.StringIO, tmp_path: Path
 ) -> None:
     async def broken(request: web.Request) -> web.StreamResponse:
         raise OSError(28, "No space left on device")
 
-    app = web.Application(middlewares=[error_middleware(1024)])
-    app.router.add_get("/broken", broken)
+    app = create_app(Settings(data_dir=str(tmp_path)), run_prober=False, store=MemoryStore())
+    app.router.add_get("/broken", broken)  # behind the balancer's one middleware
     client = await aiohttp_client(app)
     resp = await client.get("/broken")
     assert resp.status == 500

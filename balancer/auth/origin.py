@@ -4,16 +4,11 @@ is in `cors.origins`."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
-from balancer.config.settings import Settings
 from balancer.errors import error_response
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -52,17 +47,10 @@ def origin_allowed(origin: str, host: str | None, allowed: tuple[str, ...]) -> b
     return same_origin(origin, host) or "*" in allowed or origin.rstrip("/") in allowed
 
 
-def origin_middleware(settings: Callable[[], Settings]) -> Middleware:
-    """A browser on another origin may not change state (POST/PUT/PATCH/DELETE,
-    the WebSocket upgrade) unless its origin is in `cors.origins`."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        origin = request.headers.get("Origin")
-        allowed = settings().cors.origins
-        refused = origin is not None and not origin_allowed(origin, request.host, allowed)
-        if refused and changes_state(request):
-            return forbidden_origin()
-        return await handler(request)
-
-    return middleware
+def cross_origin_write(request: web.Request, allowed: tuple[str, ...]) -> bool:
+    """A browser on another origin changing state (POST/PUT/PATCH/DELETE,
+    the WebSocket upgrade), its origin not in `cors.origins`: refused."""
+    origin = request.headers.get("Origin")
+    if origin is None or not changes_state(request):
+        return False
+    return not origin_allowed(origin, request.host, allowed)

@@ -1,4 +1,4 @@
-"""Request timing per route class (the README's table), for /metrics.
+"""The route class a request is timed under (the README's table), for /metrics.
 
 The class comes from the matched route: ComfyUI routes by their path in the
 route table (`/api` prefix dropped), the balancer's own routes are `ops`,
@@ -8,15 +8,7 @@ WebSockets are not timed: a socket's lifetime is not a latency.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
-
 from aiohttp import web
-from aiohttp.typedefs import Middleware
-
-from balancer.ops.metrics import Metrics
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # (method, route path without /api) -> class; anything else by prefix below.
 ROUTE_CLASSES: dict[tuple[str, str], str] = {
@@ -55,27 +47,3 @@ def route_class(request: web.Request) -> str:
         if path.startswith(prefix):
             return name
     return "pass-through"
-
-
-def timing_middleware(
-    metrics: Metrics, clock: Callable[[], float] = time.perf_counter
-) -> Middleware:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        kind = route_class(request)
-        if kind in UNTIMED:
-            return await handler(request)
-        started = clock()
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
-            metrics.request(kind, clock() - started, status)
-
-    typed: Middleware = middleware
-    return typed

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+
+from store_support import Outage
 from support import PoolFactory, colored
 
+from balancer.config.access_settings import ApiKey, AuthSettings
 from balancer.config.routing_settings import RoutingSettings
 from balancer.config.thresholds import VramThreshold
+from balancer.store import MemoryStore
 
 from .ops_helpers import EventWaiter, scrape, value
 
@@ -85,3 +90,29 @@ async def test_request_latency_is_labelled_by_route_class(make_pool: PoolFactory
     for route_class in ("aggregated", "pinned", "pass-through", "ops"):
         count = value(samples, P + "proxy_request_seconds_count", route_class=route_class)
         assert count is not None and count >= 1, route_class
+
+
+async def test_refusals_and_errors_are_timed_under_their_route_class(
+    make_pool: PoolFactory,
+) -> None:
+    """Whoever answers is timed: the key gate's 401, the origin gate's 403
+    and the 503 of a store that cannot answer, each under its route class;
+    only the 503 counts as a proxy error."""
+    key = ApiKey("root", hashlib.sha256(b"root-secret").digest(), "admin")
+    store = Outage(MemoryStore())
+    pool = await make_pool(1, store=store, settings_overrides={"auth": AuthSettings(keys=(key,))})
+    assert (await pool.client.get("/queue")).status == 401
+    elsewhere = {"Origin": "http://elsewhere.example", "X-API-Key": "root-secret"}
+    posted = await pool.client.post("/prompt", json={"prompt": colored(1)}, headers=elsewhere)
+    assert posted.status == 403
+    store.down = True
+    read = await pool.client.get("/history/p1", headers={"X-API-Key": "root-secret"})
+    assert read.status == 503
+    store.down = False
+    samples = await scrape(pool)
+    for route_class in ("aggregated", "dispatched", "pinned"):
+        count = value(samples, P + "proxy_request_seconds_count", route_class=route_class)
+        assert count == 1, route_class
+    assert value(samples, P + "proxy_errors_total", route_class="pinned") == 1
+    assert value(samples, P + "proxy_errors_total", route_class="aggregated") is None
+    assert value(samples, P + "proxy_errors_total", route_class="dispatched") is None

@@ -1,4 +1,6 @@
 """The request gates: the browser origin check, then authentication.
+`admit` is the step of the one request middleware (balancer/middleware.py)
+that decides whether a request reaches its route.
 
 Access is an allow-list of matched routes (`balancer.auth.public`):
 `/balancer/health`, `/balancer/ready` and the sign-in pages are always
@@ -13,10 +15,8 @@ are answered here and never forwarded; no credential is ever forwarded.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from balancer.auth.access import Access, access_of
 from balancer.auth.browser import (
@@ -28,14 +28,17 @@ from balancer.auth.browser import (
     set_session,
     wants_page,
 )
-from balancer.auth.origin import changes_state, forbidden_origin, origin_allowed
+from balancer.auth.origin import (
+    changes_state,
+    cross_origin_write,
+    forbidden_origin,
+    origin_allowed,
+)
 from balancer.auth.principal import ANONYMOUS, PRINCIPAL, KeyRing, Principal, presented_key
 from balancer.auth.public import RouteAccess, needs_admin, route_access
 from balancer.auth.sessions import COOKIE
 from balancer.config.settings import Settings
 from balancer.errors import error_response
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 CREDENTIAL_HEADERS = ("Authorization", "X-API-Key", "Proxy-Authorization")
 
@@ -97,14 +100,14 @@ def without_credentials(request: web.Request) -> web.Request:
     return request.clone(headers=headers, rel_url=url)
 
 
-def authenticate(request: web.Request) -> tuple[Principal | None, bool]:
+def authenticate(
+    request: web.Request, access: Access, ring: KeyRing
+) -> tuple[Principal | None, bool]:
     """Who is calling, and whether only the session cookie says so.
 
     The key it presents (a wrong one is refused, whatever cookie comes with
     it), else its session cookie; ANONYMOUS when no keys are configured;
     None when keys are on and no valid credential came."""
-    access = access_of(request)
-    ring = access.keyring()
     if not ring:
         return ANONYMOUS, False
     given = presented_key(request)
@@ -154,30 +157,34 @@ def refuse(request: web.Request, access: Access) -> web.Response:
     return response
 
 
-def auth_middleware(settings: Callable[[], Settings]) -> Middleware:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if is_preflight(request):
-            return preflight(request, settings().cors.origins)  # never forwarded
-        ring = access_of(request).keyring()
-        if ring and "token" in request.query and wants_page(request):
-            return token_sign_in(request, access_of(request), ring)
-        principal, by_cookie = authenticate(request)
-        if by_cookie and not csrf_safe(request, settings()):
-            return forbidden_origin()
-        access = route_access(request)
-        if principal is None and not may_pass_without_key(request, access, settings()):
-            return refuse(request, access_of(request))
-        if principal is not None and principal.scope == "client" and needs_admin(request):
-            return error_response(403, "forbidden", "This route needs an admin key")
-        # The admin API and the sign-in pages read credentials and forward
-        # nothing; every other handler gets the request without them.
-        clean = request if access in ("admin", "sign_in") else without_credentials(request)
-        if principal is not None:
-            clean[PRINCIPAL] = principal
-        return await handler(clean)
-
-    return middleware
+def admit(request: web.Request, settings: Settings) -> web.Request | web.StreamResponse:
+    """The request as its route's handler gets it (with its principal, and
+    without credentials where it is forwarded), or the answer that refuses
+    it. A browser on another origin may not change state unless its origin
+    is in `cors.origins`; a preflight is answered here, never forwarded."""
+    allowed = settings.cors.origins
+    if cross_origin_write(request, allowed):
+        return forbidden_origin()
+    if is_preflight(request):
+        return preflight(request, allowed)
+    access = access_of(request)
+    ring = access.keyring()
+    if ring and "token" in request.query and wants_page(request):
+        return token_sign_in(request, access, ring)
+    principal, by_cookie = authenticate(request, access, ring)
+    if by_cookie and not csrf_safe(request, settings):
+        return forbidden_origin()
+    route = route_access(request)
+    if principal is None and not may_pass_without_key(request, route, settings):
+        return refuse(request, access)
+    if principal is not None and principal.scope == "client" and needs_admin(request):
+        return error_response(403, "forbidden", "This route needs an admin key")
+    # The admin API and the sign-in pages read credentials and forward
+    # nothing; every other handler gets the request without them.
+    clean = request if route in ("admin", "sign_in") else without_credentials(request)
+    if principal is not None:
+        clean[PRINCIPAL] = principal
+    return clean
 
 
 def preflight(request: web.Request, allowed: tuple[str, ...]) -> web.Response:
