@@ -245,6 +245,7 @@ class Dispatcher:
 
     def abandon(self, prompt_id: str) -> None:
         """The send of a reserved job is over."""
+        self.jobs.send_over(prompt_id)
         done = self._sending.pop(prompt_id, None)
         if done is not None:
             done.set()

@@ -125,7 +125,7 @@ class LateBinder:
             if isinstance(result, NoRoom):
                 self._full.add(backend.name)  # until the next wake-up
             elif isinstance(result, Gone):  # another replica moved it: not waiting here
-                self.jobs.forget_waiting(job.prompt_id)
+                self.jobs.forget(job.prompt_id)
             else:
                 self.forwards.start(result)
 

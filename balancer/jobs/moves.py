@@ -37,7 +37,8 @@ class JobMoves:
         self.queue = FairQueue()  # round-robin across API keys
         # Starts its backend told of before the answer to its send was
         # recorded (the job still dispatching): prompt_id -> when. Recorded
-        # once the dispatch lands (`dispatched`).
+        # once the dispatch lands (`dispatched`), dropped once the send is
+        # over without that (`send_over`) or the job is followed elsewhere.
         self._early_starts: dict[str, float] = {}
 
     # ---- the one move, and its log line and event
@@ -75,8 +76,25 @@ class JobMoves:
         else:
             self.queue.remove(prompt_id)
 
-    def forget_waiting(self, prompt_id: str | None = None) -> None:
-        """Another replica follows this waiting job now (None: every one)."""
+    def forget(self, prompt_id: str | None = None) -> None:
+        """Another replica follows this job now (None: every job this one
+        followed): out of the waiting index, and a start remembered for its
+        dispatch is dropped (that replica records what it finds)."""
+        if prompt_id is None:
+            self._early_starts.clear()
         ids = [job.prompt_id for job in self.queue] if prompt_id is None else [prompt_id]
         for each in ids:
             self.queue.remove(each)
+            self._early_starts.pop(each, None)
+
+    def send_over(self, prompt_id: str) -> None:
+        """This balancer's send of the job is over. A start told meanwhile
+        was recorded if the dispatch landed here; if it did not (the job was
+        lost, put back, cut at shutdown, or moved by another replica), no
+        dispatch of this send will record it, and it is dropped."""
+        self._early_starts.pop(prompt_id, None)
+
+    def starts_awaiting_dispatch(self) -> int:
+        """How many starts told before their dispatch was recorded are kept
+        now (each at most until its send is over)."""
+        return len(self._early_starts)

@@ -111,7 +111,7 @@ class Adoption:
         none of them, join again, and take back those nobody took."""
         log.warning("lease_lost", replica=self.replicas.me.name)
         self.follower.forget_all()
-        self.jobs.forget_waiting()
+        self.jobs.forget()
         self.replicas.slots.forget()
         self._unresumed = []
         await self.replicas.leases.join()

@@ -120,6 +120,7 @@ async def make_replicas(
         store: MemoryStore | None = None,
         redis_store: type[RedisStore] | None = None,
         prefix: str = "balancer:",
+        middlewares: tuple[Any, ...] = (),
         **overrides: Any,
     ) -> list[Pool]:
         """`replicas` balancers in front of `backends` emulators, on the
@@ -127,7 +128,7 @@ async def make_replicas(
         (`one_store`, or `store` given) all on one, as on a shared store, or
         (`redis_store`, a RedisStore class) each on its own on that Redis, as
         `store.kind: redis` runs them; `prefix` is `store.prefix`;
-        `overrides` are Settings fields."""
+        `middlewares` go on every emulator; `overrides` are Settings fields."""
         shared = store or MemoryStore()
         emulators: dict[str, Emulator] = {}
         urls: dict[str, TestServer] = {}
@@ -136,6 +137,7 @@ async def make_replicas(
             app = create_emulator_app(
                 EmulatorOptions(name=name, base_dir=tmp_path / name, time_scale=0.0)
             )
+            app.middlewares.extend(middlewares)
             emulators[name] = app[EMULATOR]
             urls[name] = TestServer(app)
             await urls[name].start_server()
