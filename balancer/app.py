@@ -89,7 +89,7 @@ def create_app(
             parts = assemble(settings, registry, catalogues, metrics, opened, given, replicas)
             publish(app, parts, opened.sink)
             b = parts.balancer
-            stack.push_async_callback(b.follower.close)
+            stack.push_async_callback(b.follower.ends.close)
             if replicas is not None:
                 await join(stack, replicas)
                 await watch_room(stack, replicas.slots, b.binder.wake)

@@ -24,6 +24,7 @@ from balancer.catalog.residency import Residency
 from balancer.config.settings import Settings
 from balancer.jobs.cancel import Canceller
 from balancer.jobs.dispatch import Dispatcher
+from balancer.jobs.ends import RunEnds
 from balancer.jobs.events import JobEvents
 from balancer.jobs.failover import Failover
 from balancer.jobs.follow import Follower
@@ -140,9 +141,8 @@ def assemble(
 
     only_own = replicas is not None  # the other replicas follow theirs
     late = LateRuns()  # runs backends may hold of jobs taken from them
-    follower = Follower(
-        registry, jobs, routing, upstream, present_job_entry, opened.sink, clock, late, only_own
-    )
+    ends = RunEnds(registry, jobs, routing, upstream, present_job_entry, opened.sink, late)
+    follower = Follower(ends, clock, only_own)
     recall = Recall(registry, jobs, upstream)
     stealer = Stealer(registry, store, recall, follower.follows, follower.may_wait_on)
     turn = replicas.turn if replicas is not None else None  # the tenants' turn, pool-wide

@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
+from balancer.tasks import cancel_all
+
 OPEN_TIMEOUT = 30.0
 PARALLEL_OPENS = 50
 
@@ -53,9 +55,7 @@ class Holder:
                 self.frames += 1
 
     async def close(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await cancel_all(self.tasks)
 
 
 async def serve(url: str) -> None:

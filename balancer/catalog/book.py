@@ -30,6 +30,7 @@ from balancer.backends.state import Backend, Clock, LoadSnapshot
 from balancer.catalog.model import Catalogue, parse_object_info
 from balancer.catalog.union import Union, build_union
 from balancer.logs import get_logger
+from balancer.tasks import cancel_all
 from balancer.upstream import Upstream, UpstreamError
 
 log = get_logger("balancer.catalog")
@@ -157,10 +158,7 @@ class CatalogueReader:
 
     async def close(self) -> None:
         """Shutdown: reads under way are dropped."""
-        reads = list(self._reading.values())
-        for read in reads:
-            read.cancel()
-        await asyncio.gather(*reads, return_exceptions=True)
+        await cancel_all(self._reading.values())
 
     def _start(self, backend: Backend) -> asyncio.Task[bool]:
         name = backend.name

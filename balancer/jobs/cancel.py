@@ -124,7 +124,7 @@ class Canceller:
             if outcome == "gone":
                 self.follower.copy_gone(backend, prompt_id)
             elif outcome == "finished":
-                await self.follower.ended(backend, prompt_id, replay=True)
+                await self.follower.ends.ended(backend, prompt_id, replay=True)
             elif outcome != "running" or not await self._follow_first_run(prompt_id, backend):
                 safe = False
         return safe
@@ -148,7 +148,7 @@ class Canceller:
         if outcome == "gone":
             await self.jobs.cancelled(job.prompt_id)
         elif outcome == "finished" and job.backend is not None:
-            await self.follower.ended(job.backend, job.prompt_id, replay=True)
+            await self.follower.ends.ended(job.backend, job.prompt_id, replay=True)
 
     async def _jobs(self, ids: list[str]) -> list[StoredJob]:
         found = [await self.store.get_job(i) for i in ids]

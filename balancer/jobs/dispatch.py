@@ -12,17 +12,19 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Literal, TypeVar
 
 from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, Clock
 from balancer.catalog.fit import Fitter
 from balancer.catalog.needs import Needs, needs_of
 from balancer.config.backend_settings import ProbeSettings
+from balancer.jobs.binding import BeforeDispatch, Bound, Room
 from balancer.jobs.events import JobEvent
 from balancer.jobs.fair import TurnCheck
+from balancer.jobs.lateruns import still_holds
 from balancer.jobs.lifecycle import Jobs
+from balancer.jobs.numbers import pool_number
 from balancer.jobs.routing import Routing
 from balancer.jobs.send_results import (
     Accepted,
@@ -42,54 +44,6 @@ log = get_logger("balancer.jobs")
 
 # What a pick gives when it names no backend.
 Out = TypeVar("Out", bound=Wait | NoBackend)
-
-
-class BeforeDispatch(Protocol):
-    """Runs after a backend is chosen and before the prompt is forwarded to it
-    (for example: put the files the prompt references on that backend, and
-    rename them in the prompt). Returns the request body to forward."""
-
-    async def __call__(self, request: dict[str, Any], backend: Backend) -> dict[str, Any]: ...
-
-
-class Room(Protocol):
-    """Room on backends shared with other balancer replicas: a slot is taken
-    before a prompt is sent (False: another replica holds every slot, or the
-    shared store is unreachable; with `turn`, "again": the tenants' turn
-    moved since it was read, and it moves with the slot taken) and given
-    back when the send fails or the job leaves the backend."""
-
-    async def take(
-        self, backend: str, prompt_id: str, capacity: int, turn: TurnCheck | None = None
-    ) -> bool | Literal["again"]: ...
-
-    async def give_back(self, prompt_id: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class Bound:
-    """A job bound to `backend` with its slot there (`shared`, None: no
-    slot to give back): it counts on that backend and must be forwarded
-    (Dispatcher.forward), once."""
-
-    job: StoredJob
-    backend: Backend
-    shared: Room | None
-
-
-def pool_number(body: bytes, number: float) -> bytes:
-    """A backend's POST /prompt answer with the balancer's `number`."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body
-    if not isinstance(data, dict):
-        return body
-    return json.dumps({**data, "number": display_number(number)}).encode()
-
-
-def display_number(number: float) -> float | int:
-    return int(number) if float(number).is_integer() else number
 
 
 # Phases after which a job is never sent again.
@@ -330,11 +284,3 @@ class Dispatcher:
         await self.jobs.dispatched(job, backend.name, answer)
         self.fitter.dispatched(job.prompt_id, backend.name, needs_of(job.request.get("prompt")))
         return Accepted(answer)
-
-
-def still_holds(job: StoredJob, backend: Backend) -> bool:
-    """Whether `backend`, which the job was taken from (past the failover
-    grace), still showed it queued or running at its last probe."""
-    snap = backend.snapshot
-    held = snap is not None and job.prompt_id in (*snap.running, *snap.pending)
-    return held and backend.name in job.lost_from

@@ -2,7 +2,7 @@
 
 Dead is not unresponsive. A backend that refuses or resets connections is
 dead: its unfinished jobs go back to the balancer queue at once (and one that
-comes back without a job loses that job, see follow.py). A backend that only
+comes back without a job loses that job, see ends.py). A backend that only
 times out may be busy (a large checkpoint loading stalls ComfyUI for seconds):
 its jobs stay with it for `routing.failover_grace`, counted from its last
 sign of life (a probe answer, a channel event), and follow it if it comes
@@ -12,7 +12,7 @@ stands and the second run is counted as a duplicate (see lifecycle.py).
 A job whose end was told (`told_at`) ran to its end and never runs again, so
 nothing is gained by moving it: past the grace it stays with its backend and
 is read when that backend answers again; only a dead backend (or one back
-without its entry, see follow.py) loses its outputs.
+without its entry, see ends.py) loses its outputs.
 """
 
 from __future__ import annotations

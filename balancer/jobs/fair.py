@@ -49,7 +49,7 @@ TurnCheck = tuple[str, str, str]
 class Turn(Protocol):
     """The turn shared with other replicas (none: this balancer's own).
     A move is made in the same step as the slot the job takes on its
-    backend (dispatch.Room.take), so no other replica sees a turn moved for
+    backend (binding.Room.take), so no other replica sees a turn moved for
     a job that did not get its slot; without shared slots, `commit`."""
 
     async def follow(self, queue: FairQueue) -> None:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from balancer.jobs.dispatch import Bound
+from balancer.jobs.binding import Bound
+from balancer.tasks import cancel_all, settle
 
 
 class Forwards:
@@ -54,8 +55,7 @@ class Forwards:
 
     async def settled(self) -> None:
         """Wait until every send started so far is over."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await settle(self._tasks.keys())
 
     async def close(self, patience: float) -> None:
         """Shutdown, once nothing more is bound: the sends started go on for
@@ -64,8 +64,6 @@ class Forwards:
             await asyncio.wait(list(self._tasks), timeout=patience)
         left = {task: bound for task, bound in self._tasks.items() if not task.done()}
         unsent = [bound for task, bound in left.items() if task not in self._in_turn_now]
-        for task in left:
-            task.cancel()
-        await asyncio.gather(*left, return_exceptions=True)
+        await cancel_all(left)
         for bound in unsent:
             await self._put_back(bound)

@@ -12,6 +12,7 @@ from typing import Any
 
 from balancer.logs import get_logger
 from balancer.store import StoreUnavailable
+from balancer.tasks import cancel_all
 
 log = get_logger("balancer.jobs")
 
@@ -40,7 +41,4 @@ class HeldEnds:
             log.warning("job_end_deferred", prompt_id=prompt_id, error=str(exc))
 
     async def close(self) -> None:
-        tasks = list(self._ending.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(self._ending.values())

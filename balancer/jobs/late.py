@@ -13,12 +13,13 @@ from functools import partial
 from balancer.backends.state import Backend, Clock
 from balancer.catalog.needs import Needs, needs_of
 from balancer.catalog.refusal import unmet_body
-from balancer.jobs.dispatch import Bound, Dispatcher, still_holds
+from balancer.jobs.binding import Bound
+from balancer.jobs.dispatch import Dispatcher
 from balancer.jobs.events import JobEvent
 from balancer.jobs.failure import rejection_error
 from balancer.jobs.fair import NotNow, Turn
 from balancer.jobs.forwards import Forwards
-from balancer.jobs.lateruns import LateRuns
+from balancer.jobs.lateruns import LateRuns, still_holds
 from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
 from balancer.jobs.send_results import Broken, Gone, NoRoom, Refused, Unreachable

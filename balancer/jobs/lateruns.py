@@ -11,6 +11,7 @@ it holds the job, which is then followed there (late.py, dispatch.py).
 
 from __future__ import annotations
 
+from balancer.backends.state import Backend
 from balancer.store import StoredJob
 
 
@@ -47,3 +48,11 @@ class LateRuns:
     def clear(self) -> None:
         """Another replica follows every job this one did."""
         self._on.clear()
+
+
+def still_holds(job: StoredJob, backend: Backend) -> bool:
+    """Whether `backend`, which the job was taken from (past the failover
+    grace), still showed it queued or running at its last probe."""
+    snap = backend.snapshot
+    held = snap is not None and job.prompt_id in (*snap.running, *snap.pending)
+    return held and backend.name in job.lost_from

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from balancer.jobs.dispatch import display_number
+from balancer.jobs.numbers import display_number
 from balancer.jobs.send_results import Refused
 
 

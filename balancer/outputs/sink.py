@@ -28,6 +28,7 @@ from balancer.outputs.links import Links, with_url
 from balancer.outputs.metrics import OutputMetrics
 from balancer.outputs.state import SinkState
 from balancer.store import Store
+from balancer.tasks import cancel_all, settle
 
 log = get_logger("balancer.outputs")
 PARALLEL = 4  # files copied at once, across all jobs
@@ -138,13 +139,9 @@ class OutputSink:
 
     async def settled(self) -> None:
         """Wait until every copy started after a job's end (`wait: false`) is done."""
-        while self._later:
-            await asyncio.gather(*list(self._later), return_exceptions=True)
+        await settle(self._later)
 
     async def close(self) -> None:
         """Shutdown: copies still running are abandoned; their jobs were not
         ended, so the next start copies them again."""
-        tasks = [*self._running.values(), *self._later]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all([*self._running.values(), *self._later])

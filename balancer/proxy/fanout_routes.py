@@ -81,7 +81,7 @@ async def post_history(request: web.Request) -> web.StreamResponse:
     # first: else its entry, gone from its backend, would look lost (run
     # again), or, already read, would come back after the delete.
     told = None if body.get("clear") else {str(i) for i in delete}
-    await b.follower.recorded(told, b.settings.probe.timeout)
+    await b.follower.ends.recorded(told, b.settings.probe.timeout)
     replies = []
     if body.get("clear"):
         replies += await b.each_healthy("POST", "/history", {"clear": True})

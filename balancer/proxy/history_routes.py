@@ -95,7 +95,8 @@ def as_is(backend: str, prompt_id: str, entry: Any) -> Any:
 async def _others(b: Balancer, answers: Answers, kept: KeptHistory) -> list[Raw]:
     """The backends' entries the balancer does not keep, presented, as JSON."""
     merged = merge.merge_histories(await _presented(b, answers, kept), as_is, skip=kept)
-    ended = [(pid, e) for pid, e in merged if not await b.follower.holding(pid)]  # not ended yet
+    holding = b.follower.ends.holding  # not ended yet
+    ended = [(pid, e) for pid, e in merged if not await holding(pid)]
     return [(entry_time(entry), pid, json.dumps(entry)) for pid, entry in ended]
 
 

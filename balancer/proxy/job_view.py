@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from balancer.jobs.dispatch import display_number
+from balancer.jobs.numbers import display_number
 from balancer.proxy.merge import strip_secrets
 from balancer.store import StoredJob
 

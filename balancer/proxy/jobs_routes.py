@@ -78,7 +78,7 @@ async def get_job(request: web.Request) -> web.StreamResponse:
     job_id = request.match_info["job_id"]
     if not await may_see(request, job_id):
         return web.json_response({"error": "Job not found"}, status=404)
-    await b.follower.recorded({job_id}, b.settings.probe.timeout)  # told done: shown done
+    await b.follower.ends.recorded({job_id}, b.settings.probe.timeout)  # told done: shown done
     job = await b.store.get_job(job_id)
     if job is None:
         return web.json_response({"error": "Job not found"}, status=404)

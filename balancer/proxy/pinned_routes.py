@@ -32,7 +32,7 @@ async def get_history_item(request: web.Request) -> web.StreamResponse:
     if kept is not None:  # finished: answered by the balancer, whatever the backend does
         return web.json_response({prompt_id: await present(request, kept)})
     backend = await b.owner_of(prompt_id)
-    held = await b.follower.holding(prompt_id)  # not ended yet: like a running one
+    held = await b.follower.ends.holding(prompt_id)  # not ended yet: like a running one
     if backend is None or held:
         return web.json_response({})
     try:

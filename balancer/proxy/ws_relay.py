@@ -132,7 +132,7 @@ class EventRelay:
             # events were not relayed, so if it is the job's end, its client
             # is sent the end events (as a probe finding it would).
             if ended:
-                await self.follower.ended(backend.name, job.prompt_id, replay=True)
+                await self.follower.ends.ended(backend.name, job.prompt_id, replay=True)
             return
         if job.finished:  # a probe read its end before these frames came: told, so none follow
             return
@@ -166,19 +166,19 @@ class EventRelay:
         the job is marked told before its client hears the first of them
         (Follower.telling), so nobody tells that end again."""
         ended = ev.type == "executing"
-        if not await self.follower.telling(backend.name, job.prompt_id):
+        if not await self.follower.ends.telling(backend.name, job.prompt_id):
             if ended:  # not told from here: recorded, and its end replayed, if it is news
-                await self.follower.ended(backend.name, job.prompt_id, replay=True)
-        elif ended and self.follower.completing is not None:  # its end waits for the step
-            self.follower.hold(job.prompt_id, self._end_then_tell(backend, job, ev))
+                await self.follower.ends.ended(backend.name, job.prompt_id, replay=True)
+        elif ended and self.follower.ends.completing is not None:  # its end waits for the step
+            self.follower.ends.hold(job.prompt_id, self._end_then_tell(backend, job, ev))
         elif ended:  # told at once, recorded after (see Follower.told)
             await self._to_owner(job, ev)
-            await self.follower.told(backend.name, job.prompt_id)
+            await self.follower.ends.told(backend.name, job.prompt_id)
         else:
             await self._to_owner(job, ev)
 
     async def _end_then_tell(self, backend: Backend, job: RelayedJob, ev: BackendEvent) -> None:
-        if await self.follower.ended(backend.name, job.prompt_id, replay=False) is not None:
+        if await self.follower.ends.ended(backend.name, job.prompt_id, replay=False) is not None:
             await self._to_owner(job, ev)
 
     def _status_push(self, backend: Backend, data: Any) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from balancer.proxy.ws_hub import ClientHub, Frame
 from balancer.replicas.bus import Delivery, EventBus
-from balancer.tasks import stop
+from balancer.tasks import settle, stop
 
 
 class SharedHub(ClientHub):
@@ -37,8 +37,7 @@ class SharedHub(ClientHub):
 
     async def settled(self) -> None:
         """Wait until every socket closed so far is unsubscribed."""
-        while self._leaving:
-            await asyncio.gather(*self._leaving, return_exceptions=True)
+        await settle(self._leaving)
 
     def to_owner(self, sid: str | None, owner: str | None, frame: Frame) -> None:
         super().to_owner(sid, owner, frame)

@@ -20,6 +20,7 @@ from balancer.config.delivery_settings import WebhookSettings
 from balancer.jobs.events import JobEvent
 from balancer.logs import get_logger
 from balancer.store import Store
+from balancer.tasks import settle
 from balancer.webhooks import event as payload
 from balancer.webhooks.policy import refusal, requested_url
 
@@ -107,8 +108,7 @@ class Webhooks:
 
     async def drain(self) -> None:
         """Wait for every delivery in flight (tests, shutdown)."""
-        while self.tasks:
-            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        await settle(self.tasks)
 
 
 def _entry_url(entry: Any) -> str | None:

@@ -84,7 +84,7 @@ async def ran_once(lost: LostAnswer) -> None:
     assert job is not None and job.state == "succeeded" and job.duplicates == ()
     # The end of that run told again (its channel lagging behind a probe
     # that read it): the same run, not a second one.
-    assert await pool.balancer.follower.ended("gpu0", prompt_id, replay=False) is None
+    assert await pool.balancer.follower.ends.ended("gpu0", prompt_id, replay=False) is None
     job = await pool.balancer.store.get_job(prompt_id)
     assert job is not None and job.duplicates == ()
     await lost.ws.close()

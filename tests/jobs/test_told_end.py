@@ -18,7 +18,7 @@ class HeldEnd:
     def __init__(self, pool: Pool) -> None:
         self.gate, self.asked = asyncio.Event(), asyncio.Event()
         store, follower = pool.balancer.store, pool.balancer.follower
-        keep, wait = store.put_history, follower.recorded
+        keep, wait = store.put_history, follower.ends.recorded
 
         async def held_put_history(prompt_id: str, entry: Any) -> None:
             await self.gate.wait()
@@ -29,7 +29,7 @@ class HeldEnd:
             await wait(prompt_ids, timeout)
 
         store.put_history = held_put_history  # type: ignore[method-assign]
-        follower.recorded = recorded  # type: ignore[method-assign]
+        follower.ends.recorded = recorded  # type: ignore[method-assign]
 
     async def release_when_asked(self) -> None:
         await asyncio.wait_for(self.asked.wait(), 30.0)  # bounds a hang only
