@@ -11,10 +11,13 @@ socket. Frames reach a socket in the order they were sent to it.
 The pool-wide `status` goes to every socket, so with 1,000 sockets one costs
 about as much as 1,000 job events: it is paced and sliced. A change of the
 count starts a round at once when none ran in the last `status_every`
-seconds, else when that time is up, with the count of then (the changes in
-between make no message of their own). A round reaches `STATUS_SLICE`
-sockets per loop turn, after that turn's events (in the same write), so a
-job's own events never wait for a whole round.
+seconds, else when that time is up (the changes in between make no message
+of their own). A round reaches `STATUS_SLICE` sockets per loop turn, after
+that turn's events (in the same write), so a job's own events never wait for
+a whole round; each slice carries the count of its turn, so a socket never
+gets a count older than one it was sent (a job's client is sent the count
+among its job's events, ws_relay.py). A round over which the count changed
+is followed by another.
 
 The transport's own buffer is the outbox: a client that does not read is
 disconnected once more than `MAX_UNSENT` bytes wait for it, rather than
@@ -118,12 +121,15 @@ class ClientHub:
         self._dirty: list[ClientSocket] = []
         self._flush_due = False
         self.queue_remaining = 0
-        self._status_sent = 0
+        # The count every socket was last sent by a round; None while the
+        # sockets hold different ones (it changed during a round).
+        self._status_sent: int | None = 0
         self.status_every = status_every
         self.now = now
         self._round_at = -math.inf  # when the last status round began
         self._round: list[ClientSocket] = []  # sockets the current round has yet to write
-        self._round_frame = b""
+        self._round_first = False  # the round's first slice is yet to be written
+        self._count_frame = (0, ws_frame(self.status()))  # a count and its framed status
         self._round_timer: asyncio.TimerHandle | None = None
 
     @contextlib.asynccontextmanager
@@ -249,7 +255,7 @@ class ClientHub:
     def _start_round(self) -> None:
         self._round_at = self.now()
         self._status_sent = self.queue_remaining
-        self._round_frame = ws_frame(self.status())
+        self._round_first = True
         self._round = list(self._all)
         self._round.reverse()  # taken from the end: connection order
         self._schedule()
@@ -267,9 +273,16 @@ class ClientHub:
             self._next_round()  # the count may have changed while a round ran
 
     def _status_slice(self) -> None:
-        """The status for the next `STATUS_SLICE` sockets of the round, after
-        the events this turn writes to them."""
-        data, dirty = self._round_frame, self._dirty
+        """The status with the count of now for the next `STATUS_SLICE`
+        sockets of the round, after the events this turn writes to them."""
+        count = self.queue_remaining
+        if self._round_first:
+            self._round_first, self._status_sent = False, count
+        elif count != self._status_sent:
+            self._status_sent = None  # the round's first sockets got another count
+        if self._count_frame[0] != count:
+            self._count_frame = (count, ws_frame(self.status()))
+        data, dirty = self._count_frame[1], self._dirty
         for sock in self._round[-STATUS_SLICE:]:
             if sock.push(data):
                 dirty.append(sock)

@@ -89,12 +89,14 @@ class EventRelay:
             self.nodes.drop(ev.prompt_id)
         await self.sent.job_event(ev)
         owner = await self.owner_of(ev.prompt_id)
+        self.refresh_status()
         for type_, data in ev.client_events:
             if ev.client_id is not None:
+                if type_ == "executing" and data.get("node") is None:
+                    self.hub.to_owner(ev.client_id, owner, self.hub.status())
                 self.hub.to_owner(ev.client_id, owner, event(type_, data))
             elif type_ in BROADCAST_WITHOUT_CLIENT:
                 self.hub.broadcast_owned(owner, event(type_, data))
-        self.refresh_status()
 
     async def on_json(
         self, backend: Backend, message: dict[str, Any], raw: str | None = None
@@ -138,10 +140,12 @@ class EventRelay:
             return
         if type_ == "execution_start":
             await self.follower.started(backend, job.prompt_id)
-        elif ended or type_ in END_MESSAGES:
+            await self._to_owner(job, ev, count_first=True)
+            return
+        if ended or type_ in END_MESSAGES:
             await self._end(backend, job, ev)
             return
-        elif type_ == "executing":
+        if type_ == "executing":
             self.nodes.set(job.prompt_id, str(data.get("node")))
         elif type_ == "executed":
             output = rewrite_ui_output(backend.name, data.get("output"))
@@ -172,14 +176,14 @@ class EventRelay:
         elif ended and self.follower.ends.completing is not None:  # its end waits for the step
             self.follower.ends.hold(job.prompt_id, self._end_then_tell(backend, job, ev))
         elif ended:  # told at once, recorded after (see Follower.told)
-            await self._to_owner(job, ev)
+            await self._to_owner(job, ev, count_first=True)
             await self.follower.ends.told(backend.name, job.prompt_id)
         else:
             await self._to_owner(job, ev)
 
     async def _end_then_tell(self, backend: Backend, job: RelayedJob, ev: BackendEvent) -> None:
         if await self.follower.ends.ended(backend.name, job.prompt_id, replay=False) is not None:
-            await self._to_owner(job, ev)
+            await self._to_owner(job, ev, count_first=True)
 
     def _status_push(self, backend: Backend, data: Any) -> None:
         try:
@@ -191,9 +195,18 @@ class EventRelay:
             self.refresh_status()
             self.wake()
 
-    async def _to_owner(self, job: RelayedJob, ev: BackendEvent) -> None:
+    async def _to_owner(self, job: RelayedJob, ev: BackendEvent, count_first: bool = False) -> None:
+        """`ev` to the job's client; with `count_first`, the pool-wide
+        `status` just before it, where ComfyUI sends its own among a job's
+        events (as it takes the job from its queue, before `execution_start`;
+        once the job has left it, before `executing` null). A client that
+        reads the count when its job ends (ComfyScript) reads the count after
+        that job, whatever the pace of the status to every socket."""
         owner = await self.owner_of(job.prompt_id)
         if job.client_id is not None:
+            if count_first:
+                self.refresh_status()
+                self.hub.to_owner(job.client_id, owner, self.hub.status())
             self.hub.to_owner(job.client_id, owner, ev.frame())
         elif ev.type in BROADCAST_WITHOUT_CLIENT:
             self.hub.broadcast_owned(owner, ev.frame())

@@ -6,6 +6,9 @@ import asyncio
 import json
 import re
 import struct
+from collections.abc import Callable
+from functools import partial
+from itertools import pairwise
 from typing import Any
 
 import aiohttp
@@ -91,6 +94,41 @@ async def test_the_comfyui_example_client_pattern_works(make_pool: PoolFactory) 
     assert history[prompt_id]["outputs"]["3"]["images"][0] == image
     view = await pool.client.get("/view", params=image)
     assert view.status == 200 and (await view.read()).startswith(b"\x89PNG")
+
+
+def counts_before(frames: list[Message], wanted: Callable[[dict[str, Any]], bool]) -> list[Any]:
+    """For each text frame `wanted` picks: the pool count of the frame just
+    before it if that one is a `status`, else the type of that frame."""
+    texts = [f for f in frames if isinstance(f, dict)]
+    return [
+        prev["data"]["status"]["exec_info"]["queue_remaining"]
+        if prev["type"] == "status"
+        else prev["type"]
+        for prev, frame in pairwise(texts)
+        if wanted(frame)
+    ]
+
+
+async def test_a_clients_jobs_bring_it_the_pool_count_where_comfyui_sends_it(
+    make_pool: PoolFactory,
+) -> None:
+    """As a real ComfyUI does (tests/fixtures/transcripts/ws_fast.jsonl): a
+    `status` just before `execution_start`, and one just before `executing`
+    null with the count once that job has left the queue, however the status
+    to every socket is paced. ComfyScript reads that count at each job's end:
+    0 tells it that its queue is empty, so every job it still waits for is
+    given up on."""
+    pool = await make_pool(1)
+    pool.emulators["gpu0"].pause()
+    sock = await connect(pool, "script")
+    a = (await pool.submit(colored(1), client_id="script"))["prompt_id"]
+    b = (await pool.submit(colored(2), client_id="script"))["prompt_id"]
+    pool.emulators["gpu0"].resume()
+    await sock.until_done(a)
+    await sock.until_done(b)
+    assert counts_before(sock.frames, lambda f: f["type"] == "execution_start") == [1, 1]
+    ends = [counts_before(sock.frames, partial(is_done, prompt_id=p)) for p in (a, b)]
+    assert ends == [[1], [0]]  # b was still queued when a ended
 
 
 async def test_first_message_carries_the_sid_and_the_pool_queue(make_pool: PoolFactory) -> None:

@@ -128,15 +128,19 @@ async def test_count_changes_within_the_pace_make_one_status_with_the_last_count
     clock = FakeClock()
     hub = ClientHub(status_every=0.01, now=clock)  # the clock stands: every change is in the pace
     a = socket(hub, "a")
-    hub.set_queue_remaining(1)  # none sent lately: at once
+    hub.set_queue_remaining(1)  # none sent lately: a round begins at once
     hub.set_queue_remaining(2)
     hub.set_queue_remaining(3)
     await until(lambda: statuses(a)[-1:] == [3], "the last count")
-    assert statuses(a) == [1, 3]
-    hub.set_queue_remaining(3)  # no change: nothing more
+    assert statuses(a) == [3]  # the round writes the count of its turn
+    hub.set_queue_remaining(4)  # in the pace: when it is up
+    hub.set_queue_remaining(5)
+    await until(lambda: statuses(a)[-1:] == [5], "the last count")
+    assert statuses(a) == [3, 5]
+    hub.set_queue_remaining(5)  # no change: nothing more
     hub.broadcast_owned(None, json.dumps({"type": "progress", "data": {}}))
     await until(lambda: texts(a)[-1]["type"] == "progress", "the event")
-    assert statuses(a) == [1, 3]
+    assert statuses(a) == [3, 5]
 
 
 async def test_a_status_round_reaches_a_slice_of_sockets_per_turn_after_their_events() -> None:
@@ -184,3 +188,22 @@ async def test_a_preview_for_one_client_is_written_at_once_after_its_earlier_fra
     ) + ws_frame(b"\x00\x00\x00\x01preview")
     await turn()
     assert len(client.writes) == 1  # nothing was left for the flush
+
+
+async def test_a_status_round_never_sends_a_socket_a_count_older_than_one_it_was_sent() -> None:
+    hub = ClientHub()
+    socks = [socket(hub, f"s{i}") for i in range(3 * STATUS_SLICE)]
+    client, sid = socks[-1], f"s{3 * STATUS_SLICE - 1}"  # reached last
+    hub.set_queue_remaining(1)  # a round to every socket begins
+    await turn()
+    assert statuses(socks[0]) == [1] and statuses(client) == []
+    hub.set_queue_remaining(0)  # the client's job ends: it is sent the new count at once
+    hub.to_owner(sid, None, hub.status())
+    assert statuses(client) == [0]
+    await until(lambda: bool(statuses(socks[-2])), "the round to reach its last slice")
+    assert statuses(client) == [0, 0]  # the rest of the round carries the count of its turn
+    assert statuses(socks[STATUS_SLICE]) == [0]
+    # The first slice was sent 1: another round tells it the count of now.
+    await until(lambda: statuses(socks[0]) == [1, 0], "the round after it")
+    await until(lambda: len(statuses(client)) == 3, "the round after it, to the end")
+    assert statuses(client) == [0, 0, 0]
