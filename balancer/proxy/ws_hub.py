@@ -97,14 +97,19 @@ class ClientSocket:
         return len(self._pending) == 1
 
     def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        transport = self._transport
-        if not pending or transport is None or transport.is_closing():
+        pending = self._pending
+        if not pending:
             return
-        with contextlib.suppress(ConnectionError, RuntimeError):
+        self._pending = []
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        try:
             transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
             if transport.get_write_buffer_size() > MAX_UNSENT:
                 transport.abort()  # too slow to keep up: the client reconnects
+        except (ConnectionError, RuntimeError):
+            pass
 
 
 def event(type_: str, data: Any) -> str:
@@ -282,10 +287,10 @@ class ClientHub:
             self._status_sent = None  # the round's first sockets got another count
         if self._count_frame[0] != count:
             self._count_frame = (count, ws_frame(self.status()))
-        data, dirty = self._count_frame[1], self._dirty
+        data = self._count_frame[1]
         for sock in self._round[-STATUS_SLICE:]:
-            if sock.push(data):
-                dirty.append(sock)
+            sock.push(data)
+            sock.flush()
         del self._round[-STATUS_SLICE:]
 
     async def close_all(self, code: int, message: bytes) -> None:
