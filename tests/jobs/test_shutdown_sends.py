@@ -27,10 +27,8 @@ DURABLE = pytest.mark.parametrize("reopen_store", ["sqlite", "redis"], indirect=
 async def two_bound_to_gpu0(
     make_pool: PoolFactory, reopen_store: Reopen, held: HeldAnswer, drain: float
 ) -> tuple[Pool, list[str], str, str]:
-    """`first`'s send to gpu0 (room for two) is held before gpu0 sees it
-    (`held`, armed before); `behind` is bound to gpu0 too, its send waiting
-    for `first`'s. Before them gpu0 held two jobs, cancelled (`earlier`).
-    The balancer lets sends finish for `drain` seconds at shutdown."""
+    """A balancer that lets sends finish for `drain` seconds at shutdown,
+    with two jobs bound to gpu0 (`bind_two`)."""
     pool = await make_pool(
         1,
         routing=RoutingSettings(max_pending_per_backend=1),
@@ -38,6 +36,13 @@ async def two_bound_to_gpu0(
         store=await reopen_store(),
         settings_overrides={"shutdown": ShutdownSettings(timeout=drain)},
     )
+    return (pool, *await bind_two(pool, held))
+
+
+async def bind_two(pool: Pool, held: HeldAnswer) -> tuple[list[str], str, str]:
+    """`first`'s send to gpu0 (room for two) is held before gpu0 sees it
+    (`held`, on gpu0); `behind` is bound to gpu0 too, its send waiting for
+    `first`'s. Before them gpu0 held two jobs, cancelled (`earlier`)."""
     pool.emulators["gpu0"].pause()  # each job it takes holds before its first node
     ids = [(await pool.submit(colored(i)))["prompt_id"] for i in range(4)]
     earlier, (first, behind) = ids[:2], ids[2:]  # gpu0 is full with `earlier`
@@ -52,7 +57,7 @@ async def two_bound_to_gpu0(
     for prompt_id in (first, behind):
         job = await store.get_job(prompt_id)
         assert job is not None and (job.state, job.backend) == ("dispatching", "gpu0")
-    return pool, earlier, first, behind
+    return earlier, first, behind
 
 
 async def shut_down(pool: Pool, once_begun: Callable[[], None]) -> None:
