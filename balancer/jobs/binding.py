@@ -34,6 +34,10 @@ class Room(Protocol):
 
     async def give_back(self, prompt_id: str) -> None: ...
 
+    def known_full(self) -> frozenset[str]:
+        """Backends a take would be refused on now, without asking."""
+        ...
+
 
 @dataclass(frozen=True)
 class Bound:

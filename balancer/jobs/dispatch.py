@@ -162,6 +162,11 @@ class Dispatcher:
         """Slots are taken in the room shared with other replicas."""
         return self.room is not None and self.routing.slots is not None
 
+    def known_full(self) -> frozenset[str]:
+        """Backends whose shared slots other replicas were found to hold,
+        none freed since: no job is bound there now."""
+        return self.room.known_full() if self.room is not None else frozenset()
+
     async def reserve(
         self, job: StoredJob, backend: Backend, turn: TurnCheck | None = None
     ) -> Bound | NoRoom | Gone | Literal["again"]:

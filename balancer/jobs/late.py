@@ -5,9 +5,11 @@ backend from another's pending slot)."""
 from __future__ import annotations
 
 import asyncio
+import enum
 import itertools
 import math
 from collections import deque
+from dataclasses import dataclass
 from functools import partial
 
 from balancer.backends.state import Backend, Clock
@@ -31,6 +33,26 @@ from balancer.tasks import stop
 
 # Waiting jobs looked at past the head when it waits for its capable set.
 LOOKAHEAD = 64
+
+
+@dataclass(frozen=True)
+class Found:
+    """A waiting job a backend can take now (`tried`: the backends it must
+    not go to), and how long it has passed up a backend with room."""
+
+    job: StoredJob
+    needs: Needs
+    waited: float
+    tried: frozenset[str]
+
+
+class Unsure(enum.Enum):
+    """No job found in this order of the rotation; another could find one."""
+
+    UNSURE = "unsure"
+
+
+UNSURE = Unsure.UNSURE
 
 
 class LateBinder:
@@ -111,7 +133,7 @@ class LateBinder:
     async def pump(self) -> None:
         """Bind waiting jobs while backends have room; each bound job is
         forwarded in the background (`forwards`), so binding goes on."""
-        self._full = set()
+        self._full = set(self.dispatcher.known_full())
         while self._drain_until is None and (
             (found := await self._bindable()) is not None or await self.steal()
         ):
@@ -163,33 +185,51 @@ class LateBinder:
 
     async def _bindable(self) -> tuple[StoredJob, Backend] | None:
         """The first waiting job a backend can take now, with that backend.
-        Past the head only when the head waits for its capable set (in a
-        mixed pool a prompt for a model two GPUs hold must not hold up work
-        the others could run), or, with a warm lookahead, while the jobs
-        before it wait for a full backend that would finish them sooner (each
-        for at most what that saves, counted from when it began to pass up a
-        backend with room: Picker.place); a job no backend in the
-        pool can run any more (its model went away) fails visibly instead of
-        waiting forever."""
-        if self.turn is not None:
+        With replicas, the rotation starts after the tenant served last
+        pool-wide (`turn.follow`, a Redis read), read only when a job could
+        be bound: a wake-up that finds no room for any job (most of them:
+        every replica wakes on every backend's `status` push and every freed
+        slot) reads nothing. Looked for again in the order read, if it moved."""
+        found = await self._first()
+        if self.turn is not None and found is not None:
+            served = self.jobs.queue.served
             await self.turn.follow(self.jobs.queue)
+            if self.jobs.queue.served != served:
+                found = await self._first()
+        if not isinstance(found, Found):
+            return None
+        bound = self.dispatcher.place(found.needs, found.waited, tried=found.tried)
+        return (found.job, bound) if isinstance(bound, Backend) else None
+
+    async def _first(self) -> Found | Unsure | None:
+        """The first waiting job, in the rotation as this replica knows it,
+        that a backend can take now. Past the head only when the head waits
+        for its capable set (in a mixed pool a prompt for a model two GPUs
+        hold must not hold up work the others could run), or, with a warm
+        lookahead, while the jobs before it wait for a full backend that
+        would finish them sooner (each for at most what that saves, counted
+        from when it began to pass up a backend with room: Picker.place); a
+        job no backend in the pool can run any more (its model went away)
+        fails visibly instead of waiting forever. None: no job can be bound
+        now, whatever the order; UNSURE: none in this order, and another
+        order could find one (the lookahead ran out first)."""
         window = self.routing.picker.warm_lookahead
         full, waits, now = frozenset(self._full), 0, self.clock()
         for job in list(itertools.islice(self.jobs.queue, LOOKAHEAD)):
             needs = needs_of(job.request.get("prompt"))
             waited = now - self._passing.get(job.prompt_id, now)
             avoid = self._may_hold(job)
-            placed = self.dispatcher.place(needs, waited, rotate=False, tried=full | avoid)
+            tried = full | avoid
+            placed = self.dispatcher.place(needs, waited, rotate=False, tried=tried)
             if isinstance(placed, Wait):
                 self._passing.setdefault(job.prompt_id, now)
                 waits += 1
                 if waits > window:
-                    return None
+                    return UNSURE
                 continue
             self._passing.pop(job.prompt_id, None)
             if not isinstance(placed, NoBackend):
-                bound = self.dispatcher.place(needs, waited, tried=full | avoid)
-                return (job, bound) if isinstance(bound, Backend) else None
+                return Found(job, needs, waited, tried)
             if avoid:
                 continue  # it waits for the probes of a backend that may hold it
             unmet = self.dispatcher.fitter.refusal(needs)
@@ -201,7 +241,7 @@ class LateBinder:
                 )
             elif not waits and not placed.outcome.startswith(("capable_", "not_capable")):
                 return None  # every backend is out for every job alike
-        return None
+        return UNSURE if len(self.jobs.queue) > LOOKAHEAD else None
 
     def _may_hold(self, job: StoredJob) -> frozenset[str]:
         """Backends that may still hold a run of `job` (lateruns.py) without

@@ -123,6 +123,12 @@ class Slots:
             self._full_until[backend] = now + RECHECK
         return "again" if taken == -1 else taken == 1
 
+    def known_full(self) -> frozenset[str]:
+        """Backends found full, with no slot freed there since (for up to
+        RECHECK): a take there is refused without asking Redis."""
+        now = self.clock()
+        return frozenset(name for name, until in self._full_until.items() if now < until)
+
     async def give_back(self, prompt_id: str, backend: str | None = None) -> None:
         """Free its slot; Redis away, it expires one lease later. `backend`:
         where the job was, to free the slot another replica took for it
