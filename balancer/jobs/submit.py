@@ -63,14 +63,15 @@ class Submitter:
     async def submit(self, request: dict[str, Any], quota: Quota) -> SubmitResult:
         """`request` is the parsed POST /prompt body, already known to hold `prompt`."""
         prompt_id = request.get("prompt_id")
-        if prompt_id is None:
-            prompt_id = self.new_id()
-        elif not is_safe_prompt_id(prompt_id):
+        if prompt_id is not None and not is_safe_prompt_id(prompt_id):
             return Refusal(400, "invalid_prompt_id", "Invalid prompt_id", ID_RULE)
         digest = workflow_digest(request["prompt"])
-        known = await self._known(prompt_id, digest, quota.tenant)
+        # An id the client chose may be a retry; one made here is new (a
+        # store read less per prompt; were it taken, `_record` says so).
+        known = None if prompt_id is None else await self._known(prompt_id, digest, quota.tenant)
         if known is not None:
             return known
+        prompt_id = prompt_id or self.new_id()
         given = request.get("number")
         if given is not None and (isinstance(given, bool) or not isinstance(given, int | float)):
             return Refusal(400, "invalid_number", "number must be a number")
