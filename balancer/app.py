@@ -116,6 +116,7 @@ def create_app(
             if run_prober:
                 stack.push_async_callback(stop, asyncio.create_task(b.prober.run()))
             stack.push_async_callback(b.binder.close, asyncio.create_task(b.binder.run()))
+            stack.push_async_callback(stop, asyncio.create_task(parts.ops.drain_ends.run()))
             b.binder.wake()
             stack.push_async_callback(drain_webhooks, parts.webhooks, settings.shutdown.timeout)
             if parts.ops.following is not None:

@@ -14,7 +14,7 @@ from balancer.auth.limits import LocalBuckets
 from balancer.auth.owners import Owners
 from balancer.auth.sessions import Sessions
 from balancer.backends.channel import Channels
-from balancer.backends.drain import Drainer
+from balancer.backends.drain import Drainer, DrainWatch, Idleness
 from balancer.backends.prober import Prober
 from balancer.backends.registry import Registry
 from balancer.backends.state import Clock
@@ -40,6 +40,7 @@ from balancer.jobs.submit import Submitter
 from balancer.jobs.waiting import LocalWaiting, SharedWaiting
 from balancer.ops.backend_admin import BackendAdmin, Following
 from balancer.ops.context import Ops
+from balancer.ops.drain_end import DrainEnds
 from balancer.ops.membership import Membership
 from balancer.ops.metrics import Metrics
 from balancer.ops.status import JobTally
@@ -157,6 +158,7 @@ def assemble(
     owners = Owners(store, lambda: bool(b.settings.auth.keys))
     events.subscribe(owners)  # before the relay: it knows each job's tenant from its events
     own = binder.queue_length_now
+    watch = DrainWatch()  # draining backends to look at again: pushes, drains, job ends
     waiting = SharedWaiting(store, own, events) if replicas is not None else LocalWaiting(own)
     relay = EventRelay(
         registry,
@@ -169,22 +171,26 @@ def assemble(
         owners.of,
         owners.index_outputs,
         replicas.nodes if replicas is not None else LocalNodes(),
+        watch.note,
     )
     events.subscribe(relay)
     tally = JobTally()
     for observer in (metrics, tally):
         events.subscribe(observer)
     channels = Channels(http, relay, f"lb{secrets.token_hex(4)}")
-    drainer = Drainer(upstream, residency.freed, [metrics.drain_changed])
-    members = Membership(registry, channels, store, drainer)
+    drainer = Drainer(upstream, residency.freed, [metrics.drain_changed], watch)
+    idle = Idleness(clock, settings.probe, follower.holds)
+    members = Membership(registry, channels, store, drainer, idle)
+    drain_ends = DrainEnds(registry, drainer, members, watch, idle)
+    events.subscribe(drain_ends)  # the end of a job may empty a draining backend
     probe_listeners = [  # those that need the store skip a probe while it cannot answer
         held(replicas, guarded("reconcile", follower.reconcile)),
         reader.after_probe,
         residency.after_probe,
         failover.probe_succeeded,
         guarded("placement_probe", files.placement.on_probe),
-        drainer.on_probe,
-        guarded("membership_probe", members.on_probe),
+        drainer.on_probe,  # settles the VRAM reason before the drain's end is looked at
+        guarded("drain_end_probe", drain_ends.on_probe),
     ]
     prober = Prober(
         registry,
@@ -241,5 +247,5 @@ def assemble(
     shared = replicas.changes if replicas is not None else None
     admin = BackendAdmin(registry, members, drainer, shared)
     following = Following(shared, admin) if shared is not None else None
-    ops = Ops(metrics, tally, drainer, members, admin, following)
+    ops = Ops(metrics, tally, drainer, members, drain_ends, admin, following)
     return Parts(b, files, ops, access, webhooks)

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from balancer.backends.drain import Drainer
 from balancer.ops.backend_admin import BackendAdmin, Following
+from balancer.ops.drain_end import DrainEnds
 from balancer.ops.membership import Membership
 from balancer.ops.metrics import Metrics
 from balancer.ops.status import JobTally
@@ -19,6 +20,7 @@ class Ops:
     tally: JobTally
     drainer: Drainer
     members: Membership
+    drain_ends: DrainEnds
     admin: BackendAdmin
     # With several replicas: applies the others' admin changes.
     following: Following | None

@@ -2,17 +2,20 @@
 
 Adding starts the backend's channel; it takes prompts once probed up.
 Removing drains it with reason `removed`; it leaves the registry once idle
-(its probe shows an empty queue and nothing is on the way to it), so pinned
-follow-ups of its last jobs still reach it. A removed backend that is down
-leaves at once: nothing can reach it anyway.
+(`balancer.backends.drain.is_idle`: its newest reading shows an empty queue,
+nothing is on the way to it and no job is followed there; see
+`balancer.ops.drain_end`), so pinned follow-ups of its last jobs still reach
+it. A removed backend that is down leaves at once: nothing can reach it anyway.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from balancer.backends.channel import Channels
-from balancer.backends.drain import Drainer, is_idle
+from balancer.backends.drain import Drainer
 from balancer.backends.registry import Registry
-from balancer.backends.state import Backend, LoadSnapshot
+from balancer.backends.state import Backend
 from balancer.config.backend_settings import BackendSettings
 from balancer.logs import get_logger
 from balancer.store import Store
@@ -22,12 +25,18 @@ log = get_logger("balancer.membership")
 
 class Membership:
     def __init__(
-        self, registry: Registry, channels: Channels, store: Store, drainer: Drainer
+        self,
+        registry: Registry,
+        channels: Channels,
+        store: Store,
+        drainer: Drainer,
+        idle: Callable[[Backend], bool],
     ) -> None:
         self.registry = registry
         self.channels = channels
         self.store = store
         self.drainer = drainer
+        self.idle = idle  # `drain.Idleness`
 
     async def add(self, settings: BackendSettings) -> Backend:
         """Register and start a backend; a removed one coming back is revived."""
@@ -64,16 +73,12 @@ class Membership:
         if backend is None:
             return None
         self.drainer.drain(backend, "removed")
-        if not backend.healthy or is_idle(backend):
-            await self._forget(backend)
+        if not backend.healthy or self.idle(backend):
+            await self.forget(backend)
         return backend
 
-    async def on_probe(self, backend: Backend, snapshot: LoadSnapshot) -> None:
-        """Prober listener: a removed backend leaves once idle."""
-        if "removed" in backend.drain_reasons and is_idle(backend):
-            await self._forget(backend)
-
-    async def _forget(self, backend: Backend) -> None:
+    async def forget(self, backend: Backend) -> None:
+        """A removed backend leaves: its registry entry and its channel."""
         if self.registry.get(backend.name) is not backend:
             return
         self.registry.remove(backend.name)

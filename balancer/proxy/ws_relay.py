@@ -49,8 +49,12 @@ class EventRelay:
         owner_of: Callable[[str], Awaitable[str | None]],
         on_output: Callable[[str, Any], Awaitable[None]],
         nodes: Nodes,
+        pushed: Callable[[Backend], None],
     ) -> None:
         self.registry = registry
+        # Told of every `status` push recorded (`DrainWatch.note`: a draining
+        # backend's push may say it is empty).
+        self.pushed = pushed
         self.follower = follower
         self.hub = hub
         self.store = store
@@ -192,6 +196,7 @@ class EventRelay:
             return
         if isinstance(count, int):
             backend.record_push(count, self.clock())
+            self.pushed(backend)
             self.refresh_status()
             self.wake()
 
