@@ -170,6 +170,10 @@ class ClientHub:
     def of(self, sid: str | None) -> list[ClientSocket]:
         return list(self._by_sid.get(sid, ())) if sid is not None else []
 
+    def sees(self, sid: str, owner: str | None) -> bool:
+        """Whether a socket of `sid` here may see a job of tenant `owner`."""
+        return any(s.may_see(owner) for s in self._by_sid.get(sid, ()))
+
     def send(self, sock: ClientSocket, frame: Frame) -> None:
         self._push(sock, ws_frame(frame))
 

@@ -21,8 +21,10 @@ frames tell of (a running job's node, nodes.py) are written by the same
 task, in the same order: a replica that gets a frame can read what its
 relay noted before it.
 
-A message is a JSON header line (sender, tenant, text or binary) and the
-frame's bytes.
+A message is the frame's entry in its client's stream (journal.py: a
+client's text frames are kept a while, for a socket that opens later; `-`
+for the others), a JSON header line (sender, tenant, text or binary) and
+the frame's bytes.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from redis.asyncio.client import Pipeline, PubSub
 from redis.exceptions import RedisError
 
 from balancer.logs import get_logger
+from balancer.replicas.journal import Journal
 from balancer.replicas.listen import RETRY, Message, listen, text_of
 from balancer.replicas.outage import Outage, Sleep
 
@@ -48,6 +51,7 @@ SID = "ws:sid:"  # after the store's prefix
 ALL = "ws:all"
 
 Frame = str | bytes
+UNKEPT = b"-"  # a message's entry when its frame is not kept (journal.py)
 BATCH = 512  # frames per pipeline
 CONFIRM_WITHIN = 5.0  # seconds a handshake waits for its subscription at most
 
@@ -62,6 +66,7 @@ class Delivery:
     owner: str | None
     frame: Frame
     preview: bool | None = None
+    entry: str | None = None  # its id in the client's stream, when it is kept there
 
 
 def encode(sender: str, delivery: Delivery) -> bytes:
@@ -74,6 +79,18 @@ def encode(sender: str, delivery: Delivery) -> bytes:
 def decode(channel: str, raw: bytes, sid_prefix: str) -> tuple[str, Delivery] | None:
     """(sender, delivery) of a message on `channel` (a sid's channel starts
     with `sid_prefix`); None when it is not one of ours."""
+    entry, _, body = raw.partition(b"\n")
+    found = unpack(body)
+    if found is None:
+        return None
+    sender, d = found
+    sid = channel[len(sid_prefix) :] if channel.startswith(sid_prefix) else None
+    kept = entry.decode(errors="replace") if entry != UNKEPT else None
+    return sender, Delivery(sid, d.owner, d.frame, d.preview, kept)
+
+
+def unpack(raw: bytes) -> tuple[str, Delivery] | None:
+    """(sender, delivery, without its sid) of what `encode` made."""
     header, _, payload = raw.partition(b"\n")
     try:
         meta = json.loads(header)
@@ -81,10 +98,9 @@ def decode(channel: str, raw: bytes, sid_prefix: str) -> tuple[str, Delivery] | 
         preview = meta["preview"]
     except (ValueError, KeyError, TypeError):
         return None
-    sid = channel[len(sid_prefix) :] if channel.startswith(sid_prefix) else None
     frame: Frame = payload.decode() if text else payload
     owner = owner if isinstance(owner, str) else None
-    return sender, Delivery(sid, owner, frame, preview if isinstance(preview, bool) else None)
+    return sender, Delivery(None, owner, frame, preview if isinstance(preview, bool) else None)
 
 
 class Write(Protocol):
@@ -93,7 +109,8 @@ class Write(Protocol):
 
     def add(self, pipe: Pipeline) -> Any: ...
 
-    def applied(self) -> None: ...
+    def applied(self, results: list[Any]) -> None:
+        """`results`: Redis's answers to what `add` added, in order."""
 
 
 @dataclass(frozen=True)
@@ -102,10 +119,24 @@ class Publish:
     payload: bytes
 
     def add(self, pipe: Pipeline) -> Any:
-        return pipe.publish(self.channel, self.payload)
+        return pipe.publish(self.channel, UNKEPT + b"\n" + self.payload)
 
-    def applied(self) -> None:
+    def applied(self, results: list[Any]) -> None:
         """Nothing waits on a frame."""
+
+
+@dataclass(frozen=True)
+class After:
+    """Nothing to write: `then` runs once every write queued before it is
+    applied (a frame that must not overtake those before it)."""
+
+    then: Callable[[], None]
+
+    def add(self, pipe: Pipeline) -> Any:
+        return None
+
+    def applied(self, results: list[Any]) -> None:
+        self.then()
 
 
 @dataclass
@@ -121,6 +152,7 @@ class EventBus:
         self.redis = redis
         self.me = me
         self.sid, self.all = prefix + SID, prefix + ALL
+        self.journal = Journal(redis, prefix)
         self._out: asyncio.Queue[Write] = asyncio.Queue()
         self._pubsub: PubSub = redis.pubsub()
         self._sids: dict[str, int] = {}  # sid -> sockets held here
@@ -128,10 +160,17 @@ class EventBus:
         self._changing: dict[str, _Turns] = {}  # sid -> its (un)subscriptions in progress
         self._confirmed: dict[str, asyncio.Event] = {}  # channel -> Redis confirmed it
 
-    def publish(self, delivery: Delivery) -> None:
-        """Queue a frame for the other replicas (sent in this order)."""
-        channel = self.all if delivery.sid is None else self.sid + delivery.sid
-        self._out.put_nowait(Publish(channel, encode(self.me, delivery)))
+    def publish(self, delivery: Delivery, handed: bool = False) -> None:
+        """Queue a frame for the other replicas (sent in this order); a
+        client's text frame is kept in its stream too (`handed`: a socket of
+        its sid here was written it)."""
+        sid, message = delivery.sid, encode(self.me, delivery)
+        if sid is None:
+            self._out.put_nowait(Publish(self.all, message))
+        elif isinstance(delivery.frame, str):
+            self._out.put_nowait(self.journal.publish(sid, self.sid + sid, message, handed))
+        else:
+            self._out.put_nowait(Publish(self.sid + sid, message))
 
     def write(self, write: Write) -> None:
         """Queue a write, after the frames published so far."""
@@ -203,17 +242,19 @@ class EventBus:
                 await sleep(RETRY)
 
     async def _publish(self, batch: list[Write], outage: Outage) -> bool:
+        ends = []
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for write in batch:
                     write.add(pipe)
-                await pipe.execute()
+                    ends.append(len(pipe.command_stack))
+                results = await pipe.execute()
         except RedisError as exc:
             outage.failed(exc)
             return False
         outage.ok()
-        for write in batch:
-            write.applied()
+        for write, start, end in zip(batch, [0, *ends[:-1]], ends, strict=True):
+            write.applied(results[start:end])
         return True
 
     async def receive_loop(

@@ -1,17 +1,31 @@
 """The client hub of one of several replicas: a frame for a client goes to
 its sockets here and, through the event bus, to its sockets on the other
-replicas; the others' frames are delivered to the sockets here."""
+replicas; the others' frames are delivered to the sockets here.
+
+A socket that opens first gets what its client missed while it had no
+socket anywhere (journal.py): until that replay is written, this replica's
+own frames for it wait behind it. Another replica's frame for a client is
+recorded as handed in Redis before it is written here, in the order the
+bus got it; one that no socket here may see is left for a later socket's
+replay. Each socket keeps the last entry it was written, so a frame both
+replayed and received is written once."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterable
+from functools import partial
 from typing import Any
 
-from balancer.proxy.ws_hub import ClientHub, Frame
-from balancer.replicas.bus import Delivery, EventBus
+from aiohttp import web
+
+from balancer.proxy.ws_hub import ClientHub, ClientSocket, Frame, ws_frame
+from balancer.replicas.bus import After, Delivery, EventBus, unpack
+from balancer.replicas.journal import entry_key
 from balancer.tasks import settle, stop
+
+Entry = tuple[int, int]
 
 
 class SharedHub(ClientHub):
@@ -19,6 +33,8 @@ class SharedHub(ClientHub):
         super().__init__()
         self.bus = bus
         self._leaving: set[asyncio.Task[None]] = set()
+        self._held: dict[ClientSocket, list[bytes]] = {}  # replay not written yet: what follows it
+        self._seen: dict[ClientSocket, Entry] = {}  # the last kept entry written to each socket
 
     @contextlib.asynccontextmanager
     async def reachable(self, sid: str) -> AsyncIterator[None]:
@@ -39,10 +55,58 @@ class SharedHub(ClientHub):
         """Wait until every socket closed so far is unsubscribed."""
         await settle(self._leaving)
 
+    def connect(
+        self, sid: str, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None,
+        tenant: str | None, sees_all: bool,
+    ) -> ClientSocket:  # fmt: skip
+        sock = super().connect(sid, ws, transport, tenant, sees_all)
+        self._held[sock] = []
+        self.bus.write(self.bus.journal.replay(sid, partial(self._replayed, sock)))
+        return sock
+
+    def remove(self, sock: ClientSocket) -> None:
+        super().remove(sock)
+        self._held.pop(sock, None)
+        self._seen.pop(sock, None)
+
+    def _replayed(self, sock: ClientSocket, entries: list[tuple[str, bytes]]) -> None:
+        """What `sock`'s client missed, then what waited behind it."""
+        held = self._held.pop(sock, None)
+        if held is None:
+            return  # closed meanwhile
+        for entry, message in entries:
+            found = unpack(message)
+            if found is not None and sock.may_see(found[1].owner):
+                self._push_kept([sock], entry_key(entry), ws_frame(found[1].frame))
+        for data in held:
+            sock.push(data)
+        sock.flush()
+
+    def _push_kept(self, socks: Iterable[ClientSocket], entry: Entry, data: bytes) -> None:
+        """Queue a kept frame on those of `socks` that were not written it yet."""
+        seen = self._seen
+        for sock in socks:
+            if entry > seen.get(sock, (-1, -1)):
+                seen[sock] = entry
+                sock.push(data)
+
+    def _write_now(self, socks: Iterable[ClientSocket], data: bytes) -> None:
+        """This replica's frames (and unkept ones): after a socket's replay."""
+        if self._held:
+            now = []
+            for sock in socks:
+                waiting = self._held.get(sock)
+                if waiting is None:
+                    now.append(sock)
+                else:
+                    waiting.append(data)
+            socks = now
+        super()._write_now(socks, data)
+
     def to_owner(self, sid: str | None, owner: str | None, frame: Frame) -> None:
         super().to_owner(sid, owner, frame)
         if sid is not None:
-            self.bus.publish(Delivery(sid, owner, frame))
+            self.bus.publish(Delivery(sid, owner, frame), handed=self.sees(sid, owner))
 
     def to_previewers(self, sid: str, owner: str | None, frame: Frame, metadata: bool) -> None:
         super().to_previewers(sid, owner, frame, metadata)
@@ -53,13 +117,29 @@ class SharedHub(ClientHub):
         self.bus.publish(Delivery(None, owner, frame))
 
     def deliver(self, d: Delivery) -> None:
-        """Another replica's frame, for the sockets here only."""
+        """Another replica's frame, for the sockets here only: a client's,
+        after what the bus got before it (a kept one recorded as handed)."""
         if d.sid is None:
             super().broadcast_owned(d.owner, d.frame)
-        elif d.preview is not None:
-            super().to_previewers(d.sid, d.owner, d.frame, d.preview)
+        elif not self.sees(d.sid, d.owner):
+            return  # kept, it goes to the client's next socket
+        elif d.entry is None:
+            self.bus.write(After(partial(self._deliver, d)))
         else:
-            super().to_owner(d.sid, d.owner, d.frame)
+            self.bus.write(self.bus.journal.see(d.sid, d.entry, partial(self._deliver, d)))
+
+    def _deliver(self, d: Delivery) -> None:
+        sid = d.sid
+        assert sid is not None
+        if d.entry is not None:
+            socks = [s for s in self.of(sid) if s.may_see(d.owner)]
+            self._push_kept(socks, entry_key(d.entry), ws_frame(d.frame))
+            for sock in socks:
+                sock.flush()
+        elif d.preview is not None:
+            super().to_previewers(sid, d.owner, d.frame, d.preview)
+        else:
+            super().to_owner(sid, d.owner, d.frame)
 
 
 async def run_shared(stack: contextlib.AsyncExitStack, hub: SharedHub) -> None:

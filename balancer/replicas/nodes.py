@@ -79,5 +79,5 @@ class _NodeWrite:
         key = self.nodes.prefix + self.prompt_id
         return pipe.delete(key) if self.node is None else pipe.set(key, self.node, ex=TTL)
 
-    def applied(self) -> None:
+    def applied(self, results: list[Any]) -> None:
         self.nodes._done(self)

@@ -53,7 +53,7 @@ class Applied:
     def add(self, pipe: Any) -> None:
         pass
 
-    def applied(self) -> None:
+    def applied(self, results: list[Any]) -> None:
         self.done.set()
 
 

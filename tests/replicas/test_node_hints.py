@@ -127,9 +127,10 @@ async def test_a_jobs_frames_do_not_wait_on_its_node_hint(
     r0, r1 = await make_replicas(2, backends=1, redis_store=RedisStore)
     nodes = r0.balancer.relay.nodes
     assert isinstance(nodes, SharedNodes)
+    tab = await connect(r0, "tab")
+    await published(r0)  # its replay (journal.py) read: its frames wait on nothing more
     held = HeldWrites(nodes.redis)  # r0's writes to Redis wait; its reads do not
     nodes.redis = nodes.bus.redis = held  # type: ignore[assignment]
-    tab = await connect(r0, "tab")
     gpu0 = r0.emulators["gpu0"]
     gpu0.pause()  # until its end is watched
     prompt_id = (await r0.submit(colored(6), client_id="tab"))["prompt_id"]
