@@ -7,7 +7,8 @@ socket anywhere (journal.py): until that replay is written, this replica's
 own frames for it wait behind it. Another replica's frame for a client is
 recorded as handed in Redis before it is written here, in the order the
 bus got it; one that no socket here may see is left for a later socket's
-replay. Each socket keeps the last entry it was written, so a frame both
+replay, and one whose sockets closed while it was being recorded is taken
+back (the mark moves back). Each socket keeps the last entry it was written, so a frame both
 replayed and received is written once."""
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class SharedHub(ClientHub):
         self._leaving: set[asyncio.Task[None]] = set()
         self._held: dict[ClientSocket, list[bytes]] = {}  # replay not written yet: what follows it
         self._seen: dict[ClientSocket, Entry] = {}  # the last kept entry written to each socket
+        # sid -> (its mark before the frames handed to sockets that closed
+        # first, how many of those are being taken back)
+        self._unhanded: dict[str, tuple[str | None, int]] = {}
 
     @contextlib.asynccontextmanager
     async def reachable(self, sid: str) -> AsyncIterator[None]:
@@ -126,17 +130,33 @@ class SharedHub(ClientHub):
         elif d.entry is None:
             self.bus.write(After(partial(self._deliver, d)))
         else:
-            self.bus.write(self.bus.journal.see(d.sid, d.entry, partial(self._deliver, d)))
+            handed = partial(self._handed, d, d.entry)
+            self.bus.write(self.bus.journal.see(d.sid, d.entry, handed))
+
+    def _handed(self, d: Delivery, entry: str, before: str | None) -> None:
+        """A kept frame recorded as handed (the mark was `before`): to the
+        sockets here, or, if they all closed meanwhile, taken back."""
+        sid = d.sid
+        assert sid is not None
+        socks = [s for s in self.of(sid) if s.may_see(d.owner)]
+        if not socks:
+            back, pending = self._unhanded.get(sid, (before, 0))
+            self._unhanded[sid] = (back, pending + 1)
+            self.bus.write(self.bus.journal.unsee(sid, entry, back, partial(self._unseen, sid)))
+            return
+        self._push_kept(socks, entry_key(entry), ws_frame(d.frame))
+        for sock in socks:
+            sock.flush()
+
+    def _unseen(self, sid: str) -> None:
+        back, pending = self._unhanded.pop(sid)
+        if pending > 1:
+            self._unhanded[sid] = (back, pending - 1)
 
     def _deliver(self, d: Delivery) -> None:
         sid = d.sid
         assert sid is not None
-        if d.entry is not None:
-            socks = [s for s in self.of(sid) if s.may_see(d.owner)]
-            self._push_kept(socks, entry_key(d.entry), ws_frame(d.frame))
-            for sock in socks:
-                sock.flush()
-        elif d.preview is not None:
+        if d.preview is not None:
             super().to_previewers(sid, d.owner, d.frame, d.preview)
         else:
             super().to_owner(sid, d.owner, d.frame)

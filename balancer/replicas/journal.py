@@ -17,9 +17,11 @@ entry some socket of that sid was handed, which only grows:
   anything newer.
 
 So a frame is written to a socket at most once, and a frame that no socket
-was handed is replayed to the next one. The cost of at most once: a replica
-killed between recording a frame handed and writing it loses that frame
-(a round trip's window), rather than repeat it to the next socket.
+was handed is replayed to the next one. A frame recorded as handed whose
+sockets all closed before it was written moves the mark back (`Unsee`), so
+the next socket gets it. The cost of at most once: a replica killed between
+recording a frame handed and writing it loses that frame (a round trip's
+window), rather than repeat it to the next socket.
 """
 
 from __future__ import annotations
@@ -56,16 +58,28 @@ local function newer(a, b)
 end
 """
 
-# KEYS: seen. ARGV: entry, ttl. Moves `seen` forward only.
+# KEYS: seen. ARGV: entry, ttl. Moves `seen` forward only; the mark before.
 SEE = (
     NEWER
     + """
-if newer(ARGV[1], redis.call('GET', KEYS[1])) then
+local old = redis.call('GET', KEYS[1])
+if newer(ARGV[1], old) then
   redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+return old
+"""
+)
+
+# KEYS: seen. ARGV: entry, mark before it ('' none), ttl. Moves `seen` back
+# from `entry` (handed to a socket that closed before it was written), if
+# nothing newer was handed since.
+UNSEE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if ARGV[2] == '' then redis.call('DEL', KEYS[1])
+  else redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
 end
 return 1
 """
-)
 
 # KEYS: log, seen. ARGV: ttl. The entries after `seen` (all, without it),
 # `seen` moved to the last of them.
@@ -107,12 +121,16 @@ class Journal:
         self._publish = redis.register_script(PUBLISH)
         self._see = redis.register_script(SEE)
         self._replay = redis.register_script(REPLAY)
+        self._unsee = redis.register_script(UNSEE)
 
     def publish(self, sid: str, channel: str, message: bytes, handed: bool) -> Logged:
         return Logged(self, sid, channel, message, handed)
 
-    def see(self, sid: str, entry: str, then: Callable[[], None]) -> Seen:
+    def see(self, sid: str, entry: str, then: Callable[[str | None], None]) -> Seen:
         return Seen(self, sid, entry, then)
+
+    def unsee(self, sid: str, entry: str, back: str | None, then: Callable[[], None]) -> Unsee:
+        return Unsee(self, sid, entry, back, then)
 
     def replay(self, sid: str, then: Callable[[list[tuple[str, bytes]]], None]) -> Replay:
         return Replay(self, sid, then)
@@ -146,11 +164,30 @@ class Seen:
     journal: Journal
     sid: str
     entry: str
-    then: Callable[[], None]
+    then: Callable[[str | None], None]  # given the mark before
 
     def add(self, pipe: Pipeline) -> None:
         j = self.journal
         _eval(pipe, j._see, [j.seen + self.sid], [self.entry, KEEP_FOR])
+
+    def applied(self, results: list[Any]) -> None:
+        self.then(None if results[0] is None else _text(results[0]))
+
+
+@dataclass(frozen=True, eq=False)
+class Unsee:
+    """A frame recorded as handed whose sockets here all closed before it
+    was written: the mark goes back to `back` (bus.Write)."""
+
+    journal: Journal
+    sid: str
+    entry: str
+    back: str | None
+    then: Callable[[], None]
+
+    def add(self, pipe: Pipeline) -> None:
+        j = self.journal
+        _eval(pipe, j._unsee, [j.seen + self.sid], [self.entry, self.back or "", KEEP_FOR])
 
     def applied(self, results: list[Any]) -> None:
         self.then()

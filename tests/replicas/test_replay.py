@@ -15,6 +15,7 @@ from balancer.store.redis import RedisStore
 from tests.proxy.test_ws import Message, Socket, connect
 
 from .conftest import ReplicaFactory, published
+from .test_node_hints import HeldWrites
 
 COLORS = iter(range(1, 1 << 24))  # each job its own workflow: none is cached
 
@@ -111,3 +112,31 @@ async def test_a_second_reconnect_gets_nothing_twice(make_replicas: ReplicaFacto
     assert job_frames(heard, prompt_id)
     assert not job_frames(frames, prompt_id), "the first job's frames are not told again"
     assert job_frames(frames, later) == job_frames(heard, prompt_id)
+
+
+async def test_frames_on_their_way_to_a_socket_that_closes_are_kept_for_the_next(
+    make_replicas: ReplicaFactory,
+) -> None:
+    """A frame another replica sent is recorded as handed before it is
+    written: if the socket closed in between, the mark goes back."""
+    r0, r1, r2 = await make_replicas(3, backends=1, redis_store=RedisStore)
+    whole = await reference(r0)
+    gpu0 = r0.emulators["gpu0"]
+    gpu0.pause()
+    first = await connect(r1, "tab")
+    await published(r1)  # its replay read
+    prompt_id = await submit(r0, "tab")
+    hub = r1.balancer.hub
+    assert isinstance(hub, SharedHub)
+    held = HeldWrites(hub.bus.redis)  # r1's marks wait, with the frames they go before
+    hub.bus.redis = held  # type: ignore[assignment]
+    gpu0.resume()
+    await asyncio.wait_for(held.asked.wait(), 30)  # a frame for `tab` reached r1
+    await closed(r1, first)
+    held.gate.set()
+    await r0.done(prompt_id)
+    for _ in range(2):  # the take-back is queued once the marks are applied
+        await published(r1)
+    again = await connect(r2, "tab")
+    missed = job_frames(await again.until_done(prompt_id, 30), prompt_id)
+    assert job_frames(first.frames, prompt_id) + missed == whole
