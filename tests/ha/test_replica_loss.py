@@ -94,6 +94,22 @@ class Kill:
         ended = client.done_at[prompt_id]
         return self.at <= ended <= self.adopted + 1.0 or prompt_id in self.told_unrecorded
 
+    def through_r0(self, client: Client, prompt_id: str) -> bool:
+        """Whether the job was under way at r0's kill and either followed by
+        r0 (the frames its backend sent r0 and r0 had not published die with
+        it, and those sent until a survivor adopts the job go nowhere:
+        ComfyUI does not replay them; the adopter tells the end from
+        history) or heard through a socket on r0 (a frame r0 had marked
+        handed to it and not written yet dies with it: a frame is handed at
+        most once, journal.py). Every other job's frames, those published
+        while its client had no socket anywhere included, reach it whole."""
+        post = client.post(prompt_id)
+        if not post.sent <= self.at <= client.done_at[prompt_id]:
+            return False
+        sockets = zip(client.where, client.up, strict=True)
+        on_r0 = any(url == self.r0 and a <= self.at <= b for url, (a, b) in sockets)
+        return post.via == self.r0 or on_r0
+
 
 def told_unrecorded(jobs: dict[str, StoredJob], killed: float) -> frozenset[str]:
     """The jobs whose end was marked told before r0's kill (wall clock) and
@@ -132,6 +148,16 @@ def where(client: Client, prompt_id: str, kill: Kill) -> str:
 
 def _ends(frames: list[dict[str, Any]]) -> bool:
     return [f["type"] for f in frames][-2:] == list(END_TYPES)
+
+
+def as_stored(job: StoredJob) -> str:
+    """A job's record, its times from its submission."""
+    times = {"started": job.started_at, "ended": job.ended_at, "told": job.told_at}
+    after = {k: round(v - job.submitted_at, 2) for k, v in times.items() if v is not None}
+    return (
+        f"stored {job.state} on {job.backend}, attempts {job.attempts}, lost from "
+        f"{job.lost_from}, duplicates {job.duplicates}, s after submission {after}"
+    )
 
 
 def runs_by_backend(histories: list[dict[str, Any]]) -> Counter[str]:
@@ -271,6 +297,10 @@ def report(
         for c, pid in jobs
         if [f["type"] for f in c.frames[pid]][:1] == ["execution_start"] and _ends(c.frames[pid])
     ]
+    # A job whose end was told, then lost with gpu2, ends as an error.
+    spared = [(c, pid) for c, pid in jobs if kill.through_r0(c, pid) or pid in outputs_lost]
+    owed = [job for job in jobs if job not in spared]
+    whole_owed = [job for job in owed if job in whole]
     reconnects = sum(len(c.up) - 1 for c in clients)
     print(
         f"\nha: {PROMPTS} prompts, {CLIENTS} clients, {seconds:.0f} s: {len(accepted)} accepted, "
@@ -284,7 +314,8 @@ def report(
         f"{len(heard_all)}/{len(covered_all)} jobs whose client's socket stayed open until their "
         f"end came heard it ({len(heard_end)}/{len(covered)} of those that did not end between "
         f"r0's kill and its adoption, nor had their end told by r0 and recorded by another), "
-        f"{len(whole)}/{len(jobs)} heard from execution_start to the end; "
+        f"{len(whole)}/{len(jobs)} heard from execution_start to the end ({len(whole_owed)}/"
+        f"{len(owed)} of those not under way at r0's kill through r0 or a socket on it); "
         f"{reconnects} socket reconnects; numbers grow pool-wide: {numbers_grow(clients)}; {log}"
     )
     assert len(accepted) == PROMPTS and not lost, lost[:5]
@@ -293,4 +324,13 @@ def report(
     unheard = [where(c, pid, kill) for c, pid in covered if (c, pid) not in heard_end]
     assert len(ordered) == len(jobs) and not two_ends, "\n".join(disordered[:3])
     assert len(heard_end) == len(covered), "\n".join(unheard[:3])
+    broken = [
+        f"{where(c, pid, kill)}; {as_stored(stored[pid])}"
+        for c, pid in owed
+        if (c, pid) not in whole_owed
+    ]
+    # Not asserted yet: one run of nine here had 2 jobs, followed by a
+    # replica that lived, heard without their start (one not at all); why
+    # is not known. Shown for the next look.
+    print("\n".join(f"not whole: {job}" for job in broken[:5]))
     assert numbers_grow(clients)
