@@ -51,6 +51,9 @@ SID = "ws:sid:"  # after the store's prefix
 ALL = "ws:all"
 
 Frame = str | bytes
+# A client's `status` (the pool-wide count) is not kept: replayed, it would
+# be older than the one its socket was sent when it opened.
+STATUS = '{"type": "status"'
 UNKEPT = b"-"  # a message's entry when its frame is not kept (journal.py)
 BATCH = 512  # frames per pipeline
 CONFIRM_WITHIN = 5.0  # seconds a handshake waits for its subscription at most
@@ -162,12 +165,12 @@ class EventBus:
 
     def publish(self, delivery: Delivery, handed: bool = False) -> None:
         """Queue a frame for the other replicas (sent in this order); a
-        client's text frame is kept in its stream too (`handed`: a socket of
+        client's job event is kept in its stream too (`handed`: a socket of
         its sid here was written it)."""
         sid, message = delivery.sid, encode(self.me, delivery)
         if sid is None:
             self._out.put_nowait(Publish(self.all, message))
-        elif isinstance(delivery.frame, str):
+        elif isinstance(delivery.frame, str) and not delivery.frame.startswith(STATUS):
             self._out.put_nowait(self.journal.publish(sid, self.sid + sid, message, handed))
         else:
             self._out.put_nowait(Publish(self.sid + sid, message))

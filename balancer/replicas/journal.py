@@ -1,8 +1,8 @@
 """Each client's job events, kept a while in Redis so that a client that
 reconnects, to any replica, gets the ones it missed while it had no socket.
 
-A client's text frames (job events; not previews, which are large and stale
-at once) go to a stream per sid, `<prefix>ws:log:<sid>`, capped at about
+A client's job events (text frames; not previews, which are large and stale
+at once, nor the pool-wide `status`, stale at once too) go to a stream per sid, `<prefix>ws:log:<sid>`, capped at about
 `KEEP_FRAMES` entries and kept `KEEP_FOR` seconds after the last one, in the
 same script that publishes them (bus.py): the stream's order is the order
 the replicas hear them in. Beside it, `<prefix>ws:seen:<sid>` is the last
