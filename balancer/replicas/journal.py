@@ -2,11 +2,12 @@
 reconnects, to any replica, gets the ones it missed while it had no socket.
 
 A client's job events (text frames; not previews, which are large and stale
-at once, nor the pool-wide `status`, stale at once too) go to a stream per sid, `<prefix>ws:log:<sid>`, capped at about
-`KEEP_FRAMES` entries and kept `KEEP_FOR` seconds after the last one, in the
-same script that publishes them (bus.py): the stream's order is the order
-the replicas hear them in. Beside it, `<prefix>ws:seen:<sid>` is the last
-entry some socket of that sid was handed, which only grows:
+at once, nor the pool-wide `status`, stale at once too) go to a stream per
+sid, `<prefix>ws:log:<sid>`, capped at about `KEEP_FRAMES` entries and kept
+`KEEP_FOR` seconds after the last one, in the same script that publishes
+them (bus.py): the stream's order is the order the replicas hear them in.
+Beside it, `<prefix>ws:seen:<sid>` is the last entry some socket of that
+sid was handed, which only grows:
 
 - the publishing replica sets it in that same script when a socket of the
   sid on that replica got the frame (it writes first, then publishes);
