@@ -41,6 +41,7 @@ from balancer.replicas.coordination import join, replicas_of
 from balancer.replicas.hub import SharedHub, run_shared
 from balancer.replicas.slots import watch_room
 from balancer.resources import open_resources
+from balancer.shutdown import InFlight, ShutdownDeadline, Timer
 from balancer.store import Store
 from balancer.tasks import stop
 from balancer.upstream import Deadline, wall_deadline
@@ -63,9 +64,11 @@ def create_app(
     config_path: str | None = None,
     redis: Redis | None = None,
     deadline: Deadline = wall_deadline,
+    shutdown_timer: Timer = asyncio.sleep,
 ) -> web.Application:
     """The balancer's app. With `redis` it is one of several replicas
-    sharing it (its caller owns and closes the client)."""
+    sharing it (its caller owns and closes the client). `shutdown_timer`
+    waits out what is left of the shutdown's one deadline, on `clock`."""
     registry = Registry(settings.backends)
     given = Injected(clock, wall_clock, new_id, sleep, deadline)
     replicas = replicas_of(settings, redis, wall_clock)
@@ -78,8 +81,10 @@ def create_app(
         """The settings now: a reload replaces them on the Balancer."""
         return app[BALANCER].settings if BALANCER in app else settings
 
+    shutdown = ShutdownDeadline(settings.shutdown.timeout, clock, shutdown_timer)
+    in_flight = InFlight()
     max_body = settings.limits.max_body
-    middleware = request_middleware(current, metrics, max_body)  # the only one
+    middleware = request_middleware(current, metrics, max_body, in_flight)  # the only one
     app = web.Application(client_max_size=max_body, middlewares=[middleware])
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
@@ -118,7 +123,7 @@ def create_app(
             stack.push_async_callback(b.binder.close, asyncio.create_task(b.binder.run()))
             stack.push_async_callback(stop, asyncio.create_task(parts.ops.drain_ends.run()))
             b.binder.wake()
-            stack.push_async_callback(drain_webhooks, parts.webhooks, settings.shutdown.timeout)
+            stack.push_async_callback(drain_webhooks, parts.webhooks, shutdown)
             if parts.ops.following is not None:
                 interval = lambda: b.settings.probe.interval  # noqa: E731 - reload may change it
                 following = asyncio.create_task(parts.ops.following.run(interval))
@@ -130,18 +135,25 @@ def create_app(
             yield
 
     async def stop_binding(app: web.Application) -> None:
-        """Shutdown begins: nothing more is bound to a backend; the sends
-        bound so far have `shutdown.timeout` to finish (LateBinder.close)."""
+        """Shutdown begins, and its one deadline with it: nothing more is
+        bound to a backend; the sends bound so far have until the deadline
+        to finish (LateBinder.close)."""
+        shutdown.begin()
         if BALANCER in app:
-            app[BALANCER].binder.stop_binding(settings.shutdown.timeout)
+            app[BALANCER].binder.stop_binding(shutdown.left())
 
     async def close_client_sockets(app: web.Application) -> None:
         """Shutdown: tell every client socket the server is going away (1001)."""
         if BALANCER in app:
-            await app[BALANCER].hub.close_all(WSCloseCode.GOING_AWAY, b"server shutdown")
+            going = app[BALANCER].hub.close_all(WSCloseCode.GOING_AWAY, b"server shutdown")
+            await shutdown.within("client sockets", going)
 
-    app.on_shutdown.append(stop_binding)
-    app.on_shutdown.append(close_client_sockets)
+    async def finish_requests(app: web.Application) -> None:
+        """Shutdown: the requests in flight finish until the deadline
+        (aiohttp's own wait, after this, then finds none left)."""
+        await in_flight.finish(shutdown)
+
+    app.on_shutdown.extend((stop_binding, close_client_sockets, finish_requests))
     app.cleanup_ctx.append(lifespan)
     add_status_routes(app.router)
     add_admin_routes(app.router)

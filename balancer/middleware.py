@@ -1,6 +1,7 @@
 """The one middleware every request passes through.
 
-In order: the request's route class and start time; the gates (a browser on
+In order: the request's route class and start time; the request counted
+in flight (a shutdown waits for it: `balancer.shutdown`); the gates (a browser on
 another origin changes nothing, then a key or a session; credentials never go
 further: `balancer.auth.gate`); the route's handler; anything raised below
 answered in ComfyUI's error shape (`balancer.errors`); the time and status
@@ -24,6 +25,7 @@ from balancer.config.settings import Settings
 from balancer.errors import too_large, unhandled
 from balancer.ops.metrics import Metrics
 from balancer.ops.timing import UNTIMED, route_class
+from balancer.shutdown import InFlight
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -32,6 +34,7 @@ def request_middleware(
     settings: Callable[[], Settings],
     metrics: Metrics,
     max_body: int,
+    in_flight: InFlight,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Middleware:
     @web.middleware
@@ -40,7 +43,8 @@ def request_middleware(
         started = clock()
         status = 500  # cancelled before an answer
         try:
-            response = await answer(request, handler, settings(), max_body)
+            with in_flight.request():  # a shutdown lets it finish until its deadline
+                response = await answer(request, handler, settings(), max_body)
             status = response.status
             return response
         except web.HTTPException as exc:  # aiohttp sends it as it is

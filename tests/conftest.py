@@ -23,6 +23,7 @@ from balancer.config.backend_settings import BackendSettings, ProbeSettings
 from balancer.config.routing_settings import RoutingSettings
 from balancer.config.settings import Settings
 from balancer.emulator import EMULATOR, Emulator, EmulatorOptions, create_emulator_app
+from balancer.shutdown import Timer
 from balancer.store import MemoryStore, Store
 from balancer.webhooks.sender import Sleep
 
@@ -51,6 +52,7 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
         sleep: Sleep = asyncio.sleep,
         store: Store | None = None,
         virtual_time: bool = False,
+        shutdown_timer: Timer = asyncio.sleep,
     ) -> Pool:
         """`virtual_time`: the emulators' simulated work advances the pool's
         clock (the balancer's) instead of taking real time, so a job's run
@@ -95,6 +97,7 @@ async def make_pool(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[PoolFa
             run_prober=False,
             store=store or MemoryStore(),
             deadline=stalls,
+            shutdown_timer=shutdown_timer,
         )
         client = await aiohttp_client(app)
         pool = Pool(client, emulators, servers, clock, stalls)

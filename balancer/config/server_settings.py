@@ -40,8 +40,10 @@ class TimeoutSettings:
 
 @dataclass(frozen=True)
 class ShutdownSettings:
-    # On SIGTERM, how long in-flight requests and the sends of jobs already
-    # bound may take to finish (past it, the sends left are cut: forwards.py).
+    # On SIGTERM, how long the whole shutdown may take, counted from its
+    # start: client sockets told 1001, in-flight requests, the sends of jobs
+    # already bound and webhooks in flight share this one deadline (past it,
+    # what is left is cut: balancer/shutdown.py, forwards.py).
     timeout: float = 10.0
 
 

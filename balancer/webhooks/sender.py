@@ -85,6 +85,21 @@ class Webhooks:
             payload.SIGNATURE_HEADER: payload.sign(settings.secret or "", body),
         }
         timeout = aiohttp.ClientTimeout(total=settings.timeout)
+        try:
+            return await self._attempts(prompt_id, url, body, headers, timeout)
+        except asyncio.CancelledError:  # shutdown's deadline: not kept for a next start
+            log.warning("webhook_undelivered", prompt_id=prompt_id, reason="cut at shutdown")
+            raise
+
+    async def _attempts(
+        self,
+        prompt_id: str,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeout: aiohttp.ClientTimeout,
+    ) -> bool:
+        settings = self.settings()
         for attempt in range(1, settings.max_attempts + 1):
             problem = await self._post(url, body, headers, timeout)
             if problem is None:

@@ -1,14 +1,12 @@
 """The webhook sender's own HTTP session, and its stop: deliveries in flight
-get up to the shutdown timeout."""
+get what is left of the shutdown's one deadline (`balancer.shutdown`)."""
 
 from __future__ import annotations
-
-import asyncio
-import contextlib
 
 import aiohttp
 from aiohttp import web
 
+from balancer.shutdown import ShutdownDeadline
 from balancer.webhooks.sender import Webhooks
 
 WEBHOOKS: web.AppKey[Webhooks] = web.AppKey("webhooks", Webhooks)
@@ -20,6 +18,7 @@ def webhook_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
 
 
-async def drain_webhooks(hooks: Webhooks, timeout: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(hooks.drain(), timeout)
+async def drain_webhooks(hooks: Webhooks, deadline: ShutdownDeadline) -> None:
+    """Deliveries in flight finish until the deadline; the ones left then
+    are cut, each named in a log line (`Webhooks.deliver`)."""
+    await deadline.within("webhooks", hooks.drain())
