@@ -43,6 +43,15 @@ def test_bench_store_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
     }
 
 
+def ratio_of_rounded(top: float, bottom: float, ratio: float) -> bool:
+    """Whether `ratio` (printed to 2 places) is top/bottom for some values that
+    print as `top` and `bottom` (whole numbers): at a few requests a second the
+    rounding of the rates alone moves their ratio by more than 1 %."""
+    low = (top - 0.5) / (bottom + 0.5)
+    high = (top + 0.5) / max(bottom - 0.5, 1e-9)
+    return low - 0.005 <= ratio <= high + 0.005
+
+
 def test_bench_proxy_replicas_prints_one_against_three(
     capsys: pytest.CaptureFixture[str], redis_server: RedisServer
 ) -> None:
@@ -58,10 +67,10 @@ def test_bench_proxy_replicas_prints_one_against_three(
     for row in rows:
         one, three, ratio = float(row[3]), float(row[4]), float(row[5])
         assert one > 0 and three > 0
-        assert ratio == pytest.approx(three / one, abs=0.01 + 0.01 * ratio)
+        assert ratio_of_rounded(three, one, ratio)
         per_cpu_one, per_cpu_three, cpu_ratio = float(row[6]), float(row[7]), float(row[8])
         assert per_cpu_one > 0 and per_cpu_three > 0
-        assert cpu_ratio == pytest.approx(per_cpu_three / per_cpu_one, abs=0.01 + 0.01 * cpu_ratio)
+        assert ratio_of_rounded(per_cpu_three, per_cpu_one, cpu_ratio)
         assert float(row[9]) >= 0 and float(row[10]) >= 0  # Redis commands per request
 
 
