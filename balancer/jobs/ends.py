@@ -26,7 +26,7 @@ from typing import Any
 
 from balancer.backends.registry import Registry
 from balancer.jobs.completing import CompletingStep
-from balancer.jobs.events import JobEvent
+from balancer.jobs.events import LEFT_BACKEND, JobEvent
 from balancer.jobs.held import HeldEnds
 from balancer.jobs.lateruns import LateRuns
 from balancer.jobs.lifecycle import Jobs
@@ -76,7 +76,7 @@ class RunEnds:
         jobs.events.subscribe(self)
 
     async def job_event(self, event: JobEvent) -> None:
-        if event.phase in ("completed", "failed", "interrupted", "cancelled", "retried"):
+        if event.phase in LEFT_BACKEND:
             self._told.discard(event.prompt_id)  # a later run's end is told anew
 
     def was_told(self, prompt_id: str) -> bool:

@@ -25,6 +25,11 @@ Phase = Literal[
     "duplicated",
 ]
 
+# A run left the backend it was on: it ended there, or was taken off it.
+LEFT_BACKEND: frozenset[Phase] = frozenset(
+    {"completed", "failed", "interrupted", "cancelled", "retried"}
+)
+
 # Messages the balancer makes for a job's client: (type, data), in order.
 ClientEvents = tuple[tuple[str, dict[str, Any]], ...]
 

@@ -18,7 +18,7 @@ import math
 
 from balancer.backends.state import Backend, Clock, LoadSnapshot
 from balancer.jobs.ends import RunEnds
-from balancer.jobs.events import JobEvent
+from balancer.jobs.events import LEFT_BACKEND, JobEvent
 from balancer.jobs.followed import Followed
 from balancer.store import StoredJob
 
@@ -57,7 +57,7 @@ class Follower:
             self._started.discard(event.prompt_id)
         elif event.phase == "running":
             self._started.add(event.prompt_id)
-        elif event.phase in ("completed", "failed", "interrupted", "cancelled", "retried"):
+        elif event.phase in LEFT_BACKEND:
             self._sent_at.pop(event.prompt_id, None)
             self._sent_to.left(event.prompt_id)
             self._started.discard(event.prompt_id)

@@ -17,7 +17,7 @@ from balancer.catalog.needs import Needs, needs_of
 from balancer.catalog.refusal import unmet_body
 from balancer.jobs.binding import Bound
 from balancer.jobs.dispatch import Dispatcher
-from balancer.jobs.events import JobEvent
+from balancer.jobs.events import LEFT_BACKEND, JobEvent
 from balancer.jobs.failure import rejection_error
 from balancer.jobs.fair import NotNow, Turn
 from balancer.jobs.forwards import Forwards
@@ -276,7 +276,7 @@ class LateBinder:
     async def job_event(self, event: JobEvent) -> None:
         if event.phase in ("completed", "failed", "interrupted"):
             self._done_at.append(self.clock())
-        if event.phase in ("completed", "failed", "interrupted", "retried", "cancelled"):
+        if event.phase in LEFT_BACKEND:
             self.wake()
         if event.phase in ("completed", "failed", "interrupted", "cancelled"):
             self._passing.pop(event.prompt_id, None)

@@ -17,12 +17,9 @@ from collections.abc import Callable
 from balancer.backends.drain import Drainer, DrainWatch
 from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, LoadSnapshot
-from balancer.jobs.events import JobEvent
+from balancer.jobs.events import LEFT_BACKEND, JobEvent
 from balancer.ops.membership import Membership
 from balancer.store.guard import guarded
-
-# Phases in which a job leaves the backend it was on.
-LEFT = frozenset({"completed", "failed", "interrupted", "cancelled", "retried"})
 
 
 class DrainEnds:
@@ -49,7 +46,7 @@ class DrainEnds:
 
     async def job_event(self, event: JobEvent) -> None:
         """A job that left a backend: the last one may have emptied it."""
-        if event.phase in LEFT:
+        if event.phase in LEFT_BACKEND:
             for name in (event.backend, event.taken_from):
                 backend = self.registry.get(name) if name is not None else None
                 if backend is not None:

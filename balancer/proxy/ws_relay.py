@@ -17,7 +17,7 @@ from typing import Any
 from balancer.backends.registry import Registry
 from balancer.backends.state import Backend, Clock
 from balancer.files.naming import rewrite_ui_output
-from balancer.jobs.events import JobEvent
+from balancer.jobs.events import LEFT_BACKEND, JobEvent
 from balancer.jobs.follow import Follower
 from balancer.jobs.model import END_MESSAGES
 from balancer.proxy import frames
@@ -89,7 +89,7 @@ class EventRelay:
     async def job_event(self, ev: JobEvent) -> None:
         """Events the jobs emit: the balancer's own messages for the job's
         client (a late failure, missed end events), and the queue count."""
-        if ev.phase in ("completed", "failed", "interrupted", "cancelled", "retried"):
+        if ev.phase in LEFT_BACKEND:
             self.nodes.drop(ev.prompt_id)
         await self.sent.job_event(ev)
         owner = await self.owner_of(ev.prompt_id)
