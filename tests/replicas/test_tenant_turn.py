@@ -32,6 +32,18 @@ async def submit_as(pool: Pool, headers: dict[str, str], i: int) -> str:
     return prompt_id
 
 
+async def bob_beside_a_full_gpu0(make_replicas: ReplicaFactory) -> tuple[Pool, Slots]:
+    """One replica, bob's key, and one backend taking one job at a time,
+    whose slot another replica holds (as `x1`, through the Slots returned)."""
+    routing = replace(RoutingSettings(), max_pending_per_backend=0)
+    auth = AuthSettings(keys=(api_key("bob"),))
+    (r0,) = await make_replicas(1, backends=1, redis_store=RedisStore, auth=auth, routing=routing)
+    slots = r0.balancer.replicas.slots  # type: ignore[union-attr]
+    other = Slots(slots.redis, 5.0, r0.clock, "balancer:")
+    assert await other.take("gpu0", "x1", 1)
+    return r0, other
+
+
 class Sent:
     """Every job bound on any replica, in the order they were sent."""
 
@@ -135,12 +147,7 @@ async def test_a_replica_that_finds_no_room_leaves_the_turn_untouched(
     turn to bob and back, a replica that read it in between would serve the
     tenant after bob next, and, refused a slot too, move the turn back to
     bob, who was never served (keys were served twice in a row)."""
-    routing = replace(RoutingSettings(), max_pending_per_backend=0)
-    auth = AuthSettings(keys=(api_key("bob"),))
-    (r0,) = await make_replicas(1, backends=1, redis_store=RedisStore, auth=auth, routing=routing)
-    slots = r0.balancer.replicas.slots  # type: ignore[union-attr]
-    other = Slots(slots.redis, 5.0, r0.clock, "balancer:")
-    assert await other.take("gpu0", "x1", 1)
+    r0, other = await bob_beside_a_full_gpu0(make_replicas)
     b1 = await submit_as(r0, as_("bob"), 1)
     assert [job.prompt_id for job in r0.balancer.jobs.queue] == [b1]
     client = redis.Redis.from_url(redis_url)

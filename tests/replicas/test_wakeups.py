@@ -11,12 +11,11 @@ import redis.asyncio as redis
 
 from balancer.config.access_settings import AuthSettings
 from balancer.config.routing_settings import RoutingSettings
-from balancer.replicas.slots import Slots
 from balancer.store.redis import RedisStore
 from tests.auth.auth_helpers import api_key, as_
 
 from .conftest import ReplicaFactory
-from .test_tenant_turn import submit_as
+from .test_tenant_turn import bob_beside_a_full_gpu0, submit_as
 
 
 async def turn_reads(client: redis.Redis) -> int:
@@ -62,12 +61,7 @@ async def test_a_backend_another_replica_fills_is_not_asked_again_until_a_slot_f
     `status`): r0 asks once, is refused, and its next wake-ups ask nothing,
     neither the slot nor the turn, until that slot is given back; then its
     job goes at once."""
-    routing = replace(RoutingSettings(), max_pending_per_backend=0)
-    auth = AuthSettings(keys=(api_key("bob"),))
-    (r0,) = await make_replicas(1, backends=1, redis_store=RedisStore, auth=auth, routing=routing)
-    slots = r0.balancer.replicas.slots  # type: ignore[union-attr]
-    other = Slots(slots.redis, 5.0, r0.clock, "balancer:")
-    assert await other.take("gpu0", "x1", 1)
+    r0, other = await bob_beside_a_full_gpu0(make_replicas)
     client = redis.Redis.from_url(redis_url)
     try:
         b1 = await submit_as(r0, as_("bob"), 1)
