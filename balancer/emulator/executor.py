@@ -38,6 +38,19 @@ class Outcome:
     status_str: str = "success"
 
 
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """`fn` run in a thread. Cancelled, it still waits for the thread: a
+    thread cannot be stopped, so a run cancelled (the emulator stopping)
+    ends only once its work has, and nothing writes files after it (a
+    demo removing its directory right after found a PNG written into it)."""
+    work = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait({work})
+        raise
+
+
 class Run:
     """The state of one prompt execution; also the NodeContext handed to node code."""
 
@@ -77,7 +90,7 @@ class Run:
             memory.add(name)
 
     async def compute(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.to_thread(fn, *args)
+        return await in_thread(fn, *args)
 
     # -- events ----------------------------------------------------------
     def _ids(self, node_id: str, key: str) -> JSON:
