@@ -84,16 +84,24 @@ class Jobs(JobMoves):
 
     async def started(self, prompt_id: str, backend: str) -> StoredJob | None:
         """queued -> running, told by `backend`, the job's own (the caller
-        checked). A backend tells it as soon as it queues the prompt, which
+        checked), recorded before its client is told (as an end is, `told`):
+        a start not recorded was never told, and a replayed end tells it
+        (`ended`). A backend tells it as soon as it queues the prompt, which
         may be before the answer to the send is recorded: the job is then
-        still dispatching there, and its start is recorded when the
-        dispatch lands (`dispatched`)."""
-        self._early_starts[prompt_id] = self.wall()
+        still dispatching there, its start time is recorded on it, and it
+        moves to running when the dispatch lands (`dispatched`)."""
+        at = self._early_starts[prompt_id] = self.wall()
         started = await self._start(prompt_id, FROM["running"])
         if started is not None:
             return started
         job = await self.store.get_job(prompt_id)
-        if job is None or job.state != "dispatching" or job.backend != backend:
+        if job is None or job.backend != backend or job.state not in ("dispatching", "running"):
+            self._early_starts.pop(prompt_id, None)
+            return None
+        if job.started_at is None:  # mid-dispatch, or running as a recall found it
+            fields = {"started_at": at}
+            await self._move(prompt_id, job.state, None, fields, from_states=(job.state,))
+        if job.state == "running":
             self._early_starts.pop(prompt_id, None)
             return None
         # Unless its dispatch landed while the store was read (it found no
@@ -148,7 +156,9 @@ class Jobs(JobMoves):
         if backend != job.backend:  # the earlier run won: the current one is the extra
             lost = (*job.lost_from, job.backend) if job.backend else job.lost_from
             fields.update(backend=backend, lost_from=lost)
-        events = end_events(entry, prompt_id) if replay else ()
+        # A start never recorded was never told (`started`): told first.
+        untold = job.started_at is None and prompt_id not in self._early_starts
+        events = end_events(entry, prompt_id, untold and backend == job.backend) if replay else ()
         return await self._move(prompt_id, to, END_PHASES[to], fields, from_states=(job.state,),
                                 client_events=events, entry=entry)  # fmt: skip
 

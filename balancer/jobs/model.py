@@ -35,13 +35,26 @@ def end_state(entry: Any) -> RunEnd:
     return "succeeded" if ok else "failed"
 
 
-def end_events(entry: Any, prompt_id: str) -> ClientEvents:
-    """The end event recorded in a history entry, then `executing` null."""
+def end_events(entry: Any, prompt_id: str, start_untold: bool) -> ClientEvents:
+    """The end event recorded in a history entry, then `executing` null;
+    `start_untold`: first its `execution_start` as recorded (the backend's
+    timestamp), for a client that was never told its run started."""
+    messages = _messages(entry)
+    ends = [(kind, data) for kind, data in messages if kind in END_MESSAGES][-1:]
+    starts = [(kind, data) for kind, data in messages if kind == "execution_start"][:1]
+    return (
+        *(starts if start_untold else ()),
+        *ends,
+        ("executing", {"node": None, "prompt_id": prompt_id}),
+    )
+
+
+def _messages(entry: Any) -> list[tuple[str, dict[str, Any]]]:
+    """A history entry's status messages that are [type, data] pairs."""
     status = entry.get("status") if isinstance(entry, dict) else None
     messages = status.get("messages") if isinstance(status, dict) else None
-    ends = [
+    return [
         (m[0], m[1])
         for m in (messages if isinstance(messages, list) else [])
-        if isinstance(m, list) and len(m) == 2 and m[0] in END_MESSAGES and isinstance(m[1], dict)
+        if isinstance(m, list) and len(m) == 2 and isinstance(m[0], str) and isinstance(m[1], dict)
     ]
-    return (*ends[-1:], ("executing", {"node": None, "prompt_id": prompt_id}))
