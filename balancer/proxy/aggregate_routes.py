@@ -53,23 +53,45 @@ async def get_queue(request: web.Request) -> web.StreamResponse:
     their way to a backend that no backend listed (read-your-writes: a job
     waiting here when the read began, or bound since, is sent meanwhile, and
     a backend's answer asked before it got the job lacks it), then those
-    still waiting here."""
+    still waiting here. A backend that gave no answer (down, or its read
+    failed) is not taken as empty: the jobs the balancer sent there and has
+    not seen end are listed from its own records (unknown is not idle)."""
     b = ctx(request)
     held = _held(b)
-    answers = [data for _, data in await healthy_json(b, "/queue")]
+    answered = await healthy_json(b, "/queue")
+    answers = [data for _, data in answered]
+    unanswered = _unanswered(b, answered)
     visible = visible_ids(request)  # a client key sees only its own jobs
-    if visible is None and not held and not _held(b):
+    if visible is None and not held and not unanswered and not _held(b):
         body = b.queue_view.body(answers)
         if body is not None:
             return web.Response(body=body, content_type="application/json", charset="utf-8")
     merged = await b.queue_view.presented(b.store, answers)
     waiting = list(b.jobs.queue)
     listed = {item[1] for items in merged.values() for item in items if _is_item(item)}
+    for job in await _recorded_on(b, unanswered):
+        if job.prompt_id not in listed:
+            running = job.state == "running"
+            merged["queue_running" if running else "queue_pending"].append(waiting_item(job))
+            listed.add(job.prompt_id)
     listed.update(job.prompt_id for job in waiting)
     moved = [pid for pid in dict.fromkeys(held + _held(b)) if pid not in listed]
     merged["queue_pending"] += [waiting_item(job) for job in await _unfinished(b, moved)]
     merged["queue_pending"] += [waiting_item(job) for job in waiting]
     return web.json_response(merged if visible is None else await filter_queue(merged, visible))
+
+
+def _unanswered(b: Balancer, answered: list[tuple[str, Any]]) -> list[str]:
+    """The registered backends that gave no /queue answer."""
+    if len(answered) >= len(b.registry):
+        return []
+    names = {name for name, _ in answered}
+    return [backend.name for backend in b.registry if backend.name not in names]
+
+
+async def _recorded_on(b: Balancer, names: list[str]) -> list[StoredJob]:
+    """The unfinished jobs the store records on these backends."""
+    return [job for name in names for job in await b.store.jobs_on(name)]
 
 
 def _held(b: Balancer) -> list[str]:

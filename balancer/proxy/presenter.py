@@ -78,7 +78,9 @@ def output_nodes(prompt: Any) -> list[str]:
 
 
 def waiting_item(job: StoredJob) -> list[Any]:
-    """A job waiting in the balancer, shaped like ComfyUI's pending items."""
+    """A job as the balancer records it (waiting here, on its way to a
+    backend, or on one that gave no answer), shaped like ComfyUI's queue
+    items."""
     extra = strip_secrets(job.request.get("extra_data") or {})
     extra = dict(extra) if isinstance(extra, dict) else {}
     if job.client_id is not None:
