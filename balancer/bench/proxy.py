@@ -4,9 +4,15 @@ N emulated backends (2 by default) and one balancer, each in its own
 process; the load generator here sends GET /history/{id} and GET /queue
 straight to one backend, through the balancer (in front of all N) and
 through nginx (nginx.py, in front of the same N; where installed), side by
-side in one run, at each concurrency. Then `/view` of a large file (view.py):
-direct, through the balancer, and through HAProxy in front of the same
-backend, in the same run.
+side in one run, at each concurrency. The three paths take turns in short
+slices (`taking_turns`): the machine may be shared, and three measurements
+of seconds each, one after the other, let a burst of other work fall on one
+path only (the ratios of one run moved 0.5x-1.0x that way). Nothing is
+pinned to a core: with other work on the machine, the core the balancer got
+to itself was shared with that work, while nginx's path spreads over three
+processes (nginx and two emulators), each of which gets its own share. Then `/view` of a large
+file (view.py): direct, through the balancer, and through HAProxy in front
+of the same backend, in the same run.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +43,8 @@ from balancer.bench.nginx import nginx_in_front
 from balancer.bench.reference import family
 from balancer.bench.view import view_table, write_output_file
 from balancer.demo import DEMO_PROMPT
+
+ROUNDS = 6  # slices per path and row, taking turns
 
 
 @dataclass(frozen=True)
@@ -77,11 +86,12 @@ async def measure(seconds: float, concurrencies: list[int], backends: int, view:
                 [balancer.pid, *(e.pid for e in emulators)],
                 None if nginx is None else [*family(nginx[1]), *(e.pid for e in emulators)],
             )
-            rows = []
+            rows, load = [], [os.getloadavg()[0]]
             for route in (f"/history/{prompt_id}", "/queue"):
                 for concurrency in concurrencies:
                     urls = (direct + route, front + route, nginx[0] + route if nginx else None)
                     rows.append(await _small_row(session, urls, serving, concurrency, seconds))
+            load.append(os.getloadavg()[0])
             if view.megabytes:
                 paths = {
                     "direct": (direct, emulators[0].pid),
@@ -95,7 +105,9 @@ async def measure(seconds: float, concurrencies: list[int], backends: int, view:
     headers += ["direct CPU us", "via CPU us", "nginx CPU us"]
     note = f"\n(latencies in ms; direct: one emulator; via: one balancer in front of {backends};"
     note += f" nginx: nginx in front of the same {backends}, round robin; CPU us: CPU"
-    note += " microseconds per request of the proxy and the backends together, from /proc)"
+    note += " microseconds per request of the proxy and the backends together, from /proc;"
+    note += f" each path {ROUNDS} slices of {seconds / ROUNDS:g} s per row, taking turns;"
+    note += f" load average {load[0]:.1f} before the rows, {load[1]:.1f} after)"
     if nginx is None:
         note += "\n(nginx is not installed here: its columns are not measured)"
     small = table(headers, rows) + note
@@ -114,7 +126,20 @@ class Serving:
 @dataclass(frozen=True)
 class Spent:
     result: Result
-    cpu_us: float  # CPU microseconds per request of the serving processes
+    cpu_s: float  # CPU seconds of the serving processes
+
+    @property
+    def cpu_us(self) -> float:
+        """CPU microseconds per request."""
+        return 1e6 * self.cpu_s / max(1, self.result.requests)
+
+
+def _total(slices: list[Spent]) -> Spent:
+    """A path's slices of one row as one measurement."""
+    latencies = [latency for part in slices for latency in part.result.latencies]
+    requests = sum(part.result.requests for part in slices)
+    result = Result(requests, sum(part.result.seconds for part in slices), latencies)
+    return Spent(result, sum(part.cpu_s for part in slices))
 
 
 async def _spent(
@@ -122,8 +147,25 @@ async def _spent(
 ) -> Spent:
     cpu = sum(map(cpu_seconds, pids))
     result = await closed_loop(session, url, concurrency, seconds)
-    spent = sum(map(cpu_seconds, pids)) - cpu
-    return Spent(result, 1e6 * spent / max(1, result.requests))
+    return Spent(result, sum(map(cpu_seconds, pids)) - cpu)
+
+
+async def taking_turns(
+    session: aiohttp.ClientSession,
+    paths: dict[str, tuple[str, list[int]]],
+    concurrency: int,
+    seconds: float,
+) -> dict[str, Spent]:
+    """Each path for `seconds` in all, in `ROUNDS` slices taking turns (the
+    first path of a round moves on by one each round), so a burst of other
+    work on the machine falls on every path alike."""
+    names = list(paths)
+    slices: dict[str, list[Spent]] = {name: [] for name in names}
+    for i in range(ROUNDS):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            url, pids = paths[name]
+            slices[name].append(await _spent(session, url, pids, concurrency, seconds / ROUNDS))
+    return {name: _total(parts) for name, parts in slices.items()}
 
 
 async def _small_row(
@@ -135,12 +177,12 @@ async def _small_row(
 ) -> list[object]:
     """One small GET at one concurrency: direct, via, nginx (where installed)."""
     direct, front, nginx = urls
-    alone = await _spent(session, direct, serving.direct, concurrency, seconds)
-    base = alone.result
-    via = await _spent(session, front, serving.via, concurrency, seconds)
-    ref = None
+    paths = {"direct": (direct, serving.direct), "via": (front, serving.via)}
     if nginx is not None and serving.nginx is not None:
-        ref = await _spent(session, nginx, serving.nginx, concurrency, seconds)
+        paths["nginx"] = (nginx, serving.nginx)
+    spent = await taking_turns(session, paths, concurrency, seconds)
+    alone, via, ref = spent["direct"], spent["via"], spent.get("nginx")
+    base = alone.result
     route = urlsplit(front).path
     label = "GET /history/{id}" if route.startswith("/history/") else f"GET {route}"
     rps = via.result.rps
