@@ -24,7 +24,7 @@ from balancer.store import Store, StoreUnavailable
 
 READ_EVERY = 0.5  # seconds
 # Seconds between two reads at least: sockets are sent the count at most
-# once a second (ws_hub.STATUS_EVERY), so a read per job event was waste.
+# once a second (ws_status.STATUS_EVERY), so a read per job event was waste.
 MIN_GAP = 0.1
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from balancer.proxy.ws_hub import event
+from balancer.proxy.ws_socket import event
 
 
 @dataclass(frozen=True, slots=True)

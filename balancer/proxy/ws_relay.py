@@ -25,7 +25,8 @@ from balancer.proxy.backend_event import BackendEvent
 from balancer.proxy.nodes import Nodes
 from balancer.proxy.preview_order import Delivery, PlainPreviewOrder
 from balancer.proxy.sent_jobs import RelayedJob, SentJobs
-from balancer.proxy.ws_hub import ClientHub, event
+from balancer.proxy.ws_hub import ClientHub
+from balancer.proxy.ws_socket import event
 from balancer.store import Store
 from balancer.store.guard import guarded
 
@@ -97,7 +98,7 @@ class EventRelay:
         for type_, data in ev.client_events:
             if ev.client_id is not None:
                 if type_ == "executing" and data.get("node") is None:
-                    self.hub.to_owner(ev.client_id, owner, self.hub.status())
+                    self.hub.count_to_owner(ev.client_id, owner)
                 self.hub.to_owner(ev.client_id, owner, event(type_, data))
             elif type_ in BROADCAST_WITHOUT_CLIENT:
                 self.hub.broadcast_owned(owner, event(type_, data))
@@ -211,7 +212,7 @@ class EventRelay:
         if job.client_id is not None:
             if count_first:
                 self.refresh_status()
-                self.hub.to_owner(job.client_id, owner, self.hub.status())
+                self.hub.count_to_owner(job.client_id, owner)
             self.hub.to_owner(job.client_id, owner, ev.frame())
         elif ev.type in BROADCAST_WITHOUT_CLIENT:
             self.hub.broadcast_owned(owner, ev.frame())

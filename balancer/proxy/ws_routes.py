@@ -19,7 +19,8 @@ from balancer import client_json
 from balancer.auth.principal import principal_of
 from balancer.jobs.states import ON_BACKEND
 from balancer.proxy.context import ctx
-from balancer.proxy.ws_hub import ClientHub, ClientSocket, event
+from balancer.proxy.ws_hub import ClientHub
+from balancer.proxy.ws_socket import ClientSocket, event
 
 MAX_SID = 256
 
@@ -41,7 +42,7 @@ async def session(request: web.Request, sid: str) -> web.WebSocketResponse:
     await ws.prepare(request)
     viewer = principal_of(request)
     sock = b.hub.connect(sid, ws, request.transport, viewer.tenant, viewer.sees_all)
-    b.hub.send(sock, b.hub.status(sid))
+    b.hub.greet(sock)
     # A node is kept only once a job's backend ran one, until the job leaves
     # that backend (one being recalled may still run there).
     on_backend = [

@@ -21,7 +21,8 @@ from typing import Any
 
 from aiohttp import web
 
-from balancer.proxy.ws_hub import ClientHub, ClientSocket, Frame, ws_frame
+from balancer.proxy.ws_hub import ClientHub
+from balancer.proxy.ws_socket import ClientSocket, Frame, ws_frame
 from balancer.replicas.bus import After, Delivery, EventBus, unpack
 from balancer.replicas.journal import entry_key
 from balancer.tasks import settle, stop

@@ -13,7 +13,9 @@ import aiohttp
 from aiohttp import web
 from support import FakeClock, PoolFactory
 
-from balancer.proxy.ws_hub import MAX_UNSENT, STATUS_SLICE, ClientHub, ws_frame
+from balancer.proxy.ws_hub import ClientHub
+from balancer.proxy.ws_socket import MAX_UNSENT, ws_frame
+from balancer.proxy.ws_status import STATUS_SLICE
 
 
 class Transport(asyncio.WriteTransport):
@@ -198,12 +200,45 @@ async def test_a_status_round_never_sends_a_socket_a_count_older_than_one_it_was
     await turn()
     assert statuses(socks[0]) == [1] and statuses(client) == []
     hub.set_queue_remaining(0)  # the client's job ends: it is sent the new count at once
-    hub.to_owner(sid, None, hub.status())
+    hub.count_to_owner(sid, None)
     assert statuses(client) == [0]
-    await until(lambda: bool(statuses(socks[-2])), "the round to reach its last slice")
-    assert statuses(client) == [0, 0]  # the rest of the round carries the count of its turn
-    assert statuses(socks[STATUS_SLICE]) == [0]
-    # The first slice was sent 1: another round tells it the count of now.
+    # The first slice was sent 1: the round after tells it the count of now.
     await until(lambda: statuses(socks[0]) == [1, 0], "the round after it")
-    await until(lambda: len(statuses(client)) == 3, "the round after it, to the end")
-    assert statuses(client) == [0, 0, 0]
+    assert all(statuses(s) == [1, 0] for s in socks[:STATUS_SLICE])
+    # The rest of the first round carried the count of its turn, 0, which
+    # the sockets it had yet to reach held already (from their first
+    # message), the client too: nothing was written to them.
+    assert all(statuses(s) == [] for s in socks[STATUS_SLICE:-1])
+    assert statuses(client) == [0]
+
+
+async def test_after_a_round_the_count_changed_over_only_the_sockets_sent_another_go_again() -> (
+    None
+):
+    clock = FakeClock()
+    hub = ClientHub(status_every=0.01, now=clock)  # the clock stands: rounds are paced
+    socks = [socket(hub, f"s{i}") for i in range(3 * STATUS_SLICE)]
+    first, second, third = (socks[i * STATUS_SLICE : (i + 1) * STATUS_SLICE] for i in range(3))
+    hub.set_queue_remaining(1)  # a round begins at once
+    await turn()
+    hub.set_queue_remaining(2)  # a job starts while the round is under way
+    await turn()
+    hub.set_queue_remaining(1)  # and ends: the count is back
+    await until(lambda: all(statuses(s) == [2, 1] for s in second), "the round after it")
+    assert all(statuses(s) == [1] for s in first + third)  # idle sockets are not written again
+    hub.broadcast_owned(None, json.dumps({"type": "progress", "data": {}}))
+    await until(lambda: all(types(s)[-1] == "progress" for s in socks), "the event")
+    assert all(statuses(s) == [1] for s in first + third)
+
+
+async def test_a_clients_count_sent_among_its_jobs_events_is_not_sent_again_by_a_round() -> None:
+    clock = FakeClock()
+    hub = ClientHub(status_every=0.01, now=clock)
+    idle, client = socket(hub, "idle"), socket(hub, "c")
+    hub.set_queue_remaining(1)  # a round begins at once
+    await until(lambda: statuses(idle) == [1] and statuses(client) == [1], "the round")
+    hub.set_queue_remaining(0)  # the client's job ends: in the pace, a round follows
+    hub.count_to_owner("c", None)
+    assert statuses(client) == [1, 0]
+    await until(lambda: statuses(idle) == [1, 0], "the round after it")
+    assert statuses(client) == [1, 0]
