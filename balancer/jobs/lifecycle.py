@@ -95,17 +95,19 @@ class Jobs(JobMoves):
         if started is not None:
             return started
         job = await self.store.get_job(prompt_id)
-        if job is None or job.backend != backend or job.state not in ("dispatching", "running"):
+        on_it = ("dispatching", "queued", "running")
+        if job is None or job.backend != backend or job.state not in on_it:
             self._early_starts.pop(prompt_id, None)
             return None
-        if job.started_at is None:  # mid-dispatch, or running as a recall found it
+        unrecorded = job.started_at is None and job.state != "queued"
+        if unrecorded:  # mid-dispatch, or running as a recall found it
             fields = {"started_at": at}
             await self._move(prompt_id, job.state, None, fields, from_states=(job.state,))
         if job.state == "running":
             self._early_starts.pop(prompt_id, None)
             return None
-        # Unless its dispatch landed while the store was read (it found no
-        # start then): the start is recorded now.
+        # Its dispatch landed while the store was read, or may land now (its
+        # move found no start, or finds this one): the start is recorded now.
         return await self._start(prompt_id, ("queued",))
 
     async def _start(self, prompt_id: str, from_states: tuple[str, ...]) -> StoredJob | None:
