@@ -124,6 +124,10 @@ def create_app(
             stack.push_async_callback(stop, asyncio.create_task(parts.ops.drain_ends.run()))
             b.binder.wake()
             stack.push_async_callback(drain_webhooks, parts.webhooks, shutdown)
+            await parts.webhooks.sweep(mine=True)  # owed before a restart, and lapsed
+            if replicas is not None:  # another replica's, once their holds lapse
+                sweeping = asyncio.create_task(parts.webhooks.keep(given.sleep))
+                stack.push_async_callback(stop, sweeping)
             if parts.ops.following is not None:
                 interval = lambda: b.settings.probe.interval  # noqa: E731 - reload may change it
                 following = asyncio.create_task(parts.ops.following.run(interval))

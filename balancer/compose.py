@@ -56,8 +56,10 @@ from balancer.replicas.coordination import Replicas
 from balancer.replicas.hub import SharedHub
 from balancer.resources import Opened
 from balancer.state import Balancer
+from balancer.store import MemoryStore
 from balancer.store.guard import guarded
 from balancer.upstream import Deadline, Upstream
+from balancer.webhooks.owing import Owing
 from balancer.webhooks.sender import Sleep, Webhooks
 
 P = ParamSpec("P")
@@ -116,7 +118,15 @@ def assemble(
         catalogues, upstream, settings.catalog.refresh, clock, residency.restarted
     )
     fitter = Fitter(registry, catalogues, residency)
-    jobs = Jobs(store, events, given.wall_clock, replicas.owners if replicas is not None else None)
+    listen = settings.listen
+    owing = Owing(
+        lambda: b.settings.webhooks,
+        f"http://{listen.host}:{listen.port}",
+        replicas.me.name if replicas is not None else "balancer",
+        given.wall_clock,
+    )
+    claims = replicas.owners if replicas is not None else None
+    jobs = Jobs(store, events, given.wall_clock, claims, owing)
     routing = Routing(settings.routing)
     uploads = (
         replicas.uploads if replicas is not None else local_uploads(settings, given.wall_clock)
@@ -235,12 +245,13 @@ def assemble(
     sessions = Sessions(lambda: b.settings.auth, Path(settings.data_dir), given.wall_clock)
     rates = replicas.rates if replicas is not None else LocalBuckets(clock)
     access = Access(lambda: b.settings, owners, clock, sessions, rates)
-    listen = settings.listen
     webhooks = Webhooks(
         lambda: b.settings.webhooks,
         store,
         opened.hooks_http,
-        f"http://{listen.host}:{listen.port}",
+        owing,
+        given.wall_clock,
+        not isinstance(store, MemoryStore),  # the outbox outlives the process
         given.sleep,
     )
     events.subscribe(webhooks)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from balancer.logs import get_logger
-from balancer.store.model import StoreUnavailable
+from balancer.store.model import StoredJob, StoreUnavailable
+from balancer.store.outbox import Owed
 
 log = get_logger("balancer.jobs")
 
@@ -57,6 +58,18 @@ class JobEvent:
     # The history entry this move kept (its end), so observers need not read
     # it back from the store; None: read it there if needed.
     entry: Any = None
+    # The webhook this move (an end) put in the outbox, in the same step.
+    owed: Owed | None = None
+
+
+class Owing(Protocol):
+    """What a job's end owes its client besides its events: a webhook."""
+
+    def owed(self, ended: StoredJob, phase: Phase, detail: str | None, entry: Any) -> Owed | None:
+        """The webhook the end `phase` owes, if any: `ended` is the job as
+        its move (not stored yet) will store it, `entry` the history entry
+        it keeps. The move writes it to the outbox."""
+        ...
 
 
 class JobObserver(Protocol):

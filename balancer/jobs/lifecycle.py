@@ -161,8 +161,9 @@ class Jobs(JobMoves):
         # A start never recorded was never told (`started`): told first.
         untold = job.started_at is None and prompt_id not in self._early_starts
         events = end_events(entry, prompt_id, untold and backend == job.backend) if replay else ()
+        owed = self._owed(job, to, fields, END_PHASES[to], None, entry)
         return await self._move(prompt_id, to, END_PHASES[to], fields, from_states=(job.state,),
-                                client_events=events, entry=entry)  # fmt: skip
+                                client_events=events, entry=entry, owed=owed)  # fmt: skip
 
     @staticmethod
     def is_run_of(job: StoredJob, backend: str) -> bool:
@@ -267,15 +268,17 @@ class Jobs(JobMoves):
             ("execution_error", error),
             ("executing", {"node": None, "prompt_id": prompt_id}),
         )
+        fields = {"ended_at": self.wall()}
         return await self._move(
             prompt_id,
             "failed",
             "failed",
-            {"ended_at": self.wall()},
+            fields,
             from_states=(job.state,),
             detail=type_,
             client_events=events,
             entry=entry,
+            owed=self._owed(job, "failed", fields, "failed", type_, entry),
         )
 
     # ---- start

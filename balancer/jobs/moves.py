@@ -10,15 +10,17 @@ of `waiting` takes the job out of it here.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from balancer.jobs.claims import Claims
-from balancer.jobs.events import ClientEvents, JobEvents, Phase
+from balancer.jobs.events import ClientEvents, JobEvents, Owing, Phase
 from balancer.jobs.fair import FairQueue
 from balancer.jobs.states import FROM
 from balancer.jobs.telling import tell
 from balancer.store import Store, StoredJob
 from balancer.store.model import JobStateName
+from balancer.store.outbox import Owed
 
 Clock = Callable[[], float]
 
@@ -28,12 +30,18 @@ class JobMoves:
     transition (lifecycle.Jobs) works on, and its one move."""
 
     def __init__(
-        self, store: Store, events: JobEvents, wall: Clock, claims: Claims | None = None
+        self,
+        store: Store,
+        events: JobEvents,
+        wall: Clock,
+        claims: Claims | None = None,
+        owing: Owing | None = None,
     ) -> None:
         self.store = store
         self.events = events
         self.wall = wall
         self.claims = claims  # None: this balancer alone follows every job
+        self.owing = owing  # None: a job's end owes no webhook
         self.queue = FairQueue()  # round-robin across API keys
         # Starts its backend told of before the answer to its send was
         # recorded (the job still dispatching): prompt_id -> when. Recorded
@@ -53,9 +61,14 @@ class JobMoves:
         detail: str | None = None,
         client_events: ClientEvents = (),
         entry: Any = None,
+        owed: Owed | None = None,
     ) -> StoredJob | None:
+        """`owed`: the webhook the move owes (`_owed`), written with it."""
         allowed = FROM[to] if from_states is None else from_states
-        job = await self.store.transition(prompt_id, allowed, to, fields or {})
+        if owed is None:
+            job = await self.store.transition(prompt_id, allowed, to, fields or {})
+        else:
+            job = await self.store.transition(prompt_id, allowed, to, fields or {}, owed)
         if job is None:
             return None
         if job.state != "waiting":
@@ -65,8 +78,24 @@ class JobMoves:
         if job.told_at is not None:  # as stored: an end told is never told again
             client_events = ()
         if phase is not None:
-            await tell(self.events, job, phase, detail, client_events, entry=entry)
+            await tell(self.events, job, phase, detail, client_events, entry=entry, owed=owed)
         return job
+
+    def _owed(
+        self,
+        job: StoredJob,
+        to: JobStateName,
+        fields: Mapping[str, Any],
+        phase: Phase,
+        detail: str | None,
+        entry: Any,
+    ) -> Owed | None:
+        """The webhook `job`'s move to the end `to` owes, made from the
+        job as that move will store it (`job` is read just before it, and
+        the move applies only from the state it was read in)."""
+        if self.owing is None:
+            return None
+        return self.owing.owed(replace(job, **{**fields, "state": to}), phase, detail, entry)
 
     def _dequeue(self, prompt_id: str) -> None:
         """Out of the waiting index; taking the head keeps the tenants' rotation."""

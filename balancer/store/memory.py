@@ -9,6 +9,7 @@ from typing import Any
 
 from balancer.store.kept import MAX_HISTORY, KeptHistory, Retention
 from balancer.store.model import JobStateName, OverQuota, Pin, StoredJob, Wall
+from balancer.store.outbox import MemoryOutbox, Owed
 
 __all__ = ["MAX_HISTORY", "MemoryStore"]
 
@@ -32,6 +33,7 @@ class MemoryStore:
         self._ended: dict[str, None] = {}  # ended jobs' ids, in the order they ended
         self._max_ended = max_history
         self._number = 0
+        self._outbox = MemoryOutbox()
 
     async def create(self, job: StoredJob, max_unfinished: int | None = None) -> bool:
         if job.prompt_id in self._jobs:
@@ -47,12 +49,15 @@ class MemoryStore:
         from_states: Collection[str],
         to_state: JobStateName,
         fields: Mapping[str, Any],
+        owed: Owed | None = None,
     ) -> StoredJob | None:
         job = self._jobs.get(prompt_id)
         if job is None or job.state not in from_states:
             return None
         moved = replace(job, **{**fields, "state": to_state})
         self._jobs[prompt_id] = moved
+        if owed is not None:
+            self._outbox.put(owed)
         if moved.finished and not job.finished:
             self._ended[prompt_id] = None
             while len(self._ended) > self._max_ended:
@@ -133,3 +138,14 @@ class MemoryStore:
     async def histories(self) -> KeptHistory:
         self._expire()
         return self._history
+
+    async def claim_owed(
+        self, holder: str, now: float, until: float, mine: bool = False
+    ) -> list[Owed]:
+        return self._outbox.claim(holder, now, until, mine)
+
+    async def hold_owed(self, key: str, holder: str, until: float) -> bool:
+        return self._outbox.hold(key, holder, until)
+
+    async def settle_owed(self, key: str) -> None:
+        self._outbox.settle(key)

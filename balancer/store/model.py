@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from balancer.store.kept import KeptHistory
+from balancer.store.outbox import Owed
 
 Wall = Callable[[], float]  # seconds since the epoch
 
@@ -107,10 +108,12 @@ class Store(Protocol):
         from_states: Collection[str],
         to_state: JobStateName,
         fields: Mapping[str, Any],
+        owed: Owed | None = None,
     ) -> StoredJob | None:
         """Move a job from one of `from_states` to `to_state`, setting
         `fields`, in one atomic step; None (nothing written) when the job is
-        unknown or in another state."""
+        unknown or in another state. `owed`: the webhook this move (an end)
+        owes, put in the outbox in that same step."""
         ...
 
     async def discard(self, prompt_id: str) -> None:
@@ -165,4 +168,22 @@ class Store(Protocol):
         """The kept entries in time order, for reading only: a local store
         may return its live index, a shared store its own copy, caught up with
         every replica's changes on each call."""
+        ...
+
+    async def claim_owed(
+        self, holder: str, now: float, until: float, mine: bool = False
+    ) -> list[Owed]:
+        """The owed webhooks whose hold lapsed by `now` (and, `mine`, those
+        held under `holder`'s name), each now held by `holder` until
+        `until`, in one atomic step: of two senders claiming at once, one
+        gets each (outbox.py)."""
+        ...
+
+    async def hold_owed(self, key: str, holder: str, until: float) -> bool:
+        """Hold an owed webhook until `until`; False (nothing written) when
+        it is gone or no longer `holder`'s."""
+        ...
+
+    async def settle_owed(self, key: str) -> None:
+        """Delivered, or given up on: no longer owed."""
         ...

@@ -24,9 +24,11 @@ from redis.backoff import ExponentialBackoff
 
 from balancer.logs import get_logger
 from balancer.store import redis_codec as codec
+from balancer.store import redis_outbox as outbox
 from balancer.store import redis_scripts as lua
 from balancer.store.kept import MAX_HISTORY, KeptHistory, Retention, entry_time
 from balancer.store.model import JobStateName, OverQuota, Pin, StoredJob, Wall
+from balancer.store.outbox import Owed
 from balancer.store.reach import Deadline, reachable
 
 log = get_logger("balancer.store")
@@ -99,6 +101,10 @@ class RedisStore:
         self._remove_history = script(lua.PRELUDE + lua.REMOVE_HISTORY)
         self._histories = script(lua.PRELUDE + lua.HISTORIES)
         self._expire_history = script(lua.PRELUDE + lua.EXPIRE_HISTORY)
+        self._transition_owing = script(lua.PRELUDE + outbox.TRANSITION_OWING)
+        self._claim_owed = script(lua.PRELUDE + outbox.CLAIM)
+        self._hold_owed = script(lua.PRELUDE + outbox.HOLD)
+        self._settle_owed = script(lua.PRELUDE + outbox.SETTLE)
 
     def _key(self, *parts: str) -> str:
         return self._prefix + "".join(parts)
@@ -139,11 +145,12 @@ class RedisStore:
         from_states: Collection[str],
         to_state: JobStateName,
         fields: Mapping[str, Any],
+        owed: Owed | None = None,
     ) -> StoredJob | None:
         states = [json.dumps(s) for s in from_states]
         changes = codec.job_args({k: v for k, v in fields.items() if k != "state"})
         flat = await self._run(
-            self._transition,
+            self._transition if owed is None else self._transition_owing,
             [self._key("job:", prompt_id)],
             prompt_id,
             self._token(),
@@ -152,6 +159,7 @@ class RedisStore:
             len(states),
             *states,
             *changes,
+            *([] if owed is None else outbox.owed_args(owed)),
         )
         return None if flat is None else codec.job_of(prompt_id, flat)
 
@@ -214,6 +222,19 @@ class RedisStore:
     async def pins_of(self, backend: str) -> list[Pin]:
         rows = await self._run(self._pins_of, [], backend)
         return [pin for pid, flat in rows if (pin := codec.pin_of(pid.decode(), flat)) is not None]
+
+    # ---- the webhook outbox
+    async def claim_owed(
+        self, holder: str, now: float, until: float, mine: bool = False
+    ) -> list[Owed]:
+        rows = await self._run(self._claim_owed, [], holder, now, until, "1" if mine else "0")
+        return outbox.claimed(rows, until)
+
+    async def hold_owed(self, key: str, holder: str, until: float) -> bool:
+        return bool(await self._run(self._hold_owed, [], key, holder, until))
+
+    async def settle_owed(self, key: str) -> None:
+        await self._run(self._settle_owed, [], key)
 
     # ---- kept history
     async def put_history(self, prompt_id: str, entry: Any) -> None:

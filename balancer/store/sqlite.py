@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from balancer.logs import get_logger
+from balancer.store import sqlite_outbox as outbox
 from balancer.store.kept import MAX_HISTORY, KeptHistory, Retention
 from balancer.store.model import TERMINAL, JobStateName, OverQuota, Pin, StoredJob, Wall
+from balancer.store.outbox import Owed
 from balancer.store.sqlite_file import StoreUnusable, lock_beside, open_database
 from balancer.store.sqlite_kept import load_index
 
@@ -54,6 +56,7 @@ class SqliteStore:
         try:
             self._db = open_database(str(path))
             _add_job_columns(self._db)
+            self._db.executescript(outbox.SCHEMA)
             # MAX(ended) runs at every job's end: an index, not a scan of every kept job.
             self._db.execute("CREATE INDEX IF NOT EXISTS jobs_ended ON jobs (ended)")
             # Kept history is read on every GET /history: its index is held
@@ -120,8 +123,9 @@ class SqliteStore:
         from_states: Collection[str],
         to_state: JobStateName,
         fields: Mapping[str, Any],
+        owed: Owed | None = None,
     ) -> StoredJob | None:
-        with self._db:  # one transaction: read, check, write
+        with self._db:  # one transaction: read, check, write (and the webhook owed)
             self._db.execute("BEGIN IMMEDIATE")
             row = self._db.execute(
                 "SELECT data FROM jobs WHERE prompt_id=?", (prompt_id,)
@@ -141,6 +145,8 @@ class SqliteStore:
                     "DELETE FROM jobs WHERE ended <= (SELECT MAX(ended) FROM jobs) - ?",
                     (self._max_ended,),
                 )
+            if owed is not None:
+                outbox.put(self._db, owed)
             return moved
 
     async def discard(self, prompt_id: str) -> None:
@@ -194,6 +200,18 @@ class SqliteStore:
     def _exists(self, prompt_id: str) -> bool:
         found = self._db.execute("SELECT 1 FROM jobs WHERE prompt_id=?", (prompt_id,))
         return found.fetchone() is not None
+
+    # ---- the webhook outbox
+    async def claim_owed(
+        self, holder: str, now: float, until: float, mine: bool = False
+    ) -> list[Owed]:
+        return outbox.claim(self._db, holder, now, until, mine)
+
+    async def hold_owed(self, key: str, holder: str, until: float) -> bool:
+        return outbox.hold(self._db, key, holder, until)
+
+    async def settle_owed(self, key: str) -> None:
+        outbox.settle(self._db, key)
 
     # ---- kept history
     async def put_history(self, prompt_id: str, entry: Any) -> None:

@@ -20,5 +20,7 @@ def webhook_session() -> aiohttp.ClientSession:
 
 async def drain_webhooks(hooks: Webhooks, deadline: ShutdownDeadline) -> None:
     """Deliveries in flight finish until the deadline; the ones left then
-    are cut, each named in a log line (`Webhooks.deliver`)."""
+    are cut, each named in a log line (`Webhooks.deliver`), and stay owed
+    in a durable outbox."""
     await deadline.within("webhooks", hooks.drain())
+    await hooks.close()

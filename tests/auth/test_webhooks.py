@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from structlog.testing import capture_logs
 from support import Pool, PoolFactory, colored
 
 from balancer.config.delivery_settings import WebhookSettings
@@ -77,10 +78,14 @@ async def test_a_failing_receiver_is_retried_with_backoff(make_pool: PoolFactory
 async def test_gives_up_after_max_attempts(make_pool: PoolFactory) -> None:
     server, seen = await receiver(fail_first=99)
     pool, sleeps = await hooked_pool(make_pool, url=str(server.make_url("/hook")), max_attempts=3)
-    job = await pool.submit(colored(7))
-    await pool.settle([job["prompt_id"]])
-    await pool.client.app[WEBHOOKS].drain()  # type: ignore[index]
+    with capture_logs() as logs:
+        job = await pool.submit(colored(7))
+        await pool.settle([job["prompt_id"]])
+        await pool.client.app[WEBHOOKS].drain()  # type: ignore[index]
     assert seen == [] and sleeps == [0.5, 1.0]
+    assert ("webhook_gave_up", job["prompt_id"]) in [(e["event"], e.get("prompt_id")) for e in logs]
+    store = pool.balancer.store
+    assert await store.claim_owed("anyone", 1e12, 1e12, mine=True) == [], "given up: owed no more"
     await server.close()
 
 
