@@ -72,7 +72,8 @@ POLICIES = (
 @contextlib.contextmanager
 def emulator_hosts(
     step_time: float, folder: Path, ports: list[int], scales: list[float]
-) -> Iterator[None]:
+) -> Iterator[list[int]]:
+    """The two processes of emulated backends; their pids."""
     specs = [f"{port}:{scale}" for port, scale in zip(ports, scales, strict=True)]
     procs = [
         subprocess.Popen(
@@ -83,7 +84,7 @@ def emulator_hosts(
         for part in (specs[0::2], specs[1::2])  # fast and slow in each host
     ]
     try:
-        yield
+        yield [proc.pid for proc in procs]
     finally:
         for proc in procs:
             proc.terminate()
@@ -122,6 +123,7 @@ class Testbed:
     step_time: float
     capacity: float  # jobs per second
     folder: Path
+    emulators: list[int]  # the pids of the processes running the backends
 
     def trace(self, args: argparse.Namespace, load: float) -> list[Planned]:
         """The seeded trace at `load` x capacity (the same for every run at that load)."""
@@ -136,10 +138,10 @@ async def testbed(args: argparse.Namespace, prefix: str) -> AsyncIterator[Testbe
     ports = [free_port() for _ in scales]
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        with emulator_hosts(step_time, folder, ports, scales):
+        with emulator_hosts(step_time, folder, ports, scales) as emulators:
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
                 await warm_up(session, ports)
-                yield Testbed(session, ports, scales, step_time, capacity, folder)
+                yield Testbed(session, ports, scales, step_time, capacity, folder, emulators)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,27 +43,31 @@ from balancer.bench.schedule_load import Outcome, Planned, drive
 LATE_BINDING = POLICIES[0]
 
 
+# Who spent the machine's CPU while a trace ran, in this order.
+PARTS = ("replicas", "redis", "emulators", "load generator")
+
+
 @dataclass(frozen=True)
 class Run:
     outcome: Outcome
-    cpu: float  # seconds the replicas spent, all together, while the trace ran
+    cpu: tuple[float, ...]  # seconds each of PARTS spent (all its processes) while the trace ran
+    load: float  # the machine's 1-minute load average as the trace began
 
 
 async def run_once(
-    session: aiohttp.ClientSession,
-    folder: Path,
-    ports: list[int],
-    count: int,
-    jobs: list[Planned],
-    step_time: float,
+    session: aiohttp.ClientSession, folder: Path, bed: Testbed, count: int, jobs: list[Planned]
 ) -> Run:
     """The trace through `count` replicas, on a Redis of their own."""
-    with replicas_on_redis(folder, ports, count, routing=LATE_BINDING.routing) as replicas:
+    with replicas_on_redis(folder, bed.ports, count, routing=LATE_BINDING.routing) as replicas:
         await wait_replicas_ready(session, replicas)
-        pids = [proc.pid for proc in replicas.procs]
-        before = sum(map(cpu_seconds, pids))
-        outcome = await drive(session, replicas.urls, jobs, step_time)
-        return Run(outcome, sum(map(cpu_seconds, pids)) - before)
+        redis = [replicas.redis.proc.pid] if replicas.redis.proc is not None else []
+        parts = ([p.pid for p in replicas.procs], redis, bed.emulators, [os.getpid()])
+        before, load = [sum(map(cpu_seconds, pids)) for pids in parts], os.getloadavg()[0]
+        outcome = await drive(session, replicas.urls, jobs, bed.step_time)
+        spent = tuple(
+            sum(map(cpu_seconds, pids)) - b for pids, b in zip(parts, before, strict=True)
+        )
+        return Run(outcome, spent, load)
 
 
 async def measure(args: argparse.Namespace) -> tuple[str, list[str]]:
@@ -76,17 +81,19 @@ async def measure(args: argparse.Namespace) -> tuple[str, list[str]]:
             for rep in range(args.repeat):
                 for count in runs:  # interleaved: 1, R, 1, R, ...
                     home = bed.folder / f"{load}-{rep}-{count}"
-                    run = await run_once(bed.session, home, bed.ports, count, jobs, bed.step_time)
+                    run = await run_once(bed.session, home, bed, count, jobs)
                     runs[count].append(run)
                     latencies = run.outcome.latencies
                     got = (mean(latencies), quantile(latencies, 0.99))
                     print(f"load {load:.0%}, run {rep}, {count} replica(s): {got}", file=sys.stderr)
             rows.append([f"{load:.0%}", len(jobs), *row_cells(runs[1], runs[args.replicas], bed)])
+            notes.append(machine_note(load, runs))
     r = str(args.replicas)
     headers = ["load", "jobs", "1 mean ms", "1 p99 ms", f"{r} mean ms", f"{r} p99 ms"]
     headers += [f"{r}/1 mean", "1 bound", f"{r} bound", "1 cpu ms/job", f"{r} cpu ms/job"]
     headers += [f"{r}/1 each run"]
-    notes.append(
+    notes.insert(
+        0,
         f"late binding (max_pending_per_backend 1), store.kind redis in both runs;"
         f" {args.fast} backends at time scale 1 and {args.slow} at 2; short job"
         f" {args.short_ms:g} ms, long {30 * args.short_ms:g} ms, 10 % long;"
@@ -96,9 +103,25 @@ async def measure(args: argparse.Namespace) -> tuple[str, list[str]]:
         " means and p99s over every job of every run; each run: the ratio of run i's means."
         " bound: the ideal central queue's mean on the runs' actual submit times."
         " cpu ms/job: the replicas' CPU time (all of them, from /proc) while the trace ran,"
-        " per job."
+        " per job. Nothing is pinned: the replicas, Redis, the emulated backends and the"
+        " load generator (this process) share the machine's cores with each other and with"
+        " whatever else runs, alike on both sides; the lines below split the CPU they spent.",
     )
     return table(headers, rows), notes
+
+
+def machine_note(load: float, runs: dict[int, list[Run]]) -> str:
+    """What every process of the bench spent, per job, on each side, and the
+    load average as each run began: the emulated backends, Redis and the load
+    generator share this machine's cores with the replicas."""
+    sides = []
+    for count, side in runs.items():
+        jobs = sum(len(r.outcome.latencies) for r in side)
+        cpu = [sum(r.cpu[i] for r in side) / jobs for i in range(len(PARTS))]
+        split = ", ".join(f"{name} {1000 * c:.1f}" for name, c in zip(PARTS, cpu, strict=True))
+        loads = "/".join(f"{r.load:.1f}" for r in side)
+        sides.append(f"{count}: {split} (load average {loads})")
+    return f"at {load:.0%}, cpu ms/job of each process group, " + "; ".join(sides)
 
 
 def row_cells(one: list[Run], many: list[Run], bed: Testbed) -> list[str]:
@@ -112,7 +135,7 @@ def row_cells(one: list[Run], many: list[Run], bed: Testbed) -> list[str]:
         mean([b for r in side for b in ideal_latencies(r.outcome.trace, bed.scales)])
         for side in (one, many)
     ]
-    cpu = [sum(r.cpu for r in side) / len(pooled[i]) for i, side in enumerate((one, many))]
+    cpu = [sum(r.cpu[0] for r in side) / len(pooled[i]) for i, side in enumerate((one, many))]
     each = [
         mean(b.outcome.latencies) / mean(a.outcome.latencies)
         for a, b in zip(one, many, strict=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 
 import pytest
 
@@ -99,6 +100,15 @@ def test_bench_schedule_replicas_prints_one_against_three(
     assert float(ratio) == pytest.approx(float(three) / float(one), abs=0.01 + 0.01 * float(ratio))
     assert len(lines[2].split()[-1].split("/")) == 2  # a ratio per interleaved pair of runs
     assert "late binding" in lines[3] and "store.kind redis" in lines[3]
+    split = lines[4]  # every process group's CPU per job, on each side
+    assert split.startswith("at 50%, cpu ms/job of each process group, 1: replicas ")
+    sides = split.split("; ")
+    assert [side.split(":")[0][-1] for side in sides] == ["1", "3"]
+    for side in sides:
+        spent = dict(re.findall(r"(replicas|redis|emulators|load generator) ([\d.]+)", side))
+        assert set(spent) == {"replicas", "redis", "emulators", "load generator"}
+        assert float(spent["replicas"]) > 0 and float(spent["emulators"]) > 0
+        assert len(side.split("load average ")[1].split("/")) == 2  # one per run
 
 
 def test_bench_proxy_prints_view_rows_beside_haproxy(capsys: pytest.CaptureFixture[str]) -> None:
