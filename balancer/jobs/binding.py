@@ -34,6 +34,11 @@ class Room(Protocol):
 
     async def give_back(self, prompt_id: str) -> None: ...
 
+    async def wants_room(self, waiting: bool) -> None:
+        """A binding pass begins, with jobs `waiting` for room or not: only
+        replicas with jobs waiting are told when a slot is given back."""
+        ...
+
     def known_full(self) -> frozenset[str]:
         """Backends a take would be refused on now, without asking."""
         ...

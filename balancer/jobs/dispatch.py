@@ -167,6 +167,11 @@ class Dispatcher:
         none freed since: no job is bound there now."""
         return self.room.known_full() if self.room is not None else frozenset()
 
+    async def wants_room(self, waiting: bool) -> None:
+        """The late binder's pass begins, with jobs `waiting` or not (see Room)."""
+        if self.room is not None and self.routing.slots is not None:
+            await self.room.wants_room(waiting)
+
     async def reserve(
         self, job: StoredJob, backend: Backend, turn: TurnCheck | None = None
     ) -> Bound | NoRoom | Gone | Literal["again"]:

@@ -77,6 +77,10 @@ class LateBinder:
         self._done_at: deque[float] = deque(maxlen=50)
         # Backends whose shared slots other replicas hold (this pump pass).
         self._full: set[str] = set()
+        # The tenants' turn was read in this pass, and nothing since moved it
+        # here (a job bound) or found it moved: a slot refused is no reason
+        # to read it again before the next backend is asked.
+        self._followed = False
         self._pump = guarded("binding", self.pump)  # the store away: the next wake-up retries
         self.forwards = Forwards(
             guarded("binding", self._forward), guarded("binding", dispatcher.put_back)
@@ -133,7 +137,9 @@ class LateBinder:
     async def pump(self) -> None:
         """Bind waiting jobs while backends have room; each bound job is
         forwarded in the background (`forwards`), so binding goes on."""
+        await self.dispatcher.wants_room(len(self.jobs.queue) > 0)
         self._full = set(self.dispatcher.known_full())
+        self._followed = False
         while self._drain_until is None and (
             (found := await self._bindable()) is not None or await self.steal()
         ):
@@ -144,12 +150,14 @@ class LateBinder:
             if result == "wait":
                 return  # the replica holding the tenant next in turn binds
             if isinstance(result, str):
+                self._followed = False
                 continue  # another replica served the next tenant: choose again
             if isinstance(result, NoRoom):
                 self._full.add(backend.name)  # until the next wake-up
             elif isinstance(result, Gone):  # another replica moved it: not waiting here
                 self.jobs.forget(job.prompt_id)
             else:
+                self._followed = False  # the turn moved with it
                 self.forwards.start(result)
 
     async def _forward(self, bound: Bound) -> None:
@@ -188,10 +196,13 @@ class LateBinder:
         With replicas, the rotation starts after the tenant served last
         pool-wide (`turn.follow`, a Redis read), read only when a job could
         be bound: a wake-up that finds no room for any job (most of them:
-        every replica wakes on every backend's `status` push and every freed
-        slot) reads nothing. Looked for again in the order read, if it moved."""
+        every replica wakes on every backend's `status` push) reads nothing,
+        and after a slot refused (another replica took it) the next backend
+        is asked in the order read. Looked for again in the order read, if
+        it moved."""
         found = await self._first()
-        if self.turn is not None and found is not None:
+        if self.turn is not None and found is not None and not self._followed:
+            self._followed = True
             served = self.jobs.queue.served
             await self.turn.follow(self.jobs.queue)
             if self.jobs.queue.served != served:

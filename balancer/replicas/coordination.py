@@ -77,7 +77,7 @@ def replicas_of(settings: Settings, redis: Redis | None, wall: Clock) -> Replica
     store = settings.store
     prefix = store.prefix  # every key and channel, as the store's own keys
     leases = Leases(redis, me, lease, wall, prefix)
-    slots = Slots(redis, lease, wall, prefix)
+    slots = Slots(redis, lease, wall, prefix, me.name)
     changes = BackendChanges(redis, prefix)
     rates = RedisBuckets(redis, prefix, wall, store.timeout)
     bus = EventBus(redis, me.name, prefix)

@@ -10,19 +10,19 @@ that took a slot renews it every second (with its lease) and gives it back
 when the job ends there, is taken back or was never accepted; a replica that
 dies stops renewing, and its slots expire one lease later.
 
-A slot given back is announced on `<prefix>slots:freed` (the backend's
-name, in the same round trip as the removal), and every replica wakes its
-late binder on it: a replica whose jobs wait for room learns at once that
-another replica's job left a backend, as one balancer learns of its own
-jobs' ends, instead of at its next probe or `status` push (which may come
-before the slot is free, and then not again for a while).
+A slot given back is announced, in the same step as its removal, to every
+replica with jobs waiting for room (waiters.py), which wakes its late
+binder: a replica whose jobs wait for room learns at once that another
+replica's job left a backend, as one balancer learns of its own jobs'
+ends, instead of at its next probe or `status` push (which may come before
+the slot is free, and then not again for a while). A replica with nothing
+waiting is not told.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Literal
@@ -36,12 +36,12 @@ from balancer.jobs.fair import TurnCheck
 from balancer.logs import get_logger
 from balancer.replicas.listen import Message, listen
 from balancer.replicas.outage import Outage, Sleep
+from balancer.replicas.waiters import Waiters
 from balancer.tasks import stop
 
 log = get_logger("balancer.replicas")
 
 PREFIX = "slots:"  # after the store's prefix
-FREED = "slots:freed"
 # A backend found full is asked again at once when a slot there is given
 # back (its notice), and after this many seconds without one (a dead
 # replica's slots expire with no notice; a notice lost while Redis was away).
@@ -77,22 +77,23 @@ GIVES_BACK = frozenset({"completed", "failed", "interrupted", "cancelled", "retr
 
 
 class Slots:
-    def __init__(self, redis: Redis, lease: float, clock: Clock, prefix: str) -> None:
+    def __init__(self, redis: Redis, lease: float, clock: Clock, prefix: str, name: str) -> None:
         self.redis = redis
-        self.prefix, self.freed = prefix + PREFIX, prefix + FREED
+        self.prefix = prefix + PREFIX
         self.lease = lease
         self.clock = clock
         self.held: dict[str, str] = {}  # prompt_id -> backend, this replica's
         self._take: Callable[..., Awaitable[int]] = redis.register_script(TAKE)
         self.outage = Outage("slot_take")
+        self.waiters = Waiters(redis, name, lease, clock, prefix)
         self._freed = redis.pubsub()
-        # While freed slots are heard (subscribed, `watch_freed` runs): backends found
-        # full -> until when that is believed without asking Redis again,
-        # and how many freed notices each has had (a notice read before the
-        # refusal it answers must not leave the backend marked full).
+        # While freed slots are heard (subscribed, `watch_freed` runs, and
+        # among the waiters): backends found full -> until when that is
+        # believed without asking Redis again; the notices each has had
+        # (`waiters.heard`: one read before the refusal it answers must not
+        # leave the backend marked full).
         self._watching = False
         self._full_until: dict[str, float] = {}
-        self._notices: Counter[str] = Counter()
 
     async def take(
         self, backend: str, prompt_id: str, capacity: int, turn: TurnCheck | None = None
@@ -104,7 +105,8 @@ class Slots:
         before = self.held.get(prompt_id)
         if before is not None and before != backend:
             await self.give_back(prompt_id)
-        now, notices = self.clock(), self._notices[backend]
+        now, notices = self.clock(), self.waiters.heard[backend]
+        heard = self._watching and self.waiters.entered  # a slot freed from now on
         if before != backend and now < self._full_until.get(backend, now):
             return False  # full, and no slot freed there since
         keys, args = [self.prefix + backend], [now, now + self.lease, capacity, prompt_id]
@@ -119,7 +121,7 @@ class Slots:
         self.outage.ok()
         if taken == 1:
             self.held[prompt_id] = backend
-        elif taken == 0 and self._watching and self._notices[backend] == notices:
+        elif taken == 0 and heard and self.waiters.heard[backend] == notices:
             self._full_until[backend] = now + RECHECK
         return "again" if taken == -1 else taken == 1
 
@@ -137,31 +139,33 @@ class Slots:
         if backend is None:
             return
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.zrem(self.prefix + backend, prompt_id)
-                pipe.publish(self.freed, backend)
-                await pipe.execute()
+            await self.waiters.free(self.prefix + backend, prompt_id, backend)
         except RedisError as exc:
             log.warning("slot_give_back_failed", backend=backend, error=str(exc))
 
+    async def wants_room(self, waiting: bool) -> None:
+        """A binding pass begins, with jobs `waiting` or not: while they
+        wait, this replica is told of every slot freed (waiters.py)."""
+        if await self.waiters.want(waiting):
+            self._full_until.clear()  # refusals from before: nobody said when they ended
+
     async def watch_freed(self, wake: Callable[[], None], sleep: Sleep = asyncio.sleep) -> None:
-        """Call `wake` whenever any replica gives a slot back, until cancelled."""
+        """Call `wake` whenever a slot is given back while this replica
+        waits for room, until cancelled."""
+        channel = self.waiters.channel
         try:
             heard = partial(self._heard, wake=wake)
-            await listen(self._freed, lambda: [self.freed], heard, Outage("slot_freed"), sleep)
+            await listen(self._freed, lambda: [channel], heard, Outage("slot_freed"), sleep)
         finally:
             self._watching = False
 
     def _heard(self, message: Message, wake: Callable[[], None]) -> None:
-        data = message["data"]
-        backend = data.decode() if isinstance(data, bytes) else str(data)
-        self._notices[backend] += 1
-        self._full_until.pop(backend, None)
+        self._full_until.pop(self.waiters.backend_of(message), None)
         wake()
 
     async def subscribe(self) -> None:
-        """Hear freed slots from now on. Raises RedisError."""
-        await self._freed.subscribe(self.freed)
+        """Hear freed slots from now on (while among the waiters). Raises RedisError."""
+        await self._freed.subscribe(self.waiters.channel)
         self._watching = True  # notices wait in the subscription until read
 
     async def close(self) -> None:
@@ -175,10 +179,12 @@ class Slots:
     async def renew(self) -> None:
         """Push the expiry of every slot this replica holds one lease ahead
         (only those still held: one that expired stays free). Raises RedisError."""
-        if not self.held:
+        if not self.held and not self.waiters.entered:
             return
         expires = self.clock() + self.lease
         async with self.redis.pipeline(transaction=False) as pipe:
+            if not self.waiters.renew(pipe):
+                self._full_until.clear()  # no notice comes any more
             for prompt_id, backend in self.held.items():
                 pipe.zadd(self.prefix + backend, {prompt_id: expires}, xx=True)
                 pipe.pexpire(self.prefix + backend, FORGET_MS)

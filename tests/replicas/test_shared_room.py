@@ -42,7 +42,9 @@ async def test_two_replicas_never_fill_the_same_slot(make_replicas: ReplicaFacto
 async def test_a_dead_replicas_slots_free_after_its_lease(make_replicas: ReplicaFactory) -> None:
     (r0,) = await make_replicas(1, backends=1)
     mine = r0.balancer.replicas.slots  # type: ignore[union-attr]
-    dead = Slots(mine.redis, 5.0, r0.clock, "balancer:")  # a replica killed with both slots taken
+    dead = Slots(
+        mine.redis, 5.0, r0.clock, "balancer:", "dead"
+    )  # a replica killed with both slots taken
     assert await dead.take("gpu0", "x1", 2) and await dead.take("gpu0", "x2", 2)
     c = (await r0.submit(colored(3)))["prompt_id"]
     assert [job.prompt_id for job in r0.balancer.jobs.queue] == [c]
@@ -59,7 +61,7 @@ async def test_a_job_waiting_for_room_goes_when_another_replica_frees_it(
     announced through Redis, and the waiting replica binds at once."""
     (r0,) = await make_replicas(1, backends=1)
     binder = r0.balancer.binder
-    other = Slots(r0.balancer.replicas.slots.redis, 5.0, r0.clock, "balancer:")  # type: ignore[union-attr]
+    other = Slots(r0.balancer.replicas.slots.redis, 5.0, r0.clock, "balancer:", "x")  # type: ignore[union-attr]
     assert await other.take("gpu0", "x1", 2) and await other.take("gpu0", "x2", 2)
     sent = asyncio.Event()
 

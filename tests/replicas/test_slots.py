@@ -25,7 +25,10 @@ async def connections(redis_url: str) -> Any:
 
 
 def replicas(connections: list[Any], clock: FakeClock, lease: float = 5.0) -> list[Slots]:
-    return [Slots(connection, lease, clock, "balancer:") for connection in connections]
+    return [
+        Slots(connection, lease, clock, "balancer:", f"s{i}")
+        for i, connection in enumerate(connections)
+    ]
 
 
 async def test_replicas_racing_for_one_slot_never_both_get_it(connections: list[Any]) -> None:
@@ -98,6 +101,7 @@ async def test_a_full_backend_is_asked_again_once_a_slot_there_is_freed(
     woken = asyncio.Event()
     await b.subscribe()
     watching = asyncio.create_task(b.watch_freed(woken.set))
+    await b.wants_room(True)  # b's jobs wait for room: it is told of slots freed
     try:
         assert await a.take("gpu0", "p1", 1)
         assert not await b.take("gpu0", "p2", 1)
@@ -124,6 +128,7 @@ async def test_a_full_backend_is_asked_again_after_a_while_without_notice(
     dead, b = replicas(connections[:2], clock)
     await b.subscribe()
     watching = asyncio.create_task(b.watch_freed(lambda: None))
+    await b.wants_room(True)
     try:
         assert await dead.take("gpu0", "x1", 1)
         assert not await b.take("gpu0", "p2", 1)
@@ -157,3 +162,51 @@ async def test_the_tenants_turn_moves_only_with_a_slot_taken(connections: list[A
     past_the_head = turn.condition(Move(("carol",), ("carol",), head=False))
     assert past_the_head is None and await a.take("gpu2", "a2", 1, past_the_head) is True
     assert (await turn.read())[0] == ("bob",)
+
+
+async def heard_up_to_now(slots: Slots) -> None:
+    """Every notice published to `slots` before now has been read (one
+    channel, one connection: they come in order, a marker last)."""
+    marker = slots.waiters.heard["marker"] + 1
+    await slots.redis.publish(slots.waiters.channel, "marker")
+    async with asyncio.timeout(30):
+        while slots.waiters.heard["marker"] < marker:
+            await asyncio.sleep(0.01)
+
+
+async def test_only_replicas_with_jobs_waiting_are_told_of_a_slot_freed(
+    connections: list[Any],
+) -> None:
+    """A freed slot is announced to the replicas waiting for room, not to
+    every replica: b waits and is told; c has nothing waiting and is not;
+    b, once a beat finds nothing waiting there, is not told any more; and
+    a waiter that stopped renewing (killed) is dropped after its lease."""
+    clock = FakeClock()
+    a, b, c, dead = replicas(connections[:4], clock)
+    watching = []
+    for listener in (b, c):
+        await listener.subscribe()
+        watching.append(asyncio.create_task(listener.watch_freed(lambda: None)))
+    try:
+        await b.wants_room(True)
+        await c.wants_room(False)
+        assert await a.take("gpu0", "p1", 1)
+        await a.give_back("p1")
+        await heard_up_to_now(b)
+        await heard_up_to_now(c)
+        assert (b.waiters.heard["gpu0"], c.waiters.heard["gpu0"]) == (1, 0)
+
+        await b.wants_room(False)  # its queue emptied: it leaves at its next beat
+        await b.renew()
+        await dead.wants_room(True)
+        clock.advance(5.5)  # dead's entry: one lease, not renewed
+        assert await a.take("gpu0", "p2", 1)
+        await a.give_back("p2")
+        await heard_up_to_now(b)
+        assert b.waiters.heard["gpu0"] == 1
+        assert await a.redis.zrange(a.waiters.key, 0, -1) == []
+    finally:
+        for task in watching:
+            task.cancel()
+        for listener in (b, c):
+            await listener.close()

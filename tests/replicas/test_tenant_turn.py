@@ -39,7 +39,7 @@ async def bob_beside_a_full_gpu0(make_replicas: ReplicaFactory) -> tuple[Pool, S
     auth = AuthSettings(keys=(api_key("bob"),))
     (r0,) = await make_replicas(1, backends=1, redis_store=RedisStore, auth=auth, routing=routing)
     slots = r0.balancer.replicas.slots  # type: ignore[union-attr]
-    other = Slots(slots.redis, 5.0, r0.clock, "balancer:")
+    other = Slots(slots.redis, 5.0, r0.clock, "balancer:", "x")
     assert await other.take("gpu0", "x1", 1)
     return r0, other
 
