@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 import pytest
-from store_support import Reopen
+from store_support import Outage, Reopen
 from structlog.testing import capture_logs
 from support import HANG_BOUND, Pool, PoolFactory, StartClient, colored
 from webhook_support import HOOKS, Receiver
@@ -73,6 +73,28 @@ async def test_a_webhook_cut_at_shutdown_arrives_once_after_the_restart(
     first, second = receiver.attempts
     assert second.taken and first.key == second.key == f"{prompt_id}:completed"
     assert first.body == second.body and json.loads(second.body)["prompt_id"] == prompt_id
+    store = again.balancer.store
+    assert await store.claim_owed("anyone", 1e12, 1e12, mine=True) == [], "delivered: owed no more"
+
+
+@DURABLE
+async def test_a_webhook_owed_by_a_killed_balancer_arrives_once_after_the_restart(
+    make_pool: PoolFactory, aiohttp_client: StartClient, reopen_store: Reopen
+) -> None:
+    """Killed (SIGKILL: nothing it does from then on reaches its store)
+    while it waits to retry: the restart sends the webhook."""
+    receiver = Receiver(refuse=1)
+    try:
+        pool, prompt_id = await cut_after_a_failed_attempt(
+            make_pool, receiver, store=Outage(await reopen_store())
+        )
+        again = await pool.restarted(aiohttp_client, reopen_store, killed=True)
+        await asyncio.wait_for(receiver.taken.wait(), HANG_BOUND)
+        await hooks(again).drain()
+    finally:
+        await receiver.close()
+    first, second = receiver.attempts
+    assert second.taken and first.key == second.key == f"{prompt_id}:completed"
     store = again.balancer.store
     assert await store.claim_owed("anyone", 1e12, 1e12, mine=True) == [], "delivered: owed no more"
 
