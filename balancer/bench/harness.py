@@ -51,6 +51,17 @@ def write_balancer_config(
     return path
 
 
+def new_log(folder: Path, stem: str) -> Path:
+    """`folder/<stem>.log`, or, for a later start of the same process (a
+    restart, a retry on another port), the first of `<stem>.1.log`,
+    `<stem>.2.log`, ... not taken: each start keeps its own log."""
+    path, count = folder / f"{stem}.log", 0
+    while path.exists():
+        count += 1
+        path = folder / f"{stem}.{count}.log"
+    return path
+
+
 @contextlib.contextmanager
 def child(
     args: Sequence[str],

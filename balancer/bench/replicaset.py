@@ -3,7 +3,8 @@ sharing one real `redis-server` (store.kind redis): what `bench proxy
 --replicas`, `bench schedule --replicas` and tests/ha start.
 
 Each replica has its own port, data dir, config and `replicas.name` (r0,
-r1, ...); its output goes to `<folder>/r<i>/serve.log`. Leaving the context
+r1, ...); its output goes to `<folder>/r<i>/serve.log` (a restart's to
+`serve.1.log`, and so on: harness.new_log). Leaving the context
 stops the replicas (SIGTERM, then SIGKILL after 10 s) and then Redis.
 """
 
@@ -19,7 +20,14 @@ from typing import Any
 
 import aiohttp
 
-from balancer.bench.harness import READY_BOUND, child, free_ports, wait_json, write_balancer_config
+from balancer.bench.harness import (
+    READY_BOUND,
+    child,
+    free_ports,
+    new_log,
+    wait_json,
+    write_balancer_config,
+)
 from balancer.bench.redisserver import RedisServer
 
 
@@ -62,7 +70,7 @@ def replica(
         replicas={"name": f"r{index}", "advertise": f"http://127.0.0.1:{port}"},
         **extra,
     )
-    return child(["serve", "--config", str(config)], log=home / "serve.log")
+    return child(["serve", "--config", str(config)], log=new_log(home, "serve"))
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from balancer.bench.harness import child, start_on_free_port, wait_json
+from balancer.bench.harness import child, new_log, start_on_free_port, wait_json
 from balancer.bench.redisserver import RedisServer
 from balancer.bench.replicaset import all_backends_ready, replica
 
@@ -42,7 +42,8 @@ class Cluster:
         def launch(port: int) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
             args = ["emulate", "--port", str(port), "--name", f"gpu{index}"]
             args += ["--base-dir", str(home), "--time-scale", TIME_SCALE]
-            return child([*args, "--model-load-time", "0"], log=self.folder / f"gpu{index}.log")
+            log = new_log(self.folder, f"gpu{index}")
+            return child([*args, "--model-load-time", "0"], log=log)
 
         port, proc = await start_on_free_port(self.session, self.stack, launch, "/system_stats")
         self.backend_ports.append(port)
