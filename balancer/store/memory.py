@@ -30,6 +30,10 @@ class MemoryStore:
         self._retention = Retention(max_history, max_age, wall)
         self._history = KeptHistory(max_history)
         self._jobs: dict[str, StoredJob] = {}
+        # backend -> the ids of the unfinished jobs it holds; kept by the
+        # writes of a job (create, transition, discard), so `jobs_on` reads
+        # that backend's jobs only
+        self._on: dict[str, dict[str, None]] = {}
         self._ended: dict[str, None] = {}  # ended jobs' ids, in the order they ended
         self._max_ended = max_history
         self._number = 0
@@ -41,6 +45,7 @@ class MemoryStore:
         if max_unfinished is not None and self._unfinished(job.tenant) >= max_unfinished:
             raise OverQuota(job.tenant)
         self._jobs[job.prompt_id] = job
+        self._index(None, job)
         return True
 
     async def transition(
@@ -56,6 +61,7 @@ class MemoryStore:
             return None
         moved = replace(job, **{**fields, "state": to_state})
         self._jobs[prompt_id] = moved
+        self._index(job, moved)
         if owed is not None:
             self._outbox.put(owed)
         if moved.finished and not job.finished:
@@ -64,12 +70,27 @@ class MemoryStore:
                 self._drop_ended(next(iter(self._ended)))
         return moved
 
+    def _index(self, before: StoredJob | None, after: StoredJob | None) -> None:
+        """A job's write moves it in the by-backend index: out of the
+        backend it was held on, onto the one it is held on now (unfinished)."""
+        was = before.backend if before is not None and not before.finished else None
+        now = after.backend if after is not None and not after.finished else None
+        if was == now:
+            return
+        if before is not None and was is not None:
+            held = self._on[was]
+            del held[before.prompt_id]
+            if not held:
+                del self._on[was]
+        if after is not None and now is not None:
+            self._on.setdefault(now, {})[after.prompt_id] = None
+
     def _drop_ended(self, prompt_id: str) -> None:
         del self._ended[prompt_id]
         del self._jobs[prompt_id]
 
     async def discard(self, prompt_id: str) -> None:
-        self._jobs.pop(prompt_id, None)
+        self._index(self._jobs.pop(prompt_id, None), None)
         self._ended.pop(prompt_id, None)
 
     async def next_number(self) -> int:
@@ -86,7 +107,7 @@ class MemoryStore:
         return sorted(self._jobs.values(), key=lambda j: j.number)
 
     async def jobs_on(self, backend: str) -> list[StoredJob]:
-        held = (j for j in self._jobs.values() if j.backend == backend and not j.finished)
+        held = (self._jobs[p] for p in self._on.get(backend, ()))
         return sorted(held, key=lambda j: j.number)
 
     async def count_unfinished(self, tenant: str | None) -> int:

@@ -83,6 +83,35 @@ async def test_a_transition_applies_only_from_the_expected_state(
 
 
 @EVERY_KIND
+async def test_a_job_is_listed_on_the_backend_it_is_held_on_only(reopen_store: Reopen) -> None:
+    """`jobs_on` follows each move: a job taken from its backend (lost,
+    sent elsewhere), ended or discarded is no longer listed there."""
+    store = await reopen_store()
+    for prompt_id, number in (("p1", 1.0), ("p2", 2.0), ("p3", 0.5)):
+        assert await store.create(job(prompt_id, number, state="queued", backend="gpu0"))
+
+    async def on(backend: str) -> list[str]:
+        return [j.prompt_id for j in await store.jobs_on(backend)]
+
+    assert await on("gpu0") == ["p3", "p1", "p2"], "by number"
+    await store.transition("p1", ("queued",), "waiting", {"backend": None, "lost_from": ("gpu0",)})
+    assert await on("gpu0") == ["p3", "p2"], "lost: held nowhere"
+    await store.transition("p1", ("waiting",), "dispatching", {"backend": "gpu1"})
+    await store.transition("p1", ("dispatching",), "queued", {"backend": "gpu1"})
+    assert await on("gpu0") == ["p3", "p2"] and await on("gpu1") == ["p1"]
+    await store.transition("p2", ("queued",), "succeeded", {"ended_at": 9.0})
+    await store.transition("p2", ("succeeded",), "succeeded", {"duplicates": ("gpu0",)})
+    assert await on("gpu0") == ["p3"], "ended"
+    await store.discard("p3")
+    assert await on("gpu0") == [] and await on("gpu1") == ["p1"]
+    assert await store.transition("p1", ("waiting",), "cancelled", {}) is None
+    assert await on("gpu1") == ["p1"], "a move that does not apply changes nothing"
+    await store.transition("p1", ("queued",), "running", {"started_at": 3.0})
+    assert [(j.prompt_id, j.state) for j in await store.jobs_on("gpu1")] == [("p1", "running")]
+    assert await on("gpu2") == []
+
+
+@EVERY_KIND
 async def test_numbers_keep_rising(reopen_store: Reopen) -> None:
     store = await reopen_store()
     assert [await store.next_number() for _ in range(3)] == [1, 2, 3]
