@@ -54,6 +54,7 @@ from balancer.proxy.ws_relay import EventRelay
 from balancer.replicas.adoption import Adoption, while_held
 from balancer.replicas.coordination import Replicas
 from balancer.replicas.hub import SharedHub
+from balancer.replicas.told import JournalOutputs
 from balancer.resources import Opened
 from balancer.state import Balancer
 from balancer.store import MemoryStore
@@ -126,7 +127,8 @@ def assemble(
         given.wall_clock,
     )
     claims = replicas.owners if replicas is not None else None
-    jobs = Jobs(store, events, given.wall_clock, claims, owing)
+    told = JournalOutputs(replicas.bus) if replicas is not None else None
+    jobs = Jobs(store, events, given.wall_clock, claims, owing, told)
     routing = Routing(settings.routing)
     uploads = (
         replicas.uploads if replicas is not None else local_uploads(settings, given.wall_clock)

@@ -17,8 +17,9 @@ from typing import Any
 from balancer.jobs.claims import create_claimed
 from balancer.jobs.events import ClientEvents
 from balancer.jobs.failure import failed_entry
-from balancer.jobs.model import END_PHASES, end_events, end_state
+from balancer.jobs.model import END_PHASES, end_state
 from balancer.jobs.moves import JobMoves
+from balancer.jobs.replayed import replayed_end
 from balancer.jobs.states import FROM, UNFINISHED
 from balancer.jobs.telling import tell
 from balancer.store import StoredJob
@@ -144,7 +145,7 @@ class Jobs(JobMoves):
         stands, even from a backend the job was taken from (failover); a
         later one is recorded on the job as a duplicate run. `replay`: send
         the client the end events it missed (its channel events were lost),
-        unless its end was told (`told`)."""
+        the outputs it was not told first, unless its end was told (`told`)."""
         job = await self.store.get_job(prompt_id)
         if job is None or not self.is_run_of(job, backend):
             return None
@@ -158,9 +159,11 @@ class Jobs(JobMoves):
         if backend != job.backend:  # the earlier run won: the current one is the extra
             lost = (*job.lost_from, job.backend) if job.backend else job.lost_from
             fields.update(backend=backend, lost_from=lost)
-        # A start never recorded was never told (`started`): told first.
+        # A start never recorded was never told (`started`): told first,
+        # then the outputs not told (replayed.py).
         untold = job.started_at is None and prompt_id not in self._early_starts
-        events = end_events(entry, prompt_id, untold and backend == job.backend) if replay else ()
+        told = self.told_outputs
+        events = await replayed_end(job, backend, entry, untold, told) if replay else ()
         owed = self._owed(job, to, fields, END_PHASES[to], None, entry)
         return await self._move(prompt_id, to, END_PHASES[to], fields, from_states=(job.state,),
                                 client_events=events, entry=entry, owed=owed)  # fmt: skip

@@ -35,18 +35,16 @@ def end_state(entry: Any) -> RunEnd:
     return "succeeded" if ok else "failed"
 
 
-def end_events(entry: Any, prompt_id: str, start_untold: bool) -> ClientEvents:
-    """The end event recorded in a history entry, then `executing` null;
-    `start_untold`: first its `execution_start` as recorded (the backend's
-    timestamp), for a client that was never told its run started."""
+def end_events(entry: Any, prompt_id: str, start_untold: bool) -> tuple[ClientEvents, ClientEvents]:
+    """The start recorded in a history entry, if `start_untold` (the
+    backend's timestamp, for a client never told its run started), and
+    its end event then `executing` null: what a replayed end tells
+    (replayed.py), the outputs between them."""
     messages = _messages(entry)
     ends = [(kind, data) for kind, data in messages if kind in END_MESSAGES][-1:]
     starts = [(kind, data) for kind, data in messages if kind == "execution_start"][:1]
-    return (
-        *(starts if start_untold else ()),
-        *ends,
-        ("executing", {"node": None, "prompt_id": prompt_id}),
-    )
+    null: tuple[str, dict[str, Any]] = ("executing", {"node": None, "prompt_id": prompt_id})
+    return tuple(starts if start_untold else ()), (*ends, null)
 
 
 def _messages(entry: Any) -> list[tuple[str, dict[str, Any]]]:

@@ -16,6 +16,7 @@ from typing import Any
 from balancer.jobs.claims import Claims
 from balancer.jobs.events import ClientEvents, JobEvents, Owing, Phase
 from balancer.jobs.fair import FairQueue
+from balancer.jobs.replayed import ToldOutputs
 from balancer.jobs.states import FROM
 from balancer.jobs.telling import tell
 from balancer.store import Store, StoredJob
@@ -36,12 +37,16 @@ class JobMoves:
         wall: Clock,
         claims: Claims | None = None,
         owing: Owing | None = None,
+        told: ToldOutputs | None = None,
     ) -> None:
         self.store = store
         self.events = events
         self.wall = wall
         self.claims = claims  # None: this balancer alone follows every job
         self.owing = owing  # None: a job's end owes no webhook
+        # Which outputs a client was told (the journal); None: nothing keeps
+        # the frames told, so a replayed end tells none it cannot know of.
+        self.told_outputs = told
         self.queue = FairQueue()  # round-robin across API keys
         # Starts its backend told of before the answer to its send was
         # recorded (the job still dispatching): prompt_id -> when. Recorded

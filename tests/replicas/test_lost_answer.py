@@ -5,7 +5,8 @@ the job. The job's frames went to the dead replica's channel and died
 there (ComfyUI does not replay them), so its client hears what the store
 and the backend's history can tell: the start, unless the dead replica
 recorded it as told (a start is recorded before it is told, as an end
-is), and the end, each once, in order."""
+is), the outputs it was not told (test_adopted_outputs.py), and the end,
+each once, in order."""
 
 from __future__ import annotations
 
@@ -20,6 +21,15 @@ from .conftest import ReplicaFactory, beat, kill
 
 PAST_THE_LEASE = 5.5  # replicas.lease is 5 s
 PROMPT_ID = "00000000-0000-4000-8000-000000000001"
+# What the client of a job told its start by r0, then adopted before its
+# first node ran, hears: the rest from history.
+STARTED_THEN_ADOPTED = [
+    "execution_start",
+    "execution_cached",
+    "executed",
+    "execution_success",
+    "executing",
+]
 
 
 def heard(sock: Socket, prompt_id: str) -> list[dict[str, Any]]:
@@ -66,7 +76,8 @@ async def test_a_start_the_dead_replica_never_told_is_told_from_history(
 ) -> None:
     """gpu0 runs another job first, so the prompt waits there and its start
     comes after r0 died: nobody told it; r1, ending the job from gpu0's
-    history, tells its start (as the history recorded it) before its end."""
+    history, tells its start (as the history recorded it), then its output
+    (nothing after an untold start was told), before its end."""
     held = HeldAnswer("POST", "/prompt")
     r0, r1 = await make_replicas(2, backends=1, one_store=True, middlewares=(held.middleware(),))
     gpu0 = r0.emulators["gpu0"]
@@ -81,7 +92,8 @@ async def test_a_start_the_dead_replica_never_told_is_told_from_history(
     await r1.settle([first, PROMPT_ID])
     await sock.until_done(PROMPT_ID, HANG_BOUND)
     frames = heard(sock, PROMPT_ID)
-    assert [f["type"] for f in frames] == ["execution_start", "execution_success", "executing"]
+    types = [f["type"] for f in frames]
+    assert types == ["execution_start", "executed", "execution_success", "executing"]
     entry = (await (await r1.client.get(f"/history/{PROMPT_ID}")).json())[PROMPT_ID]
     start = next(m[1] for m in entry["status"]["messages"] if m[0] == "execution_start")
     assert frames[0]["data"] == start, "the start as gpu0 recorded it"
@@ -116,6 +128,6 @@ async def test_a_start_the_dead_replica_told_before_its_dispatch_landed_is_not_t
     await r1.settle([PROMPT_ID])
     await sock.until_done(PROMPT_ID, HANG_BOUND)
     types = [f["type"] for f in heard(sock, PROMPT_ID)]
-    assert types == ["execution_start", "execution_cached", "execution_success", "executing"]
+    assert types == STARTED_THEN_ADOPTED
     assert gpu0.executed == [PROMPT_ID]
     await sock.ws.close()
