@@ -15,13 +15,15 @@ otherwise lose the first frames of its job while its replica was slow to
 subscribe. Changes of one sid's subscription are made one at a time.
 
 A replica publishes from one task, in the order its relay produced the
-frames, so each client gets one replica's frames in order; a replica skips
-its own messages (it delivered them to its own sockets already). Keys the
-frames tell of (a running job's node, nodes.py) are written by the same
+frames, so each client gets one replica's frames in order: what was queued
+while the last batch was out goes in one script call (bus_script.py), and
+the frames of one batch for one channel in one message. A replica drops its
+own messages unread (it delivered them to its own sockets already). Keys
+the frames tell of (a running job's node, nodes.py) are written by the same
 task, in the same order: a replica that gets a frame can read what its
 relay noted before it.
 
-A message is the frame's entry in its client's stream (journal.py: a
+A frame in a message has its entry in its client's stream (journal.py: a
 client's text frames are kept a while, for a socket that opens later; `-`
 for the others), a JSON header line (sender, tenant, text or binary) and
 the frame's bytes.
@@ -37,11 +39,13 @@ from functools import partial
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline, PubSub
+from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from balancer.logs import get_logger
-from balancer.replicas.journal import Journal
+from balancer.replicas.bus_script import BATCH as BATCH_SCRIPT
+from balancer.replicas.bus_script import UNKEPT, Ops, frames_of
+from balancer.replicas.journal import KEEP_FOR, KEEP_FRAMES, Journal
 from balancer.replicas.listen import RETRY, Message, listen, text_of
 from balancer.replicas.outage import Outage, Sleep
 
@@ -54,8 +58,7 @@ Frame = str | bytes
 # A client's `status` (the pool-wide count) is not kept: replayed, it would
 # be older than the one its socket was sent when it opened.
 STATUS = '{"type": "status"'
-UNKEPT = b"-"  # a message's entry when its frame is not kept (journal.py)
-BATCH = 512  # frames per pipeline
+BATCH = 512  # writes per script call
 CONFIRM_WITHIN = 5.0  # seconds a handshake waits for its subscription at most
 
 
@@ -79,17 +82,18 @@ def encode(sender: str, delivery: Delivery) -> bytes:
     return json.dumps(meta).encode() + b"\n" + (frame.encode() if isinstance(frame, str) else frame)
 
 
-def decode(channel: str, raw: bytes, sid_prefix: str) -> tuple[str, Delivery] | None:
-    """(sender, delivery) of a message on `channel` (a sid's channel starts
-    with `sid_prefix`); None when it is not one of ours."""
-    entry, _, body = raw.partition(b"\n")
-    found = unpack(body)
-    if found is None:
-        return None
-    sender, d = found
+def decode(channel: str, raw: bytes, sid_prefix: str) -> list[Delivery]:
+    """The deliveries of a message on `channel` (a sid's channel starts
+    with `sid_prefix`), those that are ours, in order."""
     sid = channel[len(sid_prefix) :] if channel.startswith(sid_prefix) else None
-    kept = entry.decode(errors="replace") if entry != UNKEPT else None
-    return sender, Delivery(sid, d.owner, d.frame, d.preview, kept)
+    found = []
+    for entry, body in frames_of(raw):
+        unpacked = unpack(body)
+        if unpacked is not None:
+            d = unpacked[1]
+            kept = entry.decode(errors="replace") if entry != UNKEPT else None
+            found.append(Delivery(sid, d.owner, d.frame, d.preview, kept))
+    return found
 
 
 def unpack(raw: bytes) -> tuple[str, Delivery] | None:
@@ -107,22 +111,24 @@ def unpack(raw: bytes) -> tuple[str, Delivery] | None:
 
 
 class Write(Protocol):
-    """One command of the send loop's pipeline, and what follows once
-    Redis has applied it."""
+    """Ops of the send loop's batch (bus_script.py), and what follows once
+    Redis has applied them."""
 
-    def add(self, pipe: Pipeline) -> Any: ...
+    def add(self, ops: Ops) -> None: ...
 
     def applied(self, results: list[Any]) -> None:
-        """`results`: Redis's answers to what `add` added, in order."""
+        """`results`: the results of the ops `add` added, in order."""
 
 
 @dataclass(frozen=True)
 class Publish:
+    """A frame that is not kept: published only."""
+
     channel: str
     payload: bytes
 
-    def add(self, pipe: Pipeline) -> Any:
-        return pipe.publish(self.channel, UNKEPT + b"\n" + self.payload)
+    def add(self, ops: Ops) -> None:
+        ops.add("pub", [], self.channel, self.payload)
 
     def applied(self, results: list[Any]) -> None:
         """Nothing waits on a frame."""
@@ -135,8 +141,8 @@ class After:
 
     then: Callable[[], None]
 
-    def add(self, pipe: Pipeline) -> Any:
-        return None
+    def add(self, ops: Ops) -> None:
+        pass
 
     def applied(self, results: list[Any]) -> None:
         self.then()
@@ -155,7 +161,9 @@ class EventBus:
         self.redis = redis
         self.me = me
         self.sid, self.all = prefix + SID, prefix + ALL
-        self.journal = Journal(redis, prefix)
+        self.journal = Journal(prefix)
+        self._script = redis.register_script(BATCH_SCRIPT)
+        self._echo = me.encode() + b"\n"  # how this replica's own messages start
         self._out: asyncio.Queue[Write] = asyncio.Queue()
         self._pubsub: PubSub = redis.pubsub()
         self._sids: dict[str, int] = {}  # sid -> sockets held here
@@ -234,7 +242,7 @@ class EventBus:
 
     async def send_loop(self, sleep: Sleep = asyncio.sleep) -> None:
         """Publish queued frames (and make queued writes) in order, a batch
-        per round trip, until cancelled. Redis away: the batch waits and
+        per script call, until cancelled. Redis away: the batch waits and
         goes when it returns."""
         outage = Outage("events_publish", replica=self.me)
         while True:
@@ -245,13 +253,13 @@ class EventBus:
                 await sleep(RETRY)
 
     async def _publish(self, batch: list[Write], outage: Outage) -> bool:
-        ends = []
+        ops, ends = Ops(), []
+        for write in batch:
+            write.add(ops)
+            ends.append(ops.count)
+        args = [self.me, KEEP_FRAMES, KEEP_FOR, *ops.args]
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for write in batch:
-                    write.add(pipe)
-                    ends.append(len(pipe.command_stack))
-                results = await pipe.execute()
+            results = await self._script(ops.keys, args, self.redis) if ops.count else []
         except RedisError as exc:
             outage.failed(exc)
             return False
@@ -261,19 +269,23 @@ class EventBus:
         return True
 
     async def receive_loop(
-        self, deliver: Callable[[Delivery], None], sleep: Sleep = asyncio.sleep
+        self, deliver: Callable[[list[Delivery]], None], sleep: Sleep = asyncio.sleep
     ) -> None:
-        """Deliver the other replicas' frames to this replica's sockets,
-        until cancelled; Redis away, it subscribes again when it returns."""
+        """Deliver the other replicas' frames to this replica's sockets, a
+        message's at once, until cancelled; Redis away, it subscribes again
+        when it returns."""
         outage = Outage("events_receive", replica=self.me)
         channels = lambda: [self.all, *(self.sid + sid for sid in self._sids)]  # noqa: E731
         received = partial(self._received, deliver=deliver)
         await listen(self._pubsub, channels, received, outage, sleep, self._confirm)
 
-    def _received(self, message: Message, deliver: Callable[[Delivery], None]) -> None:
-        found = decode(text_of(message["channel"]), message["data"], self.sid)
-        if found is not None and found[0] != self.me:
-            deliver(found[1])
+    def _received(self, message: Message, deliver: Callable[[list[Delivery]], None]) -> None:
+        raw = message["data"]
+        if raw.startswith(self._echo):
+            return  # this replica's own: its sockets have them
+        found = decode(text_of(message["channel"]), raw, self.sid)
+        if found:
+            deliver(found)
 
     async def close(self) -> None:
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -4,12 +4,14 @@ replicas; the others' frames are delivered to the sockets here.
 
 A socket that opens first gets what its client missed while it had no
 socket anywhere (journal.py): until that replay is written, this replica's
-own frames for it wait behind it. Another replica's frame for a client is
-recorded as handed in Redis before it is written here, in the order the
-bus got it; one that no socket here may see is left for a later socket's
-replay, and one whose sockets closed while it was being recorded is taken
-back (the mark moves back). Each socket keeps the last entry it was written, so a frame both
-replayed and received is written once."""
+own frames for it wait behind it. Another replica's frames for a client
+(those of one message: one batch of its) are recorded as handed in Redis
+(one mark, their last) before they are written here, in the order the bus
+got them; one that no socket here may see is left for a later socket's
+replay, and those whose sockets closed while they were being recorded are
+taken back (the mark moves back to the last one written). Each socket keeps
+the last entry it was written, so a frame both replayed and received is
+written once."""
 
 from __future__ import annotations
 
@@ -121,38 +123,52 @@ class SharedHub(ClientHub):
         super().broadcast_owned(owner, frame)
         self.bus.publish(Delivery(None, owner, frame))
 
-    def deliver(self, d: Delivery) -> None:
-        """Another replica's frame, for the sockets here only: a client's,
-        after what the bus got before it (a kept one recorded as handed)."""
-        if d.sid is None:
-            super().broadcast_owned(d.owner, d.frame)
-        elif not self.sees(d.sid, d.owner):
-            return  # kept, it goes to the client's next socket
-        elif d.entry is None:
-            self.bus.write(After(partial(self._deliver, d)))
-        else:
-            handed = partial(self._handed, d, d.entry)
-            self.bus.write(self.bus.journal.see(d.sid, d.entry, handed))
-
-    def _handed(self, d: Delivery, entry: str, before: str | None) -> None:
-        """A kept frame recorded as handed (the mark was `before`): to the
-        sockets here, or, if they all closed meanwhile, taken back."""
-        sid = d.sid
-        assert sid is not None
-        socks = [s for s in self.of(sid) if s.may_see(d.owner)]
-        if not socks:
-            back, pending = self._unhanded.get(sid, (before, 0))
-            self._unhanded[sid] = (back, pending + 1)
-            self.bus.write(self.bus.journal.unsee(sid, entry, back, partial(self._unseen, sid)))
+    def deliver(self, message: list[Delivery]) -> None:
+        """Another replica's frames (one message's: all for one sid, or all
+        broadcasts), for the sockets here only: a client's, after what the
+        bus got before them (the kept ones recorded as handed)."""
+        sid = message[0].sid
+        if sid is None:
+            for d in message:
+                super().broadcast_owned(d.owner, d.frame)
             return
-        self._push_kept(socks, entry_key(entry), ws_frame(d.frame))
-        for sock in socks:
+        mine = [d for d in message if self.sees(sid, d.owner)]  # the rest: for its next socket
+        kept = [d.entry for d in mine if d.entry is not None]
+        if kept:
+            handed = partial(self._handed, sid, mine, kept[-1])
+            self.bus.write(self.bus.journal.see(sid, kept[-1], handed))
+        elif mine:
+            self.bus.write(After(partial(self._deliver_all, mine)))
+
+    def _handed(self, sid: str, ds: list[Delivery], last: str, before: str | None) -> None:
+        """Frames recorded as handed up to `last` (the mark was `before`):
+        to the sockets here; those after the last one some socket here
+        could be written (all closed meanwhile) are taken back."""
+        written = None
+        for d in ds:
+            if d.entry is None:
+                self._deliver(d)
+                continue
+            socks = [s for s in self.of(sid) if s.may_see(d.owner)]
+            if socks:
+                self._push_kept(socks, entry_key(d.entry), ws_frame(d.frame))
+                written = d.entry
+        for sock in self.of(sid):
             sock.flush()
+        if written != last:
+            back, pending = self._unhanded.get(sid, (before, 0))
+            back = back if written is None else written
+            self._unhanded[sid] = (back, pending + 1)
+            self.bus.write(self.bus.journal.unsee(sid, last, back, partial(self._unseen, sid)))
 
     def _unseen(self, sid: str) -> None:
         back, pending = self._unhanded.pop(sid)
         if pending > 1:
             self._unhanded[sid] = (back, pending - 1)
+
+    def _deliver_all(self, ds: list[Delivery]) -> None:
+        for d in ds:
+            self._deliver(d)
 
     def _deliver(self, d: Delivery) -> None:
         sid = d.sid

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from balancer.replicas.bus import EventBus
+from balancer.replicas.bus_script import Ops
 from balancer.replicas.outage import Outage
 
 PREFIX = "node:"  # after the store's prefix
@@ -75,9 +75,12 @@ class _NodeWrite:
     prompt_id: str
     node: str | None
 
-    def add(self, pipe: Pipeline) -> Any:
+    def add(self, ops: Ops) -> None:
         key = self.nodes.prefix + self.prompt_id
-        return pipe.delete(key) if self.node is None else pipe.set(key, self.node, ex=TTL)
+        if self.node is None:
+            ops.add("del", [key])
+        else:
+            ops.add("set", [key], self.node, TTL)
 
     def applied(self, results: list[Any]) -> None:
         self.nodes._done(self)

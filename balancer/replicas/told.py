@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio.client import Pipeline
-
 from balancer.logs import get_logger
 from balancer.replicas.bus import EventBus, unpack
+from balancer.replicas.bus_script import Ops
+from balancer.replicas.journal import message_of
 
 log = get_logger("balancer.replicas")
 
@@ -38,16 +38,11 @@ class _Read:
     key: str
     then: Callable[[list[bytes]], None]
 
-    def add(self, pipe: Pipeline) -> None:
-        pipe.xrange(self.key, "-", "+")
+    def add(self, ops: Ops) -> None:
+        ops.add("range", [self.key])
 
     def applied(self, results: list[Any]) -> None:
-        self.then([_message(fields) for _, fields in results[0] or ()])
-
-
-def _message(fields: Any) -> bytes:
-    raw = fields.get(b"m", fields.get("m", b"")) if isinstance(fields, dict) else b""
-    return raw if isinstance(raw, bytes) else str(raw).encode()
+        self.then([message_of(fields) for _, fields in results[0] or ()])
 
 
 class JournalOutputs:
