@@ -54,6 +54,18 @@ async def cut_after_a_failed_attempt(
     return pool, prompt_id
 
 
+async def delivered_once_after_restart(receiver: Receiver, again: Pool, prompt_id: str) -> None:
+    """The restarted balancer sent the webhook a second time, taken, with the
+    first attempt's Idempotency-Key and body, and owes it no more."""
+    await asyncio.wait_for(receiver.taken.wait(), HANG_BOUND)
+    await hooks(again).drain()
+    first, second = receiver.attempts
+    assert second.taken and first.key == second.key == f"{prompt_id}:completed"
+    assert first.body == second.body and json.loads(second.body)["prompt_id"] == prompt_id
+    store = again.balancer.store
+    assert await store.claim_owed("anyone", 1e12, 1e12, mine=True) == [], "delivered: owed no more"
+
+
 @DURABLE
 async def test_a_webhook_cut_at_shutdown_arrives_once_after_the_restart(
     make_pool: PoolFactory, aiohttp_client: StartClient, reopen_store: Reopen
@@ -66,15 +78,9 @@ async def test_a_webhook_cut_at_shutdown_arrives_once_after_the_restart(
         with capture_logs() as logs:
             again = await pool.restarted(aiohttp_client, reopen_store)
         assert ("webhook_kept", prompt_id) in [(e["event"], e.get("prompt_id")) for e in logs]
-        await asyncio.wait_for(receiver.taken.wait(), HANG_BOUND)
-        await hooks(again).drain()
+        await delivered_once_after_restart(receiver, again, prompt_id)
     finally:
         await receiver.close()
-    first, second = receiver.attempts
-    assert second.taken and first.key == second.key == f"{prompt_id}:completed"
-    assert first.body == second.body and json.loads(second.body)["prompt_id"] == prompt_id
-    store = again.balancer.store
-    assert await store.claim_owed("anyone", 1e12, 1e12, mine=True) == [], "delivered: owed no more"
 
 
 @DURABLE
@@ -89,14 +95,9 @@ async def test_a_webhook_owed_by_a_killed_balancer_arrives_once_after_the_restar
             make_pool, receiver, store=Outage(await reopen_store())
         )
         again = await pool.restarted(aiohttp_client, reopen_store, killed=True)
-        await asyncio.wait_for(receiver.taken.wait(), HANG_BOUND)
-        await hooks(again).drain()
+        await delivered_once_after_restart(receiver, again, prompt_id)
     finally:
         await receiver.close()
-    first, second = receiver.attempts
-    assert second.taken and first.key == second.key == f"{prompt_id}:completed"
-    store = again.balancer.store
-    assert await store.claim_owed("anyone", 1e12, 1e12, mine=True) == [], "delivered: owed no more"
 
 
 async def test_with_the_memory_store_a_webhook_cut_at_shutdown_is_logged_as_lost(
