@@ -42,9 +42,9 @@ class Follower:
         # Per backend the ids in its queue the store does not know (not
         # looked up again).
         self._unknown: dict[str, set[str]] = {}
-        # Other replicas send jobs through the same store: a probe here
-        # reconciles only the jobs this replica sent (another's job just sent
-        # may be missing from a probe that left before it arrived).
+        # Other replicas send jobs through the same store: this replica
+        # fails over and steals only the jobs it sent or adopted (a probe
+        # reconciles only those, alone or not: see `reconcile`).
         self.only_own = only_own
         self.jobs.events.subscribe(self)
 
@@ -93,6 +93,7 @@ class Follower:
         for job in await self.store.jobs():
             self.late.taken_from(job)
             if job.backend is not None and job.state in ("queued", "running"):
+                self._sent_at.setdefault(job.prompt_id, -math.inf)
                 self._sent_to.found(job.prompt_id, job.backend)
 
     def follows(self, prompt_id: str) -> bool:
@@ -127,13 +128,19 @@ class Follower:
 
     async def reconcile(self, backend: Backend, snapshot: LoadSnapshot) -> None:
         """Jobs sent to `backend` before this probe left that its queue no
-        longer holds ended while nobody was told: end them from history."""
+        longer holds ended while nobody was told: end them from history.
+        Only jobs whose send this balancer recorded (`dispatched`), or took
+        over (a restart, an adoption): the store holds a job queued on its
+        backend as soon as that move is made, before its sender hears the
+        store's answer, and a probe that left before the prompt reached its
+        backend, read meanwhile, would take it for lost and send it again
+        (it would run twice). Such a job is judged by the next probe."""
         present = set(snapshot.running) | set(snapshot.pending)
         jobs = await self.store.jobs_on(backend.name)
         for job in jobs:
-            if self.only_own and job.prompt_id not in self._sent_at:
+            sent = self._sent_at.get(job.prompt_id)
+            if sent is None:  # another replica's, or its send is being recorded
                 continue
-            sent = self._sent_at.get(job.prompt_id, -math.inf)
             gone = job.prompt_id not in present and sent < snapshot.taken_at
             if not gone or job.state not in ("queued", "running"):
                 continue
