@@ -4,7 +4,7 @@ the pub/sub messages it publishes.
 A batch is a list of ops, applied in order by `BATCH`, atomically: a
 client's frame kept in its stream and published (`log`), a frame only
 published (`pub`), a key set or removed (`set`, `del`: node hints), and the
-journal's marks (`see`, `unsee`), replays (`replay`) and reads of a whole
+journal's marks (`see`), replays (`replay`) and reads of a whole
 stream (`range`, told.py), journal.py. Each op
 has one result, in order. One call per batch, where each frame was one
 script call (and each pipeline with scripts one `SCRIPT EXISTS` more).
@@ -68,26 +68,16 @@ while a <= #ARGV do
   elseif op == 'del' then  -- KEYS key
     redis.call('DEL', KEYS[k])
     k, a = k + 1, a + 1
-  elseif op == 'see' then  -- KEYS seen; entry. Forward only; the mark before.
-    local old = redis.call('GET', KEYS[k])
-    if newer(ARGV[a + 1], old) then redis.call('SET', KEYS[k], ARGV[a + 1], 'EX', ttl) end
-    result = old
-    k, a = k + 1, a + 2
-  elseif op == 'unsee' then  -- KEYS seen; entry, mark before it ('' none)
-    if redis.call('GET', KEYS[k]) == ARGV[a + 1] then
-      if ARGV[a + 2] == '' then redis.call('DEL', KEYS[k])
-      else redis.call('SET', KEYS[k], ARGV[a + 2], 'EX', ttl) end
+  elseif op == 'see' then  -- KEYS seen; entry. Forward only.
+    if newer(ARGV[a + 1], redis.call('GET', KEYS[k])) then
+      redis.call('SET', KEYS[k], ARGV[a + 1], 'EX', ttl)
     end
-    k, a = k + 1, a + 3
+    k, a = k + 1, a + 2
   elseif op == 'replay' then  -- KEYS log, seen. The entries after the mark.
     local seen = redis.call('GET', KEYS[k + 1])
     local start = '-'
     if seen then start = '(' .. seen end
     result = redis.call('XRANGE', KEYS[k], start, '+')
-    if #result > 0 then
-      local last = result[#result][1]
-      if newer(last, seen) then redis.call('SET', KEYS[k + 1], last, 'EX', ttl) end
-    end
     k, a = k + 2, a + 1
   elseif op == 'range' then  -- KEYS log. Its every entry.
     result = redis.call('XRANGE', KEYS[k], '-', '+')

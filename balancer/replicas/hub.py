@@ -5,13 +5,12 @@ replicas; the others' frames are delivered to the sockets here.
 A socket that opens first gets what its client missed while it had no
 socket anywhere (journal.py): until that replay is written, this replica's
 own frames for it wait behind it. Another replica's frames for a client
-(those of one message: one batch of its) are recorded as handed in Redis
-(one mark, their last) before they are written here, in the order the bus
-got them; one that no socket here may see is left for a later socket's
-replay, and those whose sockets closed while they were being recorded are
-taken back (the mark moves back to the last one written). Each socket keeps
-the last entry it was written, so a frame both replayed and received is
-written once."""
+(those of one message: one batch of its) are written here in the order the
+bus got them (after the replays queued before), and only then recorded as
+handed in Redis (one mark, the last one written): one that no socket here
+may see, or that came after its sockets here closed, is left for a later
+socket's replay, on any replica. Each socket keeps the last entry it was
+written, so a frame both replayed and received is written once."""
 
 from __future__ import annotations
 
@@ -39,9 +38,6 @@ class SharedHub(ClientHub):
         self._leaving: set[asyncio.Task[None]] = set()
         self._held: dict[ClientSocket, list[bytes]] = {}  # replay not written yet: what follows it
         self._seen: dict[ClientSocket, Entry] = {}  # the last kept entry written to each socket
-        # sid -> (its mark before the frames handed to sockets that closed
-        # first, how many of those are being taken back)
-        self._unhanded: dict[str, tuple[str | None, int]] = {}
 
     @contextlib.asynccontextmanager
     async def reachable(self, sid: str) -> AsyncIterator[None]:
@@ -77,17 +73,22 @@ class SharedHub(ClientHub):
         self._seen.pop(sock, None)
 
     def _replayed(self, sock: ClientSocket, entries: list[tuple[str, bytes]]) -> None:
-        """What `sock`'s client missed, then what waited behind it."""
+        """What `sock`'s client missed, then what waited behind it; once
+        written, recorded as handed (closed meanwhile: left for the next)."""
         held = self._held.pop(sock, None)
         if held is None:
-            return  # closed meanwhile
+            return
+        written = None
         for entry, message in entries:
             found = unpack(message)
             if found is not None and sock.may_see(found[1].owner):
                 self._push_kept([sock], entry_key(entry), ws_frame(found[1].frame))
+                written = entry
         for data in held:
             sock.push(data)
         sock.flush()
+        if written is not None:
+            self.bus.write(self.bus.journal.see(sock.sid, written))
 
     def _push_kept(self, socks: Iterable[ClientSocket], entry: Entry, data: bytes) -> None:
         """Queue a kept frame on those of `socks` that were not written it yet."""
@@ -113,7 +114,12 @@ class SharedHub(ClientHub):
     def to_owner(self, sid: str | None, owner: str | None, frame: Frame) -> None:
         super().to_owner(sid, owner, frame)
         if sid is not None:
-            self.bus.publish(Delivery(sid, owner, frame), handed=self.sees(sid, owner))
+            self.bus.publish(Delivery(sid, owner, frame), handed=self._written(sid, owner))
+
+    def _written(self, sid: str, owner: str | None) -> bool:
+        """Whether a socket of `sid` here was written a frame of `owner`'s
+        just now (one whose replay is still out holds it: not yet)."""
+        return any(s.may_see(owner) and s not in self._held for s in self.of(sid))
 
     def to_previewers(self, sid: str, owner: str | None, frame: Frame, metadata: bool) -> None:
         super().to_previewers(sid, owner, frame, metadata)
@@ -133,42 +139,29 @@ class SharedHub(ClientHub):
                 super().broadcast_owned(d.owner, d.frame)
             return
         mine = [d for d in message if self.sees(sid, d.owner)]  # the rest: for its next socket
-        kept = [d.entry for d in mine if d.entry is not None]
-        if kept:
-            handed = partial(self._handed, sid, mine, kept[-1])
-            self.bus.write(self.bus.journal.see(sid, kept[-1], handed))
-        elif mine:
-            self.bus.write(After(partial(self._deliver_all, mine)))
+        if mine:
+            self.bus.write(After(partial(self._handed, sid, mine)))
 
-    def _handed(self, sid: str, ds: list[Delivery], last: str, before: str | None) -> None:
-        """Frames recorded as handed up to `last` (the mark was `before`):
-        to the sockets here; those after the last one some socket here
-        could be written (all closed meanwhile) are taken back."""
+    def _handed(self, sid: str, ds: list[Delivery]) -> None:
+        """Frames for `sid`'s sockets here, in the bus's order: written, then
+        the last kept one written recorded as handed. None of them is
+        recorded before it was written, so a socket that closed first (or
+        a reconnect elsewhere before the mark lands) loses none: the next
+        socket's replay starts before them."""
         written = None
         for d in ds:
             if d.entry is None:
                 self._deliver(d)
                 continue
-            socks = [s for s in self.of(sid) if s.may_see(d.owner)]
+            # A socket whose replay is still out gets this one from it.
+            socks = [s for s in self.of(sid) if s.may_see(d.owner) and s not in self._held]
             if socks:
                 self._push_kept(socks, entry_key(d.entry), ws_frame(d.frame))
                 written = d.entry
         for sock in self.of(sid):
             sock.flush()
-        if written != last:
-            back, pending = self._unhanded.get(sid, (before, 0))
-            back = back if written is None else written
-            self._unhanded[sid] = (back, pending + 1)
-            self.bus.write(self.bus.journal.unsee(sid, last, back, partial(self._unseen, sid)))
-
-    def _unseen(self, sid: str) -> None:
-        back, pending = self._unhanded.pop(sid)
-        if pending > 1:
-            self._unhanded[sid] = (back, pending - 1)
-
-    def _deliver_all(self, ds: list[Delivery]) -> None:
-        for d in ds:
-            self._deliver(d)
+        if written is not None:
+            self.bus.write(self.bus.journal.see(sid, written))
 
     def _deliver(self, d: Delivery) -> None:
         sid = d.sid

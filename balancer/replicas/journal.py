@@ -8,23 +8,24 @@ sid, `<prefix>ws:log:<sid>`, capped at about `KEEP_FRAMES` entries and kept
 them (bus_script.py: one call per batch of the event bus's writes): the
 stream's order is the order the replicas hear them in.
 Beside it, `<prefix>ws:seen:<sid>` is the last entry some socket of that
-sid was handed, which only grows:
+sid was written, which only grows, and only once the frame was written:
 
 - the publishing replica sets it in that same script when a socket of the
   sid on that replica got the frame (it writes first, then publishes);
 - a replica that gets another's frames for a socket of its own (one
-  message, those of one batch) sets it to the last of them, and writes
-  them once Redis applied that (`Seen`);
-- a socket that opens asks, in one script, for every entry after it and
-  moves it to the last of them (`Replay`), then gets those entries before
-  anything newer.
+  message, those of one batch) writes them, then sets it to the last one
+  written (`Seen`);
+- a socket that opens asks for every entry after it (`Replay`), gets those
+  entries before anything newer, then sets it to the last one written.
 
-So a frame is written to a socket at most once, and a frame that no socket
-was handed is replayed to the next one. A frame recorded as handed whose
-sockets all closed before it was written moves the mark back (`Unsee`), so
-the next socket gets it. The cost of at most once: a replica killed between
-recording a frame handed and writing it loses that frame (a round trip's
-window), rather than repeat it to the next socket.
+So nothing is recorded as handed that no socket was written: a frame whose
+sockets all closed before it was written, or that came while the client had
+no socket, is replayed to the next one, on any replica. A socket gets each
+frame at most once (the hub keeps the last entry each socket was written);
+the cost is that a client that reconnects elsewhere within the round trip
+between a write and its mark gets those frames again on its new socket,
+rather than lose them. A replica killed in that round trip repeats them to
+the next socket too.
 """
 
 from __future__ import annotations
@@ -55,11 +56,8 @@ class Journal:
     def publish(self, sid: str, channel: str, message: bytes, handed: bool) -> Logged:
         return Logged(self, sid, channel, message, handed)
 
-    def see(self, sid: str, entry: str, then: Callable[[str | None], None]) -> Seen:
-        return Seen(self, sid, entry, then)
-
-    def unsee(self, sid: str, entry: str, back: str | None, then: Callable[[], None]) -> Unsee:
-        return Unsee(self, sid, entry, back, then)
+    def see(self, sid: str, entry: str) -> Seen:
+        return Seen(self, sid, entry)
 
     def replay(self, sid: str, then: Callable[[list[tuple[str, bytes]]], None]) -> Replay:
         return Replay(self, sid, then)
@@ -86,43 +84,24 @@ class Logged:
 
 @dataclass(frozen=True, eq=False)
 class Seen:
-    """Another replica's frames for a socket here, up to `entry`: recorded
-    as handed, then (`then`) written (bus.Write)."""
+    """Frames of `sid` written to a socket here, up to `entry`: recorded as
+    handed (bus.Write)."""
 
     journal: Journal
     sid: str
     entry: str
-    then: Callable[[str | None], None]  # given the mark before
 
     def add(self, ops: Ops) -> None:
         ops.add("see", [self.journal.seen + self.sid], self.entry)
 
     def applied(self, results: list[Any]) -> None:
-        self.then(None if results[0] is None else _text(results[0]))
-
-
-@dataclass(frozen=True, eq=False)
-class Unsee:
-    """Frames recorded as handed, up to `entry`, whose sockets here all
-    closed before they were written: the mark goes back to `back` (bus.Write)."""
-
-    journal: Journal
-    sid: str
-    entry: str
-    back: str | None
-    then: Callable[[], None]
-
-    def add(self, ops: Ops) -> None:
-        ops.add("unsee", [self.journal.seen + self.sid], self.entry, self.back or "")
-
-    def applied(self, results: list[Any]) -> None:
-        self.then()
+        """Nothing waits on a mark."""
 
 
 @dataclass(frozen=True, eq=False)
 class Replay:
     """What a socket that opens missed: the sid's entries after the last one
-    handed, marked handed, then (`then`) written (bus.Write)."""
+    handed, then (`then`) written and recorded as handed (bus.Write)."""
 
     journal: Journal
     sid: str

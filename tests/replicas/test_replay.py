@@ -6,11 +6,13 @@ channel nobody listens to: before, such a client heard nothing of them."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from support import Pool, colored
 
-from balancer.replicas.bus import EventBus
+from balancer.replicas.bus import EventBus, Write
+from balancer.replicas.bus_script import Ops
 from balancer.replicas.hub import SharedHub
 from balancer.store.redis import RedisStore
 from tests.proxy.test_ws import Message, Socket, connect
@@ -130,28 +132,49 @@ class HeldMarks(HeldWrites):
         return await self.inner.evalsha(*args, **kwargs)
 
 
+@dataclass(frozen=True)
+class Read:
+    """A write of one op that only reads (a stream nobody has): held, it
+    holds every write the bus queued after it, in order."""
+
+    key: str
+
+    def add(self, ops: Ops) -> None:
+        ops.add("range", [self.key])
+
+    def applied(self, results: list[Any]) -> None:
+        """Nothing waits on it."""
+
+
 async def test_frames_on_their_way_to_a_socket_that_closes_are_kept_for_the_next(
     make_replicas: ReplicaFactory,
 ) -> None:
-    """A frame another replica sent is recorded as handed before it is
-    written: if the socket closed in between, the mark goes back."""
+    """A frame another replica sent is recorded as handed only once it was
+    written: one that reaches a replica whose socket closes before it is
+    written is kept for the client's next socket, on any replica."""
     r0, r1, r2 = await make_replicas(3, backends=1, redis_store=RedisStore)
     whole = await reference(r0)
     first = await connect(r1, "tab")
     await published(r1)  # its replay read
     hub = r1.balancer.hub
     assert isinstance(hub, SharedHub)
-    # Held before the job exists, so no frame of it is written to `first`
-    # (which reads none: closing, it drops what came) before it closed.
-    held = HeldMarks(hub.bus.redis, hub.bus, "tab")
+    held = HeldWrites(hub.bus.redis)  # r1's writes wait, and the frames queued behind them
     hub.bus.redis = held  # type: ignore[assignment]
+    hub.bus.write(Read(hub.bus.journal.log + "nobody"))
+    await asyncio.wait_for(held.asked.wait(), 30)
+    queued, write = asyncio.Event(), hub.bus.write
+
+    def spy(w: Write) -> None:
+        write(w)
+        queued.set()  # another replica's frames for `tab` reached r1, to write in turn
+
+    hub.bus.write = spy  # type: ignore[method-assign, assignment]
     prompt_id = await submit(r0, "tab")
-    await asyncio.wait_for(held.asked.wait(), 30)  # r1 records frames of `tab` as handed
+    await asyncio.wait_for(queued.wait(), 30)
     await closed(r1, first)
     held.gate.set()
     await r0.done(prompt_id)
-    for _ in range(2):  # the take-back is queued once the marks are applied
-        await published(r1)
+    await published(r1)
     again = await connect(r2, "tab")
     missed = job_frames(await again.until_done(prompt_id, 30), prompt_id)
     assert job_frames(first.frames, prompt_id) + missed == whole
