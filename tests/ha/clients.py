@@ -43,6 +43,8 @@ class Client:
     posts: list[Post] = field(default_factory=list)
     done_at: dict[str, float] = field(default_factory=dict)
     frames: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    # Per job, the index (in `up`) of the socket each of its frames came on.
+    sockets: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     up: list[list[float]] = field(default_factory=list)  # socket [opened, closed] times
     where: list[str] = field(default_factory=list)  # the replica each socket was on
     end_heard: dict[str, float] = field(default_factory=dict)  # when `executing` null came
@@ -73,6 +75,7 @@ class Client:
         prompt_id = data.get("prompt_id") if isinstance(data, dict) else None
         if isinstance(prompt_id, str):
             self.frames[prompt_id].append(frame)
+            self.sockets[prompt_id].append(len(self.up) - 1)
             if frame.get("type") == "executing" and data.get("node") is None:
                 self.end_heard.setdefault(prompt_id, time.monotonic())
             self.heard.set()

@@ -104,10 +104,11 @@ class Kill:
         frames its backend sent r0 and r0 had not published die with it, and
         those sent until a survivor adopts the job go nowhere (ComfyUI does
         not replay them): the adopter tells the end from history, and the
-        start if nobody had. A frame r0 had marked handed to a socket of its
-        own and not written yet dies with it (a frame is handed at most
-        once, journal.py). Every other job's frames, those published while
-        its client had no socket anywhere included, reach it whole."""
+        start if nobody had. Frames r0 wrote to a socket of its own and had
+        not marked handed are replayed to the client's next socket (the mark
+        moves only after the write, journal.py), which may repeat them: see
+        `heard`. Every other job's frames, those published while its client
+        had no socket anywhere included, reach it whole."""
         post = client.post(prompt_id)
         # Under way: sent, and its end (`executing` null) not heard yet (its
         # history may show it done while r0 still holds its last frames).
@@ -117,14 +118,37 @@ class Kill:
 
     def on_r0(self, client: Client) -> bool:
         """Whether the client's socket was on r0 at its kill."""
-        sockets = zip(client.where, client.up, strict=True)
-        return any(url == self.r0 and a <= self.at <= b for url, (a, b) in sockets)
+        return self._r0_socket(client) is not None
+
+    def _r0_socket(self, client: Client) -> int | None:
+        sockets = enumerate(zip(client.where, client.up, strict=True))
+        held = (i for i, (url, (a, b)) in sockets if url == self.r0 and a <= self.at <= b)
+        return next(held, None)
+
+    def heard(self, client: Client, prompt_id: str) -> tuple[list[dict[str, Any]], int]:
+        """The job's frames as its client heard them, less the one repeat the
+        design allows: when the client's socket was on r0 at its kill, the
+        next socket's first frames may be the last ones r0 wrote to it and
+        had not yet marked handed (the mark moves only after the write, so a
+        replica's death repeats those frames rather than losing them). The
+        frames, and how many were dropped as that repeat."""
+        frames = client.frames[prompt_id]
+        on_r0 = self._r0_socket(client)
+        if on_r0 is None:
+            return frames, 0
+        cut = sum(1 for socket in client.sockets[prompt_id] if socket <= on_r0)
+        before, after = frames[:cut], frames[cut:]
+        repeat = next(
+            (k for k in range(min(len(before), len(after)), 0, -1) if after[:k] == before[-k:]), 0
+        )
+        return before + after[repeat:], repeat
 
     def end_owed(self, client: Client, prompt_id: str) -> bool:
         """Whether the end of a job under way through r0 is owed to its
         client: unless r0 marked it told and died before it left (an end is
-        never told twice), or its client's socket was on r0 (a frame r0 had
-        marked handed to it dies with it). The adopter tells it from history."""
+        never told twice), or its client's socket was on r0 (not asserted:
+        its end may have been on its way from r0 when r0 died). The adopter
+        tells it from history."""
         return prompt_id not in self.told_unrecorded and not self.on_r0(client)
 
 
@@ -335,7 +359,11 @@ def report(
     reruns = [(c, pid) for c, pid in jobs if len(runs_heard(c.frames[pid])) > 1]
     cut = [(c, pid) for c, pid in jobs if pid in kill.told_unrecorded]
     cut_heard = [(c, pid) for c, pid in cut if _ends(c.frames[pid])]
-    ordered = [(c, pid) for c, pid in jobs if in_order(c.frames[pid], pid in kill.told_unrecorded)]
+    heard = {(c.cid, pid): kill.heard(c, pid) for c, pid in jobs}
+    repeats = sum(1 for _, repeat in heard.values() if repeat)
+    ordered = [
+        (c, pid) for c, pid in jobs if in_order(heard[c.cid, pid][0], pid in kill.told_unrecorded)
+    ]
     whole = [
         (c, pid)
         for c, pid in jobs
@@ -355,7 +383,8 @@ def report(
         f"{len(lost)} lost, {len(twice)} ran on two live backends, {repeated_on_one} ran twice "
         f"on one, {len(again)} finished on gpu2 untold and ran again after its kill, "
         f"{len(outputs_lost)} told and then lost with gpu2 unread (ended as errors, not run "
-        f"again); {len(ordered)}/{len(jobs)} jobs' events once each and in order, "
+        f"again); {len(ordered)}/{len(jobs)} jobs' events once each and in order ({repeats} "
+        f"of them with frames r0 wrote unmarked repeated at the reconnect), "
         f"{len(two_ends)} ends heard twice ({len(reruns)} heard a second run after their "
         f"backend died mid-run); {len(cut)} whose end r0 told and did not record before its "
         f"kill (the store's marks), {len(cut_heard)} of them heard to `executing` null; "
