@@ -45,6 +45,30 @@ async def reference(replica: Pool) -> list[tuple[str, Any, Any]]:
     return job_frames(await sock.until_done(prompt_id, 30), prompt_id)
 
 
+@dataclass
+class TabOnR1:
+    """Three replicas on one backend; every frame of a job as r0's socket
+    open throughout got them; client `tab`'s first socket, on r1, its replay
+    read; and r1's hub."""
+
+    r0: Pool
+    r1: Pool
+    r2: Pool
+    whole: list[tuple[str, Any, Any]]
+    first: Socket
+    hub: SharedHub
+
+
+async def tab_on_r1(make_replicas: ReplicaFactory) -> TabOnR1:
+    r0, r1, r2 = await make_replicas(3, backends=1, redis_store=RedisStore)
+    whole = await reference(r0)
+    first = await connect(r1, "tab")
+    await published(r1)  # its replay read
+    hub = r1.balancer.hub
+    assert isinstance(hub, SharedHub)
+    return TabOnR1(r0, r1, r2, whole, first, hub)
+
+
 async def closed(replica: Pool, sock: Socket) -> None:
     """`sock` closed, and its replica no longer listens for its client."""
     await sock.ws.close()
@@ -152,12 +176,8 @@ async def test_frames_on_their_way_to_a_socket_that_closes_are_kept_for_the_next
     """A frame another replica sent is recorded as handed only once it was
     written: one that reaches a replica whose socket closes before it is
     written is kept for the client's next socket, on any replica."""
-    r0, r1, r2 = await make_replicas(3, backends=1, redis_store=RedisStore)
-    whole = await reference(r0)
-    first = await connect(r1, "tab")
-    await published(r1)  # its replay read
-    hub = r1.balancer.hub
-    assert isinstance(hub, SharedHub)
+    tab = await tab_on_r1(make_replicas)
+    r0, r1, r2, whole, first, hub = tab.r0, tab.r1, tab.r2, tab.whole, tab.first, tab.hub
     held = HeldWrites(hub.bus.redis)  # r1's writes wait, and the frames queued behind them
     hub.bus.redis = held  # type: ignore[assignment]
     hub.bus.write(Read(hub.bus.journal.log + "nobody"))

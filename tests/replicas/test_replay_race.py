@@ -11,23 +11,17 @@ from __future__ import annotations
 
 import asyncio
 
-from balancer.replicas.hub import SharedHub
-from balancer.store.redis import RedisStore
 from tests.proxy.test_ws import connect
 
 from .conftest import ReplicaFactory, published
-from .test_replay import HeldMarks, closed, job_frames, reference, submit
+from .test_replay import HeldMarks, closed, job_frames, submit, tab_on_r1
 
 
 async def test_a_reconnect_elsewhere_before_the_mark_lands_loses_nothing(
     make_replicas: ReplicaFactory,
 ) -> None:
-    r0, r1, r2 = await make_replicas(3, backends=1, redis_store=RedisStore)
-    whole = await reference(r0)
-    first = await connect(r1, "tab")
-    await published(r1)  # its replay read
-    hub = r1.balancer.hub
-    assert isinstance(hub, SharedHub)
+    tab = await tab_on_r1(make_replicas)
+    r0, r1, r2, whole, first, hub = tab.r0, tab.r1, tab.r2, tab.whole, tab.first, tab.hub
     held = HeldMarks(hub.bus.redis, hub.bus, "tab")  # r1's marks of `tab` wait
     hub.bus.redis = held  # type: ignore[assignment]
     gpu0 = r0.emulators["gpu0"]
