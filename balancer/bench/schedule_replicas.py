@@ -83,9 +83,9 @@ async def measure(args: argparse.Namespace) -> tuple[str, list[str]]:
                     home = bed.folder / f"{load}-{rep}-{count}"
                     run = await run_once(bed.session, home, bed, count, jobs)
                     runs[count].append(run)
-                    latencies = run.outcome.latencies
-                    got = (mean(latencies), quantile(latencies, 0.99))
-                    print(f"load {load:.0%}, run {rep}, {count} replica(s): {got}", file=sys.stderr)
+                    ms = [1000 * s for s in run.outcome.latencies]
+                    done = f"mean {mean(ms):.0f} ms, p99 {quantile(ms, 0.99):.0f} ms"
+                    print(f"load {load:.0%}, run {rep}, {count} replicas: {done}", file=sys.stderr)
             rows.append([f"{load:.0%}", len(jobs), *row_cells(runs[1], runs[args.replicas], bed)])
             notes.append(machine_note(load, runs))
     r = str(args.replicas)
