@@ -8,7 +8,7 @@ the request-timing middleware.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 
 from balancer.backends.state import Backend
 from balancer.jobs.events import JobEvent
+from balancer.webhooks.gauge import OwedGauge
 
 PREFIX = "comfyui_balancer"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -125,6 +126,8 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=False)
         r = self.registry
         self.registry.register(BackendCollector(backends))
+        self.owed = OwedGauge()  # read from the store at each scrape (`scrape`)
+        self.registry.register(self.owed)
         self._exposed = exposed(r, replica)
         self.submitted = Counter(
             f"{PREFIX}_jobs_submitted", "prompts a backend accepted", ["backend"], registry=r
@@ -230,3 +233,8 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self._exposed)
+
+    async def scrape(self, count_owed: Callable[[], Awaitable[int]]) -> bytes:
+        """/metrics: the gauges read from the store, then every series."""
+        await self.owed.read(count_owed)
+        return self.render()

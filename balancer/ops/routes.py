@@ -63,7 +63,7 @@ async def visible_prompt(request: web.Request, prompt_id: str | None) -> str | N
 
 
 async def get_metrics(request: web.Request) -> web.StreamResponse:
-    body = request.app[OPS].metrics.render()
+    body = await request.app[OPS].metrics.scrape(ctx(request).store.count_owed)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 

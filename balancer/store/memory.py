@@ -170,3 +170,6 @@ class MemoryStore:
 
     async def settle_owed(self, key: str) -> None:
         self._outbox.settle(key)
+
+    async def count_owed(self) -> int:
+        return len(self._outbox)

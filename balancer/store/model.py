@@ -187,3 +187,8 @@ class Store(Protocol):
     async def settle_owed(self, key: str) -> None:
         """Delivered, or given up on: no longer owed."""
         ...
+
+    async def count_owed(self) -> int:
+        """How many webhooks are owed (in the outbox: not delivered nor
+        given up on yet), every sender's."""
+        ...

@@ -65,3 +65,6 @@ class MemoryOutbox:
 
     def settle(self, key: str) -> None:
         self._owed.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._owed)

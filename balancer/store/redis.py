@@ -236,6 +236,10 @@ class RedisStore:
     async def settle_owed(self, key: str) -> None:
         await self._run(self._settle_owed, [], key)
 
+    async def count_owed(self) -> int:
+        async with self._reachable():
+            return int(await self._client.zcard(self._key("owed")))
+
     # ---- kept history
     async def put_history(self, prompt_id: str, entry: Any) -> None:
         text = json.dumps(entry)

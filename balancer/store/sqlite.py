@@ -213,6 +213,9 @@ class SqliteStore:
     async def settle_owed(self, key: str) -> None:
         outbox.settle(self._db, key)
 
+    async def count_owed(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
     # ---- kept history
     async def put_history(self, prompt_id: str, entry: Any) -> None:
         self._changing_history(lambda: self._history.put(prompt_id, entry))
