@@ -104,6 +104,7 @@ def create_app(
                 counting = asyncio.create_task(b.waiting.run(b.relay.refresh_status))
                 stack.push_async_callback(stop, counting)
             if b.adoption is not None:  # the jobs of replicas gone, and this name's
+                stack.push_async_callback(b.adoption.taken.close)
                 restored = await b.adoption.start()
                 keep = asyncio.create_task(b.adoption.keep(given.sleep))
                 stack.push_async_callback(stop, keep)

@@ -54,6 +54,7 @@ from balancer.proxy.ws_relay import EventRelay
 from balancer.replicas.adoption import Adoption, while_held
 from balancer.replicas.coordination import Replicas
 from balancer.replicas.hub import SharedHub
+from balancer.replicas.takeover import TakenChannels
 from balancer.replicas.told import JournalOutputs
 from balancer.resources import Opened
 from balancer.state import Balancer
@@ -161,11 +162,6 @@ def assemble(
     turn = replicas.turn if replicas is not None else None  # the tenants' turn, pool-wide
     binder = LateBinder(dispatcher, jobs, routing, stealer, clock, late, turn)
     failover = Failover(jobs, routing, clock, follower.follows)
-    adoption = (
-        Adoption(replicas, replicas.owners, jobs, follower, routing, binder.wake)
-        if replicas is not None
-        else None
-    )
     hub = SharedHub(replicas.bus) if replicas is not None else ClientHub()
     owners = Owners(store, lambda: bool(b.settings.auth.keys))
     events.subscribe(owners)  # before the relay: it knows each job's tenant from its events
@@ -189,7 +185,12 @@ def assemble(
     tally = JobTally()
     for observer in (metrics, tally):
         events.subscribe(observer)
-    channels = Channels(http, relay, f"lb{secrets.token_hex(4)}")
+    channels = Channels(http, relay, f"lb{secrets.token_hex(4)}")  # ids unique per process
+    adoption = None
+    if replicas is not None:
+        taken = TakenChannels(channels, registry, follower, given.wall_clock)
+        events.subscribe(taken)
+        adoption = Adoption(replicas, replicas.owners, jobs, follower, routing, binder.wake, taken)
     drainer = Drainer(upstream, residency.freed, [metrics.drain_changed], watch)
     idle = Idleness(clock, settings.probe, follower.holds)
     members = Membership(registry, channels, store, drainer, idle)

@@ -5,7 +5,11 @@ sends the channel every targeted event, which the layer above routes to the
 client that owns the prompt. While a channel is down its backend takes no new
 prompts. Each connection uses a fresh id (`<base>-<generation>`): ComfyUI
 drops a reconnecting sid's registration when the old socket's close is handled
-late, which could mute a reused id (comfyui-api.md 8.1).
+late, which could mute a reused id (comfyui-api.md 8.1). The base is random
+per process start, so no other process ever connects under these ids but
+one that adopts this one's jobs after its death (replicas/takeover.py); a
+replica that learns another may hold its ids reconnects under fresh ones
+(`renew`).
 
 `Channels.answering` asks over the channels whether their backends still
 answer: a WebSocket ping costs both ends a small fraction of an HTTP probe, so
@@ -70,13 +74,13 @@ class Channel:
         self.connected = asyncio.Event()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._pong: asyncio.Future[None] | None = None  # the answer to the ping in flight
+        self._renewed = False  # closed by `renew`
 
     async def run(self, max_backoff: float = 5.0) -> None:
         """Connect, relay, reconnect with exponential backoff; until cancelled."""
         backoff = 0.1
         while True:
-            self.generation += 1
-            client_id = f"{self.base_id}-{self.generation}"
+            client_id = self.next_id()
             closing = False
             try:
                 await self._session(client_id)
@@ -88,19 +92,24 @@ class Channel:
                 raise
             finally:
                 self._set_down(closing)
+            if self._renewed:  # closed for a fresh id: reconnect at once
+                self._renewed = False
+                continue
             await self.sleep(backoff)
             backoff = min(max_backoff, backoff * 2)
+
+    def next_id(self) -> str:
+        """The client_id of the next connection: a fresh one each time."""
+        self.generation += 1
+        return f"{self.base_id}-{self.generation}"
 
     async def _session(self, client_id: str) -> None:
         url = f"{self.backend.url}/ws?clientId={client_id}"
         connect = self.session.ws_connect(url, heartbeat=30.0, autoping=False, max_msg_size=0)
         async with connect as ws:
             await ws.send_str(json.dumps(CHANNEL_FEATURES))
-            self.backend.channel_id = client_id
             self._ws = ws
-            self.connected.set()
-            self.handler.on_channel(self.backend, True)
-            log.info("channel_up", backend=self.backend.name, client_id=client_id)
+            self._set_up(client_id)
             try:
                 await self._read(ws)
             finally:
@@ -147,6 +156,22 @@ class Channel:
             return
         if isinstance(message, dict) and isinstance(message.get("type"), str):
             await self.handler.on_json(self.backend, message, raw)
+
+    def _set_up(self, client_id: str) -> None:
+        """The backend's channel is this connection now."""
+        self.backend.channel_id = client_id
+        self.connected.set()
+        self.handler.on_channel(self.backend, True)
+        log.info("channel_up", backend=self.backend.name, client_id=client_id)
+
+    async def renew(self) -> None:
+        """Close the connection and open the next one at once, under a fresh
+        client_id; `connected` is then a new event, set once that one is up."""
+        ws = self._ws
+        if ws is not None:
+            self._renewed = True
+            self.connected = asyncio.Event()
+            await ws.close()
 
     def _set_down(self, closing: bool) -> None:
         if self.backend.channel_id is not None:
@@ -201,6 +226,12 @@ class Channels:
         if pongs:
             await asyncio.wait(pongs, timeout=timeout)
         return answered(pongs)
+
+    async def renew(self) -> None:
+        """Every channel reconnects under a fresh client_id (another
+        replica may have taken over the ones this balancer used), all at
+        once: a backend slow to close does not hold the others back."""
+        await asyncio.gather(*(channel.renew() for channel in list(self.channels.values())))
 
     async def close(self) -> None:
         for name in list(self._tasks):

@@ -27,6 +27,7 @@ class Client:
     transport: asyncio.Transport | None
     feature_flags: JSON = field(default_factory=dict)
     outbox: asyncio.Queue[Frame] = field(default_factory=asyncio.Queue)
+    gone: asyncio.Event = field(default_factory=asyncio.Event)  # its handler is over
 
     @property
     def wants_metadata(self) -> bool:
@@ -122,7 +123,8 @@ async def websocket_handler(
     sid = request.query.get("clientId") or uuid.uuid4().hex
     transport = request.transport
     client = Client(sid, ws, transport if isinstance(transport, asyncio.Transport) else None)
-    # Like ComfyUI: a socket already registered under this sid is dropped, not closed.
+    # Like ComfyUI: a socket already registered under this sid is dropped, not
+    # closed, and the sid's later events (looked up at each send) come here.
     hub.clients[sid] = client
     writer = asyncio.create_task(_writer(client))
     client.send_json("status", {**status(), "sid": sid})
@@ -147,4 +149,5 @@ async def websocket_handler(
         client.outbox.put_nowait(None)
         with contextlib.suppress(asyncio.CancelledError):
             await writer
+        client.gone.set()
     return ws

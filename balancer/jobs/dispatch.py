@@ -185,7 +185,7 @@ class Dispatcher:
             return NoRoom() if taken is False else taken
         bound = None
         try:
-            bound = await self.jobs.bind(job.prompt_id, backend.name)
+            bound = await self.jobs.bind(job.prompt_id, backend.name, None, backend.channel_id)
         finally:
             if shared is not None and bound is None:
                 await shared.give_back(job.prompt_id)
@@ -242,7 +242,8 @@ class Dispatcher:
             await self.store.put_pin(pin)
             started = self.clock()
             forwarded = await self.before_dispatch(job.request, backend)
-            forwarded = {**forwarded, "client_id": backend.channel_id, "number": job.number}
+            sent_as = backend.channel_id
+            forwarded = {**forwarded, "client_id": sent_as, "number": job.number}
             body = json.dumps(forwarded).encode()
             reply = await self.upstream.call("POST", backend.url + "/prompt", body=body)
             accepted = reply.status == 200
@@ -267,7 +268,7 @@ class Dispatcher:
         )
         ms = round((self.clock() - started) * 1000, 2)
         log.info("sent", prompt_id=job.prompt_id, backend=backend.name, dispatch_ms=ms)
-        return await self._on(job, backend, answer)
+        return await self._on(job, backend, answer, sent_as)
 
     async def follow_again(self, job: StoredJob, backend: Backend) -> bool:
         """A waiting job whose first run still goes on `backend`, which it
@@ -290,7 +291,9 @@ class Dispatcher:
         log.info("adopted", prompt_id=job.prompt_id, backend=backend.name)
         return await self._on(job, backend, answer)
 
-    async def _on(self, job: StoredJob, backend: Backend, answer: bytes) -> Accepted:
-        await self.jobs.dispatched(job, backend.name, answer)
+    async def _on(
+        self, job: StoredJob, backend: Backend, answer: bytes, sent_as: str | None = None
+    ) -> Accepted:
+        await self.jobs.dispatched(job, backend.name, answer, sent_as)
         self.fitter.dispatched(job.prompt_id, backend.name, needs_of(job.request.get("prompt")))
         return Accepted(answer)

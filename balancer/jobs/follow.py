@@ -144,7 +144,7 @@ class Follower:
             gone = job.prompt_id not in present and sent < snapshot.taken_at
             if not gone or job.state not in ("queued", "running"):
                 continue
-            await self._end(backend.name, job.prompt_id)
+            await self.end_untold(backend.name, job.prompt_id)
         await self._late_runs(backend.name, present, {job.prompt_id for job in jobs})
 
     async def _late_runs(self, backend: str, present: set[str], owned: set[str]) -> None:
@@ -165,10 +165,12 @@ class Follower:
             if prompt_id in owned:  # sent back to it: followed as its own
                 late.discard(prompt_id)
             else:  # still noted (not sent there) until its end there is read
-                await self._end(backend, prompt_id)
+                await self.end_untold(backend, prompt_id)
 
-    async def _end(self, backend: str, prompt_id: str) -> None:
-        """End a run the channel did not tell of, with the end events replayed."""
+    async def end_untold(self, backend: str, prompt_id: str) -> None:
+        """End a run whose end frames were not relayed (a probe found it
+        gone, or a channel taken over brought only its last), from its
+        backend's history, with what its client missed replayed."""
         ends = self.ends
         ending = ends.ended(backend, prompt_id, replay=not ends.was_told(prompt_id))
         if ends.completing is not None:

@@ -51,10 +51,17 @@ class Jobs(JobMoves):
 
     # ---- dispatch
     async def bind(
-        self, prompt_id: str, backend: str, from_states: tuple[str, ...] | None = None
+        self,
+        prompt_id: str,
+        backend: str,
+        from_states: tuple[str, ...] | None = None,
+        sent_as: str | None = None,
     ) -> StoredJob | None:
-        """waiting (or, sent at once, dispatching) -> dispatching to `backend`."""
-        fields = {"backend": backend}
+        """waiting (or, sent at once, dispatching) -> dispatching to
+        `backend`, whose channel is `sent_as` (None: the one recorded stays)."""
+        fields: dict[str, Any] = {"backend": backend}
+        if sent_as is not None:
+            fields["sent_as"] = sent_as
         return await self._move(prompt_id, "dispatching", None, fields, from_states=from_states)
 
     async def unbind(self, prompt_id: str, answer: bytes | None = None) -> StoredJob | None:
@@ -70,11 +77,15 @@ class Jobs(JobMoves):
                 await tell(self.events, job, "queued", None)
         return job
 
-    async def dispatched(self, bound: StoredJob, backend: str, answer: bytes) -> StoredJob | None:
+    async def dispatched(
+        self, bound: StoredJob, backend: str, answer: bytes, sent_as: str | None = None
+    ) -> StoredJob | None:
         """dispatching -> queued on `backend`; `bound` is the job as its
         move to dispatching stored it (its attempts so far). A start its
         backend told of meanwhile is recorded now (`started`)."""
         fields = {"backend": backend, "attempts": bound.attempts + 1, "answer": answer}
+        if sent_as is not None:  # the channel's client_id the send used
+            fields["sent_as"] = sent_as
         prompt_id = bound.prompt_id
         queued = await self._move(
             prompt_id, "queued", "dispatched", fields, from_states=("dispatching",)

@@ -11,7 +11,9 @@ mid-dispatch is followed on its backend) and followed: the next probe of
 their backend reconciles them, under the usual rules (a job gone from a
 backend that answers ends from its history, or runs again if the backend
 lost it; an unresponsive backend keeps its jobs for the failover grace).
-Their events reach their clients wherever they are connected (bus.py).
+Their events reach their clients wherever they are connected (bus.py); those
+their backends send from then on come to this replica, which takes over the
+dead replica's channel ids (takeover.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from balancer.replicas.coordination import Replicas
 from balancer.replicas.leases import RENEW_EVERY, Leases
 from balancer.replicas.outage import Outage, Sleep, repeat
 from balancer.replicas.owners import Owners, Taken
+from balancer.replicas.takeover import TakenChannels
 from balancer.store import StoredJob, StoreUnavailable
 
 log = get_logger("balancer.replicas")
@@ -44,6 +47,7 @@ class Adoption:
         follower: Follower,
         routing: Routing,
         wake: Callable[[], None],
+        taken: TakenChannels,
     ) -> None:
         self.replicas = replicas
         self.owners = owners
@@ -51,6 +55,7 @@ class Adoption:
         self.follower = follower
         self.routing = routing
         self.wake = wake  # the late binder: adopted jobs may be waiting
+        self.taken = taken  # the dead replicas' channels, for the jobs adopted
         self._seen: frozenset[str] = frozenset()  # replicas with a lease at the last beat
         # Taken in Redis, not yet resumed here (the store was away): retried.
         self._unresumed: list[Taken] = []
@@ -114,6 +119,7 @@ class Adoption:
         self.jobs.forget()
         self.replicas.slots.forget()
         self._unresumed = []
+        await self.taken.lost()
         await self.replicas.leases.join()
         await self._retried(await self.owners.adopt(True))
 
@@ -128,6 +134,7 @@ class Adoption:
                 await self.owners.release(t.prompt_id)
         await self.jobs.resume(jobs)
         self.follower.adopt(jobs)
+        self.taken.adopt(jobs)
         await self._keep_slots(jobs)
         formers = sorted({t.former for t in taken if t.former})
         log.info("jobs_adopted", replica=self.replicas.me.name, jobs=len(jobs), formers=formers)

@@ -71,6 +71,10 @@ class StoredJob:
     # before the end's first frame is relayed: that end is never told again,
     # and the job never runs again (lifecycle.py).
     told_at: float | None = None
+    # The channel client_id its run on `backend` was sent with (the
+    # sender's, `<base>-<backend>-<generation>`): where that backend sends
+    # the run's events. A replica that adopts the job takes that id over.
+    sent_as: str | None = None
 
     @property
     def finished(self) -> bool:

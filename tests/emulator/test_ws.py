@@ -168,3 +168,31 @@ async def test_ksampler_progress_per_step(make_client: Any) -> None:
     executing = [m["data"]["node"] for m in messages if m.get("type") == "executing"]
     assert set(executing[:4]) == {"4", "5", "6", "7"}  # dependencies first, any order
     assert executing[4:] == ["3", "8", "9", None]
+
+
+async def test_a_socket_under_a_gone_sockets_client_id_gets_the_rest_of_its_job(
+    client: TestClient[Any, Any],
+) -> None:
+    """ComfyUI registers a socket under the `clientId` it connects with
+    (replacing any socket registered under it) and looks a prompt's
+    client_id up at each send (server.py's websocket_handler and send_json;
+    comfyui-api.md 8.1). So once a socket is gone, another that connects
+    under its id hears the rest of that id's running job: what a replica
+    that takes over a dead replica's channel relies on."""
+    emu = emulator_of(client)
+    emu.pause()  # the run holds before its first node
+    async with client.ws_connect("/ws?clientId=taken") as first:
+        heard = [await receive_json(first)]
+        answer = await post_prompt(client, workflow("progress_ws.json"), client_id="taken")
+        while heard[-1]["type"] != "execution_cached":
+            heard.append(await receive_json(first))
+        gone = emu.hub.clients["taken"].gone
+    await asyncio.wait_for(gone.wait(), TIMEOUT)  # its registration dropped
+    async with client.ws_connect("/ws?clientId=taken") as second:
+        connected = await receive_json(second)
+        emu.resume()
+        rest = await collect_until_done(second, answer["prompt_id"])
+    whole = _recorded("ws_progress_ws.jsonl")
+    assert [_summary(m) for m in heard] == whole[: len(heard)]
+    assert _summary(connected) == ("status", 1, True)
+    assert [_summary(m) for m in rest] == whole[len(heard) :], "the rest, once each, in order"

@@ -98,9 +98,20 @@ async def next_executing(sock: Socket) -> dict[str, Any]:
 
 async def kill(replica: Pool) -> None:
     """`replica` dies like a killed process, as far as the others can tell:
-    its backend channels close and it never beats again (its lease stays
-    in Redis, unrenewed)."""
-    await replica.balancer.channels.close()
+    its backend channels (its own and those it took over) close, and the
+    backends drop them (as they do at once when a process dies), and it
+    never beats again (its lease stays in Redis, unrenewed)."""
+    b = replica.balancer
+    taken = b.adoption.taken if b.adoption is not None else None
+    ids = [(x.name, x.channel_id) for x in b.registry if x.channel_id is not None]
+    ids += [(c.backend.name, c.base_id) for c in taken.held()] if taken is not None else []
+    clients = [(replica.emulators[name].hub.clients, sid) for name, sid in ids]
+    gone = [c[sid].gone for c, sid in clients if sid in c]
+    await b.channels.close()
+    if taken is not None:
+        await taken.close()
+    for closed in gone:
+        await asyncio.wait_for(closed.wait(), REDIS_HANG)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """A replica killed while its backend runs a job it follows: the frames the
-backend sends after that go to the dead replica's channel and die there
-(ComfyUI does not replay them). The replica that adopts the job ends it from
+backend sends after that, until another replica adopts the job and takes
+over the dead replica's channel id (test_taken_channel.py), go to that id
+and die there (ComfyUI does not replay them). The replica that adopts the job ends it from
 the backend's history, and its client (with a socket on that replica) hears,
 before the end, the `executed` of each output node it was not told: with the
 outputs as `/history` shows them, once each. Those the dead replica told
@@ -25,10 +26,13 @@ async def until_heard(sock: Socket, type_: str) -> None:
 
 
 async def adopted_and_ended(r0: Pool, r1: Pool, prompt_id: str) -> dict[str, Any]:
-    """r0 dies; gpu0 runs the rest of the job; r1 adopts it and ends it from
-    gpu0's history. The history entry, as r1 serves it."""
+    """r0 dies; gpu0 runs the rest of the job while nobody holds r0's
+    channel id (its frames are lost); r1 adopts it and ends it from gpu0's
+    history. The history entry, as r1 serves it."""
     await kill(r0)
-    r0.emulators["gpu0"].resume()
+    gpu0 = r0.emulators["gpu0"]
+    gpu0.resume()
+    await gpu0.wait_idle(HANG_BOUND)  # before the adoption (test_taken_channel.py: after it)
     r1.clock.advance(PAST_THE_LEASE)
     await beat(r1)  # r0's lease lapsed: r1 adopts the job
     await r1.settle([prompt_id])

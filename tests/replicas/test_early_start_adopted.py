@@ -44,6 +44,7 @@ async def test_a_start_kept_for_a_job_adopted_elsewhere_is_dropped(
         assert answer.status == 200
         assert jobs.starts_awaiting_dispatch() == 0, f"job {i}: nothing left behind"
         await beat(r0)  # back: its lease was lost, and it joins again
+        await r0.channels_up(["gpu0"])  # under a fresh id (r1 may hold its old one)
         gpu0.resume()
         ran.append((await answer.json())["prompt_id"])
         await r1.settle(ran[-1:])  # r1 follows it to its end

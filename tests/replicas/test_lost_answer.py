@@ -6,7 +6,8 @@ there (ComfyUI does not replay them), so its client hears what the store
 and the backend's history can tell: the start, unless the dead replica
 recorded it as told (a start is recorded before it is told, as an end
 is), the outputs it was not told (test_adopted_outputs.py), and the end,
-each once, in order."""
+each once, in order. (Frames its backend sends once the job is adopted
+reach the client: test_taken_channel.py.)"""
 
 from __future__ import annotations
 
@@ -46,9 +47,10 @@ async def killed_before_answering(
     r0: Pool, r1: Pool, held: HeldAnswer, started: asyncio.Event | None
 ) -> dict[str, Any]:
     """POST through r0, whose send gpu0 queues and whose answer is held;
-    r0 dies (once `started`, when given, is set); the client's retry on r1
-    is refused while r0's lease holds, answered once r1 adopted the job.
-    The body of the prompt."""
+    r0 dies (once `started`, when given, is set); gpu0 runs what it holds
+    while nobody holds r0's channel id (its frames are lost); the client's
+    retry on r1 is refused while r0's lease holds, answered once r1 adopted
+    the job. The body of the prompt."""
     body = {"prompt": colored(2), "client_id": "c0", "prompt_id": PROMPT_ID}
     held.armed = True
     sending = asyncio.ensure_future(r0.client.post("/prompt", json=body))
@@ -58,6 +60,9 @@ async def killed_before_answering(
             await asyncio.wait_for(started.wait(), HANG_BOUND)
         await kill(r0)
         sending.cancel()  # the client's connection to r0 breaks: no answer
+        gpu0 = r0.emulators["gpu0"]
+        gpu0.resume()
+        await gpu0.wait_idle(HANG_BOUND)  # before the adoption (test_taken_channel.py: after it)
         retry = await r1.client.post("/prompt", json=body)
         assert retry.status == 503, await retry.text()  # still r0's, being sent
         assert (await retry.json())["error"]["type"] == "prompt_in_flight"
@@ -88,7 +93,6 @@ async def test_a_start_the_dead_replica_never_told_is_told_from_history(
         await other.next(HANG_BOUND)
     sock = await connect(r1, "c0")
     await killed_before_answering(r0, r1, held, None)
-    gpu0.resume()
     await r1.settle([first, PROMPT_ID])
     await sock.until_done(PROMPT_ID, HANG_BOUND)
     frames = heard(sock, PROMPT_ID)
@@ -124,7 +128,6 @@ async def test_a_start_the_dead_replica_told_before_its_dispatch_landed_is_not_t
     watching = asyncio.ensure_future(watch())
     await killed_before_answering(r0, r1, held, told)
     await watching
-    gpu0.resume()
     await r1.settle([PROMPT_ID])
     await sock.until_done(PROMPT_ID, HANG_BOUND)
     types = [f["type"] for f in heard(sock, PROMPT_ID)]
