@@ -41,13 +41,16 @@ def _pairs(flat: Sequence[bytes]) -> dict[str, bytes]:
 
 
 def job_of(prompt_id: str, flat: Sequence[bytes]) -> StoredJob | None:
-    """A job hash, or None (logged with its key) when it cannot be read."""
+    """A job hash, or None (logged with its key) when it cannot be read.
+    Fields this version does not know (the write's token, or one a newer
+    replica added during a rolling upgrade) are left out, not fatal: scripts
+    write a job field by field, so they stay in the hash for their readers."""
     raw = _pairs(flat)
     if not raw:
         return None
     try:
         data: dict[str, Any] = {
-            k: v if k == "answer" else json.loads(v) for k, v in raw.items() if k != "token"
+            k: v if k == "answer" else json.loads(v) for k, v in raw.items() if k in JOB_FIELDS
         }
         for key in ("lost_from", "duplicates"):
             data[key] = tuple(data.get(key, ()))

@@ -18,7 +18,7 @@ from store_support import REDIS_HANG, redis_store
 from balancer.bench.redisserver import RedisServer
 from balancer.store import Pin, StoredJob
 from balancer.store.model import StoreUnavailable
-from balancer.store.redis import RedisStore
+from balancer.store.redis import RedisStore, redis_client
 
 StoreFactory = Callable[..., RedisStore]
 
@@ -219,3 +219,21 @@ async def test_a_silent_redis_is_unavailable_after_the_timeout(tmp_path: Path) -
     finally:
         await store.aclose()
         server.stop()
+
+
+async def test_a_job_with_a_field_from_a_newer_version_is_read_and_keeps_it(
+    replicas: StoreFactory, redis_url: str
+) -> None:
+    """A rolling upgrade: a newer replica adds a field this version does not
+    know; this one still sees the job, and its own writes leave the field."""
+    store = replicas()
+    await store.create(job("p1", 1.0, backend="gpu0", state="queued"))
+    key, newer = "balancer:job:p1", redis_client(redis_url, 2.0)
+    await newer.hset(key, "from_a_later_version", '"x"')
+    seen = await store.get_job("p1")
+    assert seen is not None and seen.backend == "gpu0"
+    assert [j.prompt_id for j in await store.jobs_on("gpu0")] == ["p1"]
+    moved = await store.transition("p1", ("queued",), "running", {"started_at": 2.0})
+    assert moved is not None and moved.state == "running"
+    assert await newer.hget(key, "from_a_later_version") == b'"x"'
+    await newer.aclose()
