@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import itertools
-import math
-from collections import deque
 from dataclasses import dataclass
 from functools import partial
 
@@ -26,6 +24,8 @@ from balancer.jobs.lifecycle import Jobs
 from balancer.jobs.routing import Routing
 from balancer.jobs.send_results import Broken, Gone, NoRoom, Refused, Unreachable
 from balancer.jobs.steal import Stealer
+from balancer.jobs.throughput import Throughput
+from balancer.jobs.wakes import Wakes
 from balancer.scheduling import NoBackend, Wait
 from balancer.store import StoredJob
 from balancer.store.guard import guarded
@@ -73,8 +73,8 @@ class LateBinder:
         self.stealer = stealer
         self.clock = clock
         self.turn = turn  # None: the tenants' turn is this balancer's own
-        self._wake = asyncio.Event()
-        self._done_at: deque[float] = deque(maxlen=50)
+        self.wakes = Wakes(jobs.queue, self._may_steal)
+        self.throughput = Throughput(clock)
         # Backends whose shared slots other replicas hold (this pump pass).
         self._full: set[str] = set()
         # The tenants' turn was read in this pass, and nothing since moved it
@@ -102,14 +102,13 @@ class LateBinder:
         return len(self.jobs.queue)
 
     def wake(self) -> None:
-        self._wake.set()
+        self.wakes.wake()  # a pass only if it could do something
 
     async def run(self) -> None:
         """Dispatch waiting jobs whenever something may have freed room,
         until shutdown begins (`stop_binding`)."""
         while self._drain_until is None:
-            await self._wake.wait()
-            self._wake.clear()
+            await self.wakes.due()
             await self._pump()
 
     def stop_binding(self, patience: float) -> None:
@@ -117,7 +116,7 @@ class LateBinder:
         waiting, in the store), and the sends bound so far have `patience`
         seconds from now to finish (`close`)."""
         self._drain_until = asyncio.get_running_loop().time() + patience
-        self._wake.set()
+        self.wakes.stop()
 
     async def close(self, running: asyncio.Task[None]) -> None:
         """After `stop_binding`, until its deadline: the binding pass under
@@ -137,7 +136,7 @@ class LateBinder:
     async def pump(self) -> None:
         """Bind waiting jobs while backends have room; each bound job is
         forwarded in the background (`forwards`), so binding goes on."""
-        await self.dispatcher.wants_room(len(self.jobs.queue) > 0)
+        await self.dispatcher.wants_room(self.wakes.begin())
         self._full = set(self.dispatcher.known_full())
         self._followed = False
         while self._drain_until is None and (
@@ -268,7 +267,7 @@ class LateBinder:
     async def steal(self) -> bool:
         """Nothing waits here and a backend is idle: take back a job pending
         behind a running one elsewhere, to bind it again (see steal.py)."""
-        if not self.routing.steals or not self.stealer.anything_waits():
+        if not self._may_steal():
             return False
         idle = self.dispatcher.choose(Needs(), self._full, rotate=False)
         if isinstance(idle, NoBackend) or idle.load() != 0:
@@ -279,6 +278,9 @@ class LateBinder:
         self.dispatcher.fitter.taken_back(job.prompt_id)
         return True
 
+    def _may_steal(self) -> bool:
+        return self.routing.steals and self.stealer.could_steal()
+
     def _fits(self, backend: Backend, job: StoredJob) -> bool:
         """`backend` can run the job and would finish it sooner than its owner."""
         needs = needs_of(job.request.get("prompt"))
@@ -286,7 +288,7 @@ class LateBinder:
 
     async def job_event(self, event: JobEvent) -> None:
         if event.phase in ("completed", "failed", "interrupted"):
-            self._done_at.append(self.clock())
+            self.throughput.ended()
         if event.phase in LEFT_BACKEND:
             self.wake()
         if event.phase in ("completed", "failed", "interrupted", "cancelled"):
@@ -294,8 +296,4 @@ class LateBinder:
 
     def retry_after(self) -> int:
         """Seconds until the queue has room, from recent throughput."""
-        done = self._done_at
-        if len(done) < 2 or done[-1] <= done[0]:
-            return 5
-        rate = (len(done) - 1) / (done[-1] - done[0])
-        return max(1, min(600, math.ceil(len(self.jobs.queue) / rate)))
+        return self.throughput.retry_after(len(self.jobs.queue))

@@ -71,10 +71,8 @@ class Jobs(JobMoves):
         if answer is not None:
             fields["answer"] = answer
         job = await self._move(prompt_id, "waiting", None, fields, from_states=("dispatching",))
-        if job is not None:
-            self.queue.push(job)
-            if answer is not None:
-                await tell(self.events, job, "queued", None)
+        if job is not None and answer is not None:
+            await tell(self.events, job, "queued", None)
         return job
 
     async def dispatched(
@@ -231,10 +229,7 @@ class Jobs(JobMoves):
         if job is None:
             return None
         fields = {"backend": None, "attempts": max(0, job.attempts - 1)}
-        moved = await self._move(prompt_id, "waiting", None, fields, from_states=("recalling",))
-        if moved is not None:
-            self.queue.push(moved)
-        return moved
+        return await self._move(prompt_id, "waiting", None, fields, from_states=("recalling",))
 
     # ---- loss and failure
     async def lost(
@@ -260,12 +255,9 @@ class Jobs(JobMoves):
         fields: dict[str, Any] = {"backend": None, "lost_from": lost_from, "started_at": None}
         if answer is not None:
             fields["answer"] = answer
-        moved = await self._move(
+        return await self._move(
             prompt_id, "waiting", "retried", fields, detail=reason, from_states=(job.state,)
         )
-        if moved is not None:
-            self.queue.push(moved)
-        return moved
 
     async def fail(
         self, prompt_id: str, type_: str, message: str, node_errors: dict[str, Any]

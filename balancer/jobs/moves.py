@@ -3,8 +3,9 @@ transitions, one method each): the store's atomic `transition`, then one
 log line and one event (telling.py), from the job as stored.
 
 The waiting index (`queue`) is the dispatch order of the jobs in `waiting`,
-changed only by the transitions that enter and leave that state; a move out
-of `waiting` takes the job out of it here.
+changed only by the transitions that enter and leave that state: a move into
+`waiting` puts the job in it here, before its event is told (the late binder
+a listener wakes finds it waiting), and a move out takes it out.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ class JobMoves:
             return None
         if job.state != "waiting":
             self._dequeue(prompt_id)
+        else:
+            self.queue.push(job)
         if job.state not in ("dispatching", "queued"):
             self._early_starts.pop(prompt_id, None)  # started, or left that run
         if job.told_at is not None:  # as stored: an end told is never told again

@@ -39,13 +39,15 @@ class Stealer:
         self.follows = follows
         self.may_wait_on = may_wait_on
 
-    def anything_waits(self) -> bool:
+    def could_steal(self) -> bool:
         """Whether a backend holds two prompts or more (its newest count plus
-        dispatches it has not counted yet): only there can a job wait behind
-        a running one. A look at attributes, so the late binder's wake-ups
-        (one per probe) skip a routing decision and reading every backend's
-        jobs from the store while the pool has nothing to steal."""
-        return any(_holds_two(b) for b in self.registry)
+        dispatches it has not counted yet: only there can a job wait behind
+        a running one) and another holds none (one to move it to). A look at
+        attributes, so the late binder's wake-ups (one per probe and per
+        `status` push) skip a pass, a routing decision and reading every
+        backend's jobs from the store while the pool has nothing to steal."""
+        loads = [backend.load() for backend in self.registry]
+        return 0 in loads and any(load is not None and load >= 2 for load in loads)
 
     async def candidate(self, idle: Backend, fits: Callable[[StoredJob], bool]) -> StoredJob | None:
         """The earliest job waiting behind a running one on another backend

@@ -49,7 +49,7 @@ async def test_only_backends_holding_a_followed_job_behind_another_are_read() ->
     recall: Any = None  # candidate() asks no backend
     stealer = Stealer(registry, store, recall, followed.__contains__, lambda b: b in where.values())
     idle = next(b for b in registry if b.name == "idle")
-    assert stealer.anything_waits()
+    assert stealer.could_steal()
     job = await stealer.candidate(idle, lambda job: True)
     assert job is not None and job.prompt_id == "m-wait"
     assert store.listed == Counter({"mine": 1}), "the others' backend and one holding one: unread"
