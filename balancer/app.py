@@ -103,14 +103,16 @@ def create_app(
             if isinstance(b.waiting, SharedWaiting):  # the pool's count, on every socket
                 counting = asyncio.create_task(b.waiting.run(b.relay.refresh_status))
                 stack.push_async_callback(stop, counting)
+            stack.push_async_callback(b.taken.close)
             if b.adoption is not None:  # the jobs of replicas gone, and this name's
-                stack.push_async_callback(b.adoption.taken.close)
                 restored = await b.adoption.start()
                 keep = asyncio.create_task(b.adoption.keep(given.sleep))
                 stack.push_async_callback(stop, keep)
-            else:
-                restored = await b.jobs.restore()
+            else:  # the former process's jobs, and the channel ids they were sent with
+                resumed = await b.jobs.restore()
                 await b.follower.restore()
+                b.taken.adopt(resumed)
+                restored = len(resumed)
             await parts.access.owners.index_kept()
             if restored:
                 log.info("restored", jobs=restored)

@@ -186,10 +186,10 @@ def assemble(
     for observer in (metrics, tally):
         events.subscribe(observer)
     channels = Channels(http, relay, f"lb{secrets.token_hex(4)}")  # ids unique per process
+    taken = TakenChannels(channels, registry, follower, given.wall_clock)  # a dead process's ids
+    events.subscribe(taken)
     adoption = None
     if replicas is not None:
-        taken = TakenChannels(channels, registry, follower, given.wall_clock)
-        events.subscribe(taken)
         adoption = Adoption(replicas, replicas.owners, jobs, follower, routing, binder.wake, taken)
     drainer = Drainer(upstream, residency.freed, [metrics.drain_changed], watch)
     idle = Idleness(clock, settings.probe, follower.holds)
@@ -242,6 +242,7 @@ def assemble(
         residency=residency,
         replicas=replicas,
         adoption=adoption,
+        taken=taken,
         waiting=waiting,
         kept=KeptReads(upstream, clock),
     )

@@ -37,6 +37,7 @@ from balancer.proxy.ws_hub import ClientHub
 from balancer.proxy.ws_relay import EventRelay
 from balancer.replicas.adoption import Adoption
 from balancer.replicas.coordination import Replicas
+from balancer.replicas.takeover import TakenChannels
 from balancer.store import Store
 from balancer.upstream import Upstream, UpstreamError, UpstreamReply
 
@@ -69,6 +70,8 @@ class Balancer:
     replicas: Replicas | None
     # Its heartbeat, and the jobs of replicas that die; None when alone.
     adoption: Adoption | None
+    # The channels taken over from a former process (restarted, or a replica gone).
+    taken: TakenChannels
     waiting: Waiting  # how many jobs wait in the balancer queue, pool-wide
     # Backend answers kept until that backend may have changed them.
     kept: KeptReads

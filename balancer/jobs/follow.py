@@ -88,8 +88,8 @@ class Follower:
     async def restore(self) -> None:
         """After a restart: the runs every kept job (ended ones too) may
         still have where it was taken from, and the jobs on backends (their
-        events go to the channels of the process before, so only probes
-        find their ends)."""
+        events go to the channel ids of the process before, which the
+        restarted balancer takes over: takeover.py)."""
         for job in await self.store.jobs():
             self.late.taken_from(job)
             if job.backend is not None and job.state in ("queued", "running"):

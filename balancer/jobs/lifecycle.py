@@ -288,11 +288,12 @@ class Jobs(JobMoves):
         )
 
     # ---- start
-    async def restore(self) -> int:
-        """After a restart: every unfinished job is resumed."""
+    async def restore(self) -> list[StoredJob]:
+        """After a restart: every unfinished job is resumed (returned as
+        they were stored)."""
         jobs = await self.store.unfinished_jobs()
         await self.resume(jobs)
-        return len(jobs)
+        return jobs
 
     async def resume(self, jobs: Iterable[StoredJob]) -> None:
         """Jobs nobody follows now (after a restart, or another replica's

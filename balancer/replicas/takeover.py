@@ -9,7 +9,9 @@ connects to its backend under that id, and what the backend sends from then
 on comes to it. Those frames are relayed as its own channel's (the relay,
 the journal: once each, in order, to the client's sockets wherever they
 are), for the jobs it adopted through that id only; the channel closes once
-none of them is left unfinished on that backend.
+none of them is left unfinished on that backend. A balancer running alone
+(no replicas), restarted on its data, takes over its former process's ids
+the same way for the unfinished jobs it resumes (app.py).
 
 What else comes on such a channel is not relayed: the backend's `status`
 pushes and broadcasts (its own channel gets them too), and the events of
