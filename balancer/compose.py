@@ -111,7 +111,8 @@ def assemble(
     constructor. Nothing here does network I/O. `replicas` is what this
     replica shares with the others (None: it runs alone)."""
     http, store, clock = opened.http, opened.store, given.clock
-    upstream = Upstream(http, settings.timeouts.request, settings.timeouts.connect, given.deadline)
+    timeouts = settings.timeouts
+    upstream = Upstream(http, timeouts.request, timeouts.connect, given.deadline, opened.posts)
     events = JobEvents()
     events.subscribe(SpeedObserver(registry))
     residency = Residency(settings.routing.resident_models, settings.routing.model_load_estimate)

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from balancer.config.backend_settings import ProbeSettings
 from balancer.config.settings import Settings
+from balancer.http1.posts import KeptPosts
 from balancer.outputs.setup import open_sink
 from balancer.outputs.sink import OutputSink
 from balancer.store import Store
@@ -27,6 +28,7 @@ class Opened:
     store: Store
     sink: OutputSink | None  # the completing step: outputs copied before a job ends
     hooks_http: aiohttp.ClientSession  # to clients' webhook receivers
+    posts: KeptPosts | None = None  # small POSTs to the backends (balancer.upstream); None: aiohttp
 
 
 # How much of a backend's answer may wait unread (twice this, then its socket
@@ -84,4 +86,6 @@ async def open_resources(
         stack.push_async_callback(close_store, kept)
     sink = await stack.enter_async_context(open_sink(settings.outputs, http, kept, metrics))
     hooks_http = await stack.enter_async_context(webhook_session())
-    return Opened(http, kept, sink, hooks_http)
+    posts = KeptPosts(settings.timeouts.connect, keep_alive(settings.probe))
+    stack.callback(posts.close)
+    return Opened(http, kept, sink, hooks_http, posts)

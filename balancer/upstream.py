@@ -17,7 +17,12 @@ from typing import Any
 
 import aiohttp
 
+from balancer.http1.answer import BadAnswer
+from balancer.http1.posts import CannotConnect, Disconnected, KeptPosts, Target, target_of
+
 JSON_HEADERS = {"Accept-Encoding": "identity", "Accept": "application/json"}
+POST_HEADERS = {**JSON_HEADERS, "Content-Type": "application/json"}
+MAX_TARGETS = 4096  # POST URLs remembered (one or a few per backend)
 
 # How long one call to `url` may take, as a context around the call; leaving
 # it by timeout raises TimeoutError. The wall clock in production; tests
@@ -67,13 +72,12 @@ class UpstreamReply:
             raise UpstreamError(f"invalid JSON from backend: {exc}") from exc
 
 
-def connect_failure(exc: aiohttp.ClientConnectorError) -> str:
+def connect_failure(error: OSError, host: str, port: int | None) -> str:
     """What an operator needs from a failed connect: `Connection refused
     (127.0.0.1:8189)`, `Name or service not known (gpu0:8188)`."""
-    error = exc.os_error
     code = error.errno
     reason = os.strerror(code) if isinstance(code, int) and code > 0 else error.strerror
-    return f"{reason or type(error).__name__} ({exc.host}:{exc.port})"
+    return f"{reason or type(error).__name__} ({host}:{port})"
 
 
 class Upstream:
@@ -86,6 +90,12 @@ class Upstream:
     to connect and send, then `timeout` seconds until each part of the
     answer (aiohttp's read timeout). That needs the wall clock; an injected
     deadline (tests) bounds the whole call alone.
+
+    POSTs to plain `http://` backends go over `posts`, when given: kept
+    connections of the balancer's own (`balancer.http1`), the same errors.
+    A prompt's send is on the path from a client's POST to its job's start,
+    and aiohttp's client took about as much of the balancer's CPU per send
+    as all of the rest of its dispatch (README, `bench ws`).
     """
 
     def __init__(
@@ -94,8 +104,11 @@ class Upstream:
         request_timeout: float,
         connect_timeout: float,
         deadline: Deadline = wall_deadline,
+        posts: KeptPosts | None = None,
     ) -> None:
         self.session = session
+        self.posts = posts
+        self._targets: dict[str, Target | None] = {}  # POST URL -> where it goes on `posts`
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
         # Moves when a request that may change a backend starts and when it
@@ -123,6 +136,10 @@ class Upstream:
     async def _call(
         self, method: str, url: str, body: bytes | None, timeout: float | None, from_send: bool
     ) -> UpstreamReply:
+        if method == "POST" and body is not None and self.posts is not None:
+            target = self._target(url)
+            if target is not None:
+                return await self._post(self.posts, url, target, body, timeout)
         headers = dict(JSON_HEADERS)
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -139,13 +156,36 @@ class Upstream:
             ):
                 return UpstreamReply(resp.status, await resp.read(), resp.content_type)
         except aiohttp.ClientConnectorError as exc:
-            raise UpstreamConnectError(connect_failure(exc)) from exc
+            raise UpstreamConnectError(connect_failure(exc.os_error, exc.host, exc.port)) from exc
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{type(exc).__name__}: {exc}") from exc
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
             raise UpstreamReset(f"{type(exc).__name__}: {exc}") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _target(self, url: str) -> Target | None:
+        if url not in self._targets:
+            if len(self._targets) >= MAX_TARGETS:
+                self._targets.clear()
+            self._targets[url] = target_of(url, POST_HEADERS)
+        return self._targets[url]
+
+    async def _post(
+        self, posts: KeptPosts, url: str, target: Target, body: bytes, timeout: float | None
+    ) -> UpstreamReply:
+        try:
+            async with self.deadline(url, timeout or self.request_timeout):
+                answer = await posts.post(target, body)
+        except CannotConnect as exc:
+            raise UpstreamConnectError(connect_failure(exc.error, exc.host, exc.port)) from exc
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{type(exc).__name__}: {exc}") from exc
+        except Disconnected as exc:
+            raise UpstreamReset(f"connection lost: {exc}") from exc
+        except BadAnswer as exc:
+            raise UpstreamError(f"bad answer: {exc}") from exc
+        return UpstreamReply(answer.status, answer.body, answer.content_type)
 
     async def get_json(
         self, url: str, *, timeout: float | None = None, from_send: bool = False
