@@ -39,6 +39,11 @@ class Room(Protocol):
         replicas with jobs waiting are told when a slot is given back."""
         ...
 
+    async def passed(self, capacity: int) -> None:
+        """The binding pass ended: a freed slot this replica was offered
+        and did not take is offered to another replica waiting for room."""
+        ...
+
     def known_full(self) -> frozenset[str]:
         """Backends a take would be refused on now, without asking."""
         ...

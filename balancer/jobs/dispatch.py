@@ -172,6 +172,11 @@ class Dispatcher:
         if self.room is not None and self.routing.slots is not None:
             await self.room.wants_room(waiting)
 
+    async def passed(self) -> None:
+        """The late binder's pass ended (see Room)."""
+        if self.room is not None and self.routing.slots is not None:
+            await self.room.passed(self.routing.slots)
+
     async def reserve(
         self, job: StoredJob, backend: Backend, turn: TurnCheck | None = None
     ) -> Bound | NoRoom | Gone | Literal["again"]:

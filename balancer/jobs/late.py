@@ -110,6 +110,7 @@ class LateBinder:
         while self._drain_until is None:
             await self.wakes.due()
             await self._pump()
+            await self.dispatcher.passed()  # a slot offered here and not taken goes on
 
     def stop_binding(self, patience: float) -> None:
         """Shutdown begins: nothing more is bound (the jobs waiting stay

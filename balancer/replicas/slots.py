@@ -10,13 +10,14 @@ that took a slot renews it every second (with its lease) and gives it back
 when the job ends there, is taken back or was never accepted; a replica that
 dies stops renewing, and its slots expire one lease later.
 
-A slot given back is announced, in the same step as its removal, to every
-replica with jobs waiting for room (waiters.py), which wakes its late
-binder: a replica whose jobs wait for room learns at once that another
-replica's job left a backend, as one balancer learns of its own jobs'
-ends, instead of at its next probe or `status` push (which may come before
-the slot is free, and then not again for a while). A replica with nothing
-waiting is not told.
+A slot given back is offered, in the same step as its removal, to one
+replica with jobs waiting for room, the waiters in turn (waiters.py),
+which wakes its late binder: a replica whose jobs wait for room learns at
+once that another replica's job left a backend, as one balancer learns of
+its own jobs' ends, instead of at its next probe or `status` push (which
+may come before the slot is free, and then not again for a while). An
+offer the binding pass after it did not use is handed on (`passed`). A
+replica with nothing waiting is not told.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from balancer.jobs.fair import TurnCheck
 from balancer.logs import get_logger
 from balancer.replicas.listen import Message, listen
 from balancer.replicas.outage import Outage, Sleep
-from balancer.replicas.waiters import Waiters
+from balancer.replicas.waiters import Offer, Waiters
 from balancer.tasks import stop
 
 log = get_logger("balancer.replicas")
@@ -94,6 +95,12 @@ class Slots:
         # leave the backend marked full).
         self._watching = False
         self._full_until: dict[str, float] = {}
+        # Offers heard and neither used nor handed on yet (backend -> the
+        # newest), and those the binding pass under way looks at.
+        self._offers: dict[str, Offer] = {}
+        self._looked_at: dict[str, Offer] = {}
+        self._handing: set[asyncio.Task[None]] = set()  # offers on their way on
+        self._capacity = 1  # slots per backend, as the binder last took them
 
     async def take(
         self, backend: str, prompt_id: str, capacity: int, turn: TurnCheck | None = None
@@ -102,6 +109,7 @@ class Slots:
         every slot is held, or Redis is unreachable (no room known is no
         room). `turn`: taken only while the tenants' turn is still as read
         ("again" when it moved), and moved in the same step."""
+        self._capacity = capacity
         before = self.held.get(prompt_id)
         if before is not None and before != backend:
             await self.give_back(prompt_id)
@@ -119,6 +127,9 @@ class Slots:
             self.outage.failed(exc)
             return False
         self.outage.ok()
+        if taken != -1:  # the slot offered went, to this replica or to another
+            self._offers.pop(backend, None)
+            self._looked_at.pop(backend, None)
         if taken == 1:
             self.held[prompt_id] = backend
         elif taken == 0 and heard and self.waiters.heard[backend] == notices:
@@ -145,9 +156,31 @@ class Slots:
 
     async def wants_room(self, waiting: bool) -> None:
         """A binding pass begins, with jobs `waiting` or not: while they
-        wait, this replica is told of every slot freed (waiters.py)."""
+        wait, this replica is offered slots freed (waiters.py)."""
+        self._looked_at = dict(self._offers)
         if await self.waiters.want(waiting):
             self._full_until.clear()  # refusals from before: nobody said when they ended
+
+    async def passed(self, capacity: int) -> None:
+        """A binding pass ended: the offers it looked at and did not use (no
+        job of this replica's took them) go to the next waiter, while the
+        slot is still free; one heard since waits for the next pass."""
+        unused, self._looked_at = self._looked_at, {}
+        for backend, offer in unused.items():
+            if self._offers.get(backend) is not offer:
+                continue  # a newer one came meanwhile: the next pass looks at it
+            del self._offers[backend]
+            if not offer.last():
+                await self._hand_on(offer, capacity)
+
+    async def _hand_on(self, offer: Offer, capacity: int | None = None) -> None:
+        """`offer`, not used here, to the next waiter while the slot is free
+        (`capacity`: the one the binder takes slots with, else the last)."""
+        self._capacity = capacity or self._capacity
+        try:
+            await self.waiters.hand_on(self.prefix + offer.backend, offer, self._capacity)
+        except RedisError as exc:
+            log.warning("slot_offer_failed", backend=offer.backend, error=str(exc))
 
     async def watch_freed(self, wake: Callable[[], None], sleep: Sleep = asyncio.sleep) -> None:
         """Call `wake` whenever a slot is given back while this replica
@@ -160,8 +193,18 @@ class Slots:
             self._watching = False
 
     def _heard(self, message: Message, wake: Callable[[], None]) -> None:
-        self._full_until.pop(self.waiters.backend_of(message), None)
-        wake()
+        """An offer: for the next binding pass, which it wakes; or, when
+        nothing waited as the last pass began (no pass is due for it: the
+        binder wakes only to do something), on to the next waiter at once."""
+        offer = self.waiters.offer_of(message)
+        self._full_until.pop(offer.backend, None)
+        if self.waiters.wants:
+            self._offers[offer.backend] = offer
+            wake()
+        elif not offer.last():
+            task = asyncio.get_running_loop().create_task(self._hand_on(offer))
+            self._handing.add(task)
+            task.add_done_callback(self._handing.discard)
 
     async def subscribe(self) -> None:
         """Hear freed slots from now on (while among the waiters). Raises RedisError."""
@@ -169,6 +212,8 @@ class Slots:
         self._watching = True  # notices wait in the subscription until read
 
     async def close(self) -> None:
+        for task in list(self._handing):
+            await stop(task)
         await self._freed.aclose()  # type: ignore[no-untyped-call]
 
     def forget(self) -> None:

@@ -1,6 +1,7 @@
 """Every replica's late binder wakes on every backend's `status` push, and
-on every slot any replica gives back while it has jobs waiting. A wake-up that finds no room for any
-of its waiting jobs asks Redis nothing: the tenants' turn (a round trip) is
+on a slot any replica gives back that is offered to it while it has jobs
+waiting (test_slot_offers.py). A wake-up that finds no room for any of its
+waiting jobs asks Redis nothing: the tenants' turn (a round trip) is
 read only when a job could be bound."""
 
 from __future__ import annotations
