@@ -1,12 +1,13 @@
 """The one writer of job state.
 
-Every change of a job is one method here: it checks the move is legal (the
-store's atomic `transition` refuses any other), persists it in that one call,
-logs one line and emits one event (the one move, moves.py). Nothing else
-writes a job. Methods return the job as stored after the move, or None when
-the move did not apply (the job had moved on), so callers never act on a
-stale state. A job whose end its client was told (`told_at`, see `told`) is
-told no end again by any move, and never runs again.
+Every change of a job is one method of `Jobs`, here (a later run's end is
+recorded as a duplicate by its base in runs.py): it checks the move is legal
+(the store's atomic `transition` refuses any other), persists it in that one
+call, logs one line and emits one event (the one move, moves.py). Nothing
+else writes a job. Methods return the job as stored after the move, or None
+when the move did not apply (the job had moved on), so callers never act on
+a stale state. A job whose end its client was told (`told_at`, see `told`)
+is told no end again by any move, and never runs again.
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ from balancer.jobs.claims import create_claimed
 from balancer.jobs.events import ClientEvents
 from balancer.jobs.failure import failed_entry
 from balancer.jobs.model import END_PHASES, end_state
-from balancer.jobs.moves import JobMoves
 from balancer.jobs.replayed import replayed_end
+from balancer.jobs.runs import JobRuns
 from balancer.jobs.states import FROM, UNFINISHED
 from balancer.jobs.telling import tell
 from balancer.store import StoredJob
 from balancer.store.model import JobStateName
 
 
-class Jobs(JobMoves):
+class Jobs(JobRuns):
     """Each transition of a job, one method each."""
 
     # ---- acceptance
@@ -176,25 +177,6 @@ class Jobs(JobMoves):
         owed = self._owed(job, to, fields, END_PHASES[to], None, entry)
         return await self._move(prompt_id, to, END_PHASES[to], fields, from_states=(job.state,),
                                 client_events=events, entry=entry, owed=owed)  # fmt: skip
-
-    @staticmethod
-    def is_run_of(job: StoredJob, backend: str) -> bool:
-        """Whether an end on `backend` is news: a run this job had there and
-        whose end was not recorded yet."""
-        if backend in job.duplicates:
-            return False
-        if job.finished:  # a backend it was lost from ran it, unless that run is the end
-            return backend in job.lost_from and backend != job.backend
-        return backend == job.backend or backend in job.lost_from
-
-    async def _duplicate(self, job: StoredJob, backend: str) -> StoredJob | None:
-        dups = (*job.duplicates, backend)
-        moved = await self.store.transition(
-            job.prompt_id, (job.state,), job.state, {"duplicates": dups}
-        )
-        if moved is not None:
-            await tell(self.events, moved, "duplicated", "a second run ended", backend=backend)
-        return moved
 
     # ---- removal and recall
     async def cancel_waiting(self, prompt_id: str) -> StoredJob | None:

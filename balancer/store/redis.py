@@ -24,6 +24,7 @@ from redis.backoff import ExponentialBackoff
 
 from balancer.logs import get_logger
 from balancer.store import redis_codec as codec
+from balancer.store import redis_kept as kept_lua
 from balancer.store import redis_outbox as outbox
 from balancer.store import redis_scripts as lua
 from balancer.store.kept import MAX_HISTORY, KeptHistory, Retention, entry_time
@@ -97,10 +98,10 @@ class RedisStore:
         self._put_pin = script(lua.PRELUDE + lua.PUT_PIN)
         self._remove_pin = script(lua.PRELUDE + lua.REMOVE_PIN)
         self._pins_of = script(lua.PRELUDE + lua.PINS_OF)
-        self._put_history = script(lua.PRELUDE + lua.PUT_HISTORY)
-        self._remove_history = script(lua.PRELUDE + lua.REMOVE_HISTORY)
-        self._histories = script(lua.PRELUDE + lua.HISTORIES)
-        self._expire_history = script(lua.PRELUDE + lua.EXPIRE_HISTORY)
+        self._put_history = script(lua.PRELUDE + kept_lua.PUT_HISTORY)
+        self._remove_history = script(lua.PRELUDE + kept_lua.REMOVE_HISTORY)
+        self._histories = script(lua.PRELUDE + kept_lua.HISTORIES)
+        self._expire_history = script(lua.PRELUDE + kept_lua.EXPIRE_HISTORY)
         self._transition_owing = script(lua.PRELUDE + outbox.TRANSITION_OWING)
         self._claim_owed = script(lua.PRELUDE + outbox.CLAIM)
         self._hold_owed = script(lua.PRELUDE + outbox.HOLD)

@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as redis
 
 from balancer.store.redis import RedisStore, redis_client
-from balancer.store.redis_scripts import HISTORY_LOG
+from balancer.store.redis_kept import HISTORY_LOG
 
 Make = Callable[[], RedisStore]
 KEEP = 5
