@@ -46,8 +46,8 @@ class Stealer:
         attributes, so the late binder's wake-ups (one per probe and per
         `status` push) skip a pass, a routing decision and reading every
         backend's jobs from the store while the pool has nothing to steal."""
-        loads = [backend.load() for backend in self.registry]
-        return 0 in loads and any(load is not None and load >= 2 for load in loads)
+        backends = list(self.registry)
+        return any(b.load() == 0 for b in backends) and any(map(_holds_two, backends))
 
     async def candidate(self, idle: Backend, fits: Callable[[StoredJob], bool]) -> StoredJob | None:
         """The earliest job waiting behind a running one on another backend
@@ -78,4 +78,5 @@ class Stealer:
 def _holds_two(backend: Backend) -> bool:
     """Its newest count plus the dispatches it has not counted yet is two or
     more: only there can a job wait behind a running one."""
-    return backend.newest is not None and backend.newest[1] + backend.unseen >= 2
+    load = backend.load()
+    return load is not None and load >= 2
